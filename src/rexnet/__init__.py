@@ -1,0 +1,37 @@
+"""rexnet: ReXNet (Han et al., CVPR 2021) - the model family, its rank study and its channel search.
+
+Example:
+    >>> import rexnet, torch
+    >>> model = rexnet.create_model("rexnet_100").eval()
+    >>> model(torch.zeros(1, 3, 224, 224)).shape
+    torch.Size([1, 1000])
+"""
+
+from .errors import BudgetError, CheckpointError, RexnetError, UnknownModelError
+from .model import RexNet, RexNetFeatures
+from .plan import NetworkPlan, count_macs, count_params, rexnet_plan
+from .weights import convert_checkpoint, load_weights, save_weights
+from .zoo import create_model, get_model_info, get_plan, list_models, transforms
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BudgetError",
+    "CheckpointError",
+    "NetworkPlan",
+    "RexNet",
+    "RexNetFeatures",
+    "RexnetError",
+    "UnknownModelError",
+    "convert_checkpoint",
+    "count_macs",
+    "count_params",
+    "create_model",
+    "get_model_info",
+    "get_plan",
+    "list_models",
+    "load_weights",
+    "rexnet_plan",
+    "save_weights",
+    "transforms",
+]

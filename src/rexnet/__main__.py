@@ -1,0 +1,7 @@
+"""``python -m rexnet`` = the ``rexnet`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

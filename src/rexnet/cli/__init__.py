@@ -1,0 +1,59 @@
+"""The ``rexnet`` command: one entry point, one module per group of subcommands.
+
+Each module in :data:`_COMMAND_MODULES` exposes ``add_parsers(subparsers)``, registering
+subcommands whose ``func(args)`` parses nothing itself: it calls one importable, typed
+function and prints or writes its result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..errors import RexnetError
+
+__all__ = ["main", "build_parser"]
+
+# Subcommand groups, in help order; a group whose module is absent is skipped.
+_COMMAND_MODULES = ("models", "rank", "train", "search", "deploy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rexnet",
+        description="ReXNet (CVPR 2021): models, rank study, channel-configuration search, training, deployment.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                continue
+            raise
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code (2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RexnetError as e:
+        print(f"rexnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rexnet {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,103 @@
+"""Reading and writing weights safely: ``.safetensors`` or weights-only ``.pth``, never plain pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+
+__all__ = ["read_state_dict", "write_safetensors", "atomic_torch_save", "unwrap_state_dict"]
+
+_CONTAINER_KEYS = ("state_dict", "model", "model_state", "state_dict_ema", "model_ema", "module")
+
+
+def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
+    """Find the tensor dict inside common checkpoint containers and strip a DDP ``module.`` prefix."""
+    if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for key in _CONTAINER_KEYS:
+            if isinstance(obj.get(key), dict):
+                return unwrap_state_dict(obj[key])
+        raise CheckpointError(f"no state dict found in checkpoint; top-level keys: {sorted(map(str, obj))[:10]}")
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
+    sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a state dict from ``.safetensors`` or ``.pth``/``.pt`` without executing code.
+
+    ``.pth`` files are read with ``torch.load(weights_only=True)``: a pickle that would
+    construct arbitrary objects is refused.
+
+    Returns:
+        The tensors and the file's string metadata (empty for ``.pth``).
+
+    Raises:
+        CheckpointError: Missing, truncated, corrupt or unsafe file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+                return {k: f.get_tensor(k) for k in f.keys()}, meta
+        except Exception as e:  # safetensors raises its own error types for corrupt headers
+            raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({e})") from e
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refused to load {path}: it is not a weights-only checkpoint (loading it would execute code). "
+            f"Detail: {str(e).splitlines()[0]}"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {path}: truncated or corrupt checkpoint ({e})") from e
+    return unwrap_state_dict(obj), {}
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_safetensors(
+    state_dict: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write tensors to ``path`` atomically (temp file + rename); metadata values are JSON-encoded."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temp file then rename, so a crash never leaves a partial file."""
+    path = Path(path)
+    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    return path
