@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, List  # noqa: UP035
 
 import torch
 from torch import nn
@@ -84,7 +84,7 @@ class RexNet(nn.Module):
             dict(num_chs=plan.blocks[-1].out_channels, reduction=reduction, module=f"blocks.{n - 1}", index=n - 1)
         )
         self.blocks = nn.Sequential(*blocks)
-        self.tap_blocks: list[int] = [info["index"] for info in self.feature_info]
+        self.tap_blocks = [info["index"] for info in self.feature_info]
 
         f = plan.final_conv
         self.final_conv = ConvBnAct(f.in_channels, f.out_channels, act=f.act)
@@ -129,17 +129,14 @@ class RexNet(nn.Module):
         x = self.dropout(x)
         return x if pre_logits else self.classifier(x)
 
-    def forward_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward_feature_maps(self, x: torch.Tensor) -> List[torch.Tensor]:  # noqa: UP006
         """The multi-scale maps named by ``feature_info`` (strides 2, 4, 8, 16, 32 by default)."""
         taps = self.tap_blocks
-        outs: list[torch.Tensor] = []
+        outs: List[torch.Tensor] = []  # noqa: UP006
         x = self.stem(x)
         if -1 in taps:
             outs.append(x)
-        last = max(taps)
-        for i, block in enumerate(self.blocks):
-            if i > last:
-                break
+        for i, block in enumerate(self.blocks):  # a backbone's blocks end at its last tap
             x = block(x)
             if i in taps:
                 outs.append(x)
@@ -171,5 +168,5 @@ class RexNetFeatures(RexNet):
         last = max(self.tap_blocks)
         self.blocks = self.blocks[: last + 1]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:  # noqa: UP006
         return self.forward_feature_maps(x)
