@@ -1,0 +1,153 @@
+"""``rexnet rank-study``, ``rexnet rank-profile MODEL``, ``rexnet rank-verify``: thin shells over :mod:`rexnet.rank`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import RexnetError
+
+_DEFAULT_BLOCKS = "conv1x1,conv3x3,ib_conv,ib_dw"
+_DEFAULT_ACTS = "identity,relu6,relu,leaky_relu,elu,softplus,hardswish,silu"
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in _names(text)]
+    except ValueError:
+        raise RexnetError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _value(text: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _options(items: list[str] | None, multi: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise RexnetError(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = [_value(v) for v in _names(val)] if multi else _value(val.strip())
+    return out
+
+
+def _study(args: argparse.Namespace) -> int:
+    from ..rank import get_protocol, run_rank_study
+
+    blocks, acts = _names(args.blocks), _names(args.activations)
+    if args.protocol == "grid":
+        from ..rank.grid import (
+            DEFAULT_GRID,
+            DEFAULT_GRID_ESTIMATORS,
+            DEFAULT_GRID_RATIOS,
+            format_grid,
+            run_protocol_grid,
+        )
+
+        grid = _options(args.grid, multi=True) or DEFAULT_GRID
+        rows = run_protocol_grid(
+            args.out, grid=grid, estimators=_names(args.estimators) if args.estimators else DEFAULT_GRID_ESTIMATORS,
+            base=get_protocol("default", **_options(args.set)), blocks=blocks, activations=acts,
+            ratios=_floats(args.ratios) if args.ratios else DEFAULT_GRID_RATIOS,
+            networks=args.networks or 30, seed=args.seed, progress=not args.no_progress,
+        )
+        print(format_grid(rows))
+        print(f"wrote {args.out}/grid.csv")
+        return 0
+    from ..rank.study import DEFAULT_RATIOS
+
+    res = run_rank_study(
+        args.out, blocks=blocks, activations=acts, ratios=_floats(args.ratios) if args.ratios else DEFAULT_RATIOS,
+        networks=args.networks or 1000, seed=args.seed, protocol=get_protocol(args.protocol, **_options(args.set)),
+        workers=args.workers, progress=not args.no_progress, plot=not args.no_plot,
+    )
+    print(res.summary())
+    print(f"computed in {res.seconds:.1f} s; wrote {args.out}/rank_study.csv, config.json"
+          + ("" if args.no_plot else ", rank_study.png") + ", summary.txt")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from ..rank.report import run_rank_profile
+
+    rep = run_rank_profile(
+        args.model, args.out, compare=args.compare, checkpoint=args.checkpoint, batch_size=args.batch_size,
+        image_size=args.image_size, layers=_names(args.layers) if args.layers else None, estimator=args.estimator,
+        flatten=args.flatten, seed=args.seed, train_mode=args.train_mode,
+    )
+    print(rep.table())
+    print(f"wrote {args.out}/rank_profile.csv, rank_profile.json, rank_profile.png")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from ..rank.verification import run_verification
+
+    rep = run_verification(args.out, train_epochs=args.train_epochs, image_size=args.image_size,
+                           seeds=args.seeds, batch_size=args.batch_size, progress=not args.no_progress)
+    print(rep.table())
+    print(f"wrote {args.out}/verification.csv")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rank-study", help="random-layer rank study (CVPR'21 Fig. 1), or the protocol grid")
+    p.add_argument("--out", required=True, help="run folder (resumed if it holds the same config)")
+    p.add_argument("--blocks", default=_DEFAULT_BLOCKS, help=f"comma list (default: {_DEFAULT_BLOCKS})")
+    p.add_argument("--activations", default=_DEFAULT_ACTS,
+                   help=f"comma list; rexnet names or torch.nn class names like Mish (default: {_DEFAULT_ACTS})")
+    p.add_argument("--ratios", default=None, help="dimension ratios d_in/d_out in (0,1] (default: 0.1,0.2,...,1.0; "
+                   "grid: 0.1,0.2,0.3,0.5,1.0)")
+    p.add_argument("-n", "--networks", type=int, default=None, help="networks per point (default: 1000; grid: 30)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--protocol", default="default",
+                   help="preset: default, P1 (as stated: BN before f), P2, P3, P4, P4_wide; or 'grid' to sweep "
+                        "protocols and score them against the paper's Fig. 1 (default: default)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a protocol option, e.g. --set estimator=rtol:1e-2 --set norm=bn_before")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="grid mode: an option to sweep (default: input, init, norm over all their values)")
+    p.add_argument("--estimators", default=None,
+                   help="grid mode: estimators to score "
+                        "(default: matrix_rank,rtol:1e-3,rtol:1e-2,rtol:3e-2,energy:0.99,erank)")
+    p.add_argument("-j", "--workers", type=int, default=1, help="parallel processes (default: 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-plot", action="store_true", help="skip rank_study.png")
+    p.set_defaults(func=_study)
+
+    p = sub.add_parser("rank-profile", help="per-layer rank of a model's features (any rexnet or torchvision model)")
+    p.add_argument("model", help="rexnet registry name (rexnet_100) or tv:NAME for torchvision (tv:mobilenet_v2)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--compare", default=None, help="a second model to profile side by side, same syntax")
+    p.add_argument("--checkpoint", default=None, help="weights for MODEL (default: random init)")
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="input images (default: 32)")
+    p.add_argument("--image-size", type=int, default=224, help="input side (default: 224)")
+    p.add_argument("--layers", default=None, help="comma list of module names or patterns (default: every block "
+                   "output and the final features)")
+    p.add_argument("--estimator", default="matrix_rank", help="rank estimator (default: matrix_rank)")
+    p.add_argument("--flatten", default="spatial", choices=("spatial", "pool"),
+                   help="spatial: C x (B*H*W); pool: C x B after global pooling (default: spatial)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the init and the input batch (default: 0)")
+    p.add_argument("--train-mode", action="store_true", help="run BN in train mode (default: eval)")
+    p.set_defaults(func=_profile)
+
+    p = sub.add_parser("rank-verify", help="Table-2 verification: 2-IB proxies, MACs, rank and nuclear norm")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--train-epochs", type=int, default=0,
+                   help="epochs of training on the embedded digits data for the accuracy column "
+                        "(default: 0 = rank columns only)")
+    p.add_argument("--image-size", type=int, default=32, help="input side (default: 32)")
+    p.add_argument("--seeds", type=int, default=3, help="models per variant, averaged (paper: 3; default: 3)")
+    p.add_argument("-b", "--batch-size", type=int, default=256, help="batch for the rank measurement (default: 256)")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.set_defaults(func=_verify)

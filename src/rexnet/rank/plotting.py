@@ -1,0 +1,94 @@
+"""Figures: the study's Figure 1 and the profiler's rank/spectrum plot (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["plot_study", "plot_profile"]
+
+_TITLES = {"conv1x1": "(a) 1x1 conv", "conv3x3": "(b) 3x3 conv", "ib_conv": "(c) IB with conv",
+           "ib_dw": "(d) IB with dwconv"}
+_LABELS = {"identity": "Linear", "relu6": "ReLU6", "relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU",
+           "softplus": "SoftPlus", "hardswish": "HSwish", "silu": "SiLU", "gelu": "GELU"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_study(rows: Sequence[Any], path: str | os.PathLike, title: str | None = None) -> None:
+    """Draw Figure 1: one panel per block, one curve per activation, the identity diagonal dashed.
+
+    Args:
+        rows: :class:`rexnet.rank.study.StudyRow` objects (any objects with the CSV fields).
+        path: PNG to write.
+        title: Figure title.
+    """
+    plt = _pyplot()
+    blocks = list(dict.fromkeys(r.block for r in rows))
+    acts = list(dict.fromkeys(r.activation for r in rows))
+    fig, axes = plt.subplots(1, len(blocks), figsize=(4.2 * len(blocks), 4), squeeze=False)
+    for ax, b in zip(axes[0], blocks):
+        ax.plot([0, 1], [0, 1], color="0.8", lw=0.8, ls=":")
+        for a in acts:
+            pts = sorted((r.ratio, r.rank_ratio_mean) for r in rows if r.block == b and r.activation == a)
+            xs, ys = zip(*pts)
+            style = {"ls": "--", "color": "k"} if a == "identity" else {"marker": "o", "ms": 3}
+            ax.plot(xs, ys, label=_LABELS.get(a, a), lw=1.2, **style)
+        ax.set_title(_TITLES.get(b, b))
+        ax.set_xlabel("dimension ratio d_in / d_out")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("rank ratio rank / d_out")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_profile(
+    profiles: Mapping[str, Sequence[Any]], path: str | os.PathLike, spectra: Mapping[str, Any] | None = None
+) -> None:
+    """Per-layer rank ratio of one or more models, and the cumulative normalized spectrum of their last layer.
+
+    Args:
+        profiles: ``{model label: [ProfileRow, ...]}``.
+        path: PNG to write.
+        spectra: ``{model label: 1-D tensor/array of the last hooked layer's singular values}``;
+            drawn as the paper's cumulative plot of normalized singular values.
+    """
+    plt = _pyplot()
+    n = 2 if spectra else 1
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4), squeeze=False)
+    ax = axes[0][0]
+    for label, rows in profiles.items():
+        ax.plot(range(len(rows)), [r.rank_ratio for r in rows], marker="o", ms=3, label=label)
+    ax.set_xlabel("hooked layer (forward order)")
+    ax.set_ylabel("rank / channels")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if spectra:
+        ax = axes[0][1]
+        for label, s in spectra.items():
+            vals = sorted(float(v) for v in s)
+            top = max(vals[-1], 1e-30)
+            xs = [v / top for v in vals]
+            ys = [(i + 1) / len(vals) for i in range(len(vals))]
+            ax.step(xs, ys, where="post", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("normalized singular value s / s_max (last layer)")
+        ax.set_ylabel("cumulative fraction")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,195 @@
+"""Rank profiler for any ``nn.Module``: forward hooks, per-layer rank, spectrum and nuclear norm.
+
+A hooked layer's output of shape ``(B, C, *spatial)`` becomes a ``C x (B * prod(spatial))``
+matrix (``flatten="spatial"``, each position a sample) or ``C x B`` after global average
+pooling (``flatten="pool"``); ``(B, C)`` outputs are ``C x B``. Its rank (an estimator of
+:mod:`rexnet.rank.estimators`), rank/C, normalized singular values and nuclear norm are
+reported. Rank is bounded by the number of samples; a layer with fewer samples than
+channels is logged as a warning.
+
+Models are named ``NAME`` (a rexnet registry name, e.g. ``rexnet_100``) or ``tv:NAME`` (a
+torchvision builder, e.g. ``tv:mobilenet_v2``), randomly initialised unless a checkpoint is given.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import RexnetError
+from .estimators import nuclear_norm, rank_from_singular_values, singular_values
+
+__all__ = ["ProfileRow", "RankProfile", "default_layers", "feature_matrix", "profile_rank", "build_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """One hooked layer: channels C, samples (columns), rank, rank/C, nuclear norm, effective rank."""
+
+    layer: str
+    channels: int
+    samples: int
+    rank: float
+    rank_ratio: float
+    nuclear_norm: float
+    effective_rank: float
+
+
+@dataclass
+class RankProfile:
+    """What :func:`profile_rank` returns: the rows and each layer's singular values (largest first)."""
+
+    rows: list[ProfileRow]
+    spectra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def normalized_spectrum(self, layer: str) -> torch.Tensor:
+        """Singular values of ``layer`` divided by the largest."""
+        s = self.spectra[layer]
+        return s / s[0].clamp_min(1e-30)
+
+
+def default_layers(model: nn.Module) -> list[str]:
+    """Every block output and the final features.
+
+    rexnet models: ``blocks.0 ... blocks.N`` and ``final_conv``. Otherwise the children of the
+    module container with the most children (torchvision's ``features.0 ... features.18`` for
+    MobileNetV2, whose last child is the final 1x1 conv). A model with no container gets its
+    direct children.
+    """
+    names = dict(model.named_modules())
+    best, size = "", 0
+    for name, m in names.items():
+        if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m) > size:
+            best, size = name, len(m)
+    if size == 0:
+        return [n for n, _ in model.named_children()]
+    layers = [f"{best}.{i}" if best else str(i) for i in range(size)]
+    if "final_conv" in names and best == "blocks":
+        layers.append("final_conv")
+    return layers
+
+
+def feature_matrix(out: torch.Tensor, flatten: str = "spatial") -> torch.Tensor:
+    """A layer output as a ``channels x samples`` matrix (see the module docstring)."""
+    if out.ndim == 2:
+        return out.T
+    if out.ndim < 2:
+        raise RexnetError(f"cannot rank a layer output of shape {tuple(out.shape)}; need (B, C, ...)")
+    if flatten == "pool":
+        return out.flatten(2).mean(-1).T
+    if flatten == "spatial":
+        return out.transpose(0, 1).reshape(out.shape[1], -1)
+    raise RexnetError(f"unknown flatten {flatten!r}; expected one of: spatial, pool")
+
+
+def profile_rank(
+    model: nn.Module,
+    batch: torch.Tensor,
+    layers: Sequence[str] | None = None,
+    estimator: str = "matrix_rank",
+    flatten: str = "spatial",
+) -> RankProfile:
+    """Rank of chosen layers' output features on one batch.
+
+    Args:
+        model: Any module; it is run as it is (call ``.eval()`` first for eval-mode BN).
+        batch: The input batch.
+        layers: Qualified module names or shell-style patterns (``"features.*"``); default
+            :func:`default_layers`.
+        estimator: Rank estimator spec (default: fp32 ``matrix_rank`` tolerance).
+        flatten: ``spatial`` or ``pool`` (see the module docstring).
+
+    Returns:
+        One row per hooked layer, in forward order, and the layers' spectra.
+
+    Raises:
+        RexnetError: A layer name that matches nothing (listing some valid ones), or a layer
+            that does not run or does not return a tensor.
+
+    Example:
+        >>> import torchvision
+        >>> m = torchvision.models.mobilenet_v2().eval()
+        >>> prof = profile_rank(m, torch.randn(4, 3, 64, 64))
+        >>> len(prof.rows), prof.rows[-1].channels
+        (19, 1280)
+    """
+    modules = dict(model.named_modules())
+    if layers is None:
+        chosen = default_layers(model)
+    else:
+        chosen = []
+        for pat in layers:
+            hits = [n for n in modules if n and fnmatch.fnmatchcase(n, pat)]
+            if not hits:
+                some = ", ".join(default_layers(model)[:8])
+                raise RexnetError(f"layer {pat!r} matches no module; e.g.: {some}, ...")
+            chosen += [h for h in hits if h not in chosen]
+    outputs: dict[str, torch.Tensor] = {}
+    order: list[str] = []
+
+    def hook(name: str):  # noqa: ANN202
+        def fn(_m: nn.Module, _i: object, out: object) -> None:
+            if not isinstance(out, torch.Tensor):
+                raise RexnetError(f"layer {name!r} returns {type(out).__name__}, not a tensor")
+            if name not in outputs:
+                order.append(name)
+            outputs[name] = out.detach()
+        return fn
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in chosen]
+    try:
+        with torch.no_grad():
+            model(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [n for n in chosen if n not in outputs]
+    if missing:
+        raise RexnetError(f"layers never ran in the forward pass: {', '.join(missing)}")
+    rows, spectra = [], {}
+    for name in order:
+        out = outputs[name]
+        if out.shape[0] != batch.shape[0]:
+            raise RexnetError(f"layer {name!r} output {tuple(out.shape)} has no batch dimension {batch.shape[0]}")
+        mat = feature_matrix(out.float(), flatten)
+        c, n = mat.shape
+        if n < c:
+            log.warning("layer %s: %d samples < %d channels: rank bounded by samples; use a larger batch", name, n, c)
+        s = singular_values(mat, "gram")
+        rank = float(rank_from_singular_values(s, (c, n), estimator))
+        erank = float(rank_from_singular_values(s, (c, n), "erank"))
+        rows.append(ProfileRow(name, c, n, rank, rank / c, float(nuclear_norm(s)), erank))
+        spectra[name] = s
+    return RankProfile(rows, spectra)
+
+
+def build_model(spec: str, checkpoint: str | os.PathLike | None = None) -> nn.Module:
+    """A model from ``NAME`` (rexnet registry) or ``tv:NAME`` (torchvision), random init or a checkpoint.
+
+    Raises:
+        RexnetError: An unknown name (listing valid ones) or an unreadable checkpoint.
+    """
+    if spec.startswith("tv:"):
+        import torchvision
+
+        name = spec[3:]
+        if name not in torchvision.models.list_models():
+            valid = ", ".join(n for n in torchvision.models.list_models(torchvision.models) if "mobilenet" in n)
+            raise RexnetError(f"unknown torchvision model {name!r}; e.g.: {valid} "
+                              "(see torchvision.models.list_models())")
+        model = torchvision.models.get_model(name, weights=None)
+        if checkpoint is not None:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        return model
+    from ..zoo import create_model
+
+    return create_model(spec, pretrained=checkpoint)

@@ -1,0 +1,200 @@
+"""The random-layer study's protocol: every unknown of the paper's Figure 1 as a parameter.
+
+The paper (CVPR'21 Sec. 3, Fig. 1) fixes the four block types, the eight nonlinearities, the
+dimension ratios and the 1,000 networks per point; it leaves the input distribution, weight
+init, normalisation placement, d_out range, N, spatial size and, above all, the rank
+estimator unstated. :class:`Protocol` holds them all; :data:`PRESETS` names the protocols of
+``shared/reference/rank-protocol.md`` (P1 "as stated" ... P4 "best match").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import RexnetError
+from ..layers import make_activation
+from .estimators import parse_estimator
+
+__all__ = [
+    "BLOCKS",
+    "PAPER_ACTIVATIONS",
+    "INPUTS",
+    "INITS",
+    "NORMS",
+    "Protocol",
+    "PRESETS",
+    "get_protocol",
+    "resolve_activation",
+    "check_blocks",
+    "check_ratios",
+]
+
+#: Block types of Fig. 1: (a) 1x1 conv, (b) 3x3 conv, (c) IB with a 3x3 conv, (d) IB with a dw 3x3.
+BLOCKS = ("conv1x1", "conv3x3", "ib_conv", "ib_dw")
+#: The paper's nonlinearities, in its legend order (identity is "Linear").
+PAPER_ACTIVATIONS = ("identity", "relu6", "relu", "leaky_relu", "elu", "softplus", "hardswish", "silu")
+INPUTS = ("uniform01", "gaussian", "relu_gaussian")
+INITS = ("normal", "he_normal", "pytorch_default")
+NORMS = ("none", "bn_before", "bn_after")
+_OUR_ACTIVATIONS = ("identity", "relu", "relu6", "leaky_relu", "elu", "softplus", "hardswish", "silu", "gelu")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How random networks are drawn and how their rank is read.
+
+    Attributes:
+        input: Distribution of X: ``uniform01`` (U[0,1), image-like), ``gaussian`` N(0,1) or
+            ``relu_gaussian`` ReLU(N(0,1)).
+        init: Weights: ``normal`` N(0,1), ``he_normal`` N(0, 2/fan_in) or ``pytorch_default``
+            U(+-1/sqrt(fan_in)). A 3x3 conv's fan_in is 9*d_in even at spatial size 1.
+        norm: ``none`` (equal to eval-mode BN at init), ``bn_before`` (train-mode BN, i.e.
+            per-channel standardisation over the N samples, before f) or ``bn_after`` (after f).
+        estimator: Rank estimator spec (:mod:`rexnet.rank.estimators`).
+        dtype: ``float32`` or ``float64``: the forward pass and the ``matrix_rank`` epsilon.
+        svd_method: ``svd`` or ``gram`` (see :func:`rexnet.rank.estimators.singular_values`).
+        d_out_min: Smallest d_out (inclusive); d_out ~ U{d_out_min..d_out_max}.
+        d_out_max: Largest d_out (inclusive).
+        n_mult: Columns of the feature matrix, N = ceil(n_mult * d_out) (the paper: N > d_out).
+        expansion: IB expansion ratio t (hidden width t*d_in).
+        spatial: Feature-map side. 1 means vectors: a 3x3 conv is its centre tap and a
+            depthwise conv a per-channel scale. Above 1, convs are real (zero padding) and a
+            C x (images*H*W) matrix is ranked, with images = ceil(N / spatial**2); then a linear
+            3x3 conv has rank up to 9*d_in, so panel (b) loses its diagonal.
+        leaky_slope: LeakyReLU negative slope.
+    """
+
+    input: str = "uniform01"
+    init: str = "normal"
+    norm: str = "none"
+    estimator: str = "matrix_rank"
+    dtype: str = "float32"
+    svd_method: str = "gram"
+    d_out_min: int = 32
+    d_out_max: int = 128
+    n_mult: float = 2.0
+    expansion: float = 6.0
+    spatial: int = 1
+    leaky_slope: float = 0.01
+
+    def __post_init__(self) -> None:
+        for field, valid in (("input", INPUTS), ("init", INITS), ("norm", NORMS),
+                             ("dtype", ("float32", "float64")), ("svd_method", ("svd", "gram"))):
+            if getattr(self, field) not in valid:
+                value = getattr(self, field)
+                raise RexnetError(f"protocol {field} {value!r} unknown; expected one of: {', '.join(valid)}")
+        parse_estimator(self.estimator)
+        if not 1 <= self.d_out_min <= self.d_out_max:
+            raise RexnetError(f"need 1 <= d_out_min <= d_out_max, got {self.d_out_min}..{self.d_out_max}")
+        if self.n_mult <= 1.0:
+            raise RexnetError(f"n_mult must be > 1 (the paper: N > d_out), got {self.n_mult}")
+        if self.expansion < 1.0:
+            raise RexnetError(f"expansion must be >= 1, got {self.expansion}")
+        if self.spatial < 1:
+            raise RexnetError(f"spatial must be >= 1, got {self.spatial}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return torch.float64 if self.dtype == "float64" else torch.float32
+
+    def replace(self, **changes: Any) -> Protocol:
+        """A copy with some fields changed (unknown fields raise :class:`RexnetError`)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise RexnetError(
+                f"unknown protocol option(s) {sorted(unknown)}; "
+                f"expected: {', '.join(f.name for f in dataclasses.fields(self))}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: Named protocols (rank-protocol.md). ``default`` is the library default (P4 with d_out 32..128).
+PRESETS: dict[str, Protocol] = {
+    "default": Protocol(),
+    "P1": Protocol(input="gaussian", init="he_normal", norm="bn_before"),
+    "P2": Protocol(input="uniform01", init="pytorch_default", norm="none"),
+    "P3": Protocol(input="uniform01", init="he_normal", norm="bn_after"),
+    "P4": Protocol(input="uniform01", init="normal", norm="none"),
+    "P4_wide": Protocol(input="uniform01", init="normal", norm="none", d_out_max=256),
+}
+
+
+def get_protocol(name_or_options: str | Protocol | dict[str, Any] | None = None, **overrides: Any) -> Protocol:
+    """A :class:`Protocol` from a preset name, a dict of options or a protocol, plus overrides.
+
+    Raises:
+        RexnetError: An unknown preset or option.
+    """
+    if name_or_options is None:
+        base = PRESETS["default"]
+    elif isinstance(name_or_options, Protocol):
+        base = name_or_options
+    elif isinstance(name_or_options, dict):
+        base = PRESETS["default"].replace(**name_or_options)
+    elif name_or_options in PRESETS:
+        base = PRESETS[name_or_options]
+    else:
+        raise RexnetError(f"unknown protocol preset {name_or_options!r}; expected one of: {', '.join(PRESETS)}")
+    return base.replace(**overrides) if overrides else base
+
+
+def resolve_activation(name: str, leaky_slope: float = 0.01) -> nn.Module:
+    """An activation module: one of rexnet's names or any ``torch.nn`` activation class name.
+
+    Example:
+        >>> resolve_activation("silu"), resolve_activation("Mish")
+        (SiLU(), Mish())
+
+    Raises:
+        RexnetError: The name is neither, listing the valid names.
+    """
+    if name == "leaky_relu":
+        return nn.LeakyReLU(leaky_slope)
+    if name in _OUR_ACTIVATIONS:
+        return make_activation(name)
+    cls = getattr(nn.modules.activation, name, None)
+    if isinstance(cls, type) and issubclass(cls, nn.Module):
+        try:
+            return cls()
+        except TypeError as e:
+            raise RexnetError(f"activation {name!r} needs arguments and cannot be used by name ({e})") from None
+    raise RexnetError(
+        f"unknown activation {name!r}; expected one of: {', '.join(_OUR_ACTIVATIONS)}, "
+        "or a torch.nn activation class name such as Mish, GELU, Tanh"
+    )
+
+
+def check_blocks(blocks: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Validate block names.
+
+    Raises:
+        RexnetError: An unknown block, listing the valid ones.
+    """
+    for b in blocks:
+        if b not in BLOCKS:
+            raise RexnetError(f"unknown block {b!r}; expected one of: {', '.join(BLOCKS)}")
+    if not blocks:
+        raise RexnetError(f"no block given; expected some of: {', '.join(BLOCKS)}")
+    return tuple(blocks)
+
+
+def check_ratios(ratios: list[float] | tuple[float, ...]) -> tuple[float, ...]:
+    """Validate dimension ratios d_in/d_out: each must be in (0, 1].
+
+    Raises:
+        RexnetError: A ratio outside (0, 1], or none at all.
+    """
+    if not ratios:
+        raise RexnetError("no dimension ratio given; expected values in (0, 1]")
+    for r in ratios:
+        if not 0.0 < float(r) <= 1.0:
+            raise RexnetError(f"dimension ratio d_in/d_out must be in (0, 1], got {r}")
+    return tuple(float(r) for r in ratios)

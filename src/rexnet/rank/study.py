@@ -1,0 +1,256 @@
+"""The random-layer rank study (CVPR'21 Fig. 1) as a function: a resumable, deterministic run folder.
+
+A run folder holds ``config.json`` (every parameter and the seed), ``points.jsonl`` (one line
+per finished (block, ratio) point: the resume log), and at the end ``rank_study.csv``,
+``rank_study.png`` and ``summary.txt`` (the paper's findings checked on the run's numbers).
+Each point draws its networks from a seed derived from (seed, block, ratio), so a resumed
+or parallel run gives the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import RexnetError
+from .blocks import point_rank_ratios
+from .findings import Finding, check_findings, format_findings
+from .protocols import BLOCKS, PAPER_ACTIVATIONS, Protocol, check_blocks, check_ratios, get_protocol, resolve_activation
+
+__all__ = ["DEFAULT_RATIOS", "CSV_COLUMNS", "StudyRow", "StudyResult", "run_rank_study", "read_study_csv"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+CSV_COLUMNS = ("block", "activation", "ratio", "rank_ratio_mean", "rank_ratio_std", "networks")
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One point of one curve: mean and std of rank/d_out over ``networks`` random blocks."""
+
+    block: str
+    activation: str
+    ratio: float
+    rank_ratio_mean: float
+    rank_ratio_std: float
+    networks: int
+
+
+@dataclass
+class StudyResult:
+    """What :func:`run_rank_study` returns.
+
+    Attributes:
+        rows: One row per (block, activation, ratio), in block/activation/ratio order.
+        config: The run's parameters (as written to ``config.json``).
+        findings: The paper's observations and design guides, checked on ``rows``.
+        seconds: Wall time of this call (a resumed run counts only what it computed).
+        out_dir: The run folder, if any.
+    """
+
+    rows: list[StudyRow]
+    config: dict[str, Any]
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+    out_dir: Path | None = None
+
+    def values(self) -> dict[tuple[str, str, float], float]:
+        """``{(block, activation, ratio): rank_ratio_mean}``."""
+        return {(r.block, r.activation, r.ratio): r.rank_ratio_mean for r in self.rows}
+
+    def value(self, block: str, activation: str, ratio: float) -> float:
+        """The mean rank ratio at one point."""
+        return self.values()[(block, activation, float(ratio))]
+
+    def summary(self) -> str:
+        """The findings, formatted for printing."""
+        return format_findings(self.findings)
+
+
+def _compute_point(
+    block: str, ratio: float, activations: Sequence[str], networks: int, protocol: Protocol, seed: int
+) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    res, dims = point_rank_ratios(block, ratio, activations, networks, protocol, seed)
+    r = res[protocol.estimator]
+    return {
+        "block": block,
+        "ratio": ratio,
+        "networks": networks,
+        "dim_ratio": float(dims.mean()),
+        "stats": {a: [float(v.mean()), float(v.std(unbiased=False))] for a, v in r.items()},
+    }
+
+
+def _load_points(path: Path) -> dict[tuple[str, float], dict[str, Any]]:
+    done: dict[tuple[str, float], dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by an interrupt
+                continue
+            done[(rec["block"], float(rec["ratio"]))] = rec
+    return done
+
+
+def _rows(points: dict[tuple[str, float], dict[str, Any]], blocks: Sequence[str], activations: Sequence[str],
+          ratios: Sequence[float]) -> list[StudyRow]:
+    rows = []
+    for b in blocks:
+        for a in activations:
+            for r in ratios:
+                rec = points[(b, r)]
+                m, s = rec["stats"][a]
+                rows.append(StudyRow(b, a, r, m, s, int(rec["networks"])))
+    return rows
+
+
+def write_study_csv(rows: Sequence[StudyRow], path: str | os.PathLike) -> None:
+    """Write rows with :data:`CSV_COLUMNS`."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for r in rows:
+            w.writerow([r.block, r.activation, f"{r.ratio:g}", f"{r.rank_ratio_mean:.6f}", f"{r.rank_ratio_std:.6f}",
+                        r.networks])
+
+
+def read_study_csv(path: str | os.PathLike) -> list[StudyRow]:
+    """Read a ``rank_study.csv`` back into rows."""
+    with open(path, newline="") as fh:
+        return [StudyRow(d["block"], d["activation"], float(d["ratio"]), float(d["rank_ratio_mean"]),
+                         float(d["rank_ratio_std"]), int(d["networks"])) for d in csv.DictReader(fh)]
+
+
+def run_rank_study(
+    out_dir: str | os.PathLike | None = None,
+    *,
+    blocks: Sequence[str] = BLOCKS,
+    activations: Sequence[str] = PAPER_ACTIVATIONS,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    networks: int = 1000,
+    seed: int = 0,
+    protocol: str | Protocol | dict[str, Any] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    plot: bool = True,
+) -> StudyResult:
+    """Run the random-layer rank study of CVPR'21 Fig. 1.
+
+    Args:
+        out_dir: Run folder (created; an existing one with the same config is resumed).
+            ``None`` computes in memory only.
+        blocks: Block types (:data:`rexnet.rank.protocols.BLOCKS`).
+        activations: Activation names (rexnet's or any ``torch.nn`` activation class name).
+        ratios: Dimension ratios d_in/d_out, each in (0, 1].
+        networks: Random networks per point (the paper: 1,000).
+        seed: Seed; the same seed and config give the same numbers, resumed or not.
+        protocol: A preset name, a :class:`Protocol` or a dict of options (default: ``"default"``).
+        workers: Processes computing points in parallel (each single-threaded).
+        progress: Show a progress bar.
+        plot: Draw ``rank_study.png`` (only with ``out_dir``).
+
+    Returns:
+        The :class:`StudyResult`, with the findings checked.
+
+    Raises:
+        RexnetError: Unknown blocks/activations/options, a ratio outside (0, 1], or an
+            ``out_dir`` holding a run with a different config.
+
+    Example:
+        >>> res = run_rank_study(blocks=["conv1x1"], activations=["identity", "relu"],
+        ...                      ratios=[0.5], networks=20, progress=False)
+        >>> round(res.value("conv1x1", "identity", 0.5), 2)
+        0.5
+    """
+    blocks = check_blocks(list(blocks))
+    ratios = check_ratios(list(ratios))
+    activations = tuple(activations)
+    if not activations:
+        raise RexnetError("no activation given")
+    for a in activations:
+        resolve_activation(a)
+    if networks < 1:
+        raise RexnetError(f"networks must be >= 1, got {networks}")
+    if workers < 1:
+        raise RexnetError(f"workers must be >= 1, got {workers}")
+    proto = get_protocol(protocol)
+    config = {"blocks": list(blocks), "activations": list(activations), "ratios": list(ratios),
+              "networks": networks, "seed": seed, "protocol": proto.to_dict(), "torch": torch.__version__}
+
+    points: dict[tuple[str, float], dict[str, Any]] = {}
+    log_path = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg_path, log_path = out / "config.json", out / "points.jsonl"
+        if cfg_path.exists():
+            old = json.loads(cfg_path.read_text())
+            if {k: v for k, v in old.items() if k != "torch"} != {k: v for k, v in config.items() if k != "torch"}:
+                raise RexnetError(f"{out} holds a run with a different config; use a new --out folder")
+        cfg_path.write_text(json.dumps(config, indent=2) + "\n")
+        points = _load_points(log_path)
+        for k in [k for k, v in points.items() if set(v["stats"]) != set(activations) or v["networks"] != networks]:
+            del points[k]
+    todo = [(b, r) for b in blocks for r in ratios if (b, r) not in points]
+    if len(todo) < len(blocks) * len(ratios):
+        total = len(blocks) * len(ratios)
+        log.info("resuming: %d of %d points already done", total - len(todo), total)
+
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo) * networks, unit="net", desc="rank study", smoothing=0.05)
+
+    def finish(rec: dict[str, Any]) -> None:
+        points[(rec["block"], float(rec["ratio"]))] = rec
+        if log_path is not None:
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+        if bar is not None:
+            bar.update(rec["networks"])
+
+    threads = torch.get_num_threads()
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for b, r in todo:
+                finish(_compute_point(b, r, activations, networks, proto, seed))
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                futs = [pool.submit(_compute_point, b, r, activations, networks, proto, seed) for b, r in todo]
+                for f in as_completed(futs):  # log each point as soon as it is done
+                    finish(f.result())
+    finally:
+        torch.set_num_threads(threads)
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - t0
+
+    rows = _rows(points, blocks, activations, ratios)
+    result = StudyResult(rows, config, seconds=seconds, out_dir=Path(out_dir) if out_dir is not None else None)
+    result.findings = check_findings(result.values())
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_study_csv(rows, out / "rank_study.csv")
+        (out / "summary.txt").write_text(result.summary() + "\n")
+        if plot:
+            from .plotting import plot_study
+
+            plot_study(rows, out / "rank_study.png", title=f"rank study, protocol {proto.input}/{proto.init}/"
+                       f"{proto.norm}, {proto.estimator}, {networks} nets/point")
+    return result
