@@ -1,0 +1,25 @@
+"""Datasets and transforms: the embedded default (digits), procedural shapes, CIFAR folders, image folders.
+
+Example:
+    >>> from rexnet.data import build_datasets
+    >>> bundle = build_datasets("digits", image_size=32)
+    >>> bundle.num_classes, bundle.class_names[:3]
+    (10, ['0', '1', '2'])
+"""
+
+from .build import EMBEDDED_DATASETS, DatasetBundle, build_datasets
+from .folder import CorruptImageError, SafeImageFolder, SkippedImage, collate_skipping
+from .transforms import AugmentConfig, build_eval_transform, build_train_transform
+
+__all__ = [
+    "EMBEDDED_DATASETS",
+    "AugmentConfig",
+    "CorruptImageError",
+    "DatasetBundle",
+    "SafeImageFolder",
+    "SkippedImage",
+    "build_datasets",
+    "build_eval_transform",
+    "build_train_transform",
+    "collate_skipping",
+]

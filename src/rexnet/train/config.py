@@ -1,0 +1,239 @@
+"""``TrainConfig``: every knob of a run, the ``paper`` and ``quick`` presets, and strict overrides.
+
+Overrides come from a YAML/JSON file and/or ``key=value`` pairs (the CLI generates one flag per
+field); an unknown key or a value of the wrong type is an error, as in nanoGPT's configurator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import RexnetError
+
+__all__ = ["TrainConfig", "ConfigError", "PRESETS", "load_config_file"]
+
+
+class ConfigError(RexnetError):
+    """An unknown preset or key, or a value of the wrong type."""
+
+
+@dataclass
+class TrainConfig:
+    """A training run. Defaults are the ``quick`` preset (the embedded demo); see :data:`PRESETS`.
+
+    ``lr=None`` means ``base_lr * batch_size / base_batch`` (the paper's linear scaling).
+    ``batch_size`` is global: split over DDP processes and ``accum_steps`` micro-batches.
+    """
+
+    # what to train
+    model: str = field(default="rexnet_100", metadata={"help": "registered model name"})
+    data: str = field(default="digits", metadata={"help": "digits | shapes | cifar10:DIR | cifar100:DIR | DIR"})
+    image_size: int = field(default=32, metadata={"help": "crop size"})
+    num_classes: int | None = field(default=None, metadata={"help": "classifier size (default: from the data)"})
+    pretrained: str | None = field(default=None, metadata={"help": "local checkpoint to start from (fine-tuning)"})
+    freeze_backbone: bool = field(default=False, metadata={"help": "train only the new head"})
+    train_limit: int | None = field(default=None, metadata={"help": "use a fixed subset of this many train images"})
+    val_limit: int | None = field(default=None, metadata={"help": "use a fixed subset of this many val images"})
+    strict: bool = field(default=False, metadata={"help": "fail on an unreadable image instead of skipping it"})
+    # schedule and optimiser
+    epochs: int = field(default=15, metadata={"help": "epochs"})
+    batch_size: int = field(default=64, metadata={"help": "global batch size"})
+    accum_steps: int = field(default=1, metadata={"help": "gradient-accumulation micro-batches per step"})
+    lr: float | None = field(default=None, metadata={"help": "peak LR (default: base_lr * batch_size / base_batch)"})
+    base_lr: float = field(default=0.5, metadata={"help": "LR at base_batch (paper: 0.5 at 512)"})
+    base_batch: int = field(default=256, metadata={"help": "batch size base_lr refers to"})
+    min_lr: float = field(default=1e-6, metadata={"help": "final LR of the cosine"})
+    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up epochs"})
+    warmup_lr: float = field(default=1e-4, metadata={"help": "LR at the start of warm-up"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum"})
+    weight_decay: float = field(default=5e-5, metadata={"help": "weight decay (not on BN/bias)"})
+    label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing"})
+    dropout: float | None = field(default=0.2, metadata={"help": "dropout before the classifier (None: model's)"})
+    drop_path: float = field(default=0.0, metadata={"help": "stochastic depth (recommended for widths >= 1.5)"})
+    clip_grad: float | None = field(default=None, metadata={"help": "clip the gradient norm to this"})
+    ema: bool = field(default=False, metadata={"help": "keep an EMA of the weights (evaluated too)"})
+    ema_decay: float = field(default=0.9998, metadata={"help": "EMA decay per optimiser step"})
+    # augmentation (train split)
+    aug_scale: tuple[float, float] = field(default=(0.35, 1.0), metadata={"help": "RandomResizedCrop area range"})
+    aug_ratio: tuple[float, float] = field(default=(0.75, 1.333), metadata={"help": "RandomResizedCrop aspect range"})
+    hflip: float = field(default=0.0, metadata={"help": "horizontal-flip probability"})
+    randaug_n: int = field(default=0, metadata={"help": "RandAugment ops (0 = off)"})
+    randaug_m: float = field(default=9.0, metadata={"help": "RandAugment magnitude (0-10)"})
+    randaug_mstd: float = field(default=0.5, metadata={"help": "RandAugment magnitude noise std"})
+    reprob: float = field(default=0.0, metadata={"help": "RandomErasing probability (pixel mode)"})
+    # execution
+    amp: str = field(default="none", metadata={"help": "mixed precision: none | bf16 | fp16 | auto"})
+    channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
+    sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under DDP (GPU only)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's)"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    deterministic: bool = field(default=True, metadata={"help": "deterministic kernels (bitwise resume on CPU)"})
+    # output
+    out: str | None = field(default=None, metadata={"help": "run folder (default: runs/<model>-<data>)"})
+    save_every_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps inside an epoch"})
+    progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
+    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events if installed"})
+
+    def peak_lr(self) -> float:
+        """The LR after warm-up."""
+        return self.lr if self.lr is not None else self.base_lr * self.batch_size / self.base_batch
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """A copy with ``overrides`` applied (checked like :meth:`from_dict`)."""
+        return dataclasses.replace(self, **_check(overrides))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], preset: str | None = None) -> TrainConfig:
+        """A config from ``preset`` (default ``quick``) with ``d`` applied.
+
+        Raises:
+            ConfigError: Unknown key or preset, or a value that does not fit the field's type.
+        """
+        return preset_config(preset or "quick").replace(**d)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """A named preset (``quick`` or ``paper``) with ``overrides``.
+
+        Example:
+            >>> TrainConfig.preset("paper", batch_size=256).peak_lr()
+            0.25
+        """
+        return preset_config(name).replace(**overrides)
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+_HINTS = typing.get_type_hints(TrainConfig)
+
+#: ``paper``: the recipe of the paper / official README (SGD Nesterov, LR 0.5 at 512, WD 1e-5
+#: not on BN/bias, 5 warm-up epochs + cosine, label smoothing 0.1, dropout 0.2, 400 epochs,
+#: RandAugment m9 mstd0.5, random erasing 0.2 pixel mode, mixed precision).
+#: ``quick``: the embedded-digits demo that finishes in a few minutes on 2 CPU cores.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {},
+    "paper": dict(
+        image_size=224, epochs=400, batch_size=512, base_lr=0.5, base_batch=512, warmup_epochs=5.0,
+        weight_decay=1e-5, min_lr=1e-6, aug_scale=(0.08, 1.0), aug_ratio=(0.75, 1.333), hflip=0.5,
+        randaug_n=2, randaug_m=9.0, randaug_mstd=0.5, reprob=0.2, amp="auto", channels_last=True, workers=8,
+        deterministic=False,
+    ),
+}
+
+
+def preset_config(name: str) -> TrainConfig:
+    """The preset ``name`` as a :class:`TrainConfig`."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
+    return dataclasses.replace(TrainConfig(), **PRESETS[name])
+
+
+def _types_of(hint: Any) -> tuple[Any, ...]:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Convert ``value`` (possibly a CLI string) to the type of field ``name``.
+
+    Raises:
+        ConfigError: Unknown field or a value that does not fit.
+    """
+    if name not in _FIELDS:
+        raise ConfigError(f"unknown config key {name!r}; expected one of: {', '.join(sorted(_FIELDS))}")
+    allowed = _types_of(_HINTS[name])
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and type(None) in allowed):
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"{name} cannot be None")
+    for t in allowed:
+        if t is type(None):
+            continue
+        try:
+            return _convert(t, value)
+        except (TypeError, ValueError):
+            continue
+    raise ConfigError(f"bad value for {name}: {value!r} (expected {_HINTS[name]})")
+
+
+def _convert(t: Any, value: Any) -> Any:
+    if typing.get_origin(t) is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(t)):
+            raise ValueError(value)
+        return tuple(_convert(a, v) for a, v in zip(typing.get_args(t), value))
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ValueError(value)
+    if t is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+        return int(value)
+    if t is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    if t is str:
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError(value)
+        return str(value)
+    raise TypeError(t)
+
+
+def _check(overrides: dict[str, Any]) -> dict[str, Any]:
+    out = {k: coerce(k, v) for k, v in overrides.items()}
+    if out.get("amp") not in (None, "none", "bf16", "fp16", "auto"):
+        raise ConfigError(f"bad value for amp: {out['amp']!r}; expected one of: none, bf16, fp16, auto")
+    for key in ("epochs", "batch_size", "accum_steps", "image_size"):
+        if key in out and out[key] < 1:
+            raise ConfigError(f"{key} must be >= 1, got {out[key]}")
+    return out
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read overrides from a ``.yaml``/``.yml`` or ``.json`` file (a flat mapping of field names).
+
+    A ``preset`` key is kept as is for the caller; other keys are checked against
+    :class:`TrainConfig`.
+
+    Raises:
+        ConfigError: Missing/unparsable file, not a mapping, or an unknown key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            d = yaml.safe_load(text)
+        else:
+            d = json.loads(text)
+    except Exception as e:
+        raise ConfigError(f"cannot parse {path}: {e}") from e
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(d).__name__}")
+    for k in d:
+        if k != "preset":
+            coerce(k, d[k])
+    return d

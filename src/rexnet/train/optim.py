@@ -1,0 +1,80 @@
+"""Optimiser, LR schedule and weight EMA of the recipe."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+__all__ = ["build_optimizer", "build_scheduler", "ModelEma", "lr_at"]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD (Nesterov by default) with weight decay on conv/linear weights only, not on BN or biases."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.SGD(groups, lr=cfg.peak_lr(), momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, warmup_lr: float, min_lr: float) -> float:
+    """Linear warm-up from ``warmup_lr`` to ``peak`` over ``warmup_steps``, then cosine to ``min_lr``."""
+    if step < warmup_steps:
+        return warmup_lr + (peak - warmup_lr) * step / warmup_steps
+    t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_lr + 0.5 * (peak - min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+class _LrFactor:
+    """Picklable-free multiplicative factor for ``LambdaLR`` (``peak`` is the optimiser's base LR)."""
+
+    def __init__(self, total: int, warmup: int, peak: float, warmup_lr: float, min_lr: float) -> None:
+        self.total, self.warmup, self.peak, self.warmup_lr, self.min_lr = total, warmup, peak, warmup_lr, min_lr
+
+    def __call__(self, step: int) -> float:
+        return lr_at(step, self.total, self.warmup, self.peak, self.warmup_lr, self.min_lr) / self.peak
+
+
+def build_scheduler(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step warm-up + cosine (stepped once per optimiser step)."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = min(total, round(cfg.warmup_epochs * steps_per_epoch))
+    peak = cfg.peak_lr()
+    return torch.optim.lr_scheduler.LambdaLR(opt, _LrFactor(total, warmup, peak, min(cfg.warmup_lr, peak),
+                                                            min(cfg.min_lr, peak)))
+
+
+class ModelEma(nn.Module):
+    """Exponential moving average of a model's parameters and buffers (timm's ModelEmaV2).
+
+    Args:
+        model: The model to track (its current weights start the average).
+        decay: Weight of the old average per update.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.9998) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, m in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if e.is_floating_point():
+                e.mul_(self.decay).add_(m.detach(), alpha=1 - self.decay)
+            else:
+                e.copy_(m)
