@@ -1,0 +1,84 @@
+"""The Optuna objective: trial -> plan (:func:`~rexnet.search.space.trial_plan`) -> k trained seeds."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from typing import Any
+
+import optuna
+
+from .space import OutOfToleranceError, SearchSpace, trial_plan
+from .trainer import Trainer
+
+__all__ = ["Objective"]
+
+_log = logging.getLogger(__name__)
+
+
+class Objective:
+    """Train one candidate for ``epochs`` epochs with ``seeds`` seeds and return the mean accuracy.
+
+    Per-epoch accuracies are reported at step ``seed * epochs + epoch`` (single objective), so
+    every trial's step ``s`` means the same amount of training and Optuna's pruners compare like
+    with like; with pruning on, a hopeless trial stops at the first pruned step.
+
+    Args:
+        space: The search space (budget, blocks, input size).
+        data: The proxy dataset bundle (``.train``, ``.val``, ``.num_classes``).
+        trainer: Trains one plan with one seed (see :mod:`rexnet.search.trainer`).
+        epochs: Epochs per seed (paper: 30).
+        seeds: Seeds averaged per candidate (paper: 3).
+        multi_objective: Return ``(accuracy, MACs)`` instead of the accuracy.
+        prune: Ask the study's pruner after every reported epoch.
+        base_seed: Seed of the first run; run ``s`` uses ``base_seed + s``.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        data: Any,
+        trainer: Trainer,
+        *,
+        epochs: int,
+        seeds: int,
+        multi_objective: bool = False,
+        prune: bool = False,
+        base_seed: int = 0,
+    ) -> None:
+        self.space, self.data, self.trainer = space, data, trainer
+        self.epochs, self.seeds = epochs, seeds
+        self.multi_objective, self.prune, self.base_seed = multi_objective, prune, base_seed
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        try:
+            plan, info = trial_plan(trial, self.space)
+        except OutOfToleranceError as e:  # rare: rounding jumps over the tolerance band
+            trial.set_user_attr("infeasible", str(e))
+            raise optuna.TrialPruned(str(e)) from None
+        for key, value in info.items():
+            trial.set_user_attr(key, value)
+        _log.info("trial %d: channels %s, %.2f M MACs, %.3f M params", trial.number,
+                  "-".join(map(str, info["channels"])), info["macs"] / 1e6, info["params"] / 1e6)
+
+        curves: list[list[float]] = []
+        finals: list[float] = []
+        for s in range(self.seeds):
+            curve: list[float] = []
+            curves.append(curve)
+
+            def on_epoch_end(epoch: int, acc: float, _s: int = s, _curve: list[float] = curve) -> None:
+                _curve.append(float(acc))
+                trial.set_user_attr("val_curves", curves)
+                if self.multi_objective:
+                    return
+                trial.report(float(acc), _s * self.epochs + len(_curve) - 1)
+                if self.prune and trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at seed {_s}, epoch {len(_curve) - 1} (accuracy {acc:.2f})")
+
+            finals.append(float(self.trainer(plan, self.data, epochs=self.epochs, seed=self.base_seed + s,
+                                             on_epoch_end=on_epoch_end)))
+        trial.set_user_attr("val_curves", curves)
+        trial.set_user_attr("seed_accuracies", finals)
+        accuracy = statistics.fmean(finals)
+        return (accuracy, float(info["macs"])) if self.multi_objective else accuracy

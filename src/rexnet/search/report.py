@@ -1,0 +1,257 @@
+"""``rexnet.search.report``: the paper's Table 3 and Figure 2 for our own search, plus a CSV.
+
+* ``trials.csv`` - every trial of the study, any state.
+* ``table3.md`` - top / middle / bottom 10 % of the finished trials by accuracy: mean ± std of
+  accuracy, params and MACs, best and worst channel lists, the R² of each group's mean channel
+  curve fitted to a line, and the rank correlation between a trial's own linearity and its accuracy
+  (the paper's finding "the best configurations are linear in the block index", tested).
+* ``figure2.png`` - each group's mean channel curve against the block index with a 1σ band.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from ..errors import RexnetError
+from .study import DEFAULT_STUDY, default_storage
+
+__all__ = ["GROUPS", "linear_r2", "report", "split_groups", "spearman"]
+
+#: Group names, colours as in the paper's Figure 2.
+GROUPS = (("Top-10%", "tab:red"), ("Mid-10%", "tab:blue"), ("Bot-10%", "tab:green"))
+CSV_COLUMNS = ("number", "state", "slot", "rule", "accuracy", "macs", "params", "utilisation", "channels",
+               "a", "b", "ratio", "breaks", "rises", "linear_r2", "seed_accuracies", "retry_of", "worker",
+               "duration_s", "error")
+
+
+def linear_r2(values: Sequence[float]) -> float:
+    """R² of a least-squares line through ``values`` against their index (1.0 for a flat curve).
+
+    Example:
+        >>> linear_r2([1, 2, 3]), round(linear_r2([1, 1, 1, 5]), 3)
+        (1.0, 0.6)
+    """
+    y = np.asarray(values, dtype=float)
+    if y.size < 3:
+        return 1.0
+    x = np.arange(y.size, dtype=float)
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    if ss_tot == 0:
+        return 1.0
+    fit = np.polyval(np.polyfit(x, y, 1), x)
+    return 1.0 - float(((y - fit) ** 2).sum()) / ss_tot
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN for fewer than 3 pairs or constant input."""
+    if len(x) < 3:
+        return math.nan
+
+    def ranks(v: Sequence[float]) -> np.ndarray:
+        a = np.asarray(v, dtype=float)
+        order = a.argsort(kind="stable")
+        r = np.empty(len(a))
+        r[order] = np.arange(len(a), dtype=float)
+        for val in np.unique(a):  # average ties
+            r[a == val] = r[a == val].mean()
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def split_groups(trials: Sequence[Any], key: Any) -> dict[str, list[Any]]:
+    """Top, middle and bottom ``max(1, round(10 %))`` of ``trials`` sorted by ``key`` (descending)."""
+    ranked = sorted(trials, key=key, reverse=True)
+    n = len(ranked)
+    g = max(1, round(n / 10))
+    mid = (n - g) // 2
+    return dict(zip((name for name, _ in GROUPS), (ranked[:g], ranked[mid:mid + g], ranked[n - g:])))
+
+
+def _row(t: FrozenTrial) -> dict[str, Any]:
+    u = t.user_attrs
+    ch = u.get("channels")
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "slot": u.get("slot"),
+        "rule": u.get("rule"),
+        "accuracy": t.values[0] if t.values else None,
+        "macs": u.get("macs"),
+        "params": u.get("params"),
+        "utilisation": u.get("utilisation"),
+        "channels": "-".join(map(str, ch)) if ch else None,
+        "a": u.get("a"),
+        "b": u.get("b"),
+        "ratio": u.get("ratio"),
+        "breaks": json.dumps(u["breaks"]) if "breaks" in u else None,
+        "rises": json.dumps(u["rises"]) if "rises" in u else None,
+        "linear_r2": linear_r2(ch) if ch else None,
+        "seed_accuracies": json.dumps(u["seed_accuracies"]) if "seed_accuracies" in u else None,
+        "retry_of": t.system_attrs.get("failed_trial"),
+        "worker": u.get("worker"),
+        "duration_s": u.get("duration_s"),
+        "error": u.get("error") or u.get("infeasible"),
+    }
+
+
+def _fmt(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
+    a = np.asarray(values, dtype=float) / scale
+    return f"{a.mean():.{digits}f} ± {a.std():.{digits}f}"
+
+
+def _resolve_study(url: str, study: str | None) -> str:
+    names = optuna.get_all_study_names(storage=url)
+    if study is not None:
+        if study not in names:
+            raise RexnetError(f"no study {study!r} in {url}; studies there: {', '.join(names) or '(none)'}")
+        return study
+    if len(names) == 1:
+        return names[0]
+    if DEFAULT_STUDY in names:
+        return DEFAULT_STUDY
+    raise RexnetError(f"{url} holds {len(names)} studies; pick one with study=...: {', '.join(names) or '(none)'}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _figure(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
+    for name, colour in GROUPS:
+        c = curves.get(name)
+        if c is None or not len(c):
+            continue
+        x = np.arange(1, c.shape[1] + 1)
+        mean, std = c.mean(axis=0), c.std(axis=0)
+        ax.plot(x, mean, color=colour, marker="o", label=f"{name} (n={len(c)})")
+        ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2)
+    ax.set_xlabel("block index")
+    ax.set_ylabel("output channels")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def report(out: str | Path, *, storage: str | None = None, study: str | None = None) -> dict[str, str]:
+    """Write ``trials.csv``, ``table3.md`` and ``figure2.png`` for a study into ``out``.
+
+    Args:
+        out: Folder to write into (also where the default SQLite storage lives).
+        storage: SQLAlchemy URL; ``None`` means ``sqlite:///OUT/search.db``.
+        study: Study name; ``None`` picks the only study (or the default name).
+
+    Returns:
+        Paths of the written files by kind (``csv``, ``table``, ``figure``).
+
+    Raises:
+        RexnetError: No such storage/study, or no finished trial yet.
+
+    Example:
+        >>> paths = report("runs/s5")  # doctest: +SKIP
+        >>> sorted(paths)
+        ['csv', 'figure', 'table']
+    """
+    out = Path(out)
+    url = storage or default_storage(out)
+    if storage is None and not (out / "search.db").exists():
+        raise RexnetError(f"no search database in {out} (expected {out / 'search.db'}); pass storage=...")
+    name = _resolve_study(url, study)
+    st = optuna.load_study(study_name=name, storage=url)
+    trials = st.get_trials(deepcopy=False)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [_row(t) for t in trials]
+    csv_path = out / "trials.csv"
+    tmp = csv_path.with_name(f".trials.csv.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, csv_path)
+
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values and "channels" in t.user_attrs]
+    if not done:
+        raise RexnetError(f"study {name!r} has no finished trial yet ({len(trials)} trials); wrote {csv_path} only")
+    attrs = st.user_attrs
+    sp = attrs.get("space", {})
+    groups = split_groups(done, key=lambda t: t.values[0])
+    title = (f"{sp.get('blocks')} IBs, {sp.get('budget_macs', 0) / 1e6:.0f} M MACs at {sp.get('image_size')}px, "
+             f"{len(done)} trials ({attrs.get('data')})")
+    lines = [
+        f"# Table 3 for study `{name}`",
+        "",
+        f"{sp.get('blocks')} inverted bottlenecks, budget {sp.get('budget_macs', 0) / 1e6:.1f} M MACs"
+        + (f" / {sp['budget_params'] / 1e6:.3f} M params" if sp.get("budget_params") else "")
+        + f" (tolerance {sp.get('tolerance', 0):.0%}) at {sp.get('image_size')}x{sp.get('image_size')}; "
+        f"proxy `{attrs.get('data')}`, {attrs.get('epochs')} epochs x {attrs.get('seeds')} seeds; "
+        f"sampler {attrs.get('sampler')}.",
+        f"{len(done)} finished trials (of {len(trials)}: "
+        + ", ".join(f"{s.name.lower()} {sum(t.state == s for t in trials)}" for s in TrialState
+                    if any(t.state == s for t in trials)) + "); "
+        f"groups of {len(groups['Top-10%'])}.",
+        "",
+        "| group | accuracy | params (M) | MACs (M) | R² of mean curve vs. line | mean channels |",
+        "|---|---|---|---|---|---|",
+    ]
+    curves: dict[str, np.ndarray] = {}
+    for gname, _ in GROUPS:
+        g = groups[gname]
+        c = np.array([t.user_attrs["channels"] for t in g], dtype=float)
+        curves[gname] = c
+        mean_curve = c.mean(axis=0)
+        lines.append(
+            f"| {gname} | {_fmt([t.values[0] for t in g], digits=2)} | "
+            f"{_fmt([t.user_attrs['params'] for t in g], 1e6, 3)} | {_fmt([t.user_attrs['macs'] for t in g], 1e6)} | "
+            f"{linear_r2(mean_curve):.3f} | {'-'.join(f'{v:.0f}' for v in mean_curve)} |"
+        )
+    best, worst = groups["Top-10%"][0], groups["Bot-10%"][-1]
+    lines += [
+        "",
+        f"- Best: {'-'.join(map(str, best.user_attrs['channels']))} ({best.values[0]:.2f}, trial {best.number})",
+        f"- Worst: {'-'.join(map(str, worst.user_attrs['channels']))} ({worst.values[0]:.2f}, trial {worst.number})",
+    ]
+    ranked = sorted(done, key=lambda t: t.values[0], reverse=True)
+    for t in ranked:
+        if t.user_attrs.get("rule") in ("mobilenetv2_staircase", "rexnet_linear"):
+            lines.append(f"- Seeded {t.user_attrs['rule']}: {'-'.join(map(str, t.user_attrs['channels']))} "
+                         f"({t.values[0]:.2f}, rank {ranked.index(t) + 1} of {len(ranked)})")
+    rho = spearman([linear_r2(t.user_attrs["channels"]) for t in done], [t.values[0] for t in done])
+    lines += [
+        f"- Linearity vs. accuracy: Spearman rho = {rho:.2f} over {len(done)} trials between each trial's R² "
+        "(its channels against the block index, fitted to a line) and its accuracy "
+        "(positive: more linear configurations score higher).",
+        "",
+        "![Figure 2](figure2.png)",
+        "",
+    ]
+    table_path = out / "table3.md"
+    _write_atomic(table_path, "\n".join(lines))
+    fig_path = out / "figure2.png"
+    _figure(fig_path, curves, title)
+    return {"csv": str(csv_path), "table": str(table_path), "figure": str(fig_path)}

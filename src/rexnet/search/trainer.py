@@ -1,0 +1,109 @@
+"""The one place the search touches training: a thin adapter over :func:`rexnet.train.fit`.
+
+A *trainer* is any callable ``trainer(plan, data, epochs=..., seed=..., on_epoch_end=...) ->
+accuracy``; the search calls it once per seed. :func:`fit_trainer` is the default; tests and
+dry runs may pass their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from ..plan import NetworkPlan
+
+__all__ = ["Trainer", "EpochCallback", "fit_trainer", "load_data"]
+
+_log = logging.getLogger(__name__)
+
+#: ``on_epoch_end(epoch, val_accuracy)``; may raise (``optuna.TrialPruned``) to stop the run.
+EpochCallback = Callable[[int, float], None]
+
+
+class Trainer(Protocol):
+    def __call__(
+        self, plan: NetworkPlan, data: Any, *, epochs: int, seed: int, on_epoch_end: EpochCallback
+    ) -> float: ...
+
+
+def load_data(data: str, image_size: int, max_samples: int | None = None) -> Any:
+    """The proxy dataset: ``build_datasets(data, image_size)``, optionally cut to ``max_samples``.
+
+    Args:
+        data: ``"digits"`` (the embedded default) or a folder (CIFAR-10/100 or ImageFolder).
+        image_size: Input size.
+        max_samples: Keep at most this many training samples (and a quarter as many validation
+            samples), for quick runs; ``None`` keeps all.
+    """
+    from ..data import build_datasets
+
+    bundle = build_datasets(data=data, image_size=image_size)
+    if max_samples:
+        import torch
+        from torch.utils.data import Subset
+
+        def cut(ds: Any, n: int) -> Any:
+            if len(ds) <= n:
+                return ds
+            g = torch.Generator().manual_seed(0)
+            return Subset(ds, torch.randperm(len(ds), generator=g)[:n].tolist())
+
+        bundle = _Bundle(cut(bundle.train, max_samples), cut(bundle.val, max(1, max_samples // 4)),
+                         bundle.num_classes, list(bundle.class_names))
+    return bundle
+
+
+@dataclasses.dataclass
+class _Bundle:
+    train: Any
+    val: Any
+    num_classes: int
+    class_names: list[str]
+
+
+def _metric(metrics: Mapping[str, Any]) -> float:
+    for key in ("val_top1", "val_acc", "top1"):
+        if key in metrics and metrics[key] is not None:
+            return float(metrics[key])
+    raise KeyError(f"no validation accuracy among {sorted(metrics)}")
+
+
+def fit_trainer(options: Mapping[str, Any] | None = None, threads: int | None = None) -> Trainer:
+    """The default trainer: builds :class:`rexnet.model.RexNet` from the plan and calls ``fit``.
+
+    Args:
+        options: Extra :class:`rexnet.train.TrainConfig` fields (e.g. ``batch_size``, ``lr``);
+            unknown names raise ``RexnetError`` (from ``TrainConfig``).
+        threads: ``torch.set_num_threads`` for each trial (1 per worker when several share a machine).
+    """
+    opts = dict(options or {})
+
+    def train(plan: NetworkPlan, data: Any, *, epochs: int, seed: int, on_epoch_end: EpochCallback) -> float:
+        import torch
+
+        from ..model import RexNet
+        from ..train import TrainConfig, fit
+
+        if threads:
+            torch.set_num_threads(threads)
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        quiet = {"progress": False, "tensorboard": False, "threads": threads}
+        cfg_kwargs = {k: v for k, v in quiet.items() if k in names and v is not None}
+        cfg_kwargs.update(opts, epochs=epochs)
+        if "seed" in names:
+            cfg_kwargs["seed"] = seed
+        cfg = TrainConfig(**cfg_kwargs)
+        torch.manual_seed(seed)
+        model = RexNet(plan, num_classes=data.num_classes)
+
+        def hook(epoch: int, metrics: Mapping[str, Any]) -> None:
+            on_epoch_end(epoch, _metric(metrics))
+
+        result = fit(model, data.train, data.val, cfg, out_dir=None, on_epoch_end=hook)
+        if result.get("status") == "interrupted":  # fit swallowed Ctrl-C: stop the worker, keep the slot
+            raise KeyboardInterrupt
+        return _metric(result)
+
+    return train

@@ -1,0 +1,159 @@
+"""The worker loop: claim a WAITING slot, beat while training it, tell the result; repeat.
+
+Unlike ``Study.optimize(n_trials=...)``, which counts per process, the loop runs until the
+*study* has no WAITING and no RUNNING trials left, so any number of workers finish exactly the
+study's slots. While others are still running it waits (``wait=True``): a trial whose worker dies
+becomes stale, is failed and re-enqueued (:mod:`rexnet.search.study`), and a waiting worker
+picks it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+__all__ = ["work", "worker_id"]
+
+_log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, stored on every trial it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Heartbeat:
+    def __init__(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+        self._storage, self._trial_id, self._interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._storage.record_heartbeat(self._trial_id)
+            except Exception as e:  # noqa: BLE001 - a missed beat is retried next interval
+                _log.warning("heartbeat of trial id %d failed: %s", self._trial_id, e)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _claim(storage: RDBStorage, study_id: int) -> int | None:
+    """Atomically move one WAITING trial to RUNNING; its id, or ``None`` when none is left."""
+    for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                storage.record_heartbeat(trial_id)  # at once: a trial without beats never goes stale
+                return trial_id
+        except UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:
+    try:
+        study.tell(trial, **kwargs)
+        return True
+    except UpdateFinishedTrialError:
+        _log.warning("trial %d was declared dead by another worker while running; its retry runs instead",
+                     trial.number)
+        return False
+
+
+def _run_one(study: optuna.Study, storage: RDBStorage, trial_id: int, objective: Callable[[optuna.Trial], Any],
+             retry: RetryHeartbeatStaleTrialCallback, interval: float) -> TrialState:
+    storage.set_trial_user_attr(trial_id, "worker", worker_id())
+    trial = optuna.trial.Trial(study, trial_id)
+    start = time.perf_counter()
+    with _Heartbeat(storage, trial_id, interval):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned as e:
+            _log.info("trial %d pruned: %s", trial.number, e)
+            _tell(study, trial, state=TrialState.PRUNED)
+            return TrialState.PRUNED
+        except KeyboardInterrupt:
+            _log.warning("trial %d interrupted; re-enqueued for the next run", trial.number)
+            if _tell(study, trial, state=TrialState.FAIL):
+                retry(study, storage.get_trial(trial_id))
+            raise
+        except Exception as e:  # noqa: BLE001 - a failing candidate must not stop the study
+            _log.exception("trial %d failed: %s", trial.number, e)
+            try:
+                storage.set_trial_user_attr(trial_id, "error", repr(e))
+            except UpdateFinishedTrialError:
+                pass
+            if _tell(study, trial, state=TrialState.FAIL):
+                retry(study, storage.get_trial(trial_id))
+            return TrialState.FAIL
+    try:
+        storage.set_trial_user_attr(trial_id, "duration_s", time.perf_counter() - start)
+    except UpdateFinishedTrialError:
+        return TrialState.FAIL
+    return TrialState.COMPLETE if _tell(study, trial, values=value) else TrialState.FAIL
+
+
+def work(
+    study: optuna.Study,
+    storage: RDBStorage,
+    objective: Callable[[optuna.Trial], Any],
+    *,
+    wait: bool = True,
+    poll: float = 1.0,
+    max_retry: int = 3,
+    max_trials: int | None = None,
+) -> dict[str, int]:
+    """Run slots of ``study`` until none is left (or ``max_trials`` were run here).
+
+    Args:
+        study: The shared study (see :func:`rexnet.search.study.open_study`).
+        storage: Its storage (heartbeats are recorded through it).
+        objective: Called with each claimed trial.
+        wait: Keep polling while other workers still run trials (to take over retries).
+        poll: Seconds between polls while waiting.
+        max_retry: Retries of a trial that raised (stale trials use the storage's callback).
+        max_trials: Stop after this many trials in this process (``None``: no limit).
+
+    Returns:
+        How many trials this worker finished, by final state name.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    interval = float(storage.get_heartbeat_interval() or 10)
+    done = {s.name: 0 for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    while max_trials is None or sum(done.values()) < max_trials:
+        _fail_stale(study)
+        trial_id = _claim(storage, study_id)
+        if trial_id is None:
+            running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+            if not running or not wait:
+                break
+            time.sleep(poll)
+            continue
+        state = _run_one(study, storage, trial_id, objective, retry, interval)
+        done[state.name] += 1
+    return done
