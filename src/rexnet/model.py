@@ -71,8 +71,12 @@ class RexNet(nn.Module):
             stride, next_dilation = spec.stride, dilation
             if spec.stride > 1:
                 self.feature_info.append(
-                    dict(num_chs=blocks[-1].out_channels if blocks else s.out_channels,
-                         reduction=reduction, module=f"blocks.{i - 1}" if i else "stem", index=i - 1)
+                    dict(
+                        num_chs=blocks[-1].out_channels if blocks else s.out_channels,
+                        reduction=reduction,
+                        module=f"blocks.{i - 1}" if i else "stem",
+                        index=i - 1,
+                    )
                 )
                 if reduction >= output_stride:
                     next_dilation, stride = dilation * spec.stride, 1
@@ -111,9 +115,7 @@ class RexNet(nn.Module):
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
         self.num_classes = num_classes
         device = next(self.parameters()).device
-        self.classifier = (
-            nn.Linear(self.head_hidden_size, num_classes, device=device) if num_classes else nn.Identity()
-        )
+        self.classifier = nn.Linear(self.head_hidden_size, num_classes, device=device) if num_classes else nn.Identity()
 
     def get_classifier(self) -> nn.Module:
         return self.classifier

@@ -17,7 +17,18 @@ from .errors import UnknownModelError
 from .model import RexNet, RexNetFeatures
 from .plan import NetworkPlan, mobilenetv2_plan, rexnet_lite_plan, rexnet_plan
 
-__all__ = ["ModelInfo", "MODEL_TABLE_COLUMNS", "model_table", "create_model", "list_models", "get_model_info", "get_plan", "transforms", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "ModelInfo",
+    "MODEL_TABLE_COLUMNS",
+    "model_table",
+    "create_model",
+    "list_models",
+    "get_model_info",
+    "get_plan",
+    "transforms",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -91,20 +102,55 @@ for _w, _t1, _t5, _p, _g, _src in (
     _register(ModelInfo(f"rexnet_{round(_w * 100):03d}", rexnet_plan, {"width_mult": _w}, _t1, _t5, _p, _g, _src))
 
 # ReXNet-lite: official README only.
-for _w, _t1, _t5, _p, _g in ((1.0, 76.2, 92.8, 4.7, 0.41), (1.3, 77.8, 93.8, 6.8, 0.65),
-                             (1.5, 78.6, 94.2, 8.3, 0.84), (2.0, 80.2, 95.0, 13.0, 1.5)):
-    _register(ModelInfo(f"rexnet_lite_{round(_w * 100):03d}", rexnet_lite_plan, {"width_mult": _w},
-                        _t1, _t5, _p, _g, "official README (ReXNet-lite)"))
+for _w, _t1, _t5, _p, _g in (
+    (1.0, 76.2, 92.8, 4.7, 0.41),
+    (1.3, 77.8, 93.8, 6.8, 0.65),
+    (1.5, 78.6, 94.2, 8.3, 0.84),
+    (2.0, 80.2, 95.0, 13.0, 1.5),
+):
+    _register(
+        ModelInfo(
+            f"rexnet_lite_{round(_w * 100):03d}",
+            rexnet_lite_plan,
+            {"width_mult": _w},
+            _t1,
+            _t5,
+            _p,
+            _g,
+            "official README (ReXNet-lite)",
+        )
+    )
 
 # ReXNet-R: timm's rounded variant (not in the paper); accuracy only for the 12k-pretrained 2.0/3.0.
 for _w, _div, _t1 in ((1.0, 8, None), (1.3, 8, None), (1.5, 8, None), (2.0, 8, 82.6), (3.0, 16, 84.0)):
-    _register(ModelInfo(f"rexnetr_{round(_w * 100):03d}", rexnet_plan, {"width_mult": _w, "ch_div": _div},
-                        _t1, None, None, None, "timm (ImageNet-12k pretrain, 224 eval)" if _t1 else "timm, no weights",
-                        crop_pct=0.95 if _t1 else 0.875))
+    _register(
+        ModelInfo(
+            f"rexnetr_{round(_w * 100):03d}",
+            rexnet_plan,
+            {"width_mult": _w, "ch_div": _div},
+            _t1,
+            None,
+            None,
+            None,
+            "timm (ImageNet-12k pretrain, 224 eval)" if _t1 else "timm, no weights",
+            crop_pct=0.95 if _t1 else 0.875,
+        )
+    )
 
 # The baseline the paper re-parameterises; handy for side-by-side studies.
-_register(ModelInfo("mobilenetv2_100", mobilenetv2_plan, {"width_mult": 1.0}, 72.0, 91.0, 3.5, 0.30,
-                    "MobileNetV2 paper (as cited in CVPR'21 Table 4)", interpolation="bilinear"))
+_register(
+    ModelInfo(
+        "mobilenetv2_100",
+        mobilenetv2_plan,
+        {"width_mult": 1.0},
+        72.0,
+        91.0,
+        3.5,
+        0.30,
+        "MobileNetV2 paper (as cited in CVPR'21 Table 4)",
+        interpolation="bilinear",
+    )
+)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -183,8 +229,7 @@ def transforms(name_or_model: str | nn.Module, image_size: int | None = None) ->
     Returns:
         A ``torchvision.transforms.v2.Compose`` taking a PIL image or uint8 tensor.
     """
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import v2
+    from torchvision.transforms import InterpolationMode, v2
 
     if isinstance(name_or_model, str):
         cfg = get_model_info(name_or_model).pretrained_cfg
@@ -215,6 +260,16 @@ def model_table(pattern: str = "*", image_size: int = 224) -> list[tuple[Any, ..
     for name in list_models(pattern):
         info = get_model_info(name)
         cost = plan_cost(info.plan(), image_size)
-        rows.append((name, round(cost.params / 1e6, 3), info.paper_params_m, round(cost.macs / 1e9, 3),
-                     info.paper_gmacs, info.paper_top1, info.paper_top5, info.source))
+        rows.append(
+            (
+                name,
+                round(cost.params / 1e6, 3),
+                info.paper_params_m,
+                round(cost.macs / 1e9, 3),
+                info.paper_gmacs,
+                info.paper_top1,
+                info.paper_top5,
+                info.source,
+            )
+        )
     return rows

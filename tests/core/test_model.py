@@ -59,7 +59,13 @@ def test_features_only_maps():
     assert [f["num_chs"] for f in model.feature_info] == [16, 38, 61, 128, 185]
     assert [f["reduction"] for f in model.feature_info] == [2, 4, 8, 16, 32]
     outs = model(torch.randn(1, 3, 224, 224))
-    assert [tuple(o.shape[1:]) for o in outs] == [(16, 112, 112), (38, 56, 56), (61, 28, 28), (128, 14, 14), (185, 7, 7)]
+    assert [tuple(o.shape[1:]) for o in outs] == [
+        (16, 112, 112),
+        (38, 56, 56),
+        (61, 28, 28),
+        (128, 14, 14),
+        (185, 7, 7),
+    ]
     sub = create_model("rexnet_100", features_only=True, out_indices=(1, 3)).eval()
     assert [o.shape[1] for o in sub(torch.randn(1, 3, 64, 64))] == [38, 128]
     with pytest.raises(ValueError, match="out_indices"):

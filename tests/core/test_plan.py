@@ -21,7 +21,9 @@ from rexnet.plan import (
 )
 from rexnet.zoo import get_plan, list_models
 
-GOLDEN = {k: v for k, v in json.loads((Path(__file__).parent / "golden_counts.json").read_text()).items() if k[0] != "_"}
+GOLDEN = {
+    k: v for k, v in json.loads((Path(__file__).parent / "golden_counts.json").read_text()).items() if k[0] != "_"
+}
 
 
 def test_registry_matches_golden_names():
@@ -99,9 +101,7 @@ def test_budget_solver_meets_budget_and_refuses_impossible():
         solve_for_budget(lambda a: ib_plan([int(16 + a)] * 5, [1, 2, 2, 2, 1]), macs=1e5, lo=1, hi=100, image_size=32)
 
 
-@pytest.mark.parametrize(
-    "bad", [dict(width_mult=0), dict(width_mult=-1.0), dict(depth_mult=0)]
-)
+@pytest.mark.parametrize("bad", [dict(width_mult=0), dict(width_mult=-1.0), dict(depth_mult=0)])
 def test_bad_multipliers(bad):
     with pytest.raises(ValueError, match="must be a positive number"):
         rexnet_plan(**bad)

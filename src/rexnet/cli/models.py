@@ -25,8 +25,10 @@ def _info(args: argparse.Namespace) -> int:
     plan = info.plan()
     cost = plan_cost(plan, args.image_size)
     print(f"{info.name}: {plan.family} {dict(plan.params)}")
-    print(f"params {cost.params:,} ({cost.params / 1e6:.3f} M), MACs {cost.macs:,} ({cost.macs / 1e9:.3f} G) "
-          f"at {args.image_size}x{args.image_size}")
+    print(
+        f"params {cost.params:,} ({cost.params / 1e6:.3f} M), MACs {cost.macs:,} ({cost.macs / 1e9:.3f} G) "
+        f"at {args.image_size}x{args.image_size}"
+    )
     print(format_table(PLAN_COLUMNS, plan_rows(plan, args.image_size), markdown=args.markdown))
     return 0
 

@@ -1,8 +1,8 @@
 """Channel plans: pure, torch-free descriptions of networks and their exact costs."""
 
 from .budget import BudgetSolution, solve_for_budget
-from .describe import PLAN_COLUMNS, plan_rows
 from .cost import Cost, conv_out_size, count_macs, count_params, layer_costs, plan_cost
+from .describe import PLAN_COLUMNS, plan_rows
 from .rules import (
     REXNET_STAGE_LAYERS,
     REXNET_STAGE_STRIDES,

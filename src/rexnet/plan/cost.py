@@ -55,8 +55,11 @@ def layer_costs(
     h, w = conv_out_size(h, s.kernel_size, s.stride), conv_out_size(w, s.kernel_size, s.stride)
     reduction = s.stride
     out.append(
-        Cost("stem", s.kernel_size**2 * s.in_channels * s.out_channels + _bn(s.out_channels),
-             s.kernel_size**2 * s.in_channels * s.out_channels * h * w)
+        Cost(
+            "stem",
+            s.kernel_size**2 * s.in_channels * s.out_channels + _bn(s.out_channels),
+            s.kernel_size**2 * s.in_channels * s.out_channels * h * w,
+        )
     )
 
     for i, b in enumerate(plan.blocks):
@@ -80,7 +83,9 @@ def layer_costs(
         out.append(Cost(f"block{i}", params, macs))
 
     f = plan.final_conv
-    out.append(Cost("final_conv", f.in_channels * f.out_channels + _bn(f.out_channels), f.in_channels * f.out_channels * h * w))
+    out.append(
+        Cost("final_conv", f.in_channels * f.out_channels + _bn(f.out_channels), f.in_channels * f.out_channels * h * w)
+    )
 
     features = f.out_channels
     hidden = plan.head.hidden_channels

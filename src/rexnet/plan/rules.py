@@ -221,7 +221,15 @@ def rexnet_lite_plan(
     )
 
 
-_MBV2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_MBV2_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def mobilenetv2_plan(width_mult: float = 1.0, *, dropout: float = 0.2) -> NetworkPlan:
@@ -260,9 +268,7 @@ def mobilenetv2_plan(width_mult: float = 1.0, *, dropout: float = 0.2) -> Networ
     )
 
 
-def piecewise_linear_channels(
-    num_blocks: int, knots: Sequence[tuple[float, float]], a: float, b: float
-) -> list[int]:
+def piecewise_linear_channels(num_blocks: int, knots: Sequence[tuple[float, float]], a: float, b: float) -> list[int]:
     """Channels ``c_i = round(a * f(i) + b)`` with ``f`` piecewise linear through ``knots``.
 
     Args:

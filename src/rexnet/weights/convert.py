@@ -71,7 +71,9 @@ def guess_variant(sd: dict[str, torch.Tensor], layout: str = "auto") -> list[str
             mapping = module_map(plan, layout, num_classes=_checkpoint_num_classes(sd, plan, layout))
         except (ValueError, KeyError):
             continue
-        shapes = _expected_shapes(plan, int(sd[mapping["classifier.bias"]].shape[0]) if "classifier.bias" in mapping else 0)
+        shapes = _expected_shapes(
+            plan, int(sd[mapping["classifier.bias"]].shape[0]) if "classifier.bias" in mapping else 0
+        )
         if set(mapping.values()) == set(sd) and all(
             tuple(sd[mapping[k]].flatten(1).shape if k == "classifier.weight" else sd[mapping[k]].shape) == s
             for k, s in shapes.items()
@@ -121,14 +123,19 @@ def load_weights(
     expected_missing = set(_CLASSIFIER_KEYS) if drop_head else set()
     missing = sorted(set(own) - set(sd) - expected_missing)
     unexpected = sorted(set(sd) - set(own))
-    mismatched = [(k, tuple(own[k].shape), tuple(v.shape)) for k, v in sd.items() if k in own and own[k].shape != v.shape]
+    # in the model's (forward) order, so the first lines name the first layers that differ
+    mismatched = [(k, tuple(v.shape), tuple(sd[k].shape)) for k, v in own.items() if k in sd and sd[k].shape != v.shape]
     if missing or unexpected or mismatched:
         head_only = not missing and not unexpected and all(k in _CLASSIFIER_KEYS for k, _, _ in mismatched)
         lines = [f"{path} ({layout} layout) does not fit {model.plan.family} model:"]
         for k, exp, found in mismatched[:8]:
             lines.append(f"  {k}: expected shape {exp}, found {found}")
+        if len(mismatched) > 8:
+            lines.append(f"  ... and {len(mismatched) - 8} more shape mismatches")
         if missing:
-            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}")
+            lines.append(
+                f"  missing keys ({len(missing)}): {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
+            )
         if unexpected:
             lines.append(
                 f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:6])}{' ...' if len(unexpected) > 6 else ''}"

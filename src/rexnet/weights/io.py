@@ -29,7 +29,7 @@ def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
     sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 

@@ -77,7 +77,9 @@ def _official_names(plan: NetworkPlan) -> dict[str, str]:
         j += 2
         if b.se_channels:
             out[f"{p}.se.reduce"], out[f"{p}.se.bn"], out[f"{p}.se.expand"] = (
-                f"{q}.{j}.fc.0", f"{q}.{j}.fc.1", f"{q}.{j}.fc.3"
+                f"{q}.{j}.fc.0",
+                f"{q}.{j}.fc.1",
+                f"{q}.{j}.fc.3",
             )
             j += 1
         j += 1  # the depthwise activation (a module in both official files)
