@@ -132,14 +132,10 @@ def load_weights(
             lines.append(f"  {k}: expected shape {exp}, found {found}")
         if len(mismatched) > 8:
             lines.append(f"  ... and {len(mismatched) - 8} more shape mismatches")
-        if missing:
-            lines.append(
-                f"  missing keys ({len(missing)}): {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
-            )
-        if unexpected:
-            lines.append(
-                f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:6])}{' ...' if len(unexpected) > 6 else ''}"
-            )
+        for label, keys in (("missing", missing), ("unexpected", unexpected)):
+            if keys:
+                more = " ..." if len(keys) > 6 else ""
+                lines.append(f"  {label} keys ({len(keys)}): {', '.join(keys[:6])}{more}")
         if head_only:
             lines.append("  only the classifier differs: pass drop_head=True (CLI: --drop-head) to fine-tune.")
         else:
