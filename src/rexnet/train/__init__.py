@@ -14,6 +14,7 @@ Example:
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import PRESETS, ConfigError, TrainConfig, load_config_file
 from .evaluate import evaluate, predict
+from .inference import evaluate_checkpoint, load_trained_model, predict_files
 from .loop import NonFiniteLossError, fit
 from .run import RunResult, resume_config, train
 
@@ -24,10 +25,13 @@ __all__ = [
     "RunResult",
     "TrainConfig",
     "evaluate",
+    "evaluate_checkpoint",
     "fit",
     "load_checkpoint",
     "load_config_file",
+    "load_trained_model",
     "predict",
+    "predict_files",
     "resume_config",
     "save_checkpoint",
     "train",

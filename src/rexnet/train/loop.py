@@ -188,7 +188,8 @@ def fit(
         return dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                     scaler=scaler.state_dict(), ema=ema.module.state_dict() if ema else None, rng=rng_state(),
                     epoch=epoch, step_in_epoch=step, partial=partial_state, history=history, best=best,
-                    config=cfg.to_dict(), model_name=cfg.model, num_classes=num_classes, class_names=class_names,
+                    config=cfg.to_dict(), model_name=getattr(model, "model_name", cfg.model),
+                    num_classes=num_classes, class_names=class_names,
                     plan=asdict(plan) if is_dataclass(plan) else None)
 
     def save(name: str, st: dict[str, Any]) -> None:

@@ -1,0 +1,166 @@
+"""``rexnet train``, ``rexnet finetune``, ``rexnet eval``, ``rexnet predict``.
+
+Every :class:`~rexnet.train.TrainConfig` field is a flag (``--batch-size``, ``--warmup-epochs``,
+...); precedence: preset < ``--config FILE`` (YAML/JSON) < flags. ``--resume`` starts from the run
+folder's own ``config.json`` instead of the preset. Under ``torchrun`` the same command runs DDP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parsers", "config_from_args"]
+
+_SHORT = {"model": ["-m"], "batch_size": ["-b"], "workers": ["-j"], "epochs": ["-e"], "out": ["-o"]}
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    from ..train.config import PRESETS, TrainConfig
+
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="recipe preset (default: quick)")
+    p.add_argument("--config", metavar="FILE", help="YAML/JSON file of config keys (may hold 'preset')")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (default: newest run folder)")
+    g = p.add_argument_group("config fields (default: the preset's value)")
+    quick, paper = TrainConfig.preset("quick"), TrainConfig.preset("paper")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flags = _SHORT.get(f.name, []) + [f"--{f.name.replace('_', '-')}"]
+        q, pp = getattr(quick, f.name), getattr(paper, f.name)
+        default = f"quick: {q}" + (f", paper: {pp}" if pp != q else "")
+        help_ = f"{f.metadata.get('help', '')} ({default})"
+        if hints[f.name] is bool:
+            g.add_argument(*flags, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None,
+                           help=help_)
+        else:
+            g.add_argument(*flags, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(), help=help_)
+
+
+def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
+    """Build the :class:`TrainConfig` a parsed command line describes."""
+    from ..train.config import load_config_file, preset_config
+    from ..train.run import _resolve_out, resume_config
+
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    file = load_config_file(args.config) if args.config else {}
+    preset = args.preset or file.pop("preset", None) or "quick"
+    file.pop("preset", None)
+    cfg = preset_config(preset).replace(**file).replace(**flags).replace(**forced)
+    if args.resume:
+        out = _resolve_out(cfg, resume=True)
+        cfg = resume_config(out).replace(**file).replace(**flags).replace(**forced).replace(out=str(out))
+    return cfg
+
+
+def _train(args: argparse.Namespace, **forced: Any) -> int:
+    from ..train import train
+
+    cfg = config_from_args(args, **forced)
+    res = train(cfg, resume=args.resume)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        rank = dist.get_rank()
+        dist.destroy_process_group()
+        if rank:
+            return 0
+    m = res.metrics
+    print(f"run folder: {res.out_dir}")
+    print(f"status: {res.status}; epochs {m.get('epochs_completed')}/{cfg.epochs}; "
+          f"val top-1 {res.val_top1:.2f}% (best {res.best_top1:.2f}% at epoch {m.get('best_epoch')}), "
+          f"top-5 {m.get('val_top5', float('nan')):.2f}%; {m.get('total_seconds', 0):.0f}s")
+    if m.get("skipped_images"):
+        print(f"skipped {len(m['skipped_images'])} unreadable image(s):")
+        for s in m["skipped_images"]:
+            print(f"  {s['path']}: {s['reason']}")
+    if res.status != "completed":
+        print(f"interrupted; continue with: rexnet train --resume --out {res.out_dir}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    if not args.cfg_pretrained:
+        print("rexnet finetune: error: --pretrained PATH is required", file=sys.stderr)
+        return 2
+    return _train(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ..train import evaluate_checkpoint
+
+    res = evaluate_checkpoint(args.checkpoint, args.model, args.data, image_size=args.image_size,
+                              batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
+                              ema=args.ema, out=args.out, confusion_png=args.confusion, strict=args.strict)
+    print(f"{res['model']} on {res['data']} ({res['count']} images): top-1 {res['top1']:.2f}%  "
+          f"top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}")
+    if args.per_class:
+        for name, a in res["per_class"].items():
+            print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
+    if res["skipped"]:
+        print(f"skipped {len(res['skipped'])} unreadable image(s): " + ", ".join(s["path"] for s in res["skipped"]))
+    if args.out:
+        print(f"wrote {args.out} and {Path(args.confusion or Path(args.out).with_suffix('.png'))}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ..train import predict_files
+
+    res = predict_files(args.checkpoint, args.images, args.model, top_k=args.top_k, image_size=args.image_size,
+                        ema=args.ema)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for r in res:
+            if "error" in r:
+                print(f"{r['image']}: error: {r['error']}")
+            else:
+                print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
+    return 1 if any("error" in r for r in res) else 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``train``, ``finetune``, ``eval`` and ``predict``."""
+    p = sub.add_parser("train", help="train a model (default: rexnet_100 on the embedded digits, quick preset)",
+                       description="Train with the paper's recipe (--preset paper) or the quick demo preset. "
+                                   "Writes config.json, metrics.jsonl, summary.json, checkpoints/, curves.png.")
+    _add_config_flags(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("finetune", help="train from --pretrained weights with a new head (--freeze-backbone)",
+                       description="Same flags as 'train'; --pretrained PATH is required, the classifier is "
+                                   "replaced for --num-classes (default: the dataset's).")
+    _add_config_flags(p)
+    p.set_defaults(func=_finetune)
+
+    p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
+    p.add_argument("-m", "--model", default=None, help="model name (default: recorded in a training checkpoint)")
+    p.add_argument("-c", "--checkpoint", required=True, help="checkpoints/best.pt of a run, or a weights file")
+    p.add_argument("--data", default="digits", help="digits | shapes | cifar10:DIR | DIR (default: digits)")
+    p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
+    p.add_argument("-b", "--batch-size", type=int, default=128, help="batch size (default: 128)")
+    p.add_argument("-j", "--workers", type=int, default=0, help="DataLoader workers (default: 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"], help="autocast (default: none)")
+    p.add_argument("--ema", action="store_true", help="evaluate the EMA weights of a training checkpoint")
+    p.add_argument("--strict", action="store_true", help="fail on an unreadable image")
+    p.add_argument("--per-class", action="store_true", help="print per-class accuracy")
+    p.add_argument("-o", "--out", default=None, help="write results JSON here (+ confusion matrix .png next to it)")
+    p.add_argument("--confusion", default=None, help="write the confusion-matrix image here")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("predict", help="top-k classes for image files")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("-m", "--model", default=None, help="model name (default: recorded in a training checkpoint)")
+    p.add_argument("-c", "--checkpoint", required=True, help="checkpoints/best.pt of a run, or a weights file")
+    p.add_argument("-k", "--top-k", type=int, default=5, help="classes per image (default: 5)")
+    p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
+    p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_predict)
