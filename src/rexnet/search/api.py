@@ -81,7 +81,7 @@ def run(
     prune: bool = False,
     seed: int | None = None,
     max_samples: int | None = None,
-    threads: int | None = None,
+    threads: int | None = 1,
     train_options: Mapping[str, Any] | None = None,
     heartbeat_interval: int = 10,
     grace_period: int | None = None,
@@ -120,7 +120,8 @@ def run(
         prune: Median-prune hopeless trials (single objective only).
         seed: Sampler seed (give each worker its own).
         max_samples: Cut the training set to this many samples (quick runs, tests, benchmarks).
-        threads: Torch threads per trial.
+        threads: Torch threads per trial; the default 1 suits one worker per core (small models
+            scale across workers far better than across threads); ``None`` keeps torch's.
         train_options: Extra ``TrainConfig`` fields.
         heartbeat_interval: Seconds between heartbeats of a running trial.
         grace_period: Seconds of silence before a trial is declared dead (default 3 beats).

@@ -10,7 +10,9 @@ A killed worker's RUNNING trial stops beating; after the grace period any worker
 
 from __future__ import annotations
 
+import functools
 import logging
+import sqlite3
 import time
 import warnings
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ..errors import RexnetError
@@ -52,9 +54,20 @@ def default_storage(out: str | Path) -> str:
     return f"sqlite:///{Path(out).resolve() / 'search.db'}"
 
 
+def _sqlite_connect(path: str) -> sqlite3.Connection:
+    """SQLite in WAL mode without a sync per commit: trials write many small attributes."""
+    conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
 def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | None = None,
-                 max_retry: int = 3, attempts: int = 5) -> RDBStorage:
+                 max_retry: int = 3, attempts: int = 5) -> BaseStorage:
     """An RDB storage (SQLite file or any SQLAlchemy URL, e.g. ``postgresql://...``) with heartbeats.
+
+    Returned wrapped in Optuna's trial cache (``optuna.storages.get_storage``), the object studies
+    use; workers must claim and update trials through this same object.
 
     Args:
         url: SQLAlchemy database URL.
@@ -64,20 +77,20 @@ def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | 
         attempts: Connection attempts (workers starting together race to create the tables).
     """
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        engine_kwargs["connect_args"] = {"timeout": 60}
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        engine_kwargs["creator"] = functools.partial(_sqlite_connect, url[len("sqlite:///"):])
     last: Exception | None = None
     for i in range(attempts):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return RDBStorage(
+                return optuna.storages.get_storage(RDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period or 3 * heartbeat_interval,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-                )
+                ))
         except ImportError as e:
             raise RexnetError(f"storage {url!r}: database driver missing ({e})") from e
         except Exception as e:  # noqa: BLE001 - concurrent table creation; retry
@@ -117,7 +130,7 @@ def _enqueue_slots(study: optuna.Study, start: int, stop: int, blocks: int, seed
 
 
 def open_study(
-    storage: RDBStorage,
+    storage: BaseStorage,
     name: str,
     *,
     config: dict[str, Any],

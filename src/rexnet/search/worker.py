@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 __all__ = ["work", "worker_id"]
@@ -34,7 +34,7 @@ def worker_id() -> str:
 
 
 class _Heartbeat:
-    def __init__(self, storage: RDBStorage, trial_id: int, interval: float) -> None:
+    def __init__(self, storage: BaseStorage, trial_id: int, interval: float) -> None:
         self._storage, self._trial_id, self._interval = storage, trial_id, interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}")
@@ -61,7 +61,7 @@ def _fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def _claim(storage: RDBStorage, study_id: int) -> int | None:
+def _claim(storage: BaseStorage, study_id: int) -> int | None:
     """Atomically move one WAITING trial to RUNNING; its id, or ``None`` when none is left."""
     for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
@@ -84,7 +84,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:
         return False
 
 
-def _run_one(study: optuna.Study, storage: RDBStorage, trial_id: int, objective: Callable[[optuna.Trial], Any],
+def _run_one(study: optuna.Study, storage: BaseStorage, trial_id: int, objective: Callable[[optuna.Trial], Any],
              retry: RetryHeartbeatStaleTrialCallback, interval: float) -> TrialState:
     storage.set_trial_user_attr(trial_id, "worker", worker_id())
     trial = optuna.trial.Trial(study, trial_id)
@@ -119,7 +119,7 @@ def _run_one(study: optuna.Study, storage: RDBStorage, trial_id: int, objective:
 
 def work(
     study: optuna.Study,
-    storage: RDBStorage,
+    storage: BaseStorage,
     objective: Callable[[optuna.Trial], Any],
     *,
     wait: bool = True,
@@ -131,7 +131,8 @@ def work(
 
     Args:
         study: The shared study (see :func:`rexnet.search.study.open_study`).
-        storage: Its storage (heartbeats are recorded through it).
+        storage: Its storage, the object the study was opened with (see
+            :func:`~rexnet.search.study.open_storage`); heartbeats are recorded through it.
         objective: Called with each claimed trial.
         wait: Keep polling while other workers still run trials (to take over retries).
         poll: Seconds between polls while waiting.
@@ -142,8 +143,10 @@ def work(
         How many trials this worker finished, by final state name.
     """
     study_id = storage.get_study_id_from_name(study.study_name)
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-    interval = float(storage.get_heartbeat_interval() or 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    interval = float(storage.get_heartbeat_interval() or 10)  # type: ignore[attr-defined]
     done = {s.name: 0 for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     while max_trials is None or sum(done.values()) < max_trials:
         _fail_stale(study)
