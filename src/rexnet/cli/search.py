@@ -96,7 +96,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--prune", action="store_true", help="median-prune hopeless trials (single objective)")
     r.add_argument("--seed", type=int, default=None, help="sampler seed; give each worker its own (default: random)")
     r.add_argument("--max-samples", type=int, default=None, help="cut the training set (quick runs; default: all)")
-    r.add_argument("--threads", type=int, default=1, help="torch threads per trial; run one worker per core (default: 1)")
+    r.add_argument("--threads", type=int, default=1, help="torch threads per trial; one worker per core (default: 1)")
     r.add_argument("--train-options", default=None,
                    help='extra TrainConfig fields as JSON, e.g. \'{"batch_size": 64}\'')
     r.add_argument("--heartbeat", type=int, default=10, help="seconds between trial heartbeats (default: 10)")

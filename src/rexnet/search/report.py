@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import RexnetError
-from .study import DEFAULT_STUDY, default_storage
+from .study import DEFAULT_STUDY, database_url, default_storage
 
 __all__ = ["GROUPS", "linear_r2", "report", "split_groups", "spearman"]
 
@@ -179,7 +179,7 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         ['csv', 'figure', 'table']
     """
     out = Path(out)
-    url = storage or default_storage(out)
+    url = database_url(storage or default_storage(out))
     if storage is None and not (out / "search.db").exists():
         raise RexnetError(f"no search database in {out} (expected {out / 'search.db'}); pass storage=...")
     name = _resolve_study(url, study)

@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_STUDY",
     "SAMPLERS",
     "StudyMismatchError",
+    "database_url",
     "default_storage",
     "make_sampler",
     "open_storage",
@@ -54,6 +55,19 @@ def default_storage(out: str | Path) -> str:
     return f"sqlite:///{Path(out).resolve() / 'search.db'}"
 
 
+def database_url(url: str) -> str:
+    """``postgresql://`` -> ``postgresql+psycopg2://`` when only psycopg2 is installed (SQLAlchemy >= 2.1
+    defaults to psycopg 3)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return url
+    try:
+        import psycopg  # noqa: F401
+
+        return url
+    except ImportError:
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+
+
 def _sqlite_connect(path: str) -> sqlite3.Connection:
     """SQLite in WAL mode without a sync per commit: trials write many small attributes."""
     conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
@@ -76,6 +90,7 @@ def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | 
         max_retry: How often one slot is retried after its worker died or it raised.
         attempts: Connection attempts (workers starting together race to create the tables).
     """
+    url = database_url(url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         engine_kwargs["creator"] = functools.partial(_sqlite_connect, url[len("sqlite:///"):])
