@@ -158,6 +158,10 @@ def fit(
         path = Path(resume) if not isinstance(resume, bool) else (ckpt_dir / "last.pt" if ckpt_dir else None)
         if path is None:
             raise RexnetError("resume=True needs an out_dir")
+        if isinstance(resume, bool) and not path.exists() and (Path(out_dir) / "config.json").exists():
+            log.warning("no checkpoint in %s yet (stopped during epoch 1): starting from scratch", ckpt_dir)
+            resume = False
+    if resume:
         ck = load_checkpoint(path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])

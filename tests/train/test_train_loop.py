@@ -1,0 +1,117 @@
+"""fit(): in-memory use, determinism, callbacks, NaN handling, the run folder, options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import tiny_cfg
+from torch import nn
+
+import rexnet
+from rexnet.data import build_datasets
+from rexnet.train import NonFiniteLossError, fit, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return build_datasets("digits", 32, model="rexnet_060", train_limit=64, val_limit=48)
+
+
+def _model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return rexnet.create_model("rexnet_060", num_classes=10, **kw)
+
+
+def test_fit_in_memory_is_deterministic(bundle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    cfg = tiny_cfg()
+    a, b = _model(), _model()
+    ra = fit(a, bundle.train, bundle.val, cfg, on_epoch_end=lambda e, m: seen.append((e, m["val_top1"])))
+    rb = fit(b, bundle.train, bundle.val, cfg)
+    assert list(tmp_path.iterdir()) == []  # no out_dir: nothing written
+    assert [e for e, _ in seen] == [1, 2] and seen[-1][1] == ra["val_top1"]
+    assert ra["status"] == "completed" and 0 <= ra["val_top1"] <= 100 and len(ra["history"]) == 2
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert [h["val_loss"] for h in ra["history"]] == [h["val_loss"] for h in rb["history"]]
+
+
+def test_on_epoch_end_exception_propagates(bundle):
+    class Pruned(Exception):
+        pass
+
+    def prune(epoch, metrics):
+        raise Pruned(epoch)
+
+    with pytest.raises(Pruned):
+        fit(_model(), bundle.train, bundle.val, tiny_cfg(epochs=3), on_epoch_end=prune)
+
+
+class _Flaky(nn.Module):
+    """A tiny classifier whose output turns NaN when ``broken`` is set."""
+
+    num_classes = 10
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, 2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(8, 10))
+        self.broken = False
+
+    def forward(self, x):
+        y = self.net(x)
+        return y * float("nan") if self.broken else y
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(bundle, tmp_path):
+    model = _Flaky()
+
+    def breaker(epoch, metrics):
+        model.broken = True
+
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 2, step 1.*last\.pt"):
+        fit(model, bundle.train, bundle.val, tiny_cfg(epochs=3), out_dir=tmp_path, on_epoch_end=breaker)
+    ck = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["status"].startswith("failed: NonFiniteLossError")
+
+
+def test_run_folder_contents(bundle, tmp_path):
+    cfg = tiny_cfg(tensorboard=True, ema=True, ema_decay=0.9, clip_grad=1.0, amp="bf16", channels_last=True,
+                   accum_steps=2, epochs=1)
+    res = fit(_model(), bundle.train, bundle.val, cfg, out_dir=tmp_path, class_names=bundle.class_names)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "metrics.jsonl", "summary.json", "curves.png", "checkpoints", "tensorboard"} <= names
+    assert any((tmp_path / "tensorboard").iterdir())
+    line = json.loads((tmp_path / "metrics.jsonl").read_text())
+    for key in ("epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_sec", "seconds",
+                "val_top1_ema"):
+        assert key in line
+    ck = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    for key in ("model", "optimizer", "scheduler", "scaler", "ema", "rng", "epoch", "config", "plan"):
+        assert key in ck
+    assert ck["class_names"] == bundle.class_names and ck["model_name"] == "rexnet_060"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["best_top1"] == res["best_top1"]
+
+
+def test_lr_schedule_warmup_then_cosine():
+    from rexnet.train.optim import lr_at
+
+    lrs = [lr_at(s, 100, 10, 0.5, 1e-4, 1e-6) for s in range(101)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[10] == pytest.approx(0.5) and lrs[100] == pytest.approx(1e-6)
+    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:11])) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_no_weight_decay_on_bn_and_bias():
+    from rexnet.train.optim import build_optimizer
+
+    m = _model()
+    opt = build_optimizer(m, tiny_cfg(weight_decay=1e-5))
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 1e-5 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+    assert opt.defaults["nesterov"] is True
