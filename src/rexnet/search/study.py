@@ -121,7 +121,7 @@ def make_sampler(name: str, seed: int | None, multi_objective: bool) -> optuna.s
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, 20))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     raise RexnetError(f"unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS)}")
 
 

@@ -29,38 +29,18 @@ class Trainer(Protocol):
 
 
 def load_data(data: str, image_size: int, max_samples: int | None = None) -> Any:
-    """The proxy dataset: ``build_datasets(data, image_size)``, optionally cut to ``max_samples``.
+    """The proxy dataset: :func:`rexnet.data.build_datasets`, optionally cut to ``max_samples``.
 
     Args:
         data: ``"digits"`` (the embedded default) or a folder (CIFAR-10/100 or ImageFolder).
         image_size: Input size.
         max_samples: Keep at most this many training samples (and a quarter as many validation
-            samples), for quick runs; ``None`` keeps all.
+            samples, at least 32), for quick runs; ``None`` keeps all.
     """
     from ..data import build_datasets
 
-    bundle = build_datasets(data=data, image_size=image_size)
-    if max_samples:
-        import torch
-        from torch.utils.data import Subset
-
-        def cut(ds: Any, n: int) -> Any:
-            if len(ds) <= n:
-                return ds
-            g = torch.Generator().manual_seed(0)
-            return Subset(ds, torch.randperm(len(ds), generator=g)[:n].tolist())
-
-        bundle = _Bundle(cut(bundle.train, max_samples), cut(bundle.val, max(1, max_samples // 4)),
-                         bundle.num_classes, list(bundle.class_names))
-    return bundle
-
-
-@dataclasses.dataclass
-class _Bundle:
-    train: Any
-    val: Any
-    num_classes: int
-    class_names: list[str]
+    limits = {"train_limit": max_samples, "val_limit": max(32, max_samples // 4)} if max_samples else {}
+    return build_datasets(data=data, image_size=image_size, **limits)
 
 
 def _metric(metrics: Mapping[str, Any]) -> float:
