@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +181,8 @@ def fit(
 
     net: nn.Module = model
     if info.enabled:
-        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  broadcast_buffers=False)  # BN stats: averaged before eval
         net = ddp
     if cfg.compile:
         net = torch.compile(net)  # type: ignore[assignment]
@@ -194,7 +194,7 @@ def fit(
                     epoch=epoch, step_in_epoch=step, partial=partial_state, history=history, best=best,
                     config=cfg.to_dict(), model_name=getattr(model, "model_name", cfg.model),
                     num_classes=num_classes, class_names=class_names,
-                    plan=asdict(plan) if is_dataclass(plan) else None)
+                    plan=plan.to_dict() if hasattr(plan, "to_dict") else None)
 
     def save(name: str, st: dict[str, Any]) -> None:
         if ckpt_dir is not None and info.is_main:
