@@ -115,3 +115,20 @@ def test_no_weight_decay_on_bn_and_bias():
     assert decay["weight_decay"] == 1e-5 and no_decay["weight_decay"] == 0.0
     assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
     assert opt.defaults["nesterov"] is True
+
+
+def test_workers_and_compile_option_do_not_change_results(bundle, monkeypatch):
+    """Per-sample seeding makes augmentation independent of the worker count; ``compile`` wraps the model."""
+    compiled = []
+
+    def fake_compile(module, *a, **k):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    a, b = _model(), _model()
+    fit(a, bundle.train, bundle.val, tiny_cfg(epochs=1))
+    fit(b, bundle.train, bundle.val, tiny_cfg(epochs=1, workers=2, compile=True))
+    assert compiled == [b]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert torch.get_num_threads() == 1  # fit restores the global settings it changed

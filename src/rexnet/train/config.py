@@ -43,11 +43,11 @@ class TrainConfig:
     val_limit: int | None = field(default=None, metadata={"help": "use a fixed subset of this many val images"})
     strict: bool = field(default=False, metadata={"help": "fail on an unreadable image instead of skipping it"})
     # schedule and optimiser
-    epochs: int = field(default=15, metadata={"help": "epochs"})
+    epochs: int = field(default=10, metadata={"help": "epochs"})
     batch_size: int = field(default=64, metadata={"help": "global batch size"})
     accum_steps: int = field(default=1, metadata={"help": "gradient-accumulation micro-batches per step"})
     lr: float | None = field(default=None, metadata={"help": "peak LR (default: base_lr * batch_size / base_batch)"})
-    base_lr: float = field(default=0.5, metadata={"help": "LR at base_batch (paper: 0.5 at 512)"})
+    base_lr: float = field(default=0.2, metadata={"help": "LR at base_batch (paper: 0.5 at 512)"})
     base_batch: int = field(default=256, metadata={"help": "batch size base_lr refers to"})
     min_lr: float = field(default=1e-6, metadata={"help": "final LR of the cosine"})
     warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up epochs"})

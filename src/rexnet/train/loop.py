@@ -118,6 +118,18 @@ def fit(
         NonFiniteLossError: The loss became NaN/Inf (the last good checkpoint is kept).
         CheckpointError: ``resume`` names a missing, truncated or foreign checkpoint.
     """
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+    try:
+        return _fit(model, train_set, val_set, cfg, out_dir, on_epoch_end, resume, class_names)
+    finally:  # leave the process's global torch settings as we found them
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        torch.backends.cudnn.benchmark = saved[3]
+
+
+def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig, out_dir: Any,
+         on_epoch_end: Any, resume: Any, class_names: list[str] | None) -> dict[str, Any]:
     t_start = time.time()
     info = init_distributed(cfg.device)
     device = resolve_device(cfg.device, info.local_rank)

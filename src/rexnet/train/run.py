@@ -55,6 +55,10 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     """``create_model`` with the config's dropout, drop-path, pretrained weights (new head) and freezing."""
     model = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes,
                          drop_head=cfg.pretrained is not None, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path)
+    width = dict(getattr(getattr(model, "plan", None), "params", ()) or ()).get("width_mult", 1.0)
+    if cfg.drop_path == 0 and width >= 1.5 and cfg.pretrained is None:
+        log.warning("%s (width %.1f): the paper's authors recommend stochastic depth for widths >= 1.5, "
+                    "e.g. --drop-path 0.2", cfg.model, width)
     if cfg.freeze_backbone:
         if cfg.pretrained is None:
             log.warning("freeze_backbone without pretrained weights trains only a head on random features")
