@@ -85,6 +85,12 @@ class TrainConfig:
     progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events if installed"})
 
+    def __post_init__(self) -> None:
+        # direct construction is checked like overrides: values coerced to the field types, ranges checked
+        for f in fields(self):
+            object.__setattr__(self, f.name, coerce(f.name, getattr(self, f.name)))
+        _check_ranges(self)
+
     def peak_lr(self) -> float:
         """The LR after warm-up."""
         return self.lr if self.lr is not None else self.base_lr * self.batch_size / self.base_batch
@@ -200,13 +206,18 @@ def _convert(t: Any, value: Any) -> Any:
 
 
 def _check(overrides: dict[str, Any]) -> dict[str, Any]:
-    out = {k: coerce(k, v) for k, v in overrides.items()}
-    if out.get("amp") not in (None, "none", "bf16", "fp16", "auto"):
-        raise ConfigError(f"bad value for amp: {out['amp']!r}; expected one of: none, bf16, fp16, auto")
-    for key in ("epochs", "batch_size", "accum_steps", "image_size"):
-        if key in out and out[key] < 1:
-            raise ConfigError(f"{key} must be >= 1, got {out[key]}")
-    return out
+    return {k: coerce(k, v) for k, v in overrides.items()}
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    if cfg.amp not in ("none", "bf16", "fp16", "auto"):
+        raise ConfigError(f"bad value for amp: {cfg.amp!r}; expected one of: none, bf16, fp16, auto")
+    for key in ("epochs", "batch_size", "accum_steps", "image_size", "base_batch"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    for key in ("workers", "save_every_steps", "weight_decay", "warmup_epochs", "drop_path", "reprob", "hflip"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}")
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
