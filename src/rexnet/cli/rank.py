@@ -83,7 +83,7 @@ def _profile(args: argparse.Namespace) -> int:
     rep = run_rank_profile(
         args.model, args.out, compare=args.compare, checkpoint=args.checkpoint, batch_size=args.batch_size,
         image_size=args.image_size, layers=_names(args.layers) if args.layers else None, estimator=args.estimator,
-        flatten=args.flatten, seed=args.seed, train_mode=args.train_mode,
+        flatten=args.flatten, seed=args.seed, bn=args.bn,
     )
     print(rep.table())
     print(f"wrote {args.out}/rank_profile.csv, rank_profile.json, rank_profile.png")
@@ -120,7 +120,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--estimators", default=None,
                    help="grid mode: estimators to score "
                         "(default: matrix_rank,rtol:1e-3,rtol:1e-2,rtol:3e-2,energy:0.99,erank)")
-    p.add_argument("-j", "--workers", type=int, default=1, help="parallel processes (default: 1)")
+    p.add_argument("-j", "--workers", type=int, default=None,
+                   help="parallel processes (default: 2 on >= 2 cores for runs over 20,000 networks, else 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plot", action="store_true", help="skip rank_study.png")
     p.set_defaults(func=_study)
@@ -138,7 +139,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flatten", default="spatial", choices=("spatial", "pool"),
                    help="spatial: C x (B*H*W); pool: C x B after global pooling (default: spatial)")
     p.add_argument("--seed", type=int, default=0, help="seed of the init and the input batch (default: 0)")
-    p.add_argument("--train-mode", action="store_true", help="run BN in train mode (default: eval)")
+    p.add_argument("--bn", default="auto", choices=("auto", "train", "eval"),
+                   help="BN statistics: batch (train) or running (eval); auto = train for random init, "
+                        "eval with --checkpoint (default: auto)")
     p.set_defaults(func=_profile)
 
     p = sub.add_parser("rank-verify", help="Table-2 verification: 2-IB proxies, MACs, rank and nuclear norm")

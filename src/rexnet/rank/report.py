@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .._table import format_table
+from ..errors import RexnetError
 from .profiler import RankProfile, build_model, profile_rank
 
 __all__ = ["PROFILE_COLUMNS", "ProfileReport", "run_rank_profile"]
@@ -60,7 +61,7 @@ def run_rank_profile(
     estimator: str = "matrix_rank",
     flatten: str = "spatial",
     seed: int = 0,
-    train_mode: bool = False,
+    bn: str = "auto",
 ) -> ProfileReport:
     """Profile ``model`` (and ``compare``) on one random batch; write ``rank_profile.csv/.json/.png``.
 
@@ -80,18 +81,25 @@ def run_rank_profile(
         estimator: Rank estimator spec.
         flatten: ``spatial`` or ``pool``.
         seed: Seed of the inits and the batch.
-        train_mode: Run BN in train mode (batch statistics) instead of eval mode.
+        bn: ``train`` (batch statistics), ``eval`` (running statistics) or ``auto``: train for a
+            random init (eval-mode BN at init is the identity, and the features then shrink layer
+            by layer until every smooth activation is linear), eval with a checkpoint.
 
     Returns:
         The :class:`ProfileReport`.
     """
+    if bn not in ("auto", "train", "eval"):
+        raise RexnetError(f"unknown bn mode {bn!r}; expected one of: auto, train, eval")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     profiles: dict[str, RankProfile] = {}
+    modes: dict[str, str] = {}
     for i, spec in enumerate([model] + ([compare] if compare else [])):
         torch.manual_seed(seed)
         m = build_model(spec, checkpoint if i == 0 else None)
+        train_mode = bn == "train" or (bn == "auto" and (checkpoint is None or i > 0))
         m.train(train_mode)
+        modes[spec] = "train" if train_mode else "eval"
         gen = torch.Generator().manual_seed(seed + 1)
         batch = torch.randn(batch_size, 3, image_size, image_size, generator=gen)
         profiles[spec] = profile_rank(m, batch, layers, estimator, flatten)
@@ -104,7 +112,7 @@ def run_rank_profile(
         for label, p in profiles.items()
     }
     meta = {"batch_size": batch_size, "image_size": image_size, "estimator": estimator, "flatten": flatten,
-            "seed": seed, "bn_mode": "train" if train_mode else "eval",
+            "seed": seed, "bn_mode": modes,
             "checkpoint": str(checkpoint) if checkpoint else None}
     (out / "rank_profile.json").write_text(json.dumps({"config": meta, "profiles": dump}) + "\n")
     from .plotting import plot_profile

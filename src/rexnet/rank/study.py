@@ -94,6 +94,11 @@ def _compute_point(
     }
 
 
+def _cost(block: str, ratio: float) -> float:
+    """Relative cost of a point: IB-conv's inner conv grows with (6 * d_in)**2."""
+    return {"ib_conv": 1 + 20 * ratio**2, "ib_dw": 2.0}.get(block, 1.0)
+
+
 def _load_points(path: Path) -> dict[tuple[str, float], dict[str, Any]]:
     done: dict[tuple[str, float], dict[str, Any]] = {}
     if path.exists():
@@ -144,7 +149,7 @@ def run_rank_study(
     networks: int = 1000,
     seed: int = 0,
     protocol: str | Protocol | dict[str, Any] | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     progress: bool = True,
     plot: bool = True,
 ) -> StudyResult:
@@ -159,7 +164,8 @@ def run_rank_study(
         networks: Random networks per point (the paper: 1,000).
         seed: Seed; the same seed and config give the same numbers, resumed or not.
         protocol: A preset name, a :class:`Protocol` or a dict of options (default: ``"default"``).
-        workers: Processes computing points in parallel (each single-threaded).
+        workers: Processes computing points in parallel, each single-threaded. ``None``: 1 for
+            small runs (< 20,000 networks to compute), else ``min(2, cpu_count)``.
         progress: Show a progress bar.
         plot: Draw ``rank_study.png`` (only with ``out_dir``).
 
@@ -185,7 +191,7 @@ def run_rank_study(
         resolve_activation(a)
     if networks < 1:
         raise RexnetError(f"networks must be >= 1, got {networks}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise RexnetError(f"workers must be >= 1, got {workers}")
     proto = get_protocol(protocol)
     config = {"blocks": list(blocks), "activations": list(activations), "ratios": list(ratios),
@@ -206,6 +212,9 @@ def run_rank_study(
         for k in [k for k, v in points.items() if set(v["stats"]) != set(activations) or v["networks"] != networks]:
             del points[k]
     todo = [(b, r) for b in blocks for r in ratios if (b, r) not in points]
+    todo.sort(key=lambda t: -_cost(*t))  # heaviest first: better balance across workers
+    if workers is None:
+        workers = 1 if len(todo) * networks < 20_000 else min(2, os.cpu_count() or 1)
     if len(todo) < len(blocks) * len(ratios):
         total = len(blocks) * len(ratios)
         log.info("resuming: %d of %d points already done", total - len(todo), total)

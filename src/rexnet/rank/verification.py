@@ -16,7 +16,8 @@ Columns: MACs (:func:`rexnet.plan.count_macs`), and for the pooled final feature
 the validation images, eval mode): numerical rank, rank/min(C, B), effective rank, nuclear
 norm (raw, as the paper, and divided by the largest singular value, which is scale-free), plus
 ``val_top1`` after ``train_epochs`` of :func:`rexnet.train.fit` on the embedded digits data
-(0 epochs: the rank columns are measured at random init and accuracy is left empty).
+(0 epochs: the rank columns are measured at random init, with batch-statistics BN, and accuracy
+is left empty).
 """
 
 from __future__ import annotations
@@ -92,8 +93,11 @@ class VerificationReport:
                              "top1 %", "paper FLOPs/top1/nuc"), body)
 
 
-def _features(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    model.eval()
+def _features(model: torch.nn.Module, images: torch.Tensor, trained: bool) -> torch.Tensor:
+    # eval-mode BN at init is the identity and the features shrink to where every activation is
+    # linear; an untrained model is therefore measured with batch statistics (train-mode BN)
+    model.train(not trained)
+    model.dropout.eval()
     with torch.no_grad():
         return model.forward_head(model.forward_features(images), pre_logits=True)
 
@@ -144,7 +148,7 @@ def run_verification(
                 cfg = TrainConfig(epochs=train_epochs, batch_size=64, seed=seed, progress=progress,
                                   device="cpu", tensorboard=False, warmup_epochs=min(1.0, train_epochs / 4))
                 top1 = float(fit(model, data.train, data.val, cfg)["val_top1"])
-            f = _features(model, images).T.double()  # C x B
+            f = _features(model, images, trained=bool(train_epochs)).T.double()  # C x B
             s = singular_values(f, "svd")
             c, b = f.shape
             rank = float(rank_from_singular_values(s, (c, b), "matrix_rank", torch.float32))
