@@ -140,7 +140,7 @@ def run(
 
     Example:
         >>> res = run("runs/s5", trials=4, epochs=1, seeds=1)  # doctest: +SKIP
-        >>> res.finished
+        >>> res.finished  # doctest: +SKIP
         4
     """
     if trials < 1 or epochs < 1 or seeds < 1:

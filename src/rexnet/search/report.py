@@ -175,7 +175,7 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
 
     Example:
         >>> paths = report("runs/s5")  # doctest: +SKIP
-        >>> sorted(paths)
+        >>> sorted(paths)  # doctest: +SKIP
         ['csv', 'figure', 'table']
     """
     out = Path(out)
