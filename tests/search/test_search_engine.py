@@ -104,3 +104,18 @@ def test_report_from_fake_study(tmp_path) -> None:
     assert open(paths["figure"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(search.StudyMismatchError.__mro__[1], match="no study"):
         search.report(tmp_path, study="nope")
+
+
+def test_pruning_stops_hopeless_trials(tmp_path) -> None:
+    calls = []
+
+    def worse_each_time(plan, data, *, epochs, seed, on_epoch_end):
+        calls.append(1)
+        for e in range(epochs):
+            on_epoch_end(e + 1, 100.0 - len(calls))
+        return 100.0 - len(calls)
+
+    res = search.run(tmp_path, trials=8, prune=True, trainer=worse_each_time, **FAST)
+    assert res.counts["PRUNED"] >= 1 and res.finished == 8
+    pruned = [t for t in _study(tmp_path).get_trials() if t.state == TrialState.PRUNED]
+    assert all(len(t.intermediate_values) == 1 for t in pruned)  # stopped after its first report

@@ -61,7 +61,7 @@ def _check_slots(study: optuna.Study, n: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def test_two_cli_workers_share_one_study(pg_url: str, tmp_path: Path) -> None:
-    name, n = f"two-{uuid.uuid4().hex[:8]}", 6
+    name, n = f"two-{uuid.uuid4().hex[:8]}", 8
     args = ["--storage", pg_url, "--study", name, "--trials", str(n), "--epochs", "1", "--seeds", "1",
             "--budget-macs", "2M", "--image-size", "16", "--max-samples", "64", "--heartbeat", "1",
             "--train-options", '{"batch_size": 32}']
