@@ -76,7 +76,7 @@ class TrainConfig:
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under DDP (GPU only)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
-    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's)"})
+    threads: int | None = field(default=1, metadata={"help": "torch CPU threads (None: torch's default)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     deterministic: bool = field(default=True, metadata={"help": "deterministic kernels (bitwise resume on CPU)"})
     # output
@@ -129,14 +129,16 @@ _HINTS = typing.get_type_hints(TrainConfig)
 #: ``paper``: the recipe of the paper / official README (SGD Nesterov, LR 0.5 at 512, WD 1e-5
 #: not on BN/bias, 5 warm-up epochs + cosine, label smoothing 0.1, dropout 0.2, 400 epochs,
 #: RandAugment m9 mstd0.5, random erasing 0.2 pixel mode, mixed precision).
-#: ``quick``: the embedded-digits demo that finishes in a few minutes on 2 CPU cores.
+#: ``quick``: the embedded-digits demo that finishes in a few minutes on 2 CPU cores. It uses one
+#: torch thread: at 32 px a second thread gains little, and on a shared machine libgomp's
+#: spin-waiting makes 2 threads on 2 busy cores 10-20x slower (unless OMP_WAIT_POLICY=PASSIVE).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     "paper": dict(
         image_size=224, epochs=400, batch_size=512, base_lr=0.5, base_batch=512, warmup_epochs=5.0,
         weight_decay=1e-5, min_lr=1e-6, aug_scale=(0.08, 1.0), aug_ratio=(0.75, 1.333), hflip=0.5,
         randaug_n=2, randaug_m=9.0, randaug_mstd=0.5, reprob=0.2, amp="auto", channels_last=True, workers=8,
-        deterministic=False,
+        deterministic=False, threads=None,
     ),
 }
 
