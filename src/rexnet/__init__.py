@@ -7,6 +7,7 @@ Example:
     torch.Size([1, 1000])
 """
 
+from .deploy import fuse
 from .errors import BudgetError, CheckpointError, RexnetError, UnknownModelError
 from .model import RexNet, RexNetFeatures
 from .plan import NetworkPlan, count_macs, count_params, rexnet_plan
@@ -27,6 +28,7 @@ __all__ = [
     "count_macs",
     "count_params",
     "create_model",
+    "fuse",
     "get_model_info",
     "get_plan",
     "list_models",

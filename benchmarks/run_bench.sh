@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Regenerate the issue-6 CPU benchmark (inference + export + bf16/int8 + training step) in one go.
+#
+#   benchmarks/run_bench.sh                 # full run (about 8-10 min on 2 busy cores, less with a warm
+#                                           # inductor cache in /tmp/torchinductor_$USER)
+#   CHECKPOINT=runs/x/checkpoints/best.pt benchmarks/run_bench.sh
+#                                           # also int8/bf16 accuracy on the embedded digits data
+#   benchmarks/run_bench.sh --tiny          # smoke run; any 'rexnet bench' flag is passed through
+#
+# Writes benchmarks/results/cpu/{bench.json,bench.md,latency_vs_macs.png} (OUT=... to change).
+# Without CHECKPOINT it uses benchmarks/results/digits_ckpt/best.pt when present; make one with
+#   .venv/bin/rexnet train -m rexnet_100 --data digits --image-size 64 -e 5 -o benchmarks/results/digits_run
+#   && cp benchmarks/results/digits_run/checkpoints/best.pt benchmarks/results/digits_ckpt/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-benchmarks/results/cpu}
+CHECKPOINT=${CHECKPOINT:-benchmarks/results/digits_ckpt/best.pt}
+# busy-waiting OpenMP workers wreck timings on a shared machine (see rexnet.deploy.bench.passive_omp_env)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+ARGS=()
+if [[ -f "$CHECKPOINT" ]]; then
+  ARGS+=(--checkpoint "$CHECKPOINT" --calib-data digits)
+else
+  echo "note: no checkpoint at $CHECKPOINT: random weights, agreement on random inputs only" >&2
+fi
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; uptime: $(uptime)"
+start=$(date +%s)
+"$PY" -m rexnet bench --out "$OUT" "${ARGS[@]}" "$@"
+echo "done in $(( $(date +%s) - start )) s; uptime: $(uptime)"

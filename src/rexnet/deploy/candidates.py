@@ -1,0 +1,225 @@
+"""The benchmark's contestants: our inference paths, timm's ReXNet, torchvision's light models."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .export import compile_model, export_onnx, load_model
+from .fuse import fuse
+from .quant import OnnxModel, agreement, predict_logits, quantize_int8, to_bf16
+
+__all__ = ["Candidate", "build_candidates", "build_train_candidates", "foreign_macs", "count_params"]
+
+_log = logging.getLogger(__name__)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@dataclass
+class Candidate:
+    """One thing to time.
+
+    Attributes:
+        name: Row label (``ours fused``, ``timm eager``, ...).
+        group: ``ours``, ``timm`` or ``torchvision``.
+        precision: ``fp32``, ``bf16`` or ``int8``.
+        fn: Called with a prepared input.
+        prepare: Turns an NCHW float32 batch into ``fn``'s input (layout, dtype), untimed.
+        batches: Batch sizes it runs at (compiled bf16 skips batch 1 to save compile time).
+        params: Parameter count of the model it runs.
+        macs: MACs per image (``None``: counted from ``module`` with torch's FLOP counter).
+        module: The eager module (for MAC counting).
+        torch_memory: Whether torch's allocator sees its memory (not onnxruntime's).
+    """
+
+    name: str
+    group: str
+    precision: str
+    fn: Callable[[Any], Any]
+    prepare: Callable[[torch.Tensor], Any] = _identity
+    batches: frozenset[int] = field(default_factory=lambda: frozenset({1, 32}))
+    params: int = 0
+    macs: int | None = None
+    module: nn.Module | None = None
+    torch_memory: bool = True
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def foreign_macs(model: nn.Module | None, image_size: int) -> int | None:
+    """MACs per image of a model without a plan (timm, torchvision): torch's FLOP counter / 2."""
+    if model is None:
+        return None
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.eval()(torch.zeros(1, 3, image_size, image_size))
+    return int(counter.get_total_flops() // 2)
+
+
+def _calibration(cfg: Any, model_name: str, size: int) -> tuple[list[torch.Tensor], Any]:
+    """Calibration batches (and a validation bundle when real data is used)."""
+    g = torch.Generator().manual_seed(1)
+    if cfg.calib_data:
+        from ..data import build_datasets
+
+        bundle = build_datasets(cfg.calib_data, size, train=True, model=model_name, train_limit=cfg.calib_images)
+        train = bundle.train
+        xs = torch.stack([train[i][0] for i in range(min(cfg.calib_images, len(train)))])  # type: ignore[arg-type]
+        return list(xs.split(32)), bundle
+    n = cfg.calib_images
+    return [torch.randn(min(32, n - i), 3, size, size, generator=g) for i in range(0, n, 32)], None
+
+
+def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> tuple[list[Candidate], dict[str, Any]]:
+    """Build every candidate ``cfg`` asks for, plus agreement/accuracy of our reduced-precision paths.
+
+    Returns:
+        ``(candidates, extra)``; ``extra`` has ``agreement`` (per path vs fp32 eager on a fixed
+        random set, or on the validation data with ``cfg.calib_data``) and ``accuracy``.
+    """
+    size = cfg.image_size
+    bt = {cfg.batch_latency, cfg.batch_throughput}
+    model = load_model(cfg.model, checkpoint)
+    # calibration and agreement run at the size the checkpoint was trained at
+    eval_size = size
+    if checkpoint is not None:
+        from ..train.inference import load_trained_model
+
+        eval_size = int(load_trained_model(checkpoint, cfg.model)[1]["image_size"])
+    nparams = count_params(model)
+    from ..plan import plan_cost
+
+    macs = plan_cost(model.plan, size).macs
+    cands: list[Candidate] = []
+
+    def add(c: Candidate) -> None:
+        if not cfg.only or any(s in c.name for s in cfg.only):
+            cands.append(c)
+
+    def ours(name: str, precision: str, fn: Callable, prepare: Callable = _identity, **kw: Any) -> Candidate:
+        return Candidate(f"ours {name}", "ours", precision, fn, prepare, frozenset(kw.pop("batches", bt)),
+                         nparams, macs, model, **kw)
+
+    fused = fuse(model)
+    add(ours("eager", "fp32", model))
+    add(ours("fused", "fp32", fused, _channels_last))
+    cbt = bt if cfg.compile_batch1 else {cfg.batch_throughput}
+    if cfg.compile:
+        add(ours("fused+compile", "fp32", compile_model(model), _channels_last, batches=cbt))
+    tmp = Path(tempfile.mkdtemp(prefix="rexnet_bench_"))
+    onnx_fp32 = None
+    if cfg.onnx:
+        onnx_fp32 = OnnxModel(export_onnx(model, tmp / "fp32.onnx", image_size=size), cfg.threads)
+        add(ours("onnxruntime", "fp32", onnx_fp32, torch_memory=False))
+    bf16 = to_bf16(model) if cfg.bf16 else None
+    if bf16 is not None:
+        add(ours("bf16", "bf16", bf16))
+        if cfg.compile:
+            add(ours("bf16+compile", "bf16",
+                     torch.compile(bf16, dynamic=False, options={"freezing": True}),
+                     batches={cfg.batch_throughput}))
+    int8 = None
+    calib, bundle = _calibration(cfg, cfg.model, eval_size) if cfg.int8 or cfg.calib_data else ([], None)
+    if cfg.int8:
+        int8 = quantize_int8(model, calib, tmp / "int8.onnx", image_size=eval_size)
+        add(ours("int8 onnxruntime", "int8", OnnxModel(int8.path, cfg.threads), torch_memory=False))
+    if cfg.timm:
+        import timm
+
+        tm = timm.create_model(cfg.timm_model, pretrained=False).eval()
+        tparams = count_params(tm)
+        add(Candidate("timm eager", "timm", "fp32", tm, _identity, frozenset(bt), tparams, None, tm))
+        if cfg.compile:
+            add(Candidate("timm compiled", "timm", "fp32", torch.compile(tm), _identity, frozenset(cbt), tparams,
+                          None, tm))
+    if cfg.torchvision:
+        import torchvision
+
+        for arch in ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"):
+            tv = torchvision.models.get_model(arch, weights=None).eval()
+            add(Candidate(f"torchvision {arch}", "torchvision", "fp32", tv, _identity, frozenset(bt),
+                          count_params(tv), None, tv))
+    extra = _agreement(cfg, model, {"fused": fused, "onnxruntime fp32": onnx_fp32, "bf16": bf16,
+                                    "int8 onnxruntime": int8}, bundle, eval_size)
+    return cands, extra
+
+
+def _agreement(cfg: Any, model: nn.Module, paths: dict[str, Any], bundle: Any, size: int) -> dict[str, Any]:
+    """Top-1 agreement and cosine vs fp32 eager; accuracy on the validation data when given."""
+    g = torch.Generator().manual_seed(2)
+    if bundle is not None:
+        val = bundle.val
+        xs = torch.stack([val[i][0] for i in range(len(val))])
+        labels = torch.tensor([int(val[i][1]) for i in range(len(val))])
+        source = f"{bundle.name} validation ({len(val)} images)"
+    else:
+        xs = torch.randn(max(8, min(128, cfg.calib_images)), 3, size, size, generator=g)
+        labels, source = None, f"fixed random set ({len(xs)} images, N(0,1) pixels)"
+    batches = list(xs.split(32))
+    ref = predict_logits(model, batches)
+    out: dict[str, Any] = {"source": source}
+    acc: dict[str, Any] = {}
+    if labels is not None:
+        acc["fp32 eager"] = float((ref.argmax(1) == labels).float().mean())
+    for name, fn in paths.items():
+        if fn is None:
+            continue
+        logits = predict_logits(fn, batches)
+        out[name] = agreement(ref, logits)
+        if labels is not None:
+            acc[name] = float((logits.argmax(1) == labels).float().mean())
+    if acc:
+        acc["source"] = source
+    return {"agreement": out, "accuracy": acc}
+
+
+def build_train_candidates(cfg: Any) -> list[Candidate]:
+    """Training-step candidates: ours (NCHW and channels-last) vs timm, SGD + cross-entropy."""
+    from ..zoo import create_model
+
+    def step_fn(net: nn.Module, channels_last: bool) -> Callable[[Any], None]:
+        net.train()
+        if channels_last:
+            net.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+            x, y = batch
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss = loss_fn(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
+    torch.manual_seed(0)
+    out = [Candidate("ours", "ours", "fp32", step_fn(create_model(cfg.model), False)),
+           Candidate("ours channels_last", "ours", "fp32", step_fn(create_model(cfg.model), True))]
+    if cfg.timm:
+        import timm
+
+        out.append(Candidate("timm", "timm", "fp32", step_fn(timm.create_model(cfg.timm_model), False)))
+    return out

@@ -1,0 +1,33 @@
+"""Shared helpers for the deploy tests: models with random weights *and* random BN statistics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import rexnet
+
+
+def randomize(model: nn.Module, seed: int = 0, classifier_std: float = 0.05) -> nn.Module:
+    """Random BN statistics/affine terms (so folding is really tested) and a classifier whose
+    logits differ between inputs (so top-1 agreement means something)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) * 0.6 - 0.3)
+            elif isinstance(m, nn.Linear):
+                m.weight.normal_(0, classifier_std, generator=g)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def rexnet_small() -> nn.Module:
+    """rexnet_100 with random weights and BN statistics, eval mode."""
+    torch.manual_seed(0)
+    return randomize(rexnet.create_model("rexnet_100"))
