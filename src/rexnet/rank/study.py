@@ -240,10 +240,15 @@ def run_rank_study(
             for b, r in todo:
                 finish(_compute_point(b, r, activations, networks, proto, seed))
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            try:
                 futs = [pool.submit(_compute_point, b, r, activations, networks, proto, seed) for b, r in todo]
                 for f in as_completed(futs):  # log each point as soon as it is done
                     finish(f.result())
+            except BaseException:  # Ctrl-C: keep what is logged, drop queued points
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     finally:
         torch.set_num_threads(threads)
         if bar is not None:

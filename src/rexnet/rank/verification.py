@@ -146,8 +146,12 @@ def run_verification(
                 from ..train import TrainConfig, fit
 
                 cfg = TrainConfig(epochs=train_epochs, batch_size=64, seed=seed, progress=progress,
-                                  device="cpu", tensorboard=False, warmup_epochs=min(1.0, train_epochs / 4))
-                top1 = float(fit(model, data.train, data.val, cfg)["val_top1"])
+                                  device="cpu", tensorboard=False, warmup_epochs=min(1.0, train_epochs / 4),
+                                  threads=1)
+                res = fit(model, data.train, data.val, cfg)
+                if res.get("status") == "interrupted":  # fit caught SIGINT/SIGTERM: stop the recipe too
+                    raise KeyboardInterrupt
+                top1 = float(res["val_top1"])
             f = _features(model, images, trained=bool(train_epochs)).T.double()  # C x B
             s = singular_values(f, "svd")
             c, b = f.shape
