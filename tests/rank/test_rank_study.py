@@ -129,3 +129,13 @@ def test_cli_bad_input_exit_code(tmp_path, capsys):
     assert "(0, 1]" in capsys.readouterr().err
     assert main(["rank-study", "--out", str(tmp_path), "--blocks", "fc"]) == 2
     assert "conv1x1, conv3x3, ib_conv, ib_dw" in capsys.readouterr().err
+
+
+def test_cli_protocol_overrides(tmp_path):
+    rc = main(["rank-study", "--out", str(tmp_path), "--blocks", "conv1x1", "--activations", "identity,Tanh",
+               "--ratios", "0.5", "-n", "2", "--protocol", "P1", "--set", "estimator=rtol:1e-2", "--set",
+               "d_out_max=40", "--no-progress", "--no-plot"])
+    assert rc == 0
+    proto = json.loads((tmp_path / "config.json").read_text())["protocol"]
+    assert proto["estimator"] == "rtol:1e-2" and proto["d_out_max"] == 40 and proto["norm"] == "bn_before"
+    assert main(["rank-study", "--out", str(tmp_path / "x"), "--set", "colour=red"]) == 2
