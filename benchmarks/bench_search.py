@@ -32,8 +32,25 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def _prepare(study: str, trials: int, storage: str, args: argparse.Namespace) -> None:
+    """Create the study with every slot holding the same candidate (ReXNet's line), so that runs
+    with different worker counts train identical workloads."""
+    from rexnet.search import SearchSpace, linear_params, open_storage
+    from rexnet.search.study import make_sampler, open_study
+
+    config = {"space": SearchSpace(blocks=5, budget_macs=30e6, image_size=32, num_classes=10).to_dict(),
+              "epochs": args.epochs, "seeds": 1, "objectives": "accuracy", "data": "digits", "sampler": "random"}
+    st = open_study(open_storage(storage, heartbeat_interval=5), study, config=config, target_trials=0,
+                    sampler=make_sampler("random", 0, False), directions=["maximize"], seed_rules=False)
+    for slot in range(trials):
+        st.enqueue_trial(linear_params(5), user_attrs={"slot": slot, "rule": "rexnet_linear"})
+    st.set_user_attr("target_trials", trials)
+
+
 def _workers(n_workers: int, trials: int, storage: str, args: argparse.Namespace, out: Path) -> dict:
     study = f"bench-{n_workers}w-{uuid.uuid4().hex[:6]}"
+    if args.same_candidate:
+        _prepare(study, trials, storage, args)
     cmd = [sys.executable, "-m", "rexnet", "search", "run", "--storage", storage, "--study", study,
            "--blocks", "5", "--budget-macs", "30M", "--image-size", "32", "--trials", str(trials),
            "--epochs", str(args.epochs), "--seeds", "1", "--max-samples", str(args.max_samples), "--threads", "1",
@@ -64,6 +81,8 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=4, help="trials per worker (default: 4)")
     p.add_argument("--max-samples", type=int, default=512, help="training images per epoch (default: 512)")
     p.add_argument("--epochs", type=int, default=1, help="epochs per trial (default: 1)")
+    p.add_argument("--same-candidate", action="store_true",
+                   help="every trial trains ReXNet's line (identical work per trial, for a fair 1 -> 2 comparison)")
     args = p.parse_args()
     from rexnet.search.study import database_url
 
