@@ -283,7 +283,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
                                         acc=f"{100 * acc['correct'] * info.world_size / max(1, acc['count']):.1f}",
                                         img_s=f"{acc['count'] / max(el, 1e-9):.0f}", lr=f"{lr:.2e}")
                         bar.update(1)
-                    interrupt = stop.signal is not None or flags[2] > 0
+                    interrupt = bool(flags[2] > 0)  # the agreed value: every rank stops at the same step
                     periodic = cfg.save_every_steps and step % cfg.save_every_steps == 0
                     if (interrupt or periodic) and step < sampler.steps:
                         part = {**acc, "seconds": acc["seconds"] + time.time() - t_train}
@@ -329,7 +329,8 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
                     os.replace(tmp, ckpt_dir / "best.pt")
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, dict(metrics))
-                if stop.signal is not None:
+                stop_all = all_reduce_sum(torch.tensor([float(stop.signal is not None)]), info)
+                if stop_all[0] > 0:
                     status = "interrupted" if epoch + 1 < cfg.epochs else status
                     break
         except BaseException as e:
@@ -338,7 +339,8 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
             status = f"{kind}: {type(e).__name__}: {e}"
             raise
         finally:
-            skipped = _dedupe(skipped, info)
+            # gather skipped files from all ranks only on a clean exit (a collective could hang otherwise)
+            skipped = _dedupe(skipped, info if status in ("completed", "interrupted") else DistInfo())
             summary = dict(status=status, **last, best_top1=best["top1"], best_epoch=best["epoch"],
                            epochs_completed=len(history), total_seconds=time.time() - t_start,
                            skipped_images=[{"path": p, "reason": r} for p, r in skipped],
@@ -356,10 +358,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
 
 def _dedupe(skipped: list[tuple[str, str]], info: DistInfo) -> list[tuple[str, str]]:
     if info.enabled:
-        try:
-            skipped = [s for part in all_gather_objects(skipped, info) for s in part]
-        except Exception:  # never mask the real error with a collective failure
-            pass
+        skipped = [s for part in all_gather_objects(skipped, info) for s in part]
     seen: dict[str, str] = {}
     for p, r in skipped:
         seen.setdefault(p, r)
