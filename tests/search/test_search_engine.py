@@ -119,3 +119,15 @@ def test_pruning_stops_hopeless_trials(tmp_path) -> None:
     assert res.counts["PRUNED"] >= 1 and res.finished == 8
     pruned = [t for t in _study(tmp_path).get_trials() if t.state == TrialState.PRUNED]
     assert all(len(t.intermediate_values) == 1 for t in pruned)  # stopped after its first report
+
+
+def test_bad_training_settings_stop_the_worker_and_keep_the_slot(tmp_path) -> None:
+    from rexnet.errors import RexnetError
+
+    def misconfigured(plan, data, *, epochs, seed, on_epoch_end):
+        raise RexnetError("the training set (32 images) is smaller than one batch (64)")
+
+    with pytest.raises(RexnetError, match="smaller than one batch"):
+        search.run(tmp_path, trials=3, trainer=misconfigured, **FAST)
+    res = search.run(tmp_path, trials=3, trainer=FakeTrainer(), **FAST)
+    assert res.counts["COMPLETE"] == 3

@@ -23,6 +23,8 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from ..errors import RexnetError
+
 __all__ = ["work", "worker_id"]
 
 _log = logging.getLogger(__name__)
@@ -53,6 +55,11 @@ class _Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ExperimentalWarning)
+    _REQUEUE = RetryHeartbeatStaleTrialCallback(max_retry=None)  # stops do not use up a slot's retries
 
 
 def _fail_stale(study: optuna.Study) -> None:
@@ -96,10 +103,11 @@ def _run_one(study: optuna.Study, storage: BaseStorage, trial_id: int, objective
             _log.info("trial %d pruned: %s", trial.number, e)
             _tell(study, trial, state=TrialState.PRUNED)
             return TrialState.PRUNED
-        except KeyboardInterrupt:
-            _log.warning("trial %d interrupted; re-enqueued for the next run", trial.number)
+        except (KeyboardInterrupt, RexnetError) as e:  # a stop, or bad settings: stop the worker, keep the slot
+            _log.warning("trial %d %s; re-enqueued for the next run", trial.number,
+                         "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by bad input ({e})")
             if _tell(study, trial, state=TrialState.FAIL):
-                retry(study, storage.get_trial(trial_id))
+                _REQUEUE(study, storage.get_trial(trial_id))
             raise
         except Exception as e:  # noqa: BLE001 - a failing candidate must not stop the study
             _log.exception("trial %d failed: %s", trial.number, e)
