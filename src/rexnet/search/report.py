@@ -147,6 +147,7 @@ def _figure(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
         mean, std = c.mean(axis=0), c.std(axis=0)
         ax.plot(x, mean, color=colour, marker="o", label=f"{name} (n={len(c)})")
         ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2)
+        ax.set_xticks(x)
     ax.set_xlabel("block index")
     ax.set_ylabel("output channels")
     ax.set_title(title, fontsize=9)
@@ -201,7 +202,7 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
     attrs = st.user_attrs
     sp = attrs.get("space", {})
     groups = split_groups(done, key=lambda t: t.values[0])
-    title = (f"{sp.get('blocks')} IBs, {sp.get('budget_macs', 0) / 1e6:.0f} M MACs at {sp.get('image_size')}px, "
+    title = (f"{sp.get('blocks')} IBs, {sp.get('budget_macs', 0) / 1e6:g} M MACs at {sp.get('image_size')}px, "
              f"{len(done)} trials ({attrs.get('data')})")
     lines = [
         f"# Table 3 for study `{name}`",
@@ -209,7 +210,7 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         f"{sp.get('blocks')} inverted bottlenecks, budget {sp.get('budget_macs', 0) / 1e6:.1f} M MACs"
         + (f" / {sp['budget_params'] / 1e6:.3f} M params" if sp.get("budget_params") else "")
         + f" (tolerance {sp.get('tolerance', 0):.0%}) at {sp.get('image_size')}x{sp.get('image_size')}; "
-        f"proxy `{attrs.get('data')}`, {attrs.get('epochs')} epochs x {attrs.get('seeds')} seeds; "
+        f"proxy `{attrs.get('data')}`, {attrs.get('epochs')} epoch(s) x {attrs.get('seeds')} seed(s); "
         f"sampler {attrs.get('sampler')}.",
         f"{len(done)} finished trials (of {len(trials)}: "
         + ", ".join(f"{s.name.lower()} {sum(t.state == s for t in trials)}" for s in TrialState
