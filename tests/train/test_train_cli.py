@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_data import make_folder
 
 import rexnet
 from rexnet.cli import main
 from rexnet.data import build_datasets
 from rexnet.train import evaluate, load_checkpoint, load_trained_model
+
+from .helpers import make_folder
 
 _TINY = ["-m", "rexnet_060", "-b", "16", "--threads", "1", "--no-progress", "--lr", "0.05"]
 

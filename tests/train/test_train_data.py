@@ -7,11 +7,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from rexnet.data import CorruptImageError, SkippedImage, build_datasets, build_train_transform, collate_skipping
 from rexnet.data.transforms import AugmentConfig, RandAugmentMstd
 from rexnet.errors import RexnetError
+
+from .helpers import make_folder
 
 
 def test_digits_split_is_fixed_and_disjoint():
@@ -80,22 +81,6 @@ def test_cifar_refuses_code_in_pickles(tmp_path):
         pickle.dump({b"data": Evil(), b"labels": []}, f)
     with pytest.raises(RexnetError, match="refused global"):
         build_datasets(str(tmp_path), 32)
-
-
-def make_folder(root, classes=("cat", "dog"), per_class=6, size=20, corrupt=True):
-    """An ImageNet-layout folder of random JPEGs; one corrupt JPEG in train/dog."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in classes:
-            d = root / split / c
-            d.mkdir(parents=True)
-            for i in range(per_class if split == "train" else 2):
-                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(d / f"{i}.jpg")
-    bad = root / "train" / "dog" / "broken.jpg"
-    if corrupt:
-        good = (root / "train" / "dog" / "0.jpg").read_bytes()
-        bad.write_bytes(good[: len(good) // 3])  # a truncated JPEG
-    return bad
 
 
 def test_image_folder_skips_and_reports_corrupt(tmp_path):

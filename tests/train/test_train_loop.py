@@ -6,12 +6,13 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_cfg
 from torch import nn
 
 import rexnet
 from rexnet.data import build_datasets
 from rexnet.train import NonFiniteLossError, fit, load_checkpoint
+
+from .helpers import tiny_cfg
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_cfg
 from torch.utils.data import Dataset
 
 import rexnet
@@ -20,6 +19,8 @@ from rexnet.cli import main
 from rexnet.data import build_datasets
 from rexnet.errors import CheckpointError
 from rexnet.train import fit, load_checkpoint, save_checkpoint
+
+from .helpers import tiny_cfg
 
 _ARGS = ["-m", "rexnet_060", "--train-limit", "96", "--val-limit", "32", "-b", "16", "-e", "3", "--threads", "1",
          "--lr", "0.05", "--no-progress", "--no-tensorboard"]
@@ -134,3 +135,15 @@ def test_crash_during_save_keeps_previous_last(tmp_path, monkeypatch):
         save_checkpoint({**good, "epoch": 2}, last)
     assert last.read_bytes() == before and load_checkpoint(last)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stop_flag_catches_sigint_and_sigterm(sig):
+    from rexnet.train.loop import _StopFlag
+
+    before = signal.getsignal(sig)
+    with _StopFlag() as stop:
+        os.kill(os.getpid(), sig)
+        time.sleep(0.01)
+        assert stop.signal == sig  # recorded, not raised: the loop saves and returns
+    assert signal.getsignal(sig) is before
