@@ -59,20 +59,26 @@ class RankProfile:
 def default_layers(model: nn.Module) -> list[str]:
     """Every block output and the final features.
 
-    rexnet models: ``blocks.0 ... blocks.N`` and ``final_conv``. Otherwise the children of the
-    module container with the most children (torchvision's ``features.0 ... features.18`` for
-    MobileNetV2, whose last child is the final 1x1 conv). A model with no container gets its
+    The children of the outermost ``Sequential``/``ModuleList`` containers whose children are
+    themselves composite (blocks rather than single layers), in forward-definition order:
+    ``blocks.0 ... blocks.N`` for rexnet (plus ``final_conv``, its final features),
+    ``features.0 ... features.18`` for torchvision's MobileNetV2 (the last is the final 1x1
+    conv), ``layer1.0 ... layer4.2`` for a ResNet. A model without such a container gets its
     direct children.
     """
-    names = dict(model.named_modules())
-    best, size = "", 0
-    for name, m in names.items():
-        if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m) > size:
-            best, size = name, len(m)
-    if size == 0:
+    chosen: list[str] = []
+    for name, m in model.named_modules():
+        if not isinstance(m, (nn.Sequential, nn.ModuleList)) or len(m) == 0:
+            continue
+        if any(name == c or name.startswith(c + ".") for c in chosen if c) or (chosen and chosen[0] == ""):
+            continue
+        if any(len(list(child.children())) > 0 for child in m.children()):
+            chosen.append(name)
+    if not chosen:
         return [n for n, _ in model.named_children()]
-    layers = [f"{best}.{i}" if best else str(i) for i in range(size)]
-    if "final_conv" in names and best == "blocks":
+    names = dict(model.named_modules())
+    layers = [f"{c}.{k}" if c else k for c in chosen for k, _ in names[c].named_children()]
+    if "final_conv" in names and "blocks" in chosen:
         layers.append("final_conv")
     return layers
 
