@@ -71,9 +71,12 @@ def _train(args: argparse.Namespace, **forced: Any) -> int:
             return 0
     m = res.metrics
     print(f"run folder: {res.out_dir}")
-    print(f"status: {res.status}; epochs {m.get('epochs_completed')}/{cfg.epochs}; "
-          f"val top-1 {res.val_top1:.2f}% (best {res.best_top1:.2f}% at epoch {m.get('best_epoch')}), "
-          f"top-5 {m.get('val_top5', float('nan')):.2f}%; {m.get('total_seconds', 0):.0f}s")
+    if m.get("epochs_completed"):
+        print(f"status: {res.status}; epochs {m['epochs_completed']}/{cfg.epochs}; "
+              f"val top-1 {res.val_top1:.2f}% (best {res.best_top1:.2f}% at epoch {m.get('best_epoch')}), "
+              f"top-5 {m.get('val_top5', float('nan')):.2f}%; {m.get('total_seconds', 0):.0f}s")
+    else:
+        print(f"status: {res.status}; no epoch completed yet")
     if m.get("skipped_images"):
         print(f"skipped {len(m['skipped_images'])} unreadable image(s):")
         for s in m["skipped_images"]:
