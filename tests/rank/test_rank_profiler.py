@@ -61,3 +61,8 @@ def test_cli_rank_profile(tmp_path):
     with open(out / "rank_profile_compare.csv") as fh:
         assert len(list(csv.reader(fh))) == 1 + 19
     assert (out / "rank_profile.png").stat().st_size > 1000
+
+
+def test_default_layers_other_models():
+    assert default_layers(torchvision.models.resnet18()) == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert default_layers(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU())) == ["0", "1"]
