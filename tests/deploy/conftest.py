@@ -26,8 +26,18 @@ def randomize(model: nn.Module, seed: int = 0, classifier_std: float = 0.05) -> 
     return model.eval()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine busy-waiting OpenMP workers make every
+    op wait for a descheduled peer (10x slower tests); one thread has no barrier to wait at."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def rexnet_small() -> nn.Module:
-    """rexnet_100 with random weights and BN statistics, eval mode."""
+    """rexnet_060 with random weights and BN statistics, eval mode."""
     torch.manual_seed(0)
-    return randomize(rexnet.create_model("rexnet_100"))
+    return randomize(rexnet.create_model("rexnet_060"))

@@ -112,53 +112,56 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
     macs = plan_cost(model.plan, size).macs
     cands: list[Candidate] = []
 
-    def add(c: Candidate) -> None:
-        if not cfg.only or any(s in c.name for s in cfg.only):
-            cands.append(c)
+    def want(name: str) -> bool:
+        return not cfg.only or any(s in name for s in cfg.only)
 
     def ours(name: str, precision: str, fn: Callable, prepare: Callable = _identity, **kw: Any) -> Candidate:
         return Candidate(f"ours {name}", "ours", precision, fn, prepare, frozenset(kw.pop("batches", bt)),
                          nparams, macs, model, **kw)
 
     fused = fuse(model)
-    add(ours("eager", "fp32", model))
-    add(ours("fused", "fp32", fused, _channels_last))
+    if want("ours eager"):
+        cands.append(ours("eager", "fp32", model))
+    if want("ours fused"):
+        cands.append(ours("fused", "fp32", fused, _channels_last))
     cbt = bt if cfg.compile_batch1 else {cfg.batch_throughput}
-    if cfg.compile:
-        add(ours("fused+compile", "fp32", compile_model(model), _channels_last, batches=cbt))
+    if cfg.compile and want("ours fused+compile"):
+        cands.append(ours("fused+compile", "fp32", compile_model(model), _channels_last, batches=cbt))
     tmp = Path(tempfile.mkdtemp(prefix="rexnet_bench_"))
-    onnx_fp32 = None
-    if cfg.onnx:
+    onnx_fp32 = bf16 = int8 = None
+    if cfg.onnx and want("ours onnxruntime"):
         onnx_fp32 = OnnxModel(export_onnx(model, tmp / "fp32.onnx", image_size=size), cfg.threads)
-        add(ours("onnxruntime", "fp32", onnx_fp32, torch_memory=False))
-    bf16 = to_bf16(model) if cfg.bf16 else None
-    if bf16 is not None:
-        add(ours("bf16", "bf16", bf16))
+        cands.append(ours("onnxruntime", "fp32", onnx_fp32, torch_memory=False))
+    if cfg.bf16 and want("ours bf16"):
+        bf16 = to_bf16(model)
+        cands.append(ours("bf16", "bf16", bf16))
         if cfg.compile:
-            add(ours("bf16+compile", "bf16",
-                     torch.compile(bf16, dynamic=False, options={"freezing": True}),
-                     batches={cfg.batch_throughput}))
-    int8 = None
-    calib, bundle = _calibration(cfg, cfg.model, eval_size) if cfg.int8 or cfg.calib_data else ([], None)
-    if cfg.int8:
+            cands.append(ours("bf16+compile", "bf16", torch.compile(bf16, dynamic=False, options={"freezing": True}),
+                              batches={cfg.batch_throughput}))
+    calib, bundle = [], None
+    if (cfg.int8 and want("ours int8 onnxruntime")) or cfg.calib_data:
+        calib, bundle = _calibration(cfg, cfg.model, eval_size)
+    if cfg.int8 and want("ours int8 onnxruntime"):
         int8 = quantize_int8(model, calib, tmp / "int8.onnx", image_size=eval_size)
-        add(ours("int8 onnxruntime", "int8", OnnxModel(int8.path, cfg.threads), torch_memory=False))
-    if cfg.timm:
+        cands.append(ours("int8 onnxruntime", "int8", OnnxModel(int8.path, cfg.threads), torch_memory=False))
+    if cfg.timm and want("timm"):
         import timm
 
         tm = timm.create_model(cfg.timm_model, pretrained=False).eval()
         tparams = count_params(tm)
-        add(Candidate("timm eager", "timm", "fp32", tm, _identity, frozenset(bt), tparams, None, tm))
-        if cfg.compile:
-            add(Candidate("timm compiled", "timm", "fp32", torch.compile(tm), _identity, frozenset(cbt), tparams,
-                          None, tm))
+        if want("timm eager"):
+            cands.append(Candidate("timm eager", "timm", "fp32", tm, _identity, frozenset(bt), tparams, None, tm))
+        if cfg.compile and want("timm compiled"):
+            cands.append(Candidate("timm compiled", "timm", "fp32", torch.compile(tm), _identity, frozenset(cbt),
+                                   tparams, None, tm))
     if cfg.torchvision:
         import torchvision
 
         for arch in ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"):
-            tv = torchvision.models.get_model(arch, weights=None).eval()
-            add(Candidate(f"torchvision {arch}", "torchvision", "fp32", tv, _identity, frozenset(bt),
-                          count_params(tv), None, tv))
+            if want(f"torchvision {arch}"):
+                tv = torchvision.models.get_model(arch, weights=None).eval()
+                cands.append(Candidate(f"torchvision {arch}", "torchvision", "fp32", tv, _identity, frozenset(bt),
+                                       count_params(tv), None, tv))
     extra = _agreement(cfg, model, {"fused": fused, "onnxruntime fp32": onnx_fp32, "bf16": bf16,
                                     "int8 onnxruntime": int8}, bundle, eval_size)
     return cands, extra
