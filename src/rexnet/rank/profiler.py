@@ -196,6 +196,10 @@ def build_model(spec: str, checkpoint: str | os.PathLike | None = None) -> nn.Mo
             state = torch.load(checkpoint, map_location="cpu", weights_only=True)
             model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
         return model
+    from ..errors import UnknownModelError
     from ..zoo import create_model
 
-    return create_model(spec, pretrained=checkpoint)
+    try:
+        return create_model(spec, pretrained=checkpoint)
+    except UnknownModelError as e:
+        raise UnknownModelError(f"{e}; or tv:NAME for a torchvision model, e.g. tv:mobilenet_v2") from None
