@@ -195,6 +195,8 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
         _log.info("timing batch %d", batch)
         x = torch.randn(batch, 3, size, size, generator=g)
         active = [c for c in cands if batch in c.batches]
+        if not active:
+            continue
         inputs = {c.name: c.prepare(x) for c in active}
         samples = _interleaved(active, inputs, cfg.rounds, iters, cfg.warmup)
         for c in active:

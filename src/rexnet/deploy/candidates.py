@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .export import compile_model, export_onnx, load_model
+from .export import FrozenCompiled, compile_model, export_onnx, load_model
 from .fuse import fuse
-from .quant import OnnxModel, agreement, predict_logits, quantize_int8, to_bf16
+from .quant import OnnxModel, agreement, predict_logits, pt2e_available, quantize_int8, quantize_int8_pt2e, to_bf16
 
 __all__ = ["Candidate", "build_candidates", "build_train_candidates", "foreign_macs", "count_params"]
 
@@ -44,7 +44,6 @@ class Candidate:
         params: Parameter count of the model it runs.
         macs: MACs per image (``None``: counted from ``module`` with torch's FLOP counter).
         module: The eager module (for MAC counting).
-        torch_memory: Whether torch's allocator sees its memory (not onnxruntime's).
     """
 
     name: str
@@ -56,7 +55,6 @@ class Candidate:
     params: int = 0
     macs: int | None = None
     module: nn.Module | None = None
-    torch_memory: bool = True
 
 
 def count_params(model: nn.Module) -> int:
@@ -88,6 +86,26 @@ def _calibration(cfg: Any, model_name: str, size: int) -> tuple[list[torch.Tenso
         return list(xs.split(32)), bundle
     n = cfg.calib_images
     return [torch.randn(min(32, n - i), 3, size, size, generator=g) for i in range(0, n, 32)], None
+
+
+class _FixedBatch:
+    """Calls a shape-specialised compiled model with batches padded to ``batch`` rows (one
+    compilation per image size instead of one per batch size)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], batch: int) -> None:
+        self.fn, self.batch = fn, batch
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        if n == self.batch:
+            return self.fn(x)
+        outs = []
+        for chunk in x.split(self.batch):
+            k = chunk.shape[0]
+            if k < self.batch:
+                chunk = torch.cat([chunk, chunk.new_zeros((self.batch - k, *chunk.shape[1:]))])
+            outs.append(self.fn(chunk)[:k])
+        return torch.cat(outs)
 
 
 def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> tuple[list[Candidate], dict[str, Any]]:
@@ -131,20 +149,32 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
     onnx_fp32 = bf16 = int8 = None
     if cfg.onnx and want("ours onnxruntime"):
         onnx_fp32 = OnnxModel(export_onnx(model, tmp / "fp32.onnx", image_size=size), cfg.threads)
-        cands.append(ours("onnxruntime", "fp32", onnx_fp32, torch_memory=False))
+        cands.append(ours("onnxruntime", "fp32", onnx_fp32))
     if cfg.bf16 and want("ours bf16"):
         bf16 = to_bf16(model)
         cands.append(ours("bf16", "bf16", bf16))
         if cfg.compile:
-            cands.append(ours("bf16+compile", "bf16", torch.compile(bf16, dynamic=False, options={"freezing": True}),
+            cands.append(ours("bf16+compile", "bf16", FrozenCompiled(bf16, dynamic=False),
                               batches={cfg.batch_throughput}))
     calib, bundle = [], None
     if (cfg.int8 and want("ours int8 onnxruntime")) or cfg.calib_data:
         calib, bundle = _calibration(cfg, cfg.model, eval_size)
     if cfg.int8 and want("ours int8 onnxruntime"):
         int8 = quantize_int8(model, calib, tmp / "int8.onnx", image_size=eval_size)
-        cands.append(ours("int8 onnxruntime", "int8", OnnxModel(int8.path, cfg.threads), torch_memory=False))
-    if cfg.timm and want("timm"):
+        cands.append(ours("int8 onnxruntime", "int8", OnnxModel(int8.path, cfg.threads)))
+    int8_pt2e = None
+    if cfg.int8 and cfg.compile and want("ours int8 pt2e+compile"):
+        if pt2e_available():
+            # static graphs: one for timing (calibrated on random images of the timing shape), one
+            # calibrated on the calibration set (real data when given) for the agreement figures
+            g3 = torch.Generator().manual_seed(3)
+            timed = quantize_int8_pt2e(model, [torch.randn(cfg.batch_throughput, 3, size, size, generator=g3)])
+            cands.append(ours("int8 pt2e+compile", "int8", timed, batches={cfg.batch_throughput}))
+            full = [x for x in calib if x.shape[0] == calib[0].shape[0]]
+            int8_pt2e = _FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
+        else:
+            _log.warning("torchao not installed: skipping the int8 PT2E + compile path")
+    if cfg.timm and (want("timm eager") or want("timm compiled")):
         import timm
 
         tm = timm.create_model(cfg.timm_model, pretrained=False).eval()
@@ -163,7 +193,7 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
                 cands.append(Candidate(f"torchvision {arch}", "torchvision", "fp32", tv, _identity, frozenset(bt),
                                        count_params(tv), None, tv))
     extra = _agreement(cfg, model, {"fused": fused, "onnxruntime fp32": onnx_fp32, "bf16": bf16,
-                                    "int8 onnxruntime": int8}, bundle, eval_size)
+                                    "int8 onnxruntime": int8, "int8 pt2e+compile": int8_pt2e}, bundle, eval_size)
     return cands, extra
 
 

@@ -176,6 +176,25 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, *, method: Lit
     return path
 
 
+class FrozenCompiled(nn.Module):
+    """A ``torch.compile``d module whose compilations run with inductor's ``freezing`` on.
+
+    Freezing has to be set in inductor's global config while a graph compiles (the
+    ``options=`` route does not reach the int8 lowering); compilation happens lazily at the
+    first call of each shape, so every call runs under ``config.patch(freezing=True)``.
+    """
+
+    def __init__(self, module: nn.Module, **compile_kwargs: Any) -> None:
+        super().__init__()
+        self.compiled = torch.compile(module, **compile_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            return self.compiled(x)
+
+
 def compile_model(model: nn.Module, *, fused: bool = True, dynamic: bool | None = False, **kwargs: Any) -> nn.Module:
     """``torch.compile`` for CPU inference: BN folded, channels-last, inductor with frozen weights.
 
@@ -189,8 +208,7 @@ def compile_model(model: nn.Module, *, fused: bool = True, dynamic: bool | None 
         **kwargs: Further ``torch.compile`` arguments.
     """
     net = fuse(model) if fused else model.eval()
-    options = {"freezing": True, **kwargs.pop("options", {})}
-    return torch.compile(net, dynamic=dynamic, options=options, **kwargs)
+    return FrozenCompiled(net, dynamic=dynamic, **kwargs)
 
 
 def export_model(

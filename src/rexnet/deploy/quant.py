@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from ..errors import RexnetError
-from .export import export_onnx, onnx_session
+from .export import FrozenCompiled, export_onnx, onnx_session
 from .fuse import fuse
 
-__all__ = ["Bf16Model", "to_bf16", "quantize_int8", "OnnxModel", "agreement", "predict_logits"]
+__all__ = ["Bf16Model", "to_bf16", "quantize_int8", "quantize_int8_pt2e", "pt2e_available", "OnnxModel", "agreement",
+           "predict_logits"]
 
 _log = logging.getLogger(__name__)
 
@@ -160,3 +161,45 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
     )
 
 
+
+
+def pt2e_available() -> bool:
+    """Whether torchao's PT2E quantization (x86 inductor backend) is installed."""
+    try:
+        import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def quantize_int8_pt2e(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.Module:
+    """Int8 static quantization with torchao PT2E + ``X86InductorQuantizer``, compiled by inductor.
+
+    The fused model is exported at the shape of the first calibration batch (static shapes: the
+    x86 int8 lowering does not take symbolic ones), observed on the calibration batches of that
+    shape, converted and ``torch.compile``d with frozen weights: inductor then runs oneDNN int8
+    convolutions (AMX/VNNI) with fused requantization. Call it with that input shape.
+
+    Raises:
+        RexnetError: torchao is not installed (``pip install torchao``).
+    """
+    if not pt2e_available():
+        raise RexnetError("int8 PT2E quantization needs torchao: pip install torchao")
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+
+    batches = list(calibration)
+    batches = [x for x in batches if x.shape == batches[0].shape]
+    net = fuse(model, channels_last=False)
+    graph = torch.export.export(net, (batches[0],)).module()
+    quantizer = X86InductorQuantizer()
+    quantizer.set_global(get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for x in batches:
+            prepared(x)
+    converted = convert_pt2e(prepared)
+    return FrozenCompiled(converted, dynamic=False)
