@@ -7,6 +7,7 @@
 #                                           # also int8/bf16 accuracy on the embedded digits data
 #   benchmarks/run_bench.sh --tiny          # smoke run; any 'rexnet bench' flag is passed through
 #
+# The int8 PT2E + inductor path needs torchao (pip install torchao; skipped with a warning otherwise).
 # Writes benchmarks/results/cpu/{bench.json,bench.md,latency_vs_macs.png} (OUT=... to change).
 # Without CHECKPOINT it uses benchmarks/results/digits_ckpt/best.pt when present; make one with
 #   .venv/bin/rexnet train -m rexnet_100 --data digits --image-size 64 -e 5 -o benchmarks/results/digits_run

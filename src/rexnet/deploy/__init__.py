@@ -13,6 +13,7 @@ from .export import (
     ONNX_OPSET,
     ExportError,
     ExportResult,
+    FrozenCompiled,
     compile_model,
     export_model,
     export_onnx,
@@ -21,7 +22,16 @@ from .export import (
     verify_onnx,
 )
 from .fuse import FusedBottleneck, FusedRexNet, fold_conv_bn, fuse
-from .quant import Bf16Model, OnnxModel, agreement, predict_logits, quantize_int8, to_bf16
+from .quant import (
+    Bf16Model,
+    OnnxModel,
+    agreement,
+    predict_logits,
+    pt2e_available,
+    quantize_int8,
+    quantize_int8_pt2e,
+    to_bf16,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -31,6 +41,7 @@ __all__ = [
     "BenchConfig",
     "ExportError",
     "ExportResult",
+    "FrozenCompiled",
     "FusedBottleneck",
     "FusedRexNet",
     "OnnxModel",
@@ -44,7 +55,9 @@ __all__ = [
     "load_model",
     "peak_memory_mib",
     "predict_logits",
+    "pt2e_available",
     "quantize_int8",
+    "quantize_int8_pt2e",
     "run_bench",
     "tiny_config",
     "to_bf16",
