@@ -4,7 +4,6 @@ history, config), written atomically and read back weights-only (never plain pic
 from __future__ import annotations
 
 import os
-import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..weights import atomic_torch_save
+from ..weights.io import atomic_torch_save, safe_torch_load
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
 
@@ -52,21 +51,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             not a rexnet training checkpoint (the message says which).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"refused to load {path}: it is not a weights-only checkpoint (loading it would execute code). "
-            f"Detail: {str(e).splitlines()[0]}"
-        ) from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        size = path.stat().st_size
-        raise CheckpointError(
-            f"cannot read {path} ({size:,} bytes): truncated or corrupt checkpoint ({str(e).splitlines()[0]}); "
-            "delete it or resume from another checkpoint"
-        ) from e
+        obj = safe_torch_load(path)
+    except CheckpointError as e:
+        if "truncated or corrupt" not in str(e):
+            raise
+        raise CheckpointError(f"{e}; delete it or resume from another checkpoint") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(f"{path} is not a rexnet training checkpoint (format {found!r}, expected {FORMAT!r})")

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import CheckpointError
 
-__all__ = ["read_state_dict", "write_safetensors", "atomic_torch_save", "unwrap_state_dict"]
+__all__ = ["read_state_dict", "safe_torch_load", "write_safetensors", "atomic_torch_save", "unwrap_state_dict"]
 
 _CONTAINER_KEYS = ("state_dict", "model", "model_state", "state_dict_ema", "model_ema", "module")
 
@@ -57,16 +57,30 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 return {k: f.get_tensor(k) for k in f.keys()}, meta
         except Exception as e:  # safetensors raises its own error types for corrupt headers
             raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({e})") from e
+    return unwrap_state_dict(safe_torch_load(path)), {}
+
+
+def safe_torch_load(path: str | os.PathLike) -> Any:
+    """``torch.load(weights_only=True)`` on CPU, with every failure as a clear :class:`CheckpointError`.
+
+    Raises:
+        CheckpointError: Missing, truncated or corrupt file, or a pickle that would execute code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"refused to load {path}: it is not a weights-only checkpoint (loading it would execute code). "
             f"Detail: {str(e).splitlines()[0]}"
         ) from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: truncated or corrupt checkpoint ({e})") from e
-    return unwrap_state_dict(obj), {}
+        raise CheckpointError(
+            f"cannot read {path} ({path.stat().st_size:,} bytes): truncated or corrupt checkpoint "
+            f"({str(e).splitlines()[0]})"
+        ) from e
 
 
 def _atomic_write(path: Path, write) -> None:
