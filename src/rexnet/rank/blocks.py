@@ -1,12 +1,14 @@
 """Batched random blocks of Figure 1: many random networks of one shape in one tensor op.
 
-Networks that share d_out (hence d_in at a given ratio) are stacked along a batch axis, so
-a point of the study is a handful of ``bmm``/``svdvals`` calls instead of 1,000 loops. Each
-network's pre-activation is computed once and shared by every activation, so activations
-are compared on the very same W and X (common random numbers).
+Networks that share d_out (hence d_in at a given ratio) and the IB's hidden width are stacked
+along a batch axis, so a point of the study is a handful of ``bmm``/eigenvalue calls instead
+of 1,000 loops. Each network's pre-activation is computed once and shared by every
+activation, so activations are compared on the very same W and X (common random numbers).
 
 Features are ``(batch, channels, columns)``; with ``spatial > 1`` the columns are
-``images * H * W`` and convs run as grouped ``conv2d`` (one group per network).
+``images * H * W`` (image-major) and convs run as grouped ``conv2d`` (one group per network).
+Weights always carry the network as their leading axis, so network ``i`` of a batch is
+``{k: w[i:i + 1]}``: the batch-equals-alone test relies on it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,18 @@ import torch.nn.functional as F
 from .estimators import rank_from_singular_values, singular_values
 from .protocols import Protocol, resolve_activation
 
-__all__ = ["point_seed", "sample_d_out", "block_outputs", "point_rank_ratios"]
+__all__ = [
+    "point_seed",
+    "sample_d_out",
+    "hidden_width",
+    "draw_weights",
+    "apply_block",
+    "block_outputs",
+    "point_rank_ratios",
+]
 
 Act = Callable[[torch.Tensor], torch.Tensor]
+Weights = dict[str, torch.Tensor]
 
 
 def point_seed(seed: int, block: str, ratio: float) -> int:
@@ -35,6 +46,11 @@ def point_seed(seed: int, block: str, ratio: float) -> int:
 def sample_d_out(networks: int, protocol: Protocol, gen: torch.Generator) -> torch.Tensor:
     """d_out of each network, ~ U{d_out_min..d_out_max}."""
     return torch.randint(protocol.d_out_min, protocol.d_out_max + 1, (networks,), generator=gen)
+
+
+def hidden_width(d_in: int, expansion: float) -> int:
+    """The IB's hidden width: round(t * d_in), at least d_in."""
+    return max(d_in, int(round(expansion * d_in)))
 
 
 def _weights(shape: tuple[int, ...], fan_in: int, p: Protocol, gen: torch.Generator) -> torch.Tensor:
@@ -58,82 +74,95 @@ def _bn(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / torch.sqrt(var + 1e-5)
 
 
-class _Ops:
-    """Conv/norm helpers for a stack of ``b`` networks under one protocol.
+def _conv_weight(b: int, c_out: int, c_in: int, k: int, p: Protocol, gen: torch.Generator) -> torch.Tensor:
+    if k == 1 or p.spatial == 1:  # 1x1, or a kxk conv on a 1x1 map: its centre tap
+        return _weights((b, c_out, c_in), k * k * c_in, p, gen)
+    return _weights((b, c_out, c_in, k, k), k * k * c_in, p, gen)
 
-    Weights are drawn by ``*_weight`` and applied by ``conv``/``dwconv``, so one draw can serve
-    every activation (drawing is as costly as the matmul for the IB's inner conv).
+
+def _dw_weight(b: int, c: int, k: int, p: Protocol, gen: torch.Generator) -> torch.Tensor:
+    if p.spatial == 1:  # a depthwise conv on a 1x1 map is a per-channel scale
+        return _weights((b, c, 1), k * k, p, gen)
+    return _weights((b, c, k, k), k * k, p, gen)
+
+
+def draw_weights(
+    block: str, b: int, d_in: int, d_out: int, p: Protocol, gen: torch.Generator, hidden: int | None = None
+) -> Weights:
+    """Weights of ``b`` random blocks, network first on every tensor.
+
+    ``hidden`` is the IB's hidden width (default :func:`hidden_width` of the protocol's expansion).
+    The draw order (w, or w1, w2, w3) is part of the seeded protocol: keep it.
     """
+    if block in ("conv1x1", "conv3x3"):
+        return {"w": _conv_weight(b, d_out, d_in, 1 if block == "conv1x1" else 3, p, gen)}
+    h = hidden if hidden is not None else hidden_width(d_in, p.expansion)
+    w1 = _conv_weight(b, h, d_in, 1, p, gen)
+    w2 = _conv_weight(b, h, h, 3, p, gen) if block == "ib_conv" else _dw_weight(b, h, 3, p, gen)
+    return {"w1": w1, "w2": w2, "w3": _conv_weight(b, d_out, h, 1, p, gen)}
 
-    def __init__(self, p: Protocol, gen: torch.Generator, b: int, images: int) -> None:
-        self.p, self.gen, self.b, self.images = p, gen, b, images
 
-    def conv_weight(self, c_out: int, c_in: int, k: int) -> torch.Tensor:
-        if k == 1 or self.p.spatial == 1:  # 1x1, or a kxk conv on a 1x1 map: its centre tap
-            return _weights((self.b, c_out, c_in), k * k * c_in, self.p, self.gen)
-        return _weights((self.b * c_out, c_in, k, k), k * k * c_in, self.p, self.gen)
+def _conv(x: torch.Tensor, w: torch.Tensor, s: int) -> torch.Tensor:
+    """``(b, c_in, images*s*s)`` -> ``(b, c_out, images*s*s)``: each network with its own weights."""
+    if w.ndim == 3:
+        return torch.bmm(w, x)
+    b, c_in, cols = x.shape
+    _, c_out, _, k, _ = w.shape
+    images = cols // (s * s)
+    # conv2d's groups split channels network-major: the input must be (images, networks, channels, H, W)
+    xi = x.reshape(b, c_in, images, s, s).permute(2, 0, 1, 3, 4).reshape(images, b * c_in, s, s)
+    y = F.conv2d(xi, w.reshape(b * c_out, c_in, k, k), padding=k // 2, groups=b)
+    return y.reshape(images, b, c_out, s, s).permute(1, 2, 0, 3, 4).reshape(b, c_out, cols)
 
-    def dw_weight(self, c: int, k: int) -> torch.Tensor:
-        if self.p.spatial == 1:  # a depthwise conv on a 1x1 map is a per-channel scale
-            return _weights((self.b, c, 1), k * k, self.p, self.gen)
-        return _weights((self.b * c, 1, k, k), k * k, self.p, self.gen)
 
-    def conv(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if w.ndim == 3:
-            return torch.bmm(w, x)
-        b, c_in, _ = x.shape
-        s, k = self.p.spatial, w.shape[-1]
-        xi = x.reshape(b, c_in, self.images, s, s).transpose(0, 2).reshape(self.images, b * c_in, s, s)
-        y = F.conv2d(xi, w, padding=k // 2, groups=b)
-        return y.view(self.images, b, -1, s, s).transpose(0, 2).reshape(b, -1, self.images * s * s)
+def _dwconv(x: torch.Tensor, w: torch.Tensor, s: int) -> torch.Tensor:
+    if w.ndim == 3:
+        return x * w
+    b, c, cols = x.shape
+    k = w.shape[-1]
+    images = cols // (s * s)
+    xi = x.reshape(b, c, images, s, s).permute(2, 0, 1, 3, 4).reshape(images, b * c, s, s)
+    y = F.conv2d(xi, w.reshape(b * c, 1, k, k), padding=k // 2, groups=b * c)
+    return y.reshape(images, b, c, s, s).permute(1, 2, 0, 3, 4).reshape(b, c, cols)
 
-    def dwconv(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if w.ndim == 3:
-            return x * w
-        b, c, _ = x.shape
-        s, k = self.p.spatial, w.shape[-1]
-        xi = x.reshape(b, c, self.images, s, s).transpose(0, 2).reshape(self.images, b * c, s, s)
-        y = F.conv2d(xi, w, padding=k // 2, groups=b * c)
-        return y.view(self.images, b, c, s, s).transpose(0, 2).reshape(b, c, self.images * s * s)
 
-    def pre(self, z: torch.Tensor) -> torch.Tensor:
-        return _bn(z) if self.p.norm == "bn_before" else z
+def apply_block(block: str, x: torch.Tensor, weights: Weights, acts: Sequence[Act], p: Protocol) -> list[torch.Tensor]:
+    """Outputs of the blocks ``weights`` describe on ``x`` ``(b, d_in, columns)``, one per activation.
 
-    def post(self, y: torch.Tensor) -> torch.Tensor:
-        return _bn(y) if self.p.norm == "bn_after" else y
+    IB blocks use the activation at both activated positions (after the expansion and after
+    the 3x3), a linear projection, BN after the projection when the protocol normalises, and
+    (if ``p.shortcut``) ReXNet's partial shortcut, x added into the first d_in output channels;
+    the output is taken after the shortcut.
+    """
+    s = p.spatial
+    pre = _bn if p.norm == "bn_before" else (lambda z: z)
+    post = _bn if p.norm == "bn_after" else (lambda z: z)
+    if block in ("conv1x1", "conv3x3"):
+        z = pre(_conv(x, weights["w"], s))
+        return [post(f(z)) for f in acts]
+    d_in = x.shape[1]
+    w2 = weights["w2"]
+    inner = _conv if block == "ib_conv" else _dwconv
+    z1 = pre(_conv(x, weights["w1"], s))
+    outs = []
+    for f in acts:
+        z2 = inner(post(f(z1)), w2, s)
+        out = _conv(post(f(pre(z2))), weights["w3"], s)
+        if p.norm != "none":
+            out = _bn(out)
+        if p.shortcut:
+            out[:, :d_in] += x
+        outs.append(out)
+    return outs
 
 
 def block_outputs(
-    block: str, x: torch.Tensor, d_out: int, acts: Sequence[Act], p: Protocol, gen: torch.Generator
+    block: str, x: torch.Tensor, d_out: int, acts: Sequence[Act], p: Protocol, gen: torch.Generator,
+    hidden: int | None = None,
 ) -> list[torch.Tensor]:
-    """Outputs of ``b`` random blocks (one per activation) on ``x`` of shape ``(b, d_in, columns)``.
-
-    Every activation sees the same weights. IB blocks use the activation at both activated
-    positions (after the expansion and after the 3x3), a linear projection, BN after the
-    projection when the protocol normalises, and ReXNet's partial shortcut (x added into the
-    first d_in output channels); the output is taken after the shortcut.
-    """
-    b, d_in, cols = x.shape
-    images = max(1, cols // (p.spatial * p.spatial))
-    ops = _Ops(p, gen, b, images)
-    if block in ("conv1x1", "conv3x3"):
-        pre = ops.pre(ops.conv(x, ops.conv_weight(d_out, d_in, 1 if block == "conv1x1" else 3)))
-        return [ops.post(f(pre)) for f in acts]
-    hidden = max(d_in, int(round(p.expansion * d_in)))
-    w1 = ops.conv_weight(hidden, d_in, 1)
-    w2 = ops.conv_weight(hidden, hidden, 3) if block == "ib_conv" else ops.dw_weight(hidden, 3)
-    w3 = ops.conv_weight(d_out, hidden, 1)
-    pre1 = ops.pre(ops.conv(x, w1))
-    outs = []
-    for f in acts:
-        a1 = ops.post(f(pre1))
-        z2 = ops.conv(a1, w2) if block == "ib_conv" else ops.dwconv(a1, w2)
-        out = ops.conv(ops.post(f(ops.pre(z2))), w3)
-        if p.norm != "none":
-            out = _bn(out)
-        out[:, :d_in] += x
-        outs.append(out)
-    return outs
+    """Draw ``b = x.shape[0]`` random blocks and return their outputs, one tensor per activation."""
+    w = draw_weights(block, x.shape[0], x.shape[1], d_out, p, gen, hidden)
+    return apply_block(block, x, w, acts, p)
 
 
 def point_rank_ratios(
@@ -166,17 +195,24 @@ def point_rank_ratios(
     gen = torch.Generator().manual_seed(point_seed(seed, block, ratio))
     fs = [resolve_activation(a, p.leaky_slope) for a in activations]
     d_out_all = sample_d_out(networks, p, gen)
+    d_in_all = torch.tensor([max(1, int(round(ratio * d))) for d in d_out_all.tolist()], dtype=torch.long)
+    if p.expansion_max is not None and block in ("ib_conv", "ib_dw"):  # t ~ U[expansion, expansion_max] per network
+        t = p.expansion + (p.expansion_max - p.expansion) * torch.rand(networks, generator=gen, dtype=torch.float64)
+        hidden_all = torch.maximum(d_in_all, (t * d_in_all).round().long())
+    else:
+        hidden_all = torch.tensor([hidden_width(int(d), p.expansion) for d in d_in_all.tolist()], dtype=torch.long)
     result = {e: {a: torch.empty(networks, dtype=torch.float64) for a in activations} for e in ests}
     dims = torch.empty(networks, dtype=torch.float64)
+    groups = sorted(set(zip(d_out_all.tolist(), hidden_all.tolist())))  # sorted: deterministic draw order
     with torch.no_grad():
-        for d in torch.unique(d_out_all).tolist():  # sorted: deterministic draw order
-            idx = (d_out_all == d).nonzero().squeeze(1)
+        for d, h in groups:
+            idx = ((d_out_all == d) & (hidden_all == h)).nonzero().squeeze(1)
             b = idx.numel()
             d_in = max(1, int(round(ratio * d)))
             cols = math.ceil(p.n_mult * d)
             images = math.ceil(cols / (p.spatial * p.spatial))
             x = _input((b, d_in, images * p.spatial * p.spatial), p, gen)
-            outs = torch.cat(block_outputs(block, x, d, fs, p, gen))
+            outs = torch.cat(block_outputs(block, x, d, fs, p, gen, hidden=h))
             s = singular_values(outs, p.svd_method)
             for e in ests:
                 r = rank_from_singular_values(s, tuple(outs.shape[-2:]), e, p.torch_dtype) / d

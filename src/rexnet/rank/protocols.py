@@ -61,7 +61,11 @@ class Protocol:
         d_out_min: Smallest d_out (inclusive); d_out ~ U{d_out_min..d_out_max}.
         d_out_max: Largest d_out (inclusive).
         n_mult: Columns of the feature matrix, N = ceil(n_mult * d_out) (the paper: N > d_out).
-        expansion: IB expansion ratio t (hidden width t*d_in).
+        expansion: IB expansion ratio t (hidden width round(t*d_in), at least d_in).
+        expansion_max: ``None`` (every IB uses ``expansion``) or the upper end of a per-network
+            draw t ~ U[expansion, expansion_max] (continuous; hidden width rounded).
+        shortcut: Whether an IB adds ReXNet's partial identity shortcut (x into the first d_in
+            output channels).
         spatial: Feature-map side. 1 means vectors: a 3x3 conv is its centre tap and a
             depthwise conv a per-channel scale. Above 1, convs are real (zero padding) and a
             C x (images*H*W) matrix is ranked, with images = ceil(N / spatial**2); then a linear
@@ -79,6 +83,8 @@ class Protocol:
     d_out_max: int = 128
     n_mult: float = 2.0
     expansion: float = 6.0
+    expansion_max: float | None = None
+    shortcut: bool = True
     spatial: int = 1
     leaky_slope: float = 0.01
 
@@ -95,6 +101,13 @@ class Protocol:
             raise RexnetError(f"n_mult must be > 1 (the paper: N > d_out), got {self.n_mult}")
         if self.expansion < 1.0:
             raise RexnetError(f"expansion must be >= 1, got {self.expansion}")
+        if self.expansion_max is not None and self.expansion_max < self.expansion:
+            raise RexnetError(f"expansion_max must be >= expansion ({self.expansion}), got {self.expansion_max}")
+        if self.shortcut not in (True, False):  # the CLI passes --set shortcut=0/1/false/true
+            flag = {"0": False, "1": True, "false": False, "true": True}.get(str(self.shortcut).lower())
+            if flag is None:
+                raise RexnetError(f"shortcut must be true or false, got {self.shortcut!r}")
+            object.__setattr__(self, "shortcut", flag)
         if self.spatial < 1:
             raise RexnetError(f"spatial must be >= 1, got {self.spatial}")
 
@@ -117,6 +130,8 @@ class Protocol:
 
 
 #: Named protocols (rank-protocol.md). ``default`` is the library default (P4 with d_out 32..128).
+#: The inverted-bottleneck presets (rank-protocol.md, "Second round") change only what the IB
+#: panels need; docs/rank_study.md gives each one's residual per panel and what it breaks.
 PRESETS: dict[str, Protocol] = {
     "default": Protocol(),
     "P1": Protocol(input="gaussian", init="he_normal", norm="bn_before"),
@@ -124,6 +139,12 @@ PRESETS: dict[str, Protocol] = {
     "P3": Protocol(input="uniform01", init="he_normal", norm="bn_after"),
     "P4": Protocol(input="uniform01", init="normal", norm="none"),
     "P4_wide": Protocol(input="uniform01", init="normal", norm="none", d_out_max=256),
+    # IB-conv preset: the default with IB expansion t = 2; conv panels unchanged
+    "ib_t2": Protocol(expansion=2.0),
+    # expansion drawn per network, t ~ U[1, 6], and no shortcut
+    "ib_trand": Protocol(expansion=1.0, expansion_max=6.0, shortcut=False),
+    # IB-only: centred Gaussian input, t = 3, loose relative threshold; breaks the conv panels
+    "ib_loose": Protocol(input="gaussian", expansion=3.0, estimator="rtol:1e-2"),
 }
 
 
