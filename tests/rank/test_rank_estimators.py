@@ -69,3 +69,25 @@ def test_findings_say_does_not_hold():
     assert f["O1"].status == "does not hold" and f["O2b"].status == "does not hold"
     assert f["O2a"].status == "holds"  # 0.5 is above every ratio < 1
     assert "DOES NOT HOLD" in format_findings(f.values())
+
+
+@pytest.mark.parametrize("protocol", ["P4_wide", "P1"])
+def test_inertia_ranks_equal_gram_ranks(protocol):
+    """The LDL^T inertia count (with the eigvalsh fallback) gives the Gram path's ranks exactly."""
+    from rexnet.rank.blocks import _input, block_outputs
+    from rexnet.rank.estimators import threshold_ranks
+    from rexnet.rank.protocols import get_protocol, resolve_activation
+
+    p = get_protocol(protocol)
+    gen = torch.Generator().manual_seed(3)
+    fs = [resolve_activation(a) for a in ("identity", "relu", "hardswish", "softplus")]
+    for ratio in (0.05, 0.3, 1.0):  # rank-deficient to full rank
+        x = _input((2, max(1, round(ratio * 170)), 340), p, gen)
+        outs = torch.cat(block_outputs("conv1x1", x, 170, fs, p, gen))
+        ests = ["matrix_rank", "rtol:1e-2"]
+        fast = threshold_ranks(outs, ests)
+        s = singular_values(outs, "gram")
+        for e in ests:
+            assert fast[e].tolist() == rank_from_singular_values(s, (170, 340), e).tolist(), (ratio, e)
+    zero = threshold_ranks(torch.zeros(2, 170, 200), ["matrix_rank"])["matrix_rank"]
+    assert zero.tolist() == [0.0, 0.0]

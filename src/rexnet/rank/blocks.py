@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .estimators import rank_from_singular_values, singular_values
+from .estimators import parse_estimator, rank_from_singular_values, singular_values, threshold_ranks
 from .protocols import Protocol, resolve_activation
 
 __all__ = [
@@ -213,9 +213,13 @@ def point_rank_ratios(
             images = math.ceil(cols / (p.spatial * p.spatial))
             x = _input((b, d_in, images * p.spatial * p.spatial), p, gen)
             outs = torch.cat(block_outputs(block, x, d, fs, p, gen, hidden=h))
-            s = singular_values(outs, p.svd_method)
+            if p.svd_method == "inertia" and all(parse_estimator(e)[0] in ("matrix_rank", "rtol") for e in ests):
+                ranks = threshold_ranks(outs, ests, p.torch_dtype)
+            else:
+                s = singular_values(outs, p.svd_method)
+                ranks = {e: rank_from_singular_values(s, tuple(outs.shape[-2:]), e, p.torch_dtype) for e in ests}
             for e in ests:
-                r = rank_from_singular_values(s, tuple(outs.shape[-2:]), e, p.torch_dtype) / d
+                r = ranks[e] / d
                 for i, a in enumerate(activations):
                     result[e][a][idx] = r[i * b:(i + 1) * b]
             dims[idx] = d_in / d

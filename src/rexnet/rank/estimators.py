@@ -23,16 +23,24 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import RexnetError
 
-__all__ = ["ESTIMATORS", "parse_estimator", "singular_values", "rank_from_singular_values", "nuclear_norm"]
+__all__ = [
+    "ESTIMATORS",
+    "parse_estimator",
+    "singular_values",
+    "rank_from_singular_values",
+    "threshold_ranks",
+    "nuclear_norm",
+]
 
 #: Estimator names and whether they take a parameter (``name:value``).
 ESTIMATORS: dict[str, bool] = {"matrix_rank": False, "rtol": True, "energy": True, "erank": False, "stable": False}
 
-_SVD_METHODS = ("svd", "gram")
+_SVD_METHODS = ("svd", "gram", "inertia")
 
 
 def parse_estimator(spec: str) -> tuple[str, float | None]:
@@ -74,13 +82,109 @@ def singular_values(matrices: torch.Tensor, method: str = "svd") -> torch.Tensor
     """
     if method == "svd":
         return torch.linalg.svdvals(matrices)
-    if method == "gram":
-        a = matrices.double()
-        if a.shape[-2] > a.shape[-1]:
-            a = a.mT
-        ev = torch.linalg.eigvalsh(a @ a.mT)
+    if method in ("gram", "inertia"):  # inertia only counts; spectra come from the Gram path
+        ev = torch.linalg.eigvalsh(_gram(matrices))
         return ev.clamp_min(0).sqrt().flip(-1).to(matrices.dtype)
     raise RexnetError(f"unknown SVD method {method!r}; expected one of: {', '.join(_SVD_METHODS)}")
+
+
+def _gram(matrices: torch.Tensor) -> torch.Tensor:
+    """``A A^T`` in fp64 over the shorter side, shape ``(..., k, k)`` with ``k = min(m, n)``."""
+    a = matrices.double()
+    if a.shape[-2] > a.shape[-1]:
+        a = a.mT
+    return a @ a.mT
+
+
+def _lambda_max(g: torch.Tensor, max_iter: int, rtol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest eigenvalue of each PSD ``g`` by power iteration, and whether it converged.
+
+    Converged means the residual ``||g x - rho x||`` is at most ``rtol * rho``, so an eigenvalue lies
+    within ``rtol`` (relative) of ``rho``; from a positive start vector that is the top one.
+    """
+    x = torch.full(g.shape[:-1], g.shape[-1] ** -0.5, dtype=torch.float64)
+    rho = torch.zeros(g.shape[:-2], dtype=torch.float64)
+    ok = torch.zeros(g.shape[:-2], dtype=torch.bool)
+    for _ in range(max_iter):
+        y = (g @ x.unsqueeze(-1)).squeeze(-1)
+        rho = (x * y).sum(-1)
+        ok = (y - rho.unsqueeze(-1) * x).norm(dim=-1) <= rtol * rho
+        if bool(ok.all()):
+            break
+        x = y / y.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    return rho, ok
+
+
+def _count_above(g: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of each symmetric ``g`` above ``tau``: the positive inertia of ``g - tau I``.
+
+    Sylvester's law of inertia: a Bunch-Kaufman ``L D L^T`` of ``g - tau I`` has as many positive
+    eigenvalues in its block-diagonal ``D`` (1x1 and 2x2 blocks) as ``g`` has above ``tau``.
+    """
+    n = g.shape[-1]
+    ld, piv, _ = torch.linalg.ldl_factor_ex(g - tau[:, None, None] * torch.eye(n, dtype=g.dtype))
+    ld_np, piv_np = ld.numpy(), piv.numpy()
+    neg = piv_np < 0  # a 2x2 block spans two consecutive negative pivots (LAPACK sytrf, lower)
+    c = np.cumsum(neg, axis=1)
+    run = c - np.maximum.accumulate(np.where(~neg, c, 0), axis=1)  # 1-based place in a run of negatives
+    diag = np.diagonal(ld_np, axis1=1, axis2=2)
+    pos = ((~neg) & (diag > 0)).sum(1)
+    bi, ki = np.nonzero(neg & (run % 2 == 1))  # first row of each 2x2 block
+    a, d, b = diag[bi, ki], diag[bi, ki + 1], ld_np[bi, ki + 1, ki]
+    det = a * d - b * b
+    pos2 = np.where(det < 0, 1, np.where(a + d > 0, np.where(det > 0, 2, 1), 0))
+    return torch.from_numpy(pos + np.bincount(bi, weights=pos2, minlength=len(pos)).astype(np.int64)).double()
+
+
+def threshold_ranks(
+    matrices: torch.Tensor,
+    estimators: list[str] | tuple[str, ...],
+    dtype: torch.dtype = torch.float32,
+    max_iter: int = 30,
+    min_size: int = 160,
+) -> dict[str, torch.Tensor]:
+    """Threshold ranks (``matrix_rank``, ``rtol:R``) of a stack of matrices without a full spectrum.
+
+    ``s > tol * s_max`` is ``lambda > tol**2 * lambda_max`` for the eigenvalues of the fp64 Gram
+    matrix; ``lambda_max`` comes from power iteration and the count from the inertia of a
+    Bunch-Kaufman LDL^T (``ldl_factor`` is about 3-4x cheaper than ``eigvalsh`` at d = 200-256;
+    with the Gram matrix and the power iteration the rank step is about 1.3-1.5x faster there,
+    and no faster below d = 160). Matrices whose power iteration has not converged after
+    ``max_iter`` steps (nearly equal top eigenvalues, e.g. centred Gaussian data) are ranked by
+    ``eigvalsh`` instead. Same ranks as ``"gram"`` (tested).
+
+    Args:
+        matrices: ``(b, m, n)`` tensor.
+        estimators: Threshold estimator specs.
+        dtype: The dtype whose epsilon sets the ``matrix_rank`` tolerance.
+        max_iter: Power-iteration steps before falling back to ``eigvalsh``.
+        min_size: Below this ``min(m, n)`` every matrix goes the ``eigvalsh`` way (it is as fast).
+
+    Returns:
+        ``{estimator: (b,) ranks}``.
+    """
+    g = _gram(matrices)
+    if min(matrices.shape[-2:]) >= min_size:
+        lam, ok = _lambda_max(g, max_iter, 1e-11)
+    else:
+        lam, ok = torch.zeros(g.shape[0], dtype=torch.float64), torch.zeros(g.shape[0], dtype=torch.bool)
+    ok &= lam > 0  # an all-zero matrix goes the eigvalsh way (rank 0)
+    fast, rest = ok.nonzero().squeeze(1), (~ok).nonzero().squeeze(1)
+    s_rest = torch.linalg.eigvalsh(g[rest]).clamp_min(0).sqrt().flip(-1) if rest.numel() else None
+    shape = (int(matrices.shape[-2]), int(matrices.shape[-1]))
+    out = {}
+    for e in estimators:
+        name, arg = parse_estimator(e)
+        if name not in ("matrix_rank", "rtol"):
+            raise RexnetError(f"threshold_ranks needs matrix_rank or rtol:R, got {e!r}")
+        tol = max(shape) * torch.finfo(dtype).eps if name == "matrix_rank" else float(arg)  # type: ignore[arg-type]
+        r = torch.zeros(g.shape[0], dtype=torch.float64)
+        if fast.numel():
+            r[fast] = _count_above(g[fast], tol * tol * lam[fast])
+        if s_rest is not None:
+            r[rest] = rank_from_singular_values(s_rest, shape, e, dtype)
+        out[e] = r
+    return out
 
 
 def rank_from_singular_values(

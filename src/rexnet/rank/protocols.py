@@ -57,7 +57,10 @@ class Protocol:
             per-channel standardisation over the N samples, before f) or ``bn_after`` (after f).
         estimator: Rank estimator spec (:mod:`rexnet.rank.estimators`).
         dtype: ``float32`` or ``float64``: the forward pass and the ``matrix_rank`` epsilon.
-        svd_method: ``svd`` or ``gram`` (see :func:`rexnet.rank.estimators.singular_values`).
+        svd_method: ``inertia`` (threshold estimators counted without a spectrum,
+            :func:`rexnet.rank.estimators.threshold_ranks`; other estimators as ``gram``), ``gram``
+            (eigenvalues of the fp64 Gram matrix) or ``svd`` (fp32 ``svdvals``); see
+            :func:`rexnet.rank.estimators.singular_values`.
         d_out_min: Smallest d_out (inclusive); d_out ~ U{d_out_min..d_out_max}.
         d_out_max: Largest d_out (inclusive).
         n_mult: Columns of the feature matrix, N = ceil(n_mult * d_out) (the paper: N > d_out).
@@ -78,7 +81,7 @@ class Protocol:
     norm: str = "none"
     estimator: str = "matrix_rank"
     dtype: str = "float32"
-    svd_method: str = "gram"
+    svd_method: str = "inertia"
     d_out_min: int = 32
     d_out_max: int = 128
     n_mult: float = 2.0
@@ -90,7 +93,7 @@ class Protocol:
 
     def __post_init__(self) -> None:
         for field, valid in (("input", INPUTS), ("init", INITS), ("norm", NORMS),
-                             ("dtype", ("float32", "float64")), ("svd_method", ("svd", "gram"))):
+                             ("dtype", ("float32", "float64")), ("svd_method", ("svd", "gram", "inertia"))):
             if getattr(self, field) not in valid:
                 value = getattr(self, field)
                 raise RexnetError(f"protocol {field} {value!r} unknown; expected one of: {', '.join(valid)}")
