@@ -1,4 +1,4 @@
-"""``rexnet export NAME --format onnx|torchscript --out FILE`` and ``rexnet bench --out DIR``."""
+"""``rexnet export NAME --format onnx|openvino|torchscript --out PATH`` and ``rexnet bench --out DIR``."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from ..deploy.bench import passive_omp_env
 
 def _export(args: argparse.Namespace) -> int:
     res = export_model(args.name, args.out, args.format, checkpoint=args.checkpoint, image_size=args.image_size,
-                       opset=args.opset, verify=not args.no_verify)
+                       opset=args.opset, verify=not args.no_verify, precision=args.precision,
+                       calib_data=args.calib_data, calib_images=args.calib_images)
     extra = f", opset {res.opset}" if res.opset else ""
-    print(f"wrote {res.path} ({res.format}{extra}); max |diff| vs PyTorch eager: {res.max_abs_diff:.3g} "
-          f"on inputs {res.check_shapes}")
+    agree = "" if res.top1_agreement is None else (f", cosine >= {res.cosine_min:.5f}, top-1 agreement "
+                                                   f"{100 * res.top1_agreement:.1f}%")
+    print(f"wrote {res.path} ({res.format} {res.precision}{extra}); max |diff| vs PyTorch eager: "
+          f"{res.max_abs_diff:.3g}{agree} on inputs {res.check_shapes}")
     return 0
 
 
@@ -41,14 +44,20 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX or TorchScript and check it against PyTorch")
+    p = sub.add_parser("export", help="export a model to ONNX, OpenVINO or TorchScript and check it against PyTorch")
     p.add_argument("name", help="model name, see 'rexnet models'")
     p.add_argument("--checkpoint", default=None, help="training checkpoint or weights file (default: random weights)")
     p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="output format (default: onnx)")
-    p.add_argument("-o", "--out", required=True, help="output file")
+    p.add_argument("-o", "--out", required=True, help="output file (openvino: output folder)")
+    p.add_argument("--precision", choices=("f32", "bf16", "int8"), default=None,
+                   help="f32 (default); int8: onnx (onnxruntime QDQ) or openvino (NNCF), needs --calib-data; "
+                        "bf16: openvino")
+    p.add_argument("--calib-data", default=None,
+                   help="int8 calibration images: a dataset name (digits, fashion-mnist, ...) or an image folder")
+    p.add_argument("--calib-images", type=int, default=256, help="calibration images (default: 256)")
     p.add_argument("--image-size", type=int, default=None, help="trace/check input size (default: the model's)")
     p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default: {ONNX_OPSET})")
-    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime/TorchScript check")
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime/OpenVINO/TorchScript check")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("bench", help="side-by-side CPU benchmark vs timm and torchvision (JSON + Markdown + plot)")

@@ -1,4 +1,4 @@
-"""Deployment: BN fusion, export (ONNX, TorchScript, ``torch.compile``), bf16/int8, and the benchmark.
+"""Deployment: BN fusion, export (ONNX, OpenVINO, TorchScript, ``torch.compile``), bf16/int8, and the benchmark.
 
 Example:
     >>> import rexnet, torch
@@ -8,8 +8,10 @@ Example:
 """
 
 from .bench import TINY, BenchConfig, peak_memory_mib, run_bench, tiny_config
+from .calib import calibration_batches
 from .export import (
     EXPORT_FORMATS,
+    EXPORT_PRECISIONS,
     ONNX_OPSET,
     ExportError,
     ExportResult,
@@ -19,9 +21,11 @@ from .export import (
     export_onnx,
     export_torchscript,
     load_model,
+    read_sidecar,
     verify_onnx,
 )
 from .fuse import FusedBottleneck, FusedRexNet, fold_conv_bn, fuse
+from .openvino_ir import OV_PRECISIONS, OpenVinoModel, openvino_available, save_openvino, to_openvino
 from .quant import (
     Bf16Model,
     OnnxModel,
@@ -35,7 +39,9 @@ from .quant import (
 
 __all__ = [
     "EXPORT_FORMATS",
+    "EXPORT_PRECISIONS",
     "ONNX_OPSET",
+    "OV_PRECISIONS",
     "TINY",
     "Bf16Model",
     "BenchConfig",
@@ -45,7 +51,9 @@ __all__ = [
     "FusedBottleneck",
     "FusedRexNet",
     "OnnxModel",
+    "OpenVinoModel",
     "agreement",
+    "calibration_batches",
     "compile_model",
     "export_model",
     "export_onnx",
@@ -53,13 +61,17 @@ __all__ = [
     "fold_conv_bn",
     "fuse",
     "load_model",
+    "openvino_available",
     "peak_memory_mib",
     "predict_logits",
     "pt2e_available",
     "quantize_int8",
     "quantize_int8_pt2e",
+    "read_sidecar",
     "run_bench",
+    "save_openvino",
     "tiny_config",
     "to_bf16",
+    "to_openvino",
     "verify_onnx",
 ]

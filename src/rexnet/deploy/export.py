@@ -1,13 +1,16 @@
-"""Export: ONNX (verified in onnxruntime), TorchScript (script or trace), ``torch.compile``.
+"""Export: ONNX (verified in onnxruntime), OpenVINO IR, TorchScript (script or trace), ``torch.compile``.
 
 ONNX files use opset :data:`ONNX_OPSET` (17) through torch's TorchScript-based exporter, with
 dynamic batch, height and width: one file serves every input size. The fused model is exported
-(BN folded), so the graph holds only Conv, Mul, Sigmoid, Clip, Add, ReduceMean, Gemm and
-Slice/Pad nodes that onnxruntime fuses further.
+(BN folded) in its exporter form (:meth:`FusedBottleneck._forward_export`): Conv, Sigmoid,
+Mul, Clip, Relu, Add, ReduceMean, Slice, Concat and one Gemm, node for node the types of timm's
+graph. Next to every ONNX/OpenVINO file a ``.json`` sidecar records the model name, classes,
+input size and normalisation, so :mod:`rexnet.deploy.runtime` can evaluate it without PyTorch weights.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -24,6 +27,7 @@ from .fuse import fuse
 __all__ = [
     "ONNX_OPSET",
     "EXPORT_FORMATS",
+    "EXPORT_PRECISIONS",
     "ExportError",
     "ExportResult",
     "load_model",
@@ -33,13 +37,18 @@ __all__ = [
     "compile_model",
     "onnx_session",
     "verify_onnx",
+    "write_sidecar",
+    "read_sidecar",
 ]
 
 _log = logging.getLogger(__name__)
 
 #: ONNX opset written by :func:`export_onnx` (onnxruntime >= 1.14 runs it).
 ONNX_OPSET = 17
-EXPORT_FORMATS = ("onnx", "torchscript", "torchscript-trace")
+EXPORT_FORMATS = ("onnx", "openvino", "torchscript", "torchscript-trace")
+#: ``--precision`` choices per format (the first is the default).
+EXPORT_PRECISIONS = {"onnx": ("f32", "int8"), "openvino": ("f32", "bf16", "int8"), "torchscript": ("f32",),
+                     "torchscript-trace": ("f32",)}
 
 
 class ExportError(RexnetError):
@@ -51,12 +60,15 @@ class ExportResult:
     """What :func:`export_model` wrote and how closely it reproduces PyTorch.
 
     Attributes:
-        path: The written file.
-        format: ``onnx``, ``torchscript`` or ``torchscript-trace``.
+        path: The written file (the ``.xml`` for OpenVINO).
+        format: ``onnx``, ``openvino``, ``torchscript`` or ``torchscript-trace``.
         max_abs_diff: Largest ``|exported - eager|`` over the check inputs (eval-mode,
             unfused model as the reference).
         check_shapes: Input shapes used for the check.
         opset: ONNX opset (``None`` for TorchScript).
+        precision: ``f32``, ``bf16`` or ``int8``.
+        cosine_min: Smallest cosine similarity of exported vs eager logits over the check inputs.
+        top1_agreement: Share of check images with the same top-1 class as eager.
     """
 
     path: str
@@ -64,6 +76,9 @@ class ExportResult:
     max_abs_diff: float
     check_shapes: list[tuple[int, ...]]
     opset: int | None = None
+    precision: str = "f32"
+    cosine_min: float | None = None
+    top1_agreement: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,6 +226,59 @@ def compile_model(model: nn.Module, *, fused: bool = True, dynamic: bool | None 
     return FrozenCompiled(net, dynamic=dynamic, **kwargs)
 
 
+def write_sidecar(path: str | os.PathLike, meta: dict[str, Any]) -> Path:
+    """Write ``meta`` as ``path`` with suffix ``.json`` (atomically) and return that path."""
+    side = Path(path).with_suffix(".json")
+    tmp = side.with_name(side.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, side)
+    return side
+
+
+def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``.json`` sidecar next to an exported model (``{}`` when there is none)."""
+    side = Path(path).with_suffix(".json")
+    if not side.is_file():
+        return {}
+    try:
+        return json.loads(side.read_text())
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{side}: unreadable export metadata: {e}") from e
+
+
+def _model_meta(name: str, checkpoint: str | os.PathLike | None) -> tuple[nn.Module, dict[str, Any]]:
+    from ..data.transforms import model_norm
+    from ..zoo import get_model_info, list_models
+
+    if checkpoint is None:
+        model = load_model(name)
+        meta: dict[str, Any] = dict(model=name, num_classes=1000, class_names=None,
+                                    image_size=get_model_info(name).input_size)
+    else:
+        from ..train.inference import load_trained_model
+
+        model, meta = load_trained_model(checkpoint, name)
+        meta = dict(meta)
+        if meta.get("num_classes") == 1000:
+            meta["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
+    meta.update(model_norm(name if name in list_models() else None))
+    meta["checkpoint"] = None if checkpoint is None else str(checkpoint)
+    return model.eval(), meta
+
+
+def _compare(fn: Any, model: nn.Module, inputs: list[torch.Tensor]) -> tuple[float, float, float]:
+    """``(max |diff|, min cosine, top-1 agreement)`` of ``fn`` vs eager ``model`` over ``inputs``."""
+    diff, cos, agree, n = 0.0, 1.0, 0, 0
+    with torch.inference_mode():
+        for x in inputs:
+            ref, out = model(x).float(), fn(x).float()
+            diff = max(diff, float((out - ref).abs().max()))
+            cos = min(cos, float(torch.nn.functional.cosine_similarity(out, ref, dim=1).min()))
+            agree += int((out.argmax(1) == ref.argmax(1)).sum())
+            n += len(x)
+    return diff, cos, agree / n
+
+
 def export_model(
     name: str,
     out: str | os.PathLike,
@@ -220,24 +288,33 @@ def export_model(
     image_size: int | None = None,
     opset: int = ONNX_OPSET,
     verify: bool = True,
+    precision: str | None = None,
+    calib_data: str | None = None,
+    calib_images: int = 256,
 ) -> ExportResult:
     """Build ``name`` (weights from ``checkpoint``), export it and check it against eager PyTorch.
 
     Args:
         name: Registered model name.
-        out: Output file.
-        format: ``onnx``, ``torchscript`` (scripted) or ``torchscript-trace``.
+        out: Output file; for ``openvino`` an output folder (``NAME.xml`` + ``.bin`` + ``.json``).
+        format: ``onnx``, ``openvino``, ``torchscript`` (scripted) or ``torchscript-trace``.
         checkpoint: Training checkpoint or weights file; random weights when ``None``.
-        image_size: Check/trace input size (default: the model's).
+        image_size: Check/trace input size (default: the checkpoint's training size, else the model's).
         opset: ONNX opset.
-        verify: Re-load the file and compare with the eval-mode model on two input shapes.
+        verify: Re-load the file and compare with the eval-mode model on two input shapes (and,
+            for int8, on calibration images too).
+        precision: ``f32`` (default); ``int8`` for ONNX (onnxruntime static QDQ) and OpenVINO
+            (NNCF); ``bf16`` for OpenVINO (runtime hint).
+        calib_data: Dataset name or folder with the int8 calibration images (training split).
+        calib_images: How many calibration images.
 
     Returns:
-        An :class:`ExportResult` with the max absolute difference.
+        An :class:`ExportResult` with the max absolute difference (and cosine/top-1 agreement).
 
     Raises:
-        RexnetError: Unknown model or format, unreadable checkpoint, or a file whose outputs
-            differ from PyTorch by more than 1e-3.
+        RexnetError: Unknown model, format or precision, unreadable checkpoint, int8 without
+            ``calib_data``, or a file that does not reproduce PyTorch: f32 outputs more than 1e-3
+            apart, bf16/int8 logits with a cosine similarity under 0.95.
 
     Example:
         >>> r = export_model("rexnet_100", "/tmp/rexnet_100.onnx")  # doctest: +SKIP
@@ -246,27 +323,55 @@ def export_model(
     """
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; expected one of: {', '.join(EXPORT_FORMATS)}")
-    from ..zoo import get_model_info
-
-    size = image_size or get_model_info(name).input_size
-    model = load_model(name, checkpoint)
+    choices = EXPORT_PRECISIONS[format]
+    precision = precision or choices[0]
+    if precision not in choices:
+        raise ExportError(f"precision {precision!r} is not available for {format}; expected one of: "
+                          f"{', '.join(choices)}")
+    if precision == "int8" and not calib_data:
+        raise ExportError("int8 export needs calibration images: pass --calib-data (a dataset name or folder)")
+    model, meta = _model_meta(name, checkpoint)
+    size = image_size or int(meta["image_size"])
     inputs = _check_inputs(_in_chans(fuse(model)), size)
-    if format == "onnx":
+    calib: list[torch.Tensor] = []
+    if calib_data:
+        from .calib import calibration_batches
+
+        calib = calibration_batches(calib_data, size, name, calib_images)
+        inputs.append(calib[0][:16])
+    fn: Any = None
+    if format == "openvino":
+        from .openvino_ir import OpenVinoModel, save_openvino, to_openvino
+
+        ov_model = to_openvino(model, precision, calibration=calib, image_size=size)
+        path = save_openvino(ov_model, out, name)
+        fn = OpenVinoModel(path) if verify else None
+    elif format == "onnx" and precision == "int8":
+        from .quant import quantize_int8
+
+        fn = quantize_int8(model, calib, out, image_size=size)
+        path = Path(fn.path)
+    elif format == "onnx":
         path = export_onnx(model, out, image_size=size, opset=opset)
+        if verify:
+            from .quant import OnnxModel
+
+            fn = OnnxModel(path)
     else:
         path = export_torchscript(model, out, method="trace" if format.endswith("trace") else "script",
                                   image_size=size)
-    diff = 0.0
-    if verify:
-        if format == "onnx":
-            diff = verify_onnx(path, model, inputs)
-        else:
-            with torch.inference_mode(), warnings.catch_warnings():
+        if verify:
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                loaded = torch.jit.load(str(path))
-                diff = max(float((loaded(x) - model(x)).abs().max()) for x in inputs)
-        if diff > 1e-3:
-            raise ExportError(f"{path}: exported outputs differ from PyTorch by {diff:.3g} (> 1e-3)")
-    _log.info("wrote %s (%s), max |diff| vs eager %.3g", path, format, diff)
+                fn = torch.jit.load(str(path))
+    if format in ("onnx", "openvino"):
+        write_sidecar(path, {**meta, "image_size": size, "format": format, "precision": precision,
+                             "calib_data": calib_data})
+    diff, cos, agree = _compare(fn, model, inputs) if verify else (0.0, None, None)
+    if verify and precision == "f32" and diff > 1e-3:
+        raise ExportError(f"{path}: exported outputs differ from PyTorch by {diff:.3g} (> 1e-3)")
+    if verify and precision != "f32" and cos < 0.95:
+        raise ExportError(f"{path}: {precision} logits too far from PyTorch (cosine {cos:.4f} < 0.95)")
+    _log.info("wrote %s (%s %s), max |diff| vs eager %.3g", path, format, precision, diff)
     return ExportResult(str(path), format, diff, [tuple(x.shape) for x in inputs],
-                        opset if format == "onnx" else None)
+                        opset if format == "onnx" else None, precision, cos, agree)

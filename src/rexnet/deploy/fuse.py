@@ -91,6 +91,9 @@ class FusedBottleneck(nn.Module):
         self.project = fold_conv_bn(block.project.conv, block.project.bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():  # TorchScript cannot compile the exporter check
+            if torch.onnx.is_in_onnx_export():
+                return self._forward_export(x)
         out = self.depthwise(self.expand(x))
         if self.has_se:
             s = self.se_expand(F.relu(self.se_reduce(out.mean((2, 3)))))
@@ -105,6 +108,30 @@ class FusedBottleneck(nn.Module):
                 out = out + F.pad(x, (0, 0, 0, 0, 0, self.out_channels - self.in_channels))
             else:
                 out[:, : self.in_channels] += x
+        return out
+
+    @torch.jit.unused
+    def _forward_export(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function written for graph exporters (ONNX, and OpenVINO through it).
+
+        The eager form's in-place slice add traces to ScatterND plus ~40 shape-computation nodes
+        per block, and the dense SE layers to Gemm between (Un)squeezes. Here the SE runs as 1x1
+        convs on the kept-dim pooled map and the partial shortcut is a slice add + concat: the
+        node types of timm's graph, which onnxruntime and OpenVINO fuse.
+        """
+        out = self.depthwise(self.expand(x))
+        if self.has_se:
+            s = out.mean((2, 3), keepdim=True)
+            s = F.conv2d(s, self.se_reduce.weight[:, :, None, None], self.se_reduce.bias)
+            s = F.conv2d(F.relu(s), self.se_expand.weight[:, :, None, None], self.se_expand.bias)
+            out = out * torch.sigmoid(s)
+        out = self.project(self.act_dw(out))
+        if self.use_shortcut:
+            c = self.in_channels
+            if c == self.out_channels:
+                out = out + x
+            else:
+                out = torch.cat([out[:, :c] + x, out[:, c:]], dim=1)
         return out
 
 
@@ -147,7 +174,14 @@ class FusedRexNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Global average pool, [lite hidden layer], classifier."""
-        x = self.head_hidden(x.mean((2, 3)))
+        # exporters: GlobalAveragePool + Flatten, which onnxruntime runs in its blocked layout
+        if torch.jit.is_scripting():  # (TorchScript cannot compile the exporter check)
+            pooled = x.mean((2, 3))
+        elif torch.onnx.is_in_onnx_export():
+            pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        else:
+            pooled = x.mean((2, 3))
+        x = self.head_hidden(pooled)
         return x if pre_logits else self.classifier(x)
 
     def forward_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -1,0 +1,195 @@
+"""OpenVINO: IR export (f32, bf16, int8 via NNCF post-training quantization) and a callable runner.
+
+The IR is converted from our ONNX export (:func:`~rexnet.deploy.export_onnx`, the graph with
+timm's node types), so it keeps the dynamic batch/height/width. Precision on OpenVINO's CPU plugin
+is partly a *runtime* setting: ``f32`` and ``bf16`` IRs hold the same f32 weights and differ in
+the ``INFERENCE_PRECISION_HINT`` recorded in the IR's ``runtime_options`` (the default hint is
+bf16 on CPUs with AVX512-BF16 or AMX, so f32 has to be asked for). ``int8`` inserts NNCF's
+quantize/dequantize nodes, calibrated on real images; what stays in floating point runs in f32.
+
+Needs ``pip install openvino nncf`` (the ``deploy`` extra).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import RexnetError
+from .export import export_onnx
+
+__all__ = ["OV_PRECISIONS", "openvino_available", "to_openvino", "save_openvino", "OpenVinoModel"]
+
+_log = logging.getLogger(__name__)
+
+#: Precisions :func:`to_openvino` writes.
+OV_PRECISIONS = ("f32", "bf16", "int8")
+_HINT = {"f32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def openvino_available(with_nncf: bool = False) -> bool:
+    """Whether ``openvino`` (and with ``with_nncf``, ``nncf``) can be imported."""
+    try:
+        import openvino  # noqa: F401
+
+        if with_nncf:
+            import nncf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _require(with_nncf: bool = False) -> None:
+    if not openvino_available(with_nncf):
+        raise RexnetError(
+            "the OpenVINO target needs openvino"
+            + (" and nncf" if with_nncf else "")
+            + ": pip install openvino nncf (or rexnet[deploy])"
+        )
+
+
+def _ov_from_module(model: nn.Module, image_size: int) -> Any:
+    """An ``openvino.Model`` (dynamic N/H/W) converted from the ONNX export of ``model``."""
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "model.onnx", image_size=image_size, fused=_is_rexnet(model))
+        return ov.convert_model(str(path))
+
+
+def _is_rexnet(model: nn.Module) -> bool:
+    from ..model import RexNet
+    from .fuse import FusedRexNet
+
+    return isinstance(model, (RexNet, FusedRexNet))
+
+
+def to_openvino(
+    model: nn.Module | str | os.PathLike,
+    precision: str = "f32",
+    *,
+    calibration: Iterable[torch.Tensor] | None = None,
+    image_size: int = 224,
+    subset_size: int | None = None,
+) -> Any:
+    """Convert a model to an ``openvino.Model`` at ``precision``.
+
+    Args:
+        model: A RexNet (BN folded first), any module taking one NCHW batch (e.g. timm's), or an
+            ``.onnx`` file.
+        precision: ``f32``, ``bf16`` (runtime hint) or ``int8`` (NNCF post-training quantization).
+        calibration: Batches of preprocessed NCHW float32 images; required for ``int8``.
+        image_size: Example input size for the ONNX export.
+        subset_size: Calibration images NNCF uses (default: all the batches hold).
+
+    Returns:
+        The ``openvino.Model``, with the precision hint in ``rt_info['runtime_options']``.
+
+    Raises:
+        RexnetError: openvino/nncf missing, unknown precision, or int8 without calibration data.
+    """
+    if precision not in OV_PRECISIONS:
+        raise RexnetError(f"unknown OpenVINO precision {precision!r}; expected one of: {', '.join(OV_PRECISIONS)}")
+    _require(with_nncf=precision == "int8")
+    import openvino as ov
+
+    ov_model = (
+        ov.convert_model(str(model)) if isinstance(model, (str, os.PathLike)) else _ov_from_module(model, image_size)
+    )
+    if precision == "int8":
+        # one image per item: NNCF counts subset_size in items and collects statistics per item
+        images = [x[None] for b in (calibration or []) for x in b.detach().float().contiguous().numpy()]
+        if not images:
+            raise RexnetError("int8 quantization needs calibration images (--calib-data)")
+        import nncf
+
+        nncf_log = logging.getLogger("nncf")
+        level = nncf_log.level
+        nncf_log.setLevel(logging.WARNING)  # progress bars and per-step INFO lines
+        try:
+            ov_model = nncf.quantize(
+                ov_model,
+                nncf.Dataset(images),
+                preset=nncf.QuantizationPreset.PERFORMANCE,
+                subset_size=subset_size or len(images),
+            )
+        finally:
+            nncf_log.setLevel(level)
+    ov_model.set_rt_info(_HINT[precision], ["runtime_options", "INFERENCE_PRECISION_HINT"])
+    ov_model.set_rt_info(precision, ["rexnet", "precision"])
+    return ov_model
+
+
+def save_openvino(ov_model: Any, out_dir: str | os.PathLike, stem: str = "model") -> Path:
+    """Write ``out_dir/stem.xml`` + ``.bin`` (weights kept in f32: no fp16 compression). Returns the ``.xml``."""
+    import openvino as ov
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    xml = out / f"{stem}.xml"
+    ov.save_model(ov_model, str(xml), compress_to_fp16=False)
+    return xml
+
+
+class OpenVinoModel:
+    """A callable running an OpenVINO model on the CPU: ``torch.Tensor`` (NCHW float32) in, logits out.
+
+    One compiled model per input shape (the IR is reshaped to it: static shapes run faster than
+    OpenVINO's dynamic-shape path), up to ``max_shapes``; further shapes use the dynamic model.
+
+    Args:
+        model: An ``.xml`` file or an ``openvino.Model``.
+        precision_hint: ``f32`` or ``bf16``; default: the IR's ``runtime_options`` (else
+            OpenVINO's own default, bf16 on CPUs that have it).
+        threads: Inference threads (default: torch's thread count).
+        max_shapes: Input shapes compiled statically.
+    """
+
+    def __init__(
+        self, model: Any, precision_hint: str | None = None, threads: int | None = None, max_shapes: int = 4
+    ) -> None:
+        _require()
+        import openvino as ov
+
+        self.core = ov.Core()
+        self.path = str(model) if isinstance(model, (str, os.PathLike)) else None
+        if self.path is not None and not Path(self.path).is_file():
+            raise RexnetError(f"OpenVINO model not found: {self.path}")
+        self.model = self.core.read_model(self.path) if self.path is not None else model
+        if precision_hint is None and self.model.has_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]):
+            precision_hint = self.model.get_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]).astype(str)
+        self.config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",  # one stream on all threads: what a synchronous caller needs
+            "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+            "ENABLE_CPU_PINNING": False,  # a shared machine: let the OS schedule
+        }
+        if precision_hint is not None:
+            self.config["INFERENCE_PRECISION_HINT"] = precision_hint
+        self.precision_hint = precision_hint
+        self.max_shapes = max_shapes
+        self._compiled: dict[tuple[int, ...], Any] = {}
+
+    def _get(self, shape: tuple[int, ...]) -> Any:
+        if shape in self._compiled:
+            return self._compiled[shape]
+        key: tuple[int, ...] = shape if len(self._compiled) < self.max_shapes else ()
+        if key not in self._compiled:
+            m = self.model.clone()
+            if key:
+                m.reshape({m.inputs[0]: list(key)})
+            self._compiled[key] = self.core.compile_model(m, "CPU", self.config).create_infer_request()
+        return self._compiled[key]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = np.ascontiguousarray(x.detach().float().numpy())
+        req = self._get(tuple(arr.shape))
+        req.infer({0: arr}, share_inputs=True)
+        return torch.from_numpy(req.get_output_tensor(0).data.copy())
