@@ -53,8 +53,10 @@ class BenchConfig:
         calib_images: Images for int8 calibration (random unless ``calib_data`` is given).
         calib_data: Dataset name for calibration (``digits``); ``None`` uses random images.
         threads: torch/onnxruntime threads (default: all cores torch sees).
-        fp32_peak_gmacs: The CPU's fp32 peak in GMAC/s; ``None`` estimates it from the clock
-            and AVX-512 (2 cores x 2 FMA units x 16 lanes x GHz).
+        fp32_peak_gmacs: The CPU's fp32 peak in GMAC/s; ``None`` derives it from the CPU
+            (:func:`~rexnet.deploy.bench_report.cpu_peak`: threads x GHz x MACs/cycle of its ISA).
+        openvino: Include the OpenVINO paths (ours and the peer's; skipped when not installed).
+        peers: Run every runtime on the peer's (timm) model too: onnxruntime fp32/int8, OpenVINO.
         only: Restrict to candidate names containing one of these strings (empty: all).
     """
 
@@ -81,6 +83,8 @@ class BenchConfig:
     threads: int | None = None
     fp32_peak_gmacs: float | None = None
     only: tuple[str, ...] = field(default_factory=tuple)
+    openvino: bool = True
+    peers: bool = True
 
 
 #: A configuration for tests and smoke runs: seconds, not minutes.
@@ -213,11 +217,15 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
         for c in active:
             rows[c.name][f"peak_mem_mib_b{batch}"] = peak_memory_mib(
                 lambda c=c, x=inputs[c.name]: torch.inference_mode()(c.fn)(x))
-    peak = cfg.fp32_peak_gmacs or machine_info()["fp32_peak_gmacs"]
+    minfo = machine_info()
+    peak = cfg.fp32_peak_gmacs or minfo["fp32_peak_gmacs"]
+    scale = peak / minfo["fp32_peak_gmacs"]  # an explicit fp32 peak scales the bf16/int8 peaks alike
     for row in rows.values():
         if row.get("throughput") and row.get("macs"):
             row["gmacs_per_s"] = row["throughput"] * row["macs"] / 1e9
             row["fraction_of_fp32_peak"] = row["gmacs_per_s"] / peak
+            own = minfo["peak_gmacs"].get(row["precision"], minfo["fp32_peak_gmacs"]) * scale
+            row["fraction_of_own_peak"] = row["gmacs_per_s"] / own
     training: dict[str, Any] = {}
     if cfg.train:
         tcands = build_train_candidates(cfg)
@@ -229,7 +237,7 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
                                     peak_mem_mib=peaks[c.name], samples_s=tsamples[c.name])
     results = dict(
         config={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-        machine={**machine_info(), "fp32_peak_gmacs": peak, "load_before": load_before, "load_after": _load(),
+        machine={**minfo, "fp32_peak_gmacs": peak, "load_before": load_before, "load_after": _load(),
                  "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset: active spinning)")},
         inference=list(rows.values()),
         training=list(training.values()),
@@ -243,8 +251,17 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
     return results
 
 
+def _best(rows: dict[str, dict[str, Any]], group: str, key: str, higher: bool) -> str | None:
+    """The row of ``group`` with the best median ``key`` (throughput: highest; latency: lowest)."""
+    cands = [r for r in rows.values() if r["group"] == group and r.get(key)]
+    if not cands:
+        return None
+    return (max if higher else min)(cands, key=lambda r: r[key])["name"]
+
+
 def _ratios(res: dict[str, Any]) -> dict[str, Any]:
-    """Ratios vs timm eager (throughput: ours / timm; latency: ours / timm, lower is better)."""
+    """Ratios vs timm eager (throughput: ours / timm; latency: ours / timm, lower is better), and
+    the best of our paths against the best of the peer's (timm group) paths."""
     rows = {r["name"]: r for r in res["inference"]}
     ref = rows.get("timm eager")
     out: dict[str, Any] = {}
@@ -257,6 +274,14 @@ def _ratios(res: dict[str, Any]) -> dict[str, Any]:
             if r.get("latency_samples_s") and ref.get("latency_samples_s"):
                 out.setdefault("latency_vs_timm", {})[name] = statistics.median(
                     s / t for s, t in zip(r["latency_samples_s"], ref["latency_samples_s"]))
+    for label, key, samples, higher in (("throughput", "throughput", "samples_s", True),
+                                        ("latency", "latency_ms", "latency_samples_s", False)):
+        ours, peer = _best(rows, "ours", key, higher), _best(rows, "timm", key, higher)
+        if ours and peer:
+            a, b = rows[ours][samples], rows[peer][samples]
+            # speed ratio (> 1: ours faster), paired per round like the rest
+            out.setdefault("best_ours_vs_best_peer", {})[label] = dict(
+                ours=ours, peer=peer, ratio=statistics.median(p / o for o, p in zip(a, b)))
     train = {r["name"]: r for r in res["training"]}
     tref = train.get("timm")
     if tref:

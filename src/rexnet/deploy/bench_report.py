@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["machine_info", "write_reports", "markdown_report"]
+__all__ = ["machine_info", "cpu_peak", "write_reports", "markdown_report"]
 
 
 def _cpu_model() -> str:
@@ -43,29 +43,88 @@ def _cpu_ghz() -> float:
     return 2.0
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, ISA features, library versions, date and the estimated fp32 peak.
+def _vendor() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover
+        pass
+    return "unknown"
 
-    The fp32 peak is ``threads x GHz x 32`` GMAC/s: two AVX-512 FMA units of 16 fp32 lanes per
-    core (a server Xeon; halve it for one FMA unit, use 16 for AVX2-only CPUs).
+
+def cpu_peak(threads: int | None = None, flags: set[str] | None = None, vendor: str | None = None,
+             ghz: float | None = None) -> dict[str, Any]:
+    """The CPU's peak multiply-accumulate rate (GMAC/s) in fp32, bf16 and int8, from its ISA flags.
+
+    ``peak = threads x GHz x MACs per cycle per core``, one thread per core, at the clock
+    ``/proc/cpuinfo`` reports (nominal under a hypervisor; turbo is not counted). MACs per cycle:
+
+    * fp32: FMA units x vector lanes. Intel with AVX-512: 2 x 16. AMD Zen 4 (AVX-512 without
+      ``avx512_vp2intersect``/``avx_vnni``): AVX-512 runs on two 256-bit pipes, 2 x 8. AMD Zen 5
+      (AVX-512 with ``avx_vnni``): 2 x 16. AVX2 + FMA: 2 x 8. Else 4.
+    * bf16: AMX-BF16 512 per core (Sapphire Rapids tile unit); AVX512-BF16 ``vdpbf16ps`` 2x fp32;
+      otherwise no native bf16 (= fp32 rate).
+    * int8: AMX-INT8 1024; VNNI ``vpdpbusd`` 4x fp32; otherwise 2x fp32 (``vpmaddubsw`` chains).
+
+    Returns:
+        ``fp32``, ``bf16``, ``int8`` (GMAC/s), ``macs_per_cycle`` per precision and ``how``,
+        the derivation in words.
     """
+    flags = _cpu_flags() if flags is None else flags
+    vendor = _vendor() if vendor is None else vendor
+    threads = threads or torch.get_num_threads()
+    ghz = ghz or _cpu_ghz()
+    amd = vendor == "AuthenticAMD"
+    if "avx512f" in flags:
+        if amd and "avx_vnni" not in flags and "avx512_vp2intersect" not in flags:
+            fp32, isa = 16, "AVX-512 on AMD Zen 4 (2 FMA pipes x 256 bit = 16 fp32 MAC/cycle)"
+        else:
+            fp32, isa = 32, "AVX-512 (2 FMA units x 16 fp32 lanes = 32 MAC/cycle)"
+    elif "avx2" in flags and "fma" in flags:
+        fp32, isa = 16, "AVX2 + FMA (2 x 8 lanes = 16 MAC/cycle)"
+    else:
+        fp32, isa = 4, "no AVX2/FMA (4 MAC/cycle assumed)"
+    if "amx_bf16" in flags:
+        bf16, bf16_how = 512, "AMX-BF16 512 MAC/cycle"
+    elif "avx512_bf16" in flags:
+        bf16, bf16_how = 2 * fp32, "AVX512-BF16 = 2x fp32"
+    else:
+        bf16, bf16_how = fp32, "no native bf16 = fp32"
+    if "amx_int8" in flags:
+        int8, int8_how = 1024, "AMX-INT8 1024 MAC/cycle"
+    elif "avx512_vnni" in flags or "avx_vnni" in flags:
+        int8, int8_how = 4 * fp32, "VNNI = 4x fp32"
+    else:
+        int8, int8_how = 2 * fp32, "no VNNI = 2x fp32"
+    per = {"fp32": fp32, "bf16": bf16, "int8": int8}
+    how = (f"{threads} threads (one per core) x {ghz:.2f} GHz (/proc/cpuinfo) x MACs/cycle/core: fp32 {isa}; "
+           f"bf16 {bf16_how}; int8 {int8_how}")
+    return {**{k: threads * ghz * v for k, v in per.items()}, "macs_per_cycle": per, "how": how}
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, ISA features, library versions, date and the peak MAC rates (:func:`cpu_peak`)."""
     flags = _cpu_flags()
-    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     threads = torch.get_num_threads()
     ghz = _cpu_ghz()
+    peak = cpu_peak(threads, flags, _vendor(), ghz)
     versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("torchvision", "timm", "onnx", "onnxruntime", "numpy"):
+    for mod in ("torchvision", "timm", "onnx", "onnxruntime", "openvino", "nncf", "numpy"):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
             versions[mod] = None
     return dict(
         cpu=_cpu_model(),
+        vendor=_vendor(),
         threads=threads,
         ghz=ghz,
         isa=sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16",
                                               "amx_int8", "avx_vnni"}),
-        fp32_peak_gmacs=threads * ghz * lanes * 2,
+        fp32_peak_gmacs=peak["fp32"],
+        peak_gmacs={k: peak[k] for k in ("fp32", "bf16", "int8")},
+        peak_how=peak["how"],
         versions=versions,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         platform=platform.platform(),
@@ -88,13 +147,15 @@ def markdown_report(res: dict[str, Any]) -> str:
         f"{m['date']}; {m['cpu']}, {m['threads']} threads; load (1/5/15 min) before {m['load_before']}, "
         f"after {m['load_after']}; {cfg['rounds']} interleaved rounds, medians; {res['seconds']} s in all.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
-        f"fp32 peak (estimated): {m['fp32_peak_gmacs']:.0f} GMAC/s. Ratios (× timm) are per-round ratios to "
+        f"Peak (derived from the CPU): fp32 {m['fp32_peak_gmacs']:.0f} GMAC/s"
+        + (f", bf16 {m['peak_gmacs']['bf16']:.0f}, int8 {m['peak_gmacs']['int8']:.0f} ({m['peak_how']})"
+           if m.get("peak_gmacs") else "") + ". Ratios (× timm) are per-round ratios to "
         "`timm eager` in the same round, median over rounds (latency: lower is better; throughput: higher). "
         f"OMP_WAIT_POLICY={m.get('omp_wait_policy')}. Peak mem: resident memory added during one call.",
         "",
         f"| model | precision | params (M) | GMACs | b{bl} latency (ms) | × timm | b{bt} throughput (img/s) | × timm "
-        f"| GMAC/s | % fp32 peak | peak mem b{bt} (MiB) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| GMAC/s | % fp32 peak | % own-precision peak | peak mem b{bt} (MiB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["inference"]:
         frac = r.get("fraction_of_fp32_peak")
@@ -103,8 +164,15 @@ def markdown_report(res: dict[str, Any]) -> str:
             f"| {_fmt(r['macs'] / 1e9 if r.get('macs') else None, '.3f')} | {_fmt(r.get('latency_ms'), '.1f')} "
             f"| {_fmt(r_lat.get(r['name']))} | {_fmt(r.get('throughput'), '.1f')} | {_fmt(r_thr.get(r['name']))} "
             f"| {_fmt(r.get('gmacs_per_s'), '.1f')} | {_fmt(frac * 100 if frac else None, '.1f')} "
+            f"| {_fmt(r['fraction_of_own_peak'] * 100 if r.get('fraction_of_own_peak') else None, '.1f')} "
             f"| {_fmt(r.get(f'peak_mem_mib_b{bt}'), '.0f')} |"
         )
+    best = res["ratios"].get("best_ours_vs_best_peer", {})
+    for label, batch in (("throughput", bt), ("latency", bl)):
+        if label in best:
+            b = best[label]
+            lines.append(f"\n**Best ours ÷ best peer at batch {batch}: {b['ratio']:.2f}×** "
+                         f"(`{b['ours']}` vs `{b['peer']}`; speed, paired per round, median).")
     if res["training"]:
         tr = res["ratios"].get("train_throughput_vs_timm", {})
         tm = res["ratios"].get("train_peak_mem_vs_timm", {})

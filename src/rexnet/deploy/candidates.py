@@ -79,11 +79,10 @@ def _calibration(cfg: Any, model_name: str, size: int) -> tuple[list[torch.Tenso
     g = torch.Generator().manual_seed(1)
     if cfg.calib_data:
         from ..data import build_datasets
+        from .calib import calibration_batches
 
-        bundle = build_datasets(cfg.calib_data, size, train=True, model=model_name, train_limit=cfg.calib_images)
-        train = bundle.train
-        xs = torch.stack([train[i][0] for i in range(min(cfg.calib_images, len(train)))])  # type: ignore[arg-type]
-        return list(xs.split(32)), bundle
+        bundle = build_datasets(cfg.calib_data, size, train=False, model=model_name)
+        return calibration_batches(cfg.calib_data, size, model_name, cfg.calib_images), bundle
     n = cfg.calib_images
     return [torch.randn(min(32, n - i), 3, size, size, generator=g) for i in range(0, n, 32)], None
 
@@ -157,7 +156,7 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
             cands.append(ours("bf16+compile", "bf16", FrozenCompiled(bf16, dynamic=False),
                               batches={cfg.batch_throughput}))
     calib, bundle = [], None
-    if (cfg.int8 and want("ours int8 onnxruntime")) or cfg.calib_data:
+    if cfg.int8 or cfg.calib_data:
         calib, bundle = _calibration(cfg, cfg.model, eval_size)
     if cfg.int8 and want("ours int8 onnxruntime"):
         int8 = quantize_int8(model, calib, tmp / "int8.onnx", image_size=eval_size)
@@ -174,16 +173,11 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
             int8_pt2e = _FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
         else:
             _log.warning("torchao not installed: skipping the int8 PT2E + compile path")
-    if cfg.timm and (want("timm eager") or want("timm compiled")):
-        import timm
-
-        tm = timm.create_model(cfg.timm_model, pretrained=False).eval()
-        tparams = count_params(tm)
-        if want("timm eager"):
-            cands.append(Candidate("timm eager", "timm", "fp32", tm, _identity, frozenset(bt), tparams, None, tm))
-        if cfg.compile and want("timm compiled"):
-            cands.append(Candidate("timm compiled", "timm", "fp32", torch.compile(tm), _identity, frozenset(cbt),
-                                   tparams, None, tm))
+    ov = _openvino_paths(cfg, model, calib, eval_size, want, "ours")
+    for name, (precision, fn) in ov.items():
+        cands.append(ours(name, precision, fn))
+    if cfg.timm and any(want(f"timm {s}") for s in _PEER_PATHS):
+        cands += _peer_candidates(cfg, want, calib, eval_size, bt, cbt, tmp)
     if cfg.torchvision:
         import torchvision
 
@@ -193,8 +187,62 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
                 cands.append(Candidate(f"torchvision {arch}", "torchvision", "fp32", tv, _identity, frozenset(bt),
                                        count_params(tv), None, tv))
     extra = _agreement(cfg, model, {"fused": fused, "onnxruntime fp32": onnx_fp32, "bf16": bf16,
-                                    "int8 onnxruntime": int8, "int8 pt2e+compile": int8_pt2e}, bundle, eval_size)
+                                    "int8 onnxruntime": int8, "int8 pt2e+compile": int8_pt2e,
+                                    **{name: fn for name, (_, fn) in ov.items()}}, bundle, eval_size)
     return cands, extra
+
+
+_PEER_PATHS = ("eager", "compiled", "onnxruntime", "int8 onnxruntime", "openvino")
+
+
+def _openvino_paths(cfg: Any, model: nn.Module, calib: list[torch.Tensor], size: int, want: Callable[[str], bool],
+                    who: str) -> dict[str, tuple[str, Callable]]:
+    """OpenVINO f32 (hint f32), bf16 (hint bf16: OpenVINO's default on CPUs with bf16) and NNCF int8."""
+    from .openvino_ir import OpenVinoModel, openvino_available, to_openvino
+
+    out: dict[str, tuple[str, Callable]] = {}
+    if not cfg.openvino or not any(want(f"{who} openvino {p}") for p in ("f32", "bf16", "int8")):
+        return out
+    if not openvino_available(with_nncf=cfg.int8):
+        _log.warning("openvino/nncf not installed: skipping the OpenVINO paths")
+        return out
+    base = to_openvino(model, "f32", image_size=size)
+    for p, hint in (("f32", "f32"), ("bf16", "bf16")):
+        if want(f"{who} openvino {p}") and (p == "f32" or cfg.bf16):
+            out[f"openvino {p}"] = (p, OpenVinoModel(base, hint, cfg.threads))
+    if cfg.int8 and want(f"{who} openvino int8") and calib:
+        out["openvino int8"] = ("int8", OpenVinoModel(to_openvino(model, "int8", calibration=calib, image_size=size),
+                                                      "f32", cfg.threads))
+    return out
+
+
+def _peer_candidates(cfg: Any, want: Callable[[str], bool], calib: list[torch.Tensor], size: int, bt: set[int],
+                     cbt: set[int], tmp: Path) -> list[Candidate]:
+    """timm's model through every path we offer: eager, compile, onnxruntime fp32/int8, OpenVINO."""
+    import timm
+
+    tm = timm.create_model(cfg.timm_model, pretrained=False).eval()
+    tparams = count_params(tm)
+
+    def peer(name: str, precision: str, fn: Callable, batches: set[int] = bt) -> Candidate:
+        return Candidate(f"timm {name}", "timm", precision, fn, _identity, frozenset(batches), tparams, None, tm)
+
+    out = []
+    if want("timm eager"):
+        out.append(peer("eager", "fp32", tm))
+    if cfg.compile and want("timm compiled"):
+        out.append(peer("compiled", "fp32", torch.compile(tm), cbt))
+    if not cfg.peers:
+        return out
+    if cfg.onnx and want("timm onnxruntime"):
+        out.append(peer("onnxruntime", "fp32", OnnxModel(export_onnx(tm, tmp / "timm.onnx", image_size=cfg.image_size,
+                                                                     fused=False), cfg.threads)))
+    if cfg.int8 and want("timm int8 onnxruntime") and calib:
+        q = quantize_int8(tm, calib, tmp / "timm_int8.onnx", image_size=size)
+        out.append(peer("int8 onnxruntime", "int8", OnnxModel(q.path, cfg.threads)))
+    for name, (precision, fn) in _openvino_paths(cfg, tm, calib, size, want, "timm").items():
+        out.append(peer(name, precision, fn))
+    return out
 
 
 def _agreement(cfg: Any, model: nn.Module, paths: dict[str, Any], bundle: Any, size: int) -> dict[str, Any]:

@@ -107,6 +107,14 @@ def _check_inputs(in_chans: int, image_size: int) -> list[torch.Tensor]:
             torch.randn(1, in_chans, small, small + 16, generator=g)]
 
 
+def _is_rexnet(model: nn.Module) -> bool:
+    """A ReXNet of this library (BN-folded before export) rather than a peer's module."""
+    from ..model import RexNet
+    from .fuse import FusedRexNet
+
+    return isinstance(model, (RexNet, FusedRexNet))
+
+
 def _in_chans(model: nn.Module) -> int:
     return int(model.stem[0].in_channels)  # type: ignore[index]
 

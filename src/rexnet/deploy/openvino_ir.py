@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import RexnetError
-from .export import export_onnx
+from .export import _is_rexnet, export_onnx
 
 __all__ = ["OV_PRECISIONS", "openvino_available", "to_openvino", "save_openvino", "OpenVinoModel"]
 
@@ -63,13 +63,6 @@ def _ov_from_module(model: nn.Module, image_size: int) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, Path(tmp) / "model.onnx", image_size=image_size, fused=_is_rexnet(model))
         return ov.convert_model(str(path))
-
-
-def _is_rexnet(model: nn.Module) -> bool:
-    from ..model import RexNet
-    from .fuse import FusedRexNet
-
-    return isinstance(model, (RexNet, FusedRexNet))
 
 
 def to_openvino(

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import RexnetError
-from .export import FrozenCompiled, export_onnx, onnx_session
+from .export import FrozenCompiled, _is_rexnet, export_onnx, onnx_session
 from .fuse import fuse
 
 __all__ = ["Bf16Model", "to_bf16", "quantize_int8", "quantize_int8_pt2e", "pt2e_available", "OnnxModel", "agreement",
@@ -97,7 +97,7 @@ def quantize_int8(
     optimisation), calibrated on ``calibration`` batches and written to ``out``.
 
     Args:
-        model: A RexNet model (fused here).
+        model: A RexNet model (fused here), or any module taking one NCHW batch (exported as is).
         calibration: Batches of preprocessed images, NCHW float32 (a few hundred images in all).
         out: Output ``.onnx`` file of the quantized model.
         per_channel: Per-output-channel weight scales (recommended: depthwise convs need them).
@@ -117,7 +117,8 @@ def quantize_int8(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", image_size=image_size)
+        # a peer's model (timm) is exported as it is; ours BN-folded in its exporter form
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", image_size=image_size, fused=_is_rexnet(model))
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         root = logging.getLogger()
