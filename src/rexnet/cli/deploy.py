@@ -81,3 +81,42 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-spinning", action="store_true",
                    help="keep OpenMP busy-waiting (default: re-run with OMP_WAIT_POLICY=PASSIVE)")
     p.set_defaults(func=_bench)
+
+
+def eval_exported(args: argparse.Namespace) -> int:
+    """``rexnet eval -c FILE.onnx|FILE.xml [--runtime R]``: evaluate an exported model (called from cli/train.py)."""
+    from ..deploy.runtime import evaluate_exported
+
+    res = evaluate_exported(args.checkpoint, args.data, runtime=getattr(args, "runtime", None),
+                            image_size=args.image_size, batch_size=args.batch_size,
+                            split=getattr(args, "split", None) or "val", strict=args.strict)
+    print(f"{res['model'] or args.checkpoint} ({res['runtime']}, {res['precision']}) on {res['data']} {res['split']} "
+          f"({res['count']} images): top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}")
+    if args.per_class:
+        for name, a in res["per_class"].items():
+            print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
+    if args.out:
+        from ..train.outputs import plot_confusion, write_json
+
+        write_json(res, args.out)
+        png = args.confusion or os.path.splitext(args.out)[0] + ".png"
+        plot_confusion(res["confusion"], res["class_names"], png)
+        print(f"wrote {args.out} and {png}")
+    return 0
+
+
+def predict_exported(args: argparse.Namespace) -> int:
+    """``rexnet predict IMAGES -c FILE.onnx|FILE.xml [--runtime R]`` (called from cli/train.py)."""
+    from ..deploy.runtime import predict_exported as run
+
+    res = run(args.checkpoint, args.images, runtime=getattr(args, "runtime", None), top_k=args.top_k,
+              image_size=args.image_size)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for r in res:
+            if "error" in r:
+                print(f"{r['image']}: error: {r['error']}")
+            else:
+                print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
+    return 1 if any("error" in r for r in res) else 0

@@ -1,0 +1,208 @@
+"""Running an exported model (ONNX or OpenVINO IR) on a dataset or on image files, without PyTorch weights.
+
+The ``.json`` sidecar that :func:`~rexnet.deploy.export_model` writes next to the file gives the
+model name (hence the normalisation), input size and class names; a file without one is taken
+to be an ImageNet classifier at 224 px with ImageNet normalisation.
+
+Example:
+    >>> res = evaluate_exported("out/rexnet_100.xml", "fashion-mnist", split="test")  # doctest: +SKIP
+    >>> res["top1"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import RexnetError
+from .export import read_sidecar
+
+__all__ = ["RUNTIMES", "load_exported", "evaluate_exported", "predict_exported", "is_exported_model"]
+
+RUNTIMES = ("onnxruntime", "openvino")
+_SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
+
+
+def is_exported_model(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an ONNX file or an OpenVINO IR (by its suffix)."""
+    return Path(path).suffix.lower() in _SUFFIXES
+
+
+class _RuntimeModule(nn.Module):
+    """An ``nn.Module`` face for a runtime callable, so :func:`rexnet.train.evaluate` can drive it."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], num_classes: int) -> None:
+        super().__init__()
+        self.fn, self.num_classes = fn, num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x.float().contiguous())
+
+
+def load_exported(
+    path: str | os.PathLike, runtime: str | None = None, threads: int | None = None
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
+    """A callable (NCHW float32 tensor in, logits out) for an exported model, and its metadata.
+
+    Args:
+        path: An ``.onnx`` file or an OpenVINO ``.xml``.
+        runtime: ``onnxruntime`` or ``openvino`` (default: by suffix). OpenVINO also reads ``.onnx``.
+        threads: Inference threads (default: torch's).
+
+    Returns:
+        ``(fn, meta)``; ``meta`` has ``model``, ``num_classes``, ``class_names``, ``image_size``,
+        ``mean``/``std``/``crop_pct``/``interpolation``, ``precision`` and ``runtime``.
+
+    Raises:
+        RexnetError: Missing file, unknown runtime or suffix, onnxruntime asked to run an IR, or
+            the runtime not installed.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise RexnetError(f"exported model not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise RexnetError(f"{p}: not an exported model; expected an .onnx file or an OpenVINO .xml")
+    runtime = runtime or _SUFFIXES[suffix]
+    if runtime not in RUNTIMES:
+        raise RexnetError(f"unknown runtime {runtime!r}; expected one of: {', '.join(RUNTIMES)}")
+    if runtime == "onnxruntime" and suffix == ".xml":
+        raise RexnetError(f"{p}: onnxruntime cannot run an OpenVINO IR; use --runtime openvino")
+    if runtime == "onnxruntime":
+        try:
+            from .quant import OnnxModel
+
+            fn: Callable[[torch.Tensor], torch.Tensor] = OnnxModel(p, threads)
+        except ImportError as e:
+            raise RexnetError("onnxruntime is not installed: pip install onnxruntime") from e
+    else:
+        from .openvino_ir import OpenVinoModel
+
+        fn = OpenVinoModel(p, threads=threads)
+    meta = {**_default_meta(), **read_sidecar(p), "runtime": runtime}
+    if not meta.get("num_classes"):
+        size = int(meta["image_size"])
+        meta["num_classes"] = int(fn(torch.zeros(1, 3, size, size)).shape[1])
+    if meta.get("class_names") is None and meta["num_classes"] == 1000:
+        from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+        meta["class_names"] = list(_IMAGENET_CATEGORIES)
+    return fn, meta
+
+
+def _default_meta() -> dict[str, Any]:
+    from ..data.transforms import model_norm
+
+    return dict(model=None, num_classes=None, class_names=None, image_size=224, precision="f32", **model_norm(None))
+
+
+def evaluate_exported(
+    path: str | os.PathLike,
+    data: str = "digits",
+    *,
+    runtime: str | None = None,
+    image_size: int | None = None,
+    batch_size: int = 128,
+    split: str = "val",
+    strict: bool = False,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Top-1/top-5, loss, per-class accuracy and confusion matrix of an exported model on ``data``.
+
+    Args:
+        path: ``.onnx`` or OpenVINO ``.xml``.
+        data: A :func:`rexnet.data.build_datasets` name or folder.
+        runtime: ``onnxruntime`` or ``openvino`` (default: by suffix).
+        image_size: Crop size (default: the exported model's).
+        batch_size: Images per call.
+        split: ``val`` or ``test`` (datasets with an official test split, e.g. Fashion-MNIST).
+
+    Returns:
+        :func:`rexnet.train.evaluate`'s dict plus ``model``, ``checkpoint`` (the file), ``runtime``,
+        ``precision``, ``data``, ``split`` and ``image_size``.
+    """
+    from ..data import build_datasets
+    from ..train.evaluate import evaluate
+
+    fn, meta = load_exported(path, runtime, threads)
+    size = image_size or int(meta["image_size"])
+    bundle = build_datasets(data, size, train=False, model=meta["model"], strict=strict)
+    ds = _split(bundle, split)
+    if bundle.num_classes != meta["num_classes"]:
+        raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
+    res = evaluate(
+        _RuntimeModule(fn, meta["num_classes"]),
+        ds,
+        batch_size=batch_size,
+        num_classes=bundle.num_classes,
+        class_names=bundle.class_names,
+        device="cpu",
+    )
+    return dict(
+        model=meta["model"],
+        checkpoint=str(path),
+        runtime=meta["runtime"],
+        precision=meta["precision"],
+        data=bundle.name,
+        split=split,
+        image_size=size,
+        **res,
+    )
+
+
+def _split(bundle: Any, split: str) -> Any:
+    if split == "val":
+        return bundle.val
+    if split == "test":
+        test = getattr(bundle, "test", None)
+        if test is None:
+            raise RexnetError(f"{bundle.name} has no test split; use split 'val'")
+        return test
+    raise RexnetError(f"unknown split {split!r}; expected one of: val, test")
+
+
+def predict_exported(
+    path: str | os.PathLike,
+    images: Sequence[str | os.PathLike],
+    *,
+    runtime: str | None = None,
+    top_k: int = 5,
+    image_size: int | None = None,
+) -> list[dict[str, Any]]:
+    """Top-k ``(class, probability)`` for each image file, like :func:`rexnet.train.predict_files`.
+
+    Returns:
+        One ``{"image": path, "top": [{"class": name, "prob": p}, ...]}`` per file; an unreadable
+        file gets ``{"image": path, "error": reason}``.
+    """
+    from PIL import Image
+
+    from ..data import build_eval_transform
+
+    fn, meta = load_exported(path, runtime)
+    tf = build_eval_transform(
+        image_size or int(meta["image_size"]),
+        crop_pct=meta["crop_pct"],
+        mean=meta["mean"],
+        std=meta["std"],
+        interpolation=meta["interpolation"],
+    )
+    names = meta["class_names"] or [str(i) for i in range(meta["num_classes"])]
+    out: list[dict[str, Any]] = []
+    for p in images:
+        try:
+            with Image.open(p) as im:
+                x = tf(im.convert("RGB"))
+        except Exception as e:
+            out.append({"image": str(p), "error": f"{type(e).__name__}: {e}"})
+            continue
+        with torch.inference_mode():
+            probs = fn(x[None]).float().softmax(1)[0]
+        q, idx = probs.topk(min(top_k, len(probs)))
+        out.append({"image": str(p), "top": [{"class": names[j], "prob": float(v)} for v, j in zip(q, idx.tolist())]})
+    return out
