@@ -18,7 +18,7 @@ from ..errors import RexnetError
 __all__ = ["main", "build_parser"]
 
 # Subcommand groups, in help order; a group whose module is absent is skipped.
-_COMMAND_MODULES = ("models", "rank", "train", "search", "deploy")
+_COMMAND_MODULES = ("models", "rank", "train", "search", "deploy", "detect")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,144 @@
+"""Using a trained detector: predictions drawn onto images (PNG), and SSDLite to ONNX checked in onnxruntime."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import RexnetError
+
+__all__ = ["predict_image", "SSDLiteExport", "export_ssdlite_onnx", "OnnxCheck"]
+
+
+def _read_image(path: str | os.PathLike) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_image
+
+    if not Path(path).is_file():
+        raise RexnetError(f"image not found: {path}")
+    try:
+        return decode_image(str(path), mode=ImageReadMode.RGB)
+    except (RuntimeError, OSError) as e:
+        raise RexnetError(f"cannot read image {path}: {e}") from e
+
+
+@torch.no_grad()
+def predict_image(
+    model: nn.Module,
+    image: str | os.PathLike,
+    out_png: str | os.PathLike | None,
+    class_names: list[str],
+    *,
+    score_thresh: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Detect objects in one image; with ``out_png``, draw the boxes (and masks) with their labels.
+
+    Returns:
+        ``[{"label": name, "score": s, "box": [x0, y0, x1, y1]}, ...]`` above ``score_thresh``.
+    """
+    from torchvision.io import write_png
+    from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+
+    img = _read_image(image)
+    out = model.eval()([img.float() / 255])[0]
+    keep = out["scores"] >= score_thresh
+    boxes, scores, labels = out["boxes"][keep], out["scores"][keep], out["labels"][keep]
+    names = [class_names[int(i) - 1] if 0 < int(i) <= len(class_names) else str(int(i)) for i in labels]
+    if out_png is not None:
+        canvas = img
+        if "masks" in out and keep.any():
+            canvas = draw_segmentation_masks(canvas, out["masks"][keep][:, 0] > 0.5, alpha=0.45)
+        text = [f"{n} {s:.2f}" for n, s in zip(names, scores.tolist())]
+        canvas = draw_bounding_boxes(canvas, boxes, text, colors="red", width=2)
+        Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+        write_png(canvas, str(out_png))
+    return [
+        dict(label=n, score=float(s), box=[round(v, 2) for v in b.tolist()]) for n, s, b in zip(names, scores, boxes)
+    ]
+
+
+class SSDLiteExport(nn.Module):
+    """SSDLite up to decoded boxes and class probabilities, for a fixed input size (NMS left to the caller).
+
+    Input: float images ``(N, 3, S, S)`` in [0, 1]. Outputs: ``boxes (N, A, 4)`` xyxy in pixels and
+    ``scores (N, A, C)`` (softmax, column 0 = background), exactly what torchvision's
+    ``SSD.postprocess_detections`` starts from.
+    """
+
+    def __init__(self, ssd: nn.Module) -> None:
+        super().__init__()
+        from torchvision.models.detection.image_list import ImageList
+
+        self.ssd = ssd.eval()
+        size = int(ssd.transform.min_size[0])
+        self.size = size
+        self.register_buffer("mean", torch.tensor(ssd.transform.image_mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(ssd.transform.image_std).view(1, 3, 1, 1))
+        with torch.no_grad():
+            x = torch.zeros(1, 3, size, size)
+            feats = list(ssd.backbone(x).values())
+            anchors = ssd.anchor_generator(ImageList(x, [(size, size)]), feats)[0]
+        self.register_buffer("anchors", anchors)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (images - self.mean) / self.std
+        head = self.ssd.head(list(self.ssd.backbone(x).values()))
+        n = images.shape[0]
+        deltas = head["bbox_regression"].reshape(-1, 4)
+        boxes = self.ssd.box_coder.decode_single(deltas, self.anchors.repeat(n, 1)).reshape(n, -1, 4)
+        boxes = boxes.clamp(0, self.size)
+        return boxes, F.softmax(head["cls_logits"], dim=-1)
+
+
+@dataclass
+class OnnxCheck:
+    path: Path
+    max_abs_diff_boxes: float
+    max_abs_diff_scores: float
+    batch: int
+
+
+def export_ssdlite_onnx(
+    ssd: nn.Module, path: str | os.PathLike, *, opset: int = 17, verify: bool = True, batch: int = 2
+) -> OnnxCheck:
+    """Export :class:`SSDLiteExport` of ``ssd`` to ONNX (dynamic batch) and compare onnxruntime with eager.
+
+    Raises:
+        RexnetError: onnx/onnxruntime missing, or outputs differing by more than 1e-3.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise RexnetError("ONNX export needs onnx and onnxruntime: pip install 'rexnet[deploy]'") from e
+    wrapper = SSDLiteExport(ssd).eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.rand(batch, 3, wrapper.size, wrapper.size, generator=torch.Generator().manual_seed(0))
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.onnx.export(
+        wrapper,
+        (x,),
+        str(tmp),
+        dynamo=False,
+        opset_version=opset,
+        input_names=["images"],
+        output_names=["boxes", "scores"],
+        dynamic_axes={"images": {0: "batch"}, "boxes": {0: "batch"}, "scores": {0: "batch"}},
+    )
+    os.replace(tmp, path)
+    db = ds = float("nan")
+    if verify:
+        with torch.no_grad():
+            ref_boxes, ref_scores = wrapper(x)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        boxes, scores = sess.run(None, {"images": x.numpy()})
+        db = float((torch.from_numpy(boxes) - ref_boxes).abs().max())
+        ds = float((torch.from_numpy(scores) - ref_scores).abs().max())
+        if db > 1e-3 * wrapper.size or ds > 1e-3:
+            raise RexnetError(f"onnxruntime differs from PyTorch: boxes {db:.3g} px, scores {ds:.3g}")
+    return OnnxCheck(path, db, ds, batch)
