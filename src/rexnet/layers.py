@@ -1,6 +1,7 @@
-"""Building blocks: conv-BN-activation, squeeze-excitation, drop-path and ReXNet's inverted bottleneck."""
+"""Building blocks: conv-BN-activation, squeeze-excitation, drop-path, global pooling and ReXNet's bottleneck."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here or in model.py: FX copies ``forward``'s
+# annotations into the code it generates, and TorchScript cannot resolve them as strings.
 
 import torch
 import torch.nn.functional as F
@@ -8,7 +9,15 @@ from torch import nn
 
 from .plan.spec import BlockSpec
 
-__all__ = ["make_activation", "ConvBnAct", "SqueezeExcite", "DropPath", "InvertedBottleneck"]
+__all__ = [
+    "make_activation",
+    "ConvBnAct",
+    "SqueezeExcite",
+    "DropPath",
+    "GlobalPool",
+    "POOL_TYPES",
+    "InvertedBottleneck",
+]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "identity": nn.Identity,
@@ -76,23 +85,67 @@ class SqueezeExcite(nn.Module):
 
 
 class DropPath(nn.Module):
-    """Stochastic depth on the residual branch, per sample (Huang et al. 2016)."""
+    """Stochastic depth on the residual branch, per sample (Huang et al. 2016); timm's signature.
 
-    def __init__(self, prob: float = 0.0) -> None:
+    Args:
+        drop_prob: Probability of dropping a sample's branch, in [0, 1).
+        scale_by_keep: Divide the kept branches by ``1 - drop_prob`` (expectation unchanged).
+    """
+
+    def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True) -> None:
         super().__init__()
-        if not 0.0 <= prob < 1.0:
-            raise ValueError(f"drop-path probability must be in [0, 1), got {prob}")
-        self.prob = prob
+        if not 0.0 <= drop_prob < 1.0:
+            raise ValueError(f"drop-path probability must be in [0, 1), got {drop_prob}")
+        self.drop_prob = drop_prob
+        self.scale_by_keep = scale_by_keep
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.prob == 0.0 or not self.training:
+        if self.drop_prob == 0.0 or not self.training:
             return x
-        keep = 1.0 - self.prob
+        keep = 1.0 - self.drop_prob
         mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
+        if self.scale_by_keep:
+            mask = mask / keep
+        return x * mask
 
     def extra_repr(self) -> str:
-        return f"prob={self.prob}"
+        return f"drop_prob={self.drop_prob:.3f}"
+
+
+POOL_TYPES = ("avg", "max", "avgmax", "catavgmax", "")
+
+
+class GlobalPool(nn.Module):
+    """Global pooling by name, as timm's ``global_pool`` (no flattening; ``""`` passes the map through).
+
+    ``avgmax`` is the mean of average and max pooling, ``catavgmax`` their concatenation
+    (twice the channels, see :meth:`feat_mult`).
+    """
+
+    def __init__(self, pool_type: str = "avg") -> None:
+        super().__init__()
+        if pool_type not in POOL_TYPES:
+            raise ValueError(f"unknown global_pool {pool_type!r}; expected one of: {', '.join(map(repr, POOL_TYPES))}")
+        self.pool_type = pool_type
+
+    def feat_mult(self) -> int:
+        return 2 if self.pool_type == "catavgmax" else 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool_type == "":
+            return x
+        if self.pool_type == "avg":
+            return x.mean((2, 3), keepdim=True)
+        x_max = x.amax((2, 3), keepdim=True)
+        if self.pool_type == "max":
+            return x_max
+        x_avg = x.mean((2, 3), keepdim=True)
+        if self.pool_type == "avgmax":
+            return 0.5 * (x_avg + x_max)
+        return torch.cat([x_avg, x_max], 1)
+
+    def extra_repr(self) -> str:
+        return f"pool_type={self.pool_type!r}"
 
 
 class InvertedBottleneck(nn.Module):

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UnknownModelError
-from .model import RexNet, RexNetFeatures
+from .errors import RexnetError, UnknownModelError
+from .features import Indices
+from .model import IMAGENET_MEAN, IMAGENET_STD, RexNet, RexNetFeatures
 from .plan import NetworkPlan, mobilenetv2_plan, rexnet_lite_plan, rexnet_plan
 
 __all__ = [
@@ -30,9 +31,6 @@ __all__ = [
     "IMAGENET_STD",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -45,6 +43,9 @@ class ModelInfo:
         paper_params_m / paper_gmacs: The source's printed cost (for comparison with ours).
         source: Where the figures come from.
         input_size, crop_pct, interpolation, mean, std: Default evaluation preprocessing.
+        tags: timm's weight tags for this architecture (``rexnet_100.nav_in1k``), each with the
+            preprocessing fields it changes; the first is the default. The weights themselves
+            always come from a local file.
     """
 
     name: str
@@ -60,20 +61,42 @@ class ModelInfo:
     interpolation: str = "bicubic"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    tags: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def plan(self) -> NetworkPlan:
         return self.plan_fn(**self.plan_kwargs)
 
     @property
     def pretrained_cfg(self) -> dict[str, Any]:
-        """timm-style preprocessing config."""
-        return dict(
-            input_size=(3, self.input_size, self.input_size),
+        """timm-style config of the default tag: preprocessing, class count, first conv, classifier."""
+        return self.pretrained_cfg_for(None)
+
+    def pretrained_cfg_for(self, tag: str | None) -> dict[str, Any]:
+        """timm-style config for weight tag ``tag`` (``None``: the default tag, if any)."""
+        if tag is None:
+            tag = next(iter(self.tags), None)
+        elif tag not in self.tags:
+            raise UnknownModelError(
+                f"unknown tag {tag!r} for {self.name}; expected one of: {', '.join(self.tags) or '(none)'}"
+            )
+        size = (3, self.input_size, self.input_size)
+        cfg: dict[str, Any] = dict(
+            architecture=self.name,
+            tag=tag,
+            num_classes=1000,
+            input_size=size,
+            pool_size=(self.input_size // 32,) * 2,
             crop_pct=self.crop_pct,
             interpolation=self.interpolation,
             mean=self.mean,
             std=self.std,
+            first_conv="stem.conv",
+            classifier="classifier",
+            test_input_size=size,
+            test_crop_pct=self.crop_pct,
         )
+        cfg.update(self.tags.get(tag or "", {}))
+        return cfg
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -99,7 +122,9 @@ for _w, _t1, _t5, _p, _g, _src in (
     (2.2, 81.7, 95.8, 19.0, 1.8, "CVPR'21 extended table"),
     (3.0, 82.8, 96.3, 34.0, 3.4, "CVPR'21 extended table (README: top-5 96.2)"),
 ):
-    _register(ModelInfo(f"rexnet_{round(_w * 100):03d}", rexnet_plan, {"width_mult": _w}, _t1, _t5, _p, _g, _src))
+    _name = f"rexnet_{round(_w * 100):03d}"
+    _tags = {"nav_in1k": {}} if _w in (1.0, 1.3, 1.5, 2.0, 3.0) else {}  # timm's names for the official weights
+    _register(ModelInfo(_name, rexnet_plan, {"width_mult": _w}, _t1, _t5, _p, _g, _src, tags=_tags))
 
 # ReXNet-lite: official README only.
 for _w, _t1, _t5, _p, _g in (
@@ -122,6 +147,7 @@ for _w, _t1, _t5, _p, _g in (
     )
 
 # ReXNet-R: timm's rounded variant (not in the paper); accuracy only for the 12k-pretrained 2.0/3.0.
+_R12K = dict(crop_pct=0.95, test_crop_pct=1.0, test_input_size=(3, 288, 288))
 for _w, _div, _t1 in ((1.0, 8, None), (1.3, 8, None), (1.5, 8, None), (2.0, 8, 82.6), (3.0, 16, 84.0)):
     _register(
         ModelInfo(
@@ -134,6 +160,7 @@ for _w, _div, _t1 in ((1.0, 8, None), (1.3, 8, None), (1.5, 8, None), (2.0, 8, 8
             None,
             "timm (ImageNet-12k pretrain, 224 eval)" if _t1 else "timm, no weights",
             crop_pct=0.95 if _t1 else 0.875,
+            tags={"sw_in12k_ft_in1k": _R12K, "sw_in12k": dict(_R12K, num_classes=11821)} if _t1 else {"untrained": {}},
         )
     )
 
@@ -158,16 +185,32 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
+def _split_name(name: str) -> tuple[ModelInfo, str | None]:
+    """A registered entry and weight tag for ``name``: ``rexnet_100``, ``rexnet_100.nav_in1k``,
+    ``timm/rexnet_100.nav_in1k`` or ``hf-hub:timm/rexnet_100.nav_in1k`` (timm's spellings)."""
+    if not isinstance(name, str):
+        raise UnknownModelError(f"model name must be a string, got {name!r}")
+    base = name
+    for prefix in ("hf-hub:", "hf_hub:"):
+        base = base.removeprefix(prefix)
+    base = base.removeprefix("timm/")
+    arch, _, tag = base.partition(".")
+    info = _REGISTRY.get(arch)
+    if info is None:
+        raise UnknownModelError(f"unknown model {name!r}; expected one of: {', '.join(list_models())}")
+    if tag and tag not in info.tags:
+        known = f"expected one of: {', '.join(info.tags)}" if info.tags else "it has none in timm"
+        raise UnknownModelError(f"unknown weight tag {tag!r} for {arch} in {name!r}; {known}")
+    return info, tag or None
+
+
 def get_model_info(name: str) -> ModelInfo:
-    """The registry entry for ``name``.
+    """The registry entry for ``name`` (a timm-style ``arch.tag`` name gives its ``arch``).
 
     Raises:
-        UnknownModelError: Listing the valid names.
+        UnknownModelError: Listing the valid names (or the valid tags).
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownModelError(f"unknown model {name!r}; expected one of: {', '.join(list_models())}") from None
+    return _split_name(name)[0]
 
 
 def get_plan(name: str) -> NetworkPlan:
@@ -175,47 +218,101 @@ def get_plan(name: str) -> NetworkPlan:
     return get_model_info(name).plan()
 
 
+_MODEL_KWARGS = ("in_chans", "drop_rate", "drop_path_rate", "output_stride")
+_TIMM_NO_OPS = ("scriptable", "exportable", "no_jit")  # timm layer-config flags; our modules always script
+
+
+def _pretrained_file(pretrained: Any, cfg: dict[str, Any], name: str) -> str | os.PathLike | None:
+    if pretrained is None or pretrained is False:
+        return None
+    if pretrained is True:
+        if cfg.get("file"):
+            return cfg["file"]
+        raise RexnetError(
+            f"pretrained=True would download weights, and rexnet never downloads: pass a local file, "
+            f"e.g. create_model({name!r}, pretrained='weights.safetensors') (a timm, official or rexnet "
+            f"checkpoint), or pretrained_cfg_overlay=dict(file=PATH) as in timm"
+        )
+    if isinstance(pretrained, (str, os.PathLike)):
+        return pretrained
+    raise RexnetError(f"pretrained must be a file path, True or False, got {type(pretrained).__name__}")
+
+
 def create_model(
     name: str,
-    pretrained: str | os.PathLike | None = None,
-    num_classes: int = 1000,
+    pretrained: bool | str | os.PathLike | None = False,
+    num_classes: int | None = None,
     *,
     features_only: bool = False,
-    out_indices: tuple[int, ...] = (0, 1, 2, 3, 4),
-    drop_head: bool = False,
+    out_indices: Indices = None,
+    global_pool: str = "avg",
+    drop_head: bool | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    pretrained_cfg_overlay: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build a registered model, optionally loading local weights.
+    """Build a registered model, optionally loading local weights (timm's ``create_model`` conventions).
 
     Args:
-        name: A name from :func:`list_models`.
+        name: A name from :func:`list_models`, or timm's ``arch.tag`` spelling
+            (``rexnet_100.nav_in1k``, ``timm/rexnet_100.nav_in1k``); the tag picks the config.
         pretrained: Path to a local checkpoint (ours, timm's or the official layout; ``.pth``
-            is read weights-only). Nothing is ever downloaded.
-        num_classes: Classifier outputs (0 for pooled features).
-        features_only: Return a backbone giving the multi-scale maps (strides 2..32).
-        out_indices: Which maps a ``features_only`` model returns.
-        drop_head: With ``pretrained``, skip the checkpoint's classifier (fine-tuning).
-        **kwargs: Passed to :class:`~rexnet.model.RexNet` (``drop_rate``, ``drop_path_rate``,
-            ``output_stride``, ``in_chans``).
+            is read weights-only), or ``False``. Nothing is ever downloaded: ``True`` needs
+            ``pretrained_cfg_overlay=dict(file=PATH)``.
+        num_classes: Classifier outputs (0: pooled features); ``None`` takes the tag's (1000,
+            or 11821 for ``*.sw_in12k``). A checkpoint classifier of another size is dropped.
+        features_only: Return a backbone giving the multi-scale maps (strides 2..32); it
+            takes a full checkpoint and skips the modules it does not have.
+        out_indices: Which maps a ``features_only`` model returns: a sequence (negatives
+            count from the end), an int ``n`` (the last ``n``) or ``None`` (all).
+        global_pool: ``avg``, ``max``, ``avgmax``, ``catavgmax``, or ``""`` for unpooled maps
+            from ``forward_head`` (with ``num_classes=0``).
+        drop_head: With ``pretrained``: ``None`` drops the checkpoint's classifier when its
+            class count differs (logged), ``True`` always, ``False`` never (an error then).
+        checkpoint_path: A checkpoint loaded strictly after building (timm's argument).
+        pretrained_cfg_overlay: Fields overriding the config (``file`` names the weights).
+        **kwargs: ``in_chans`` (pretrained first-conv weights are adapted), ``drop_rate``,
+            ``drop_path_rate``, ``output_stride``; timm's ``scriptable``/``exportable``/``no_jit``
+            are accepted and change nothing.
+
+    Raises:
+        UnknownModelError: An unregistered name or tag.
+        RexnetError: ``pretrained=True`` without a file, or an unknown option.
+        CheckpointError: The checkpoint cannot be read or does not fit.
 
     Example:
         >>> model = create_model("rexnet_100", num_classes=10)
         >>> model.classifier.out_features
         10
     """
-    info = get_model_info(name)
+    info, tag = _split_name(name)
+    cfg = dict(info.pretrained_cfg_for(tag), **(pretrained_cfg_overlay or {}))
+    for k in _TIMM_NO_OPS:
+        kwargs.pop(k, None)
+    unknown = sorted(set(kwargs) - set(_MODEL_KWARGS))
+    if unknown:
+        raise RexnetError(
+            f"create_model got unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_MODEL_KWARGS)}"
+        )
+    weights = _pretrained_file(pretrained, cfg, info.name)
     plan = info.plan()
     if features_only:
         model: RexNet = RexNetFeatures(plan, out_indices=out_indices, **kwargs)
     else:
-        model = RexNet(plan, num_classes=num_classes, **kwargs)
-    model.model_name = name
-    model.pretrained_cfg = info.pretrained_cfg
-    if pretrained is not None:
+        n = cfg["num_classes"] if num_classes is None else num_classes
+        model = RexNet(plan, num_classes=n, global_pool=global_pool, **kwargs)
+    model.model_name = info.name
+    in_chans = kwargs.get("in_chans", 3)
+    cfg["input_size"] = (in_chans, *cfg["input_size"][1:])
+    cfg["test_input_size"] = (in_chans, *cfg["test_input_size"][1:])
+    model.pretrained_cfg = cfg
+    if weights is not None or checkpoint_path is not None:
         from .weights import load_weights
 
-        # a backbone has no head; a checkpoint's head is dropped then
-        load_weights(model, pretrained, drop_head=drop_head or features_only or num_classes == 0)
+        if weights is not None:
+            load_weights(model, weights, drop_head=drop_head, adapt_in_chans=True)
+        if checkpoint_path is not None:
+            load_weights(model, checkpoint_path)
     return model
 
 
@@ -223,8 +320,8 @@ def transforms(name_or_model: str | nn.Module, image_size: int | None = None) ->
     """The default evaluation transform: resize to ``size / crop_pct``, center crop, normalize.
 
     Args:
-        name_or_model: A registered name or a model made by :func:`create_model`.
-        image_size: Override the crop size (default 224).
+        name_or_model: A registered name (``arch`` or ``arch.tag``) or a model made by :func:`create_model`.
+        image_size: Override the crop size (default: the config's input size).
 
     Returns:
         A ``torchvision.transforms.v2.Compose`` taking a PIL image or uint8 tensor.
@@ -232,7 +329,8 @@ def transforms(name_or_model: str | nn.Module, image_size: int | None = None) ->
     from torchvision.transforms import InterpolationMode, v2
 
     if isinstance(name_or_model, str):
-        cfg = get_model_info(name_or_model).pretrained_cfg
+        info, tag = _split_name(name_or_model)
+        cfg = info.pretrained_cfg_for(tag)
     else:
         cfg = getattr(name_or_model, "pretrained_cfg", None) or get_model_info("rexnet_100").pretrained_cfg
     size = image_size or cfg["input_size"][-1]

@@ -88,7 +88,7 @@ def test_output_stride_dilation(output_stride):
 
 def test_drop_path_only_on_shortcut_blocks_and_linear():
     model = create_model("rexnet_100", drop_path_rate=0.2)
-    probs = [getattr(b.drop_path, "prob", None) for b in model.blocks]
+    probs = [getattr(b.drop_path, "drop_prob", None) for b in model.blocks]
     for i, (b, p) in enumerate(zip(model.plan.blocks, probs)):
         if b.shortcut and i > 0:
             assert p == pytest.approx(0.2 * i / 15)

@@ -1,5 +1,6 @@
 """Checkpoints: timm and official layouts give timm's logits; safety; clear errors."""
 
+import logging
 import pickle
 
 import pytest
@@ -108,12 +109,22 @@ def test_wrong_width_names_shapes_and_variant(tmp_path):
     assert "rexnet_130" in msg
 
 
-def test_head_mismatch_and_drop_head(tmp_path):
+def test_head_mismatch_and_drop_head(tmp_path, caplog):
     save_weights(create_model("rexnet_100", num_classes=1000), tmp_path / "w.safetensors")
+    # load_weights into a model of another class count refuses by default ...
     with pytest.raises(CheckpointError, match="drop_head=True"):
-        create_model("rexnet_100", pretrained=tmp_path / "w.safetensors", num_classes=10)
+        load_weights(create_model("rexnet_100", num_classes=10), tmp_path / "w.safetensors")
+    with pytest.raises(CheckpointError, match="drop_head=True"):
+        create_model("rexnet_100", pretrained=tmp_path / "w.safetensors", num_classes=10, drop_head=False)
     model = create_model("rexnet_100", pretrained=tmp_path / "w.safetensors", num_classes=10, drop_head=True)
     assert model.classifier.out_features == 10
+    # ... while create_model drops a mismatched classifier by itself, as timm, and says so
+    ref = load_weights(create_model("rexnet_100"), tmp_path / "w.safetensors")
+    with caplog.at_level(logging.INFO, logger="rexnet.weights"):
+        model = create_model("rexnet_100", pretrained=tmp_path / "w.safetensors", num_classes=5)
+    assert "dropped the checkpoint's 1000-class classifier (the model's has 5)" in caplog.text
+    assert model.classifier.out_features == 5
+    assert torch.equal(model.final_conv.conv.weight, ref.final_conv.conv.weight)
 
 
 class _Evil:

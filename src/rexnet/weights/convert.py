@@ -12,13 +12,13 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..plan.spec import NetworkPlan
+from .adapt import CLASSIFIER_KEYS, FIRST_CONV_KEY, absent_module_keys, adapt_input_conv, summarize_keys
 from .io import read_state_dict, write_safetensors
 from .layouts import detect_layout, module_map
 
 __all__ = ["to_our_layout", "from_our_layout", "load_weights", "save_weights", "convert_checkpoint", "guess_variant"]
 
 _log = logging.getLogger(__name__)
-_CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
 
 
 def _checkpoint_num_classes(sd: dict[str, torch.Tensor], plan: NetworkPlan, layout: str) -> int:
@@ -96,15 +96,28 @@ def _describe_variant(sd: dict[str, torch.Tensor], layout: str) -> str:
 
 
 def load_weights(
-    model: nn.Module, path: str | os.PathLike, *, layout: str = "auto", drop_head: bool = False
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    layout: str = "auto",
+    drop_head: bool | None = False,
+    adapt_in_chans: bool = False,
 ) -> nn.Module:
     """Load a local checkpoint (ours, timm's or the official layout) into ``model`` in place.
+
+    Tensors of modules the model does not have are skipped with a log line: a ``features_only``
+    backbone (or a model after ``prune_intermediate_layers``) takes a full checkpoint and leaves
+    out the head, the final conv and the blocks past its last level. Every other key must match.
 
     Args:
         model: A :class:`~rexnet.model.RexNet` (its ``plan`` drives the key map).
         path: ``.safetensors`` or ``.pth`` file; ``.pth`` is read weights-only.
         layout: ``auto``, ``ours``, ``timm`` or ``official``.
-        drop_head: Skip the checkpoint's classifier (fine-tuning to another class count).
+        drop_head: ``True`` skips the checkpoint's classifier (fine-tuning); ``None`` skips it
+            only when its class count differs from the model's, with a log line (what
+            ``create_model`` does, as timm); ``False`` requires it to fit.
+        adapt_in_chans: Adapt the first conv's weights when the model takes another number
+            of input channels (sum for 1 channel, repeat and scale for more; as timm).
 
     Raises:
         CheckpointError: Unsafe or unreadable file, missing/extra keys, or shape mismatches
@@ -116,34 +129,75 @@ def load_weights(
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from e
     sd = to_our_layout(raw, model.plan, layout)
-    if drop_head:
-        for k in _CLASSIFIER_KEYS:
-            sd.pop(k, None)
     own = model.state_dict()
-    expected_missing = set(_CLASSIFIER_KEYS) if drop_head else set()
+    notes = []
+    skipped = sorted(k for k in absent_module_keys(model.plan, set(own)) if k in sd)
+    if skipped:
+        for k in skipped:
+            del sd[k]
+        notes.append(f"skipped {len(skipped)} tensors of modules the model does not have ({summarize_keys(skipped)})")
+    head_in_model = all(k in own for k in CLASSIFIER_KEYS)
+    head_differs = head_in_model and any(k in sd and sd[k].shape != own[k].shape for k in CLASSIFIER_KEYS)
+    head_dropped = bool(drop_head) or (drop_head is None and head_differs)
+    if head_dropped:
+        found = sd["classifier.bias"].shape[0] if "classifier.bias" in sd else None
+        for k in CLASSIFIER_KEYS:
+            sd.pop(k, None)
+        if found is not None and head_in_model:
+            ours = own["classifier.bias"].shape[0]
+            notes.append(f"dropped the checkpoint's {found}-class classifier (the model's has {ours})")
+    first = own.get(FIRST_CONV_KEY)
+    if adapt_in_chans and first is not None and FIRST_CONV_KEY in sd:
+        w = sd[FIRST_CONV_KEY]
+        if w.shape != first.shape and _same_but_in_chans(tuple(w.shape), tuple(first.shape)):
+            sd[FIRST_CONV_KEY] = adapt_input_conv(first.shape[1], w)
+            notes.append(f"adapted {FIRST_CONV_KEY} from {w.shape[1]} to {first.shape[1]} input channels")
+    expected_missing = set(CLASSIFIER_KEYS) if head_dropped else set()
     missing = sorted(set(own) - set(sd) - expected_missing)
     unexpected = sorted(set(sd) - set(own))
     # in the model's (forward) order, so the first lines name the first layers that differ
     mismatched = [(k, tuple(v.shape), tuple(sd[k].shape)) for k, v in own.items() if k in sd and sd[k].shape != v.shape]
     if missing or unexpected or mismatched:
-        head_only = not missing and not unexpected and all(k in _CLASSIFIER_KEYS for k, _, _ in mismatched)
-        lines = [f"{path} ({layout} layout) does not fit {model.plan.family} model:"]
-        for k, exp, found in mismatched[:8]:
-            lines.append(f"  {k}: expected shape {exp}, found {found}")
-        if len(mismatched) > 8:
-            lines.append(f"  ... and {len(mismatched) - 8} more shape mismatches")
-        for label, keys in (("missing", missing), ("unexpected", unexpected)):
-            if keys:
-                more = " ..." if len(keys) > 6 else ""
-                lines.append(f"  {label} keys ({len(keys)}): {', '.join(keys[:6])}{more}")
-        if head_only:
-            lines.append("  only the classifier differs: pass drop_head=True (CLI: --drop-head) to fine-tune.")
-        else:
-            lines.append(" " + _describe_variant(raw, layout).strip())
-        raise CheckpointError("\n".join(lines))
-    model.load_state_dict(sd, strict=not drop_head)
-    _log.info("loaded %s (%s layout)%s", path, layout, " without its classifier" if drop_head else "")
+        raise CheckpointError(_misfit_message(model, path, layout, raw, missing, unexpected, mismatched))
+    model.load_state_dict(sd, strict=not head_dropped)
+    _log.info("loaded %s (%s layout)%s", path, layout, "".join(f"; {n}" for n in notes))
     return model
+
+
+def _same_but_in_chans(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return len(a) == len(b) == 4 and a[:1] + a[2:] == b[:1] + b[2:]
+
+
+def _misfit_message(
+    model: nn.Module,
+    path: str | os.PathLike,
+    layout: str,
+    raw: dict[str, torch.Tensor],
+    missing: list[str],
+    unexpected: list[str],
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
+) -> str:
+    lines = [f"{path} ({layout} layout) does not fit {model.plan.family} model:"]
+    for k, exp, found in mismatched[:8]:
+        lines.append(f"  {k}: expected shape {exp}, found {found}")
+    if len(mismatched) > 8:
+        lines.append(f"  ... and {len(mismatched) - 8} more shape mismatches")
+    for label, keys in (("missing", missing), ("unexpected", unexpected)):
+        if keys:
+            more = " ..." if len(keys) > 6 else ""
+            lines.append(f"  {label} keys ({len(keys)}): {', '.join(keys[:6])}{more}")
+    only = [k for k, _, _ in mismatched] if not missing and not unexpected else []
+    if only and all(k in CLASSIFIER_KEYS for k in only):
+        lines.append("  only the classifier differs: pass drop_head=True (CLI: --drop-head) to fine-tune.")
+    elif only == [FIRST_CONV_KEY] and _same_but_in_chans(*mismatched[0][1:]):
+        exp, found = mismatched[0][1:]
+        lines.append(
+            f"  only the input channels differ ({found[1]} in the file, {exp[1]} in the model): "
+            "pass adapt_in_chans=True (create_model does) to adapt the first conv."
+        )
+    else:
+        lines.append(" " + _describe_variant(raw, layout).strip())
+    return "\n".join(lines)
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, name: str | None = None) -> Path:
