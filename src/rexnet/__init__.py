@@ -7,6 +7,7 @@ Example:
     torch.Size([1, 1000])
 """
 
+from . import _env  # noqa: F401  (first: sets OpenMP's wait policy before torch loads)
 from .deploy import fuse
 from .errors import BudgetError, CheckpointError, RexnetError, UnknownModelError
 from .model import RexNet, RexNetFeatures

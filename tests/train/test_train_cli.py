@@ -53,11 +53,12 @@ def test_torchrun_two_processes_matches_single_process(tmp_path):
 
     BN running statistics are the one part that differs by design (each process keeps its own, averaged
     before validation, where one process accumulates both micro-batches), so after one short epoch the
-    validation loss agrees to 1e-3; the distributed (sharded, all-reduced) evaluation itself is checked
+    validation loss agrees to 1e-3 (NCHW here: with channels-last kernels the by-design BN difference came out
+    at 1.1e-3 in one run, while the training loss still agreed to 1e-6); the distributed (sharded, all-reduced) evaluation itself is checked
     exactly against a single-process evaluation of the DDP weights.
     """
     common = ["-m", "rexnet_060", "--train-limit", "96", "--val-limit", "64", "-b", "16", "-e", "1", "--threads",
-              "1", "--lr", "0.05", "--dropout", "0", "--no-progress", "--no-tensorboard"]
+              "1", "--lr", "0.05", "--dropout", "0", "--no-progress", "--no-tensorboard", "--no-channels-last"]
     ddp = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                             "-m", "rexnet", "train", *common, "-o", str(tmp_path / "ddp")],
                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -69,7 +70,7 @@ def test_torchrun_two_processes_matches_single_process(tmp_path):
     b = json.loads((tmp_path / "one" / "metrics.jsonl").read_text())
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
     assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
-    assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
+    assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3), (a, b)
     wa = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")["model"]
     wb = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")["model"]
     params = [k for k in wa if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]

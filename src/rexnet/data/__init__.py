@@ -1,4 +1,4 @@
-"""Datasets and transforms: the embedded default (digits), procedural shapes, CIFAR folders, image folders.
+"""Datasets and transforms: embedded digits and shapes, Fashion-MNIST/MNIST (IDX), CIFAR folders, image folders.
 
 Example:
     >>> from rexnet.data import build_datasets
@@ -7,11 +7,12 @@ Example:
     (10, ['0', '1', '2'])
 """
 
-from .build import EMBEDDED_DATASETS, DatasetBundle, build_datasets
+from .build import DATASETS, EMBEDDED_DATASETS, DatasetBundle, build_datasets
 from .folder import CorruptImageError, SafeImageFolder, SkippedImage, collate_skipping
 from .transforms import AugmentConfig, build_eval_transform, build_train_transform
 
 __all__ = [
+    "DATASETS",
     "EMBEDDED_DATASETS",
     "AugmentConfig",
     "CorruptImageError",

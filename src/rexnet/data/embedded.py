@@ -26,18 +26,27 @@ __all__ = ["TensorImageDataset", "load_digits_split", "make_shapes_split", "SHAP
 
 
 class TensorImageDataset(Dataset):
-    """Images held in memory as one uint8 ``(N, 3, H, W)`` tensor, with labels and a transform.
+    """Images held in memory as one uint8 ``(N, C, H, W)`` tensor, with labels and a transform.
+
+    Grayscale images (``C = 1``) are stored once and replicated to 3 channels when read, so every
+    model sees RGB-shaped input.
 
     Args:
-        images: uint8 tensor ``(N, 3, H, W)``.
+        images: uint8 tensor ``(N, 1, H, W)`` or ``(N, 3, H, W)``.
         labels: int64 tensor ``(N,)``.
         classes: Class names, index = label.
         transform: Applied to each ``(3, H, W)`` uint8 image; ``None`` gives float images in [0, 1].
+        batch_transform: The same training augmentation for a whole uint8 batch
+            (:class:`~rexnet.data.batched.BatchAugment`); the training loop uses it when it can.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str],
-                 transform: Callable[[Any], torch.Tensor] | None = None) -> None:
+                 transform: Callable[[Any], torch.Tensor] | None = None,
+                 batch_transform: Callable[..., torch.Tensor] | None = None) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise RexnetError(f"images must be uint8 (N, 1|3, H, W), got {images.dtype} {tuple(images.shape)}")
         self.images, self.labels, self.classes, self.transform = images, labels, list(classes), transform
+        self.batch_transform = batch_transform
         self.targets = labels.tolist()
 
     def __len__(self) -> int:
@@ -45,6 +54,8 @@ class TensorImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         img = self.images[i]
+        if img.shape[0] == 1:
+            img = img.expand(3, -1, -1)
         img = self.transform(img) if self.transform is not None else img.float() / 255
         return img, int(self.labels[i])
 

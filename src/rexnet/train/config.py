@@ -34,7 +34,8 @@ class TrainConfig:
 
     # what to train
     model: str = field(default="rexnet_100", metadata={"help": "registered model name"})
-    data: str = field(default="digits", metadata={"help": "digits | shapes | cifar10:DIR | cifar100:DIR | DIR"})
+    data: str = field(default="digits", metadata={
+        "help": "digits | shapes | fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | cifar100:DIR | DIR"})
     image_size: int = field(default=32, metadata={"help": "crop size"})
     num_classes: int | None = field(default=None, metadata={"help": "classifier size (default: from the data)"})
     pretrained: str | None = field(default=None, metadata={"help": "local checkpoint to start from (fine-tuning)"})
@@ -71,18 +72,25 @@ class TrainConfig:
     reprob: float = field(default=0.0, metadata={"help": "RandomErasing probability (pixel mode)"})
     # execution
     amp: str = field(default="none", metadata={"help": "mixed precision: none | bf16 | fp16 | auto"})
-    channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
+    channels_last: bool = field(default=True, metadata={"help": "channels_last memory format (faster on CPU)"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model (inductor)"})
+    aug_backend: str = field(default="auto", metadata={
+        "help": "auto | batched | per-sample: augment whole batches in memory (in-memory data, no RandAugment) "
+                "or each image in DataLoader workers; auto = batched where possible"})
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under DDP (GPU only)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
-    workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
-    threads: int | None = field(default=1, metadata={"help": "torch CPU threads (None: torch's default)"})
+    workers: int = field(default=0, metadata={"help": "DataLoader worker processes (per-sample augmentation)"})
+    threads: int | None = field(default=None, metadata={
+        "help": "torch CPU threads (None: the cores this process may use, split over local DDP processes)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     deterministic: bool = field(default=True, metadata={"help": "deterministic kernels (bitwise resume on CPU)"})
     # output
     out: str | None = field(default=None, metadata={"help": "run folder (default: runs/<model>-<data>)"})
     save_every_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps inside an epoch"})
-    progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
+    progress: bool = field(default=True, metadata={
+        "help": "progress: a tqdm bar on a terminal; plain log lines (see log_every_steps) to a file or pipe"})
+    log_every_steps: int = field(default=0, metadata={
+        "help": "without a terminal, also log a line every N steps (0: one line per epoch)"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events if installed"})
 
     def __post_init__(self) -> None:
@@ -129,11 +137,15 @@ _HINTS = typing.get_type_hints(TrainConfig)
 #: ``paper``: the recipe of the paper / official README (SGD Nesterov, LR 0.5 at 512, WD 1e-5
 #: not on BN/bias, 5 warm-up epochs + cosine, label smoothing 0.1, dropout 0.2, 400 epochs,
 #: RandAugment m9 mstd0.5, random erasing 0.2 pixel mode, mixed precision).
-#: ``quick``: the embedded-digits demo that finishes in a few minutes on 2 CPU cores. It uses one
-#: torch thread: at 32 px a second thread gains little, and on a shared machine libgomp's
-#: spin-waiting makes 2 threads on 2 busy cores 10-20x slower (unless OMP_WAIT_POLICY=PASSIVE).
+#: ``quick``: the embedded-digits demo that finishes in a few minutes on 2 CPU cores: channels-last,
+#: batched in-memory augmentation, all available cores (with passive OpenMP waiting, set by
+#: ``import rexnet``, so a busy machine does not make the threads spin; see benchmarks/RESULTS.md).
+#: ``fashion``: the Fashion-MNIST recipe of the reproduction experiments (benchmarks/RESULTS.md):
+#: 32 px, 30 epochs, batch 128, horizontal flips, random erasing, EMA off.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
+    "fashion": dict(data="fashion-mnist", epochs=30, batch_size=128, hflip=0.5, reprob=0.25, aug_scale=(0.5, 1.0),
+                    warmup_epochs=2.0),
     "paper": dict(
         image_size=224, epochs=400, batch_size=512, base_lr=0.5, base_batch=512, warmup_epochs=5.0,
         weight_decay=1e-5, min_lr=1e-6, aug_scale=(0.08, 1.0), aug_ratio=(0.75, 1.333), hflip=0.5,
@@ -214,10 +226,16 @@ def _check(overrides: dict[str, Any]) -> dict[str, Any]:
 def _check_ranges(cfg: TrainConfig) -> None:
     if cfg.amp not in ("none", "bf16", "fp16", "auto"):
         raise ConfigError(f"bad value for amp: {cfg.amp!r}; expected one of: none, bf16, fp16, auto")
+    if cfg.aug_backend not in ("auto", "batched", "per-sample"):
+        raise ConfigError(f"bad value for aug_backend: {cfg.aug_backend!r}; expected one of: auto, batched, "
+                          "per-sample")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"threads must be >= 1 (or None for all available cores), got {cfg.threads}")
     for key in ("epochs", "batch_size", "accum_steps", "image_size", "base_batch"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
-    for key in ("workers", "save_every_steps", "weight_decay", "warmup_epochs", "drop_path", "reprob", "hflip"):
+    for key in ("workers", "save_every_steps", "log_every_steps", "weight_decay", "warmup_epochs", "drop_path",
+                "reprob", "hflip"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}")
 

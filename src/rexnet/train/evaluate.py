@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..data.batched import CachedEvalLoader, tensor_source
 from ..data.folder import collate_skipping
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum
 
@@ -153,8 +154,12 @@ def evaluate(
     model = model.to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=collate_skipping)
+    loader: Any
+    if tensor_source(dataset) is not None and workers == 0:  # in memory: transform once, then slice
+        loader = CachedEvalLoader(dataset, batch_size)
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                            collate_fn=collate_skipping)
     sums = eval_sums(model, loader, int(k), dev, amp=amp, channels_last=channels_last, progress=progress)
     return summarize(sums, class_names)
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.batched import CachedEvalLoader, TensorBatchLoader, tensor_source
 from ..data.folder import collate_skipping
 from ..errors import RexnetError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -35,7 +36,7 @@ from .optim import ModelEma, build_optimizer, build_scheduler
 from .outputs import RunWriter
 from .sampling import EpochSampler, SeededView, mix_seed
 
-__all__ = ["fit", "NonFiniteLossError"]
+__all__ = ["fit", "NonFiniteLossError", "default_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,67 @@ def _loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sam
     return DataLoader(ds, batch_size=batch, sampler=sampler, shuffle=False, num_workers=cfg.workers,
                       collate_fn=collate_skipping, pin_memory=device.type == "cuda",
                       persistent_workers=cfg.workers > 0 and sampler is not None,
+                      prefetch_factor=4 if cfg.workers > 0 else None,
                       generator=torch.Generator())  # own generator: the global RNG stays the model's
+
+
+def _train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: EpochSampler) -> Any:
+    """Batched in-memory augmentation where the data allows it (see ``cfg.aug_backend``), else a DataLoader."""
+    src = tensor_source(ds) if cfg.aug_backend != "per-sample" else None
+    augment = getattr(src[0], "batch_transform", None) if src is not None else None
+    if augment is None:
+        if cfg.aug_backend == "batched":
+            raise RexnetError("aug_backend='batched' needs an in-memory dataset (digits, shapes, fashion-mnist, "
+                              "mnist, cifar) and no RandAugment (randaug_n=0); use aug_backend='auto'")
+        return _loader(SeededView(ds, cfg.seed), batch, cfg, device, sampler)
+    base, index = src  # type: ignore[misc]
+    return TensorBatchLoader(base.images[index], base.labels[index], sampler, batch, augment, cfg.seed)
+
+
+_EVAL_CACHE_BYTES = 1 << 30  # cache evaluation tensors up to 1 GiB; larger sets stream per image
+
+
+def _eval_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device) -> Any:
+    src = tensor_source(ds)
+    if src is not None and cfg.aug_backend != "per-sample":
+        c, size = 3, cfg.image_size
+        if len(ds) * c * size * size * 4 <= _EVAL_CACHE_BYTES:  # type: ignore[arg-type]
+            return CachedEvalLoader(ds, batch)
+    return _loader(ds, batch, cfg, device)
+
+
+def default_threads() -> int:
+    """CPU threads for one training process: the cores it may use, split over the local DDP processes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise a log line every ``every`` steps (none inside the epoch if 0)."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, desc: str, every: int) -> None:
+        self.bar, self.every, self.total, self.desc = None, every if enabled else 0, total, desc
+        if enabled and _is_terminal():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
+
+    def update(self, step: int, **stats: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(**stats)
+            self.bar.update(1)
+        elif self.every and step % self.every == 0:
+            log.info("%s step %d/%d  %s", self.desc, step, self.total, "  ".join(f"{k} {v}" for k, v in stats.items()))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _is_terminal() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
 
 
 def _freeze_frozen_bn(model: nn.Module) -> None:
@@ -133,8 +194,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
     t_start = time.time()
     info = init_distributed(cfg.device)
     device = resolve_device(cfg.device, info.local_rank)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.threads or default_threads())
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     torch.backends.cudnn.benchmark = not cfg.deterministic
     num_classes = len(class_names) if class_names else getattr(model, "num_classes", None)
@@ -159,8 +219,8 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
     sched = build_scheduler(opt, cfg, sampler.steps)
     use_fp16 = device.type == "cuda" and cfg.amp == "fp16"
     scaler = torch.amp.GradScaler(device.type, enabled=use_fp16)
-    train_loader = _loader(SeededView(train_set, cfg.seed), micro, cfg, device, sampler)
-    val_loader = _loader(shard(val_set, info), max(micro, 64), cfg, device)
+    train_loader = _train_loader(train_set, micro, cfg, device, sampler)
+    val_loader = _eval_loader(shard(val_set, info), max(micro, 64), cfg, device)
 
     # resume
     ckpt_dir = Path(out_dir) / "checkpoints" if out_dir is not None else None
@@ -231,12 +291,8 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
                 acc = dict(partial) if skip_steps and partial else dict(loss=0.0, correct=0.0, count=0.0, seconds=0.0)
                 step, micro_i, t_train = skip_steps, 0, time.time()
                 step_loss = torch.zeros(2, dtype=torch.float64)  # loss sum, count (this rank, this step)
-                bar = None
-                if cfg.progress and info.is_main:
-                    from tqdm import tqdm
-
-                    bar = tqdm(total=sampler.steps, initial=skip_steps, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                               leave=False, dynamic_ncols=True)
+                bar = _Progress(cfg.progress and info.is_main, sampler.steps, skip_steps,
+                                f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every_steps)
                 for images, labels, bad in train_loader:
                     skipped += [(b.path, b.reason) for b in bad]
                     micro_i += 1
@@ -277,12 +333,10 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
                     acc["loss"] += float(flags[0])
                     acc["count"] += float(flags[1])
                     step_loss.zero_()
-                    if bar is not None:
-                        el = acc["seconds"] + time.time() - t_train
-                        bar.set_postfix(loss=f"{acc['loss'] / max(1, acc['count']):.3f}",
-                                        acc=f"{100 * acc['correct'] * info.world_size / max(1, acc['count']):.1f}",
-                                        img_s=f"{acc['count'] / max(el, 1e-9):.0f}", lr=f"{lr:.2e}")
-                        bar.update(1)
+                    el = acc["seconds"] + time.time() - t_train
+                    bar.update(step, loss=f"{acc['loss'] / max(1, acc['count']):.3f}",
+                               acc=f"{100 * acc['correct'] * info.world_size / max(1, acc['count']):.1f}",
+                               img_s=f"{acc['count'] / max(el, 1e-9):.0f}", lr=f"{lr:.2e}")
                     interrupt = bool(flags[2] > 0)  # the agreed value: every rank stops at the same step
                     periodic = cfg.save_every_steps and step % cfg.save_every_steps == 0
                     if (interrupt or periodic) and step < sampler.steps:
@@ -290,8 +344,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
                         save("last.pt", state(epoch, step, part))
                         if interrupt:
                             break
-                if bar is not None:
-                    bar.close()
+                bar.close()
                 if step < sampler.steps:  # interrupted mid-epoch
                     status = "interrupted"
                     break

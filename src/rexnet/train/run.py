@@ -16,9 +16,12 @@ import torch.distributed as dist
 from ..data import AugmentConfig, build_datasets
 from ..errors import RexnetError
 from ..zoo import create_model
+from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .distributed import init_distributed
-from .loop import fit
+from .evaluate import evaluate
+from .loop import default_threads, fit
+from .outputs import write_json
 
 __all__ = ["RunResult", "train", "resume_config", "augment_from_config", "build_model"]
 
@@ -102,6 +105,19 @@ def resume_config(out_dir: str | os.PathLike) -> TrainConfig:
     return TrainConfig().replace(**{k: v for k, v in saved.items() if k in known})
 
 
+def _test_best(model: torch.nn.Module, bundle: Any, cfg: TrainConfig, out: Path) -> dict[str, Any]:
+    """Top-1/top-5 of the best-on-validation checkpoint on the official test split (reported, never chosen on)."""
+    best = out / "checkpoints" / "best.pt"
+    if best.is_file():
+        model.load_state_dict(load_checkpoint(best)["model"])
+    res = evaluate(model, bundle.test, batch_size=256, class_names=bundle.class_names, device=cfg.device,
+                   channels_last=cfg.channels_last, amp=cfg.amp)
+    log.info("test split (%d images, best-val checkpoint): top1 %.2f  top5 %.2f", res["count"], res["top1"],
+             res["top5"])
+    return dict(test_top1=res["top1"], test_top5=res["top5"], test_loss=res["loss"], test_size=res["count"],
+                test_per_class=res["per_class"])
+
+
 def train(cfg: TrainConfig, *, resume: bool = False) -> RunResult:
     """Train ``cfg.model`` on ``cfg.data`` and write the run folder (under torchrun: DDP).
 
@@ -128,8 +144,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> RunResult:
         out = box[0]
     assert out is not None
     cfg = cfg.replace(out=str(out))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.threads or default_threads())
     bundle = build_datasets(cfg.data, cfg.image_size, model=cfg.model, augment=augment_from_config(cfg),
                             strict=cfg.strict, train_limit=cfg.train_limit, val_limit=cfg.val_limit)
     num_classes = cfg.num_classes or bundle.num_classes
@@ -142,4 +157,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> RunResult:
                  len(bundle.train), len(bundle.val), num_classes, out)
     res = fit(model, bundle.train, bundle.val, cfg, out_dir=out, resume=resume, class_names=bundle.class_names)
     history = res.pop("history")
+    if bundle.test is not None and res["status"] == "completed" and info.is_main:
+        res.update(_test_best(model, bundle, cfg, Path(out)))
+        write_json(res, Path(out) / "summary.json")
     return RunResult(Path(out), res["status"], res.get("val_top1", float("nan")), res["best_top1"], res, history)

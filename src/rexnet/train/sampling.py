@@ -17,16 +17,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .._seed import mix_seed
+
 __all__ = ["EpochSampler", "SeededView", "mix_seed"]
-
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix64-style mixing)."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
 
 
 class EpochSampler(Sampler):

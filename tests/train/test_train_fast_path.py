@@ -1,0 +1,74 @@
+"""The fast CPU training path: batched in-memory augmentation, thread defaults, progress for logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from rexnet.data import build_datasets
+from rexnet.data.batched import TensorBatchLoader
+from rexnet.errors import RexnetError
+from rexnet.train import TrainConfig
+from rexnet.train.config import ConfigError
+from rexnet.train.loop import _train_loader, default_threads, fit
+from rexnet.train.run import augment_from_config
+from rexnet.train.sampling import EpochSampler
+from rexnet.zoo import create_model
+
+from .helpers import tiny_cfg
+
+
+def _bundle(cfg: TrainConfig):
+    return build_datasets(cfg.data, cfg.image_size, model=cfg.model, augment=augment_from_config(cfg),
+                          train_limit=cfg.train_limit, val_limit=cfg.val_limit)
+
+
+def test_defaults_are_the_fast_path():
+    cfg = TrainConfig()
+    assert cfg.channels_last and cfg.aug_backend == "auto" and cfg.threads is None
+    b = _bundle(tiny_cfg())
+    sampler = EpochSampler(len(b.train), 16, 0)
+    assert isinstance(_train_loader(b.train, 16, tiny_cfg(), torch.device("cpu"), sampler), TensorBatchLoader)
+    per_sample = _train_loader(b.train, 16, tiny_cfg(aug_backend="per-sample"), torch.device("cpu"), sampler)
+    assert isinstance(per_sample, torch.utils.data.DataLoader)
+
+
+def test_batched_backend_refuses_what_it_cannot_do():
+    cfg = tiny_cfg(aug_backend="batched", randaug_n=2)
+    b = _bundle(cfg)
+    with pytest.raises(RexnetError, match="randaug_n=0"):
+        _train_loader(b.train, 16, cfg, torch.device("cpu"), EpochSampler(len(b.train), 16, 0))
+    with pytest.raises(ConfigError, match="aug_backend"):
+        TrainConfig(aug_backend="gpu")
+    with pytest.raises(ConfigError, match="threads"):
+        TrainConfig(threads=0)
+
+
+def test_default_threads_split_over_local_processes(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    one = default_threads()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(one * 2))
+    assert one >= 1 and default_threads() == 1
+
+
+def test_both_backends_learn_the_digits():
+    """Same recipe, either augmentation backend: the training loss falls (accuracy parity over full runs is
+    measured in benchmarks/bench_train_speed.py, not here)."""
+    for backend in ("batched", "per-sample"):
+        cfg = tiny_cfg(aug_backend=backend, train_limit=400, val_limit=100, epochs=3, batch_size=32, lr=0.1)
+        b = _bundle(cfg)
+        torch.manual_seed(0)
+        hist = fit(create_model(cfg.model, num_classes=10), b.train, b.val, cfg)["history"]
+        assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.1, (backend, hist)
+
+
+def test_progress_without_a_terminal_logs_lines(caplog):
+    cfg = tiny_cfg(progress=True, log_every_steps=2, epochs=1, train_limit=64, batch_size=16)
+    b = _bundle(cfg)
+    with caplog.at_level(logging.INFO, logger="rexnet.train.loop"):
+        fit(create_model(cfg.model, num_classes=10), b.train, b.val, cfg)
+    steps = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
+    assert [m.split(" step ")[1].split()[0] for m in steps] == ["2/4", "4/4"]
+    assert all("\r" not in m and "img_s" in m for m in steps)
