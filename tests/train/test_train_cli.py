@@ -53,9 +53,10 @@ def test_torchrun_two_processes_matches_single_process(tmp_path):
 
     BN running statistics are the one part that differs by design (each process keeps its own, averaged
     before validation, where one process accumulates both micro-batches), so after one short epoch the
-    validation loss agrees to 1e-3 (NCHW here: with channels-last kernels the by-design BN difference came out
-    at 1.1e-3 in one run, while the training loss still agreed to 1e-6); the distributed (sharded, all-reduced) evaluation itself is checked
-    exactly against a single-process evaluation of the DDP weights.
+    validation loss agrees to 1e-3 (NCHW here: with channels-last kernels the by-design BN difference
+    came out at 1.1e-3 in one run, while the training loss still agreed to 1e-6); the distributed
+    (sharded, all-reduced) evaluation itself is checked exactly against a single-process evaluation of
+    the DDP weights.
     """
     common = ["-m", "rexnet_060", "--train-limit", "96", "--val-limit", "64", "-b", "16", "-e", "1", "--threads",
               "1", "--lr", "0.05", "--dropout", "0", "--no-progress", "--no-tensorboard", "--no-channels-last"]
