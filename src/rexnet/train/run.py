@@ -118,7 +118,7 @@ def _test_best(model: torch.nn.Module, bundle: Any, cfg: TrainConfig, out: Path)
                 test_per_class=res["per_class"])
 
 
-def train(cfg: TrainConfig, *, resume: bool = False) -> RunResult:
+def train(cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | None = None) -> RunResult:
     """Train ``cfg.model`` on ``cfg.data`` and write the run folder (under torchrun: DDP).
 
     Args:
@@ -126,6 +126,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> RunResult:
             ``runs/<model>-<data>[-N]``).
         resume: Continue the run in ``cfg.out`` (default: the newest matching run folder)
             from its ``checkpoints/last.pt``.
+        model: A model built by the caller (e.g. ``RexNet(plan, num_classes=10)`` for a plan
+            no registered name describes) instead of ``cfg.model``; build it after
+            ``torch.manual_seed(cfg.seed)`` for reproducible weights.
 
     Returns:
         A :class:`RunResult`.
@@ -151,7 +154,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> RunResult:
     if num_classes != bundle.num_classes:
         raise ConfigError(f"num_classes={cfg.num_classes} but {bundle.name} has {bundle.num_classes} classes")
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
-    model = build_model(cfg, num_classes)
+    if model is None:
+        model = build_model(cfg, num_classes)
     if info.is_main:
         log.info("training %s on %s (%d train / %d val images, %d classes) -> %s", cfg.model, bundle.name,
                  len(bundle.train), len(bundle.val), num_classes, out)
