@@ -45,6 +45,8 @@ _log = logging.getLogger(__name__)
 
 #: ONNX opset written by :func:`export_onnx` (onnxruntime >= 1.14 runs it).
 ONNX_OPSET = 17
+#: Channel multiple :func:`export_onnx` pads to by default (16 fp32 lanes of AVX-512; see ``deploy/pad.py``).
+PAD_CHANNELS = 16
 EXPORT_FORMATS = ("onnx", "openvino", "torchscript", "torchscript-trace")
 #: ``--precision`` choices per format (the first is the default).
 EXPORT_PRECISIONS = {"onnx": ("f32", "int8"), "openvino": ("f32", "bf16", "int8"), "torchscript": ("f32",),
@@ -146,7 +148,7 @@ def verify_onnx(path: str | os.PathLike, reference: nn.Module, inputs: list[torc
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, image_size: int = 224,
-                opset: int = ONNX_OPSET, fused: bool = True) -> Path:
+                opset: int = ONNX_OPSET, fused: bool = True, pad_to: int = PAD_CHANNELS) -> Path:
     """Write ``model`` as ONNX with dynamic batch/height/width (input ``input``, output ``logits``).
 
     Args:
@@ -155,13 +157,20 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, image_size: int = 
         image_size: Size of the example input used for tracing.
         opset: ONNX opset version.
         fused: Fold BatchNorms first (:func:`fuse`).
+        pad_to: With ``fused``, pad inner channel counts to a multiple of this
+            (:func:`~rexnet.deploy.pad.pad_channels`: same outputs, every conv in onnxruntime's
+            blocked layout); ``0`` or ``1`` keeps the model's widths.
 
     Returns:
         The written path.
     """
+    from .pad import pad_channels
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = fuse(model, channels_last=False) if fused else model.eval()
+    if fused and pad_to > 1:
+        net = pad_channels(net, pad_to)
     x = torch.randn(1, _in_chans(net) if fused else 3, image_size, image_size)
     dyn = {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
