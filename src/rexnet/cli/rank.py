@@ -77,6 +77,20 @@ def _study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper_view(args: argparse.Namespace) -> int:
+    from ..rank.paper_view import BEST_IB_PRESET, run_paper_view
+    from ..rank.study import DEFAULT_RATIOS
+
+    view = run_paper_view(
+        args.out, ab_protocol=args.ab_protocol, cd_protocol=args.cd_protocol or BEST_IB_PRESET, networks=args.networks,
+        ratios=_floats(args.ratios) if args.ratios else DEFAULT_RATIOS, seed=args.seed, workers=args.workers,
+        ab_run=args.ab_run, cd_run=args.cd_run, progress=not args.no_progress,
+    )
+    print(view.table())
+    print(f"wrote {args.out}/paper_view.png, paper_view.csv, paper_view.json")
+    return 0
+
+
 def _profile(args: argparse.Namespace) -> int:
     from ..rank.report import run_rank_profile
 
@@ -111,8 +125,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--networks", type=int, default=None, help="networks per point (default: 1000; grid: 30)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--protocol", default="default",
-                   help="preset: default, P1 (as stated: BN before f), P2, P3, P4, P4_wide; or 'grid' to sweep "
-                        "protocols and score them against the paper's Fig. 1 (default: default)")
+                   help="preset: default, P1 (as stated: BN before f), P2, P3, P4, P4_wide, or an inverted-bottleneck "
+                        "preset ib_t2, ib_trand, ib_loose (see docs/rank_study.md); or 'grid' to sweep protocols and "
+                        "score them against the paper's Fig. 1 (default: default)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a protocol option, e.g. --set estimator=rtol:1e-2 --set norm=bn_before")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
@@ -125,6 +140,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plot", action="store_true", help="skip rank_study.png")
     p.set_defaults(func=_study)
+
+    p = sub.add_parser("rank-paper-view",
+                       help="composite Figure 1: (a)/(b) with the default protocol, (c)/(d) with the best IB preset")
+    p.add_argument("--out", required=True, help="output folder (its study sub-folders are resumed)")
+    p.add_argument("--ab-protocol", default="default", help="preset for panels (a)/(b) (default: default)")
+    p.add_argument("--cd-protocol", default=None,
+                   help="preset for panels (c)/(d) (default: the best IB preset, ib_loose; see docs/rank_study.md)")
+    p.add_argument("-n", "--networks", type=int, default=1000, help="networks per point (default: 1000)")
+    p.add_argument("--ratios", default=None, help="dimension ratios (default: 0.1,0.2,...,1.0)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("-j", "--workers", type=int, default=None, help="parallel processes (default: as rank-study)")
+    p.add_argument("--ab-run", default=None, help="a finished rank-study folder to read (a)/(b) from, no computing")
+    p.add_argument("--cd-run", default=None, help="a finished rank-study folder to read (c)/(d) from, no computing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_paper_view)
 
     p = sub.add_parser("rank-profile", help="per-layer rank of a model's features (any rexnet or torchvision model)")
     p.add_argument("model", help="rexnet registry name (rexnet_100) or tv:NAME for torchvision (tv:mobilenet_v2)")

@@ -23,34 +23,72 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_study(rows: Sequence[Any], path: str | os.PathLike, title: str | None = None) -> None:
+def _paper_overlay(ax: Any, block: str, acts: Sequence[str], colors: Mapping[str, Any]) -> bool:
+    """Draw the paper's by-eye readings (rexnet.rank.paper) on one panel; True if any were drawn."""
+    from .paper import PAPER_FIG1
+
+    panel = PAPER_FIG1.get(block, {})
+    bands = {a: panel[a] for a in acts if a in panel}
+    if not bands:
+        return False
+    if len({id(v) for v in bands.values()}) == 1:  # one band for every nonlinearity (the IB panels)
+        items = [("paper (all nonlinearities)", next(iter(bands.values())), "0.35")]
+    else:
+        items = [(None, v, colors.get(a, "0.35")) for a, v in bands.items()]
+    for label, readings, color in items:
+        xs = sorted(readings)
+        lo = [readings[x][0] for x in xs]
+        hi = [readings[x][1] for x in xs]
+        ax.vlines(xs, [v - 0.004 for v in lo], [v + 0.004 for v in hi], colors=color, lw=5, alpha=0.35,
+                  label=label)
+    return True
+
+
+def plot_study(
+    rows: Sequence[Any],
+    path: str | os.PathLike,
+    title: str | None = None,
+    panel_notes: Mapping[str, str] | None = None,
+    paper: bool = True,
+) -> None:
     """Draw Figure 1: one panel per block, one curve per activation, the identity diagonal dashed.
 
     Args:
         rows: :class:`rexnet.rank.study.StudyRow` objects (any objects with the CSV fields).
         path: PNG to write.
         title: Figure title.
+        panel_notes: ``{block: text}`` added under a panel's title (protocol, RMS residual).
+        paper: Overlay the paper's by-eye readings as translucent bars (the activation's colour;
+            grey where one band was read for all nonlinearities).
     """
     plt = _pyplot()
     blocks = list(dict.fromkeys(r.block for r in rows))
     acts = list(dict.fromkeys(r.activation for r in rows))
-    fig, axes = plt.subplots(1, len(blocks), figsize=(4.2 * len(blocks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(blocks), figsize=(4.2 * len(blocks), 4.3), squeeze=False)
     for ax, b in zip(axes[0], blocks):
         ax.plot([0, 1], [0, 1], color="0.8", lw=0.8, ls=":")
+        colors = {}
         for a in acts:
             pts = sorted((r.ratio, r.rank_ratio_mean) for r in rows if r.block == b and r.activation == a)
+            if not pts:
+                continue
             xs, ys = zip(*pts)
             style = {"ls": "--", "color": "k"} if a == "identity" else {"marker": "o", "ms": 3}
-            ax.plot(xs, ys, label=_LABELS.get(a, a), lw=1.2, **style)
-        ax.set_title(_TITLES.get(b, b))
+            (line,) = ax.plot(xs, ys, label=_LABELS.get(a, a), lw=1.2, **style)
+            colors[a] = line.get_color()
+        if paper:
+            _paper_overlay(ax, b, [a for a in acts if a != "identity"], colors)
+        note = (panel_notes or {}).get(b)
+        ax.set_title(_TITLES.get(b, b) + (f"\n{note}" if note else ""), fontsize=10)
         ax.set_xlabel("dimension ratio d_in / d_out")
+        ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("rank ratio rank / d_out")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "Protocol",
     "PRESETS",
     "get_protocol",
+    "preset_name",
     "resolve_activation",
     "check_blocks",
     "check_ratios",
@@ -168,6 +169,11 @@ def get_protocol(name_or_options: str | Protocol | dict[str, Any] | None = None,
     else:
         raise RexnetError(f"unknown protocol preset {name_or_options!r}; expected one of: {', '.join(PRESETS)}")
     return base.replace(**overrides) if overrides else base
+
+
+def preset_name(protocol: Protocol) -> str:
+    """The first preset equal to ``protocol`` (``default`` before ``P4``), or ``"custom"``."""
+    return next((name for name, p in PRESETS.items() if p == protocol), "custom")
 
 
 def resolve_activation(name: str, leaky_slope: float = 0.01) -> nn.Module:

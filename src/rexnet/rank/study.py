@@ -26,7 +26,16 @@ import torch
 from ..errors import RexnetError
 from .blocks import point_rank_ratios
 from .findings import Finding, check_findings, format_findings
-from .protocols import BLOCKS, PAPER_ACTIVATIONS, Protocol, check_blocks, check_ratios, get_protocol, resolve_activation
+from .protocols import (
+    BLOCKS,
+    PAPER_ACTIVATIONS,
+    Protocol,
+    check_blocks,
+    check_ratios,
+    get_protocol,
+    preset_name,
+    resolve_activation,
+)
 
 __all__ = ["DEFAULT_RATIOS", "CSV_COLUMNS", "StudyRow", "StudyResult", "run_rank_study", "read_study_csv"]
 
@@ -92,6 +101,11 @@ def _compute_point(
         "dim_ratio": float(dims.mean()),
         "stats": {a: [float(v.mean()), float(v.std(unbiased=False))] for a, v in r.items()},
     }
+
+
+def _expansion(p: Protocol) -> str:
+    t = f"{p.expansion:g}" if p.expansion_max is None else f"U[{p.expansion:g},{p.expansion_max:g}]"
+    return t + ("" if p.shortcut else ", no shortcut")
 
 
 def _cost(block: str, ratio: float) -> float:
@@ -263,8 +277,11 @@ def run_rank_study(
         write_study_csv(rows, out / "rank_study.csv")
         (out / "summary.txt").write_text(result.summary() + "\n")
         if plot:
+            from .paper import score_against_paper
             from .plotting import plot_study
 
-            plot_study(rows, out / "rank_study.png", title=f"rank study, protocol {proto.input}/{proto.init}/"
-                       f"{proto.norm}, {proto.estimator}, {networks} nets/point")
+            _, panels, _ = score_against_paper(result.values())
+            plot_study(rows, out / "rank_study.png", panel_notes={p.block: f"RMS to paper {p.rms:.3f}" for p in panels},
+                       title=f"rank study, protocol {preset_name(proto)} ({proto.input}/{proto.init}/{proto.norm}, "
+                       f"{proto.estimator}, t={_expansion(proto)}), {networks} nets/point; bars: paper's readings")
     return result
