@@ -26,6 +26,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="recipe preset (default: quick)")
     p.add_argument("--config", metavar="FILE", help="YAML/JSON file of config keys (may hold 'preset')")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (default: newest run folder)")
+    p.add_argument("--allow-change", metavar="KEYS", default="",
+                   help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
+                        "other changes are refused")
     g = p.add_argument_group("config fields (default: the preset's value)")
     quick, paper = TrainConfig.preset("quick"), TrainConfig.preset("paper")
     hints = typing.get_type_hints(TrainConfig)
@@ -61,7 +64,11 @@ def _train(args: argparse.Namespace, **forced: Any) -> int:
     from ..train import train
 
     cfg = config_from_args(args, **forced)
-    res = train(cfg, resume=args.resume)
+    if args.allow_change and not args.resume:
+        from ..errors import RexnetError
+
+        raise RexnetError(f"--allow-change {args.allow_change} needs --resume")
+    res = train(cfg, resume=args.resume, allow_change=args.allow_change.split(","))
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

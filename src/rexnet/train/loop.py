@@ -156,6 +156,7 @@ def fit(
     *,
     resume: bool | str | os.PathLike = False,
     class_names: list[str] | None = None,
+    run_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place with the recipe in ``cfg``; validate after every epoch.
 
@@ -169,6 +170,7 @@ def fit(
             after validation and checkpointing; an exception it raises propagates (pruning).
         resume: ``True`` continues from ``out_dir/checkpoints/last.pt``, a path from that file.
         class_names: Names for per-class metrics and the checkpoint.
+        run_info: Extra keys for ``config.json`` (e.g. ``resume_changes``).
 
     Returns:
         The last epoch's metrics (``val_top1``, ``val_top5`` in %, ``val_loss``, ...) plus
@@ -182,7 +184,7 @@ def fit(
     saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
              torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
     try:
-        return _fit(model, train_set, val_set, cfg, out_dir, on_epoch_end, resume, class_names)
+        return _fit(model, train_set, val_set, cfg, out_dir, on_epoch_end, resume, class_names, run_info)
     finally:  # leave the process's global torch settings as we found them
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
@@ -190,7 +192,8 @@ def fit(
 
 
 def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig, out_dir: Any,
-         on_epoch_end: Any, resume: Any, class_names: list[str] | None) -> dict[str, Any]:
+         on_epoch_end: Any, resume: Any, class_names: list[str] | None,
+         run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     t_start = time.time()
     info = init_distributed(cfg.device)
     device = resolve_device(cfg.device, info.local_rank)
@@ -249,7 +252,8 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
                        purge_step=start_epoch + 1 if resume else None)
     writer.reset_metrics(history)
     writer.write("config.json", {**cfg.to_dict(), "world_size": info.world_size, "device": str(device),
-                                 "class_names": class_names, "train_size": len(train_set), "val_size": len(val_set)})
+                                 "class_names": class_names, "train_size": len(train_set), "val_size": len(val_set),
+                                 **(run_info or {})})
 
     net: nn.Module = model
     if info.enabled:
@@ -315,7 +319,8 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
                     flags = torch.cat([step_loss, torch.tensor([float(stop.signal is not None)], dtype=torch.float64)])
                     all_reduce_sum(flags, info)
                     if not math.isfinite(flags[0]):
-                        good = ckpt_dir / "last.pt" if ckpt_dir else "none (no out_dir)"
+                        good = (ckpt_dir / "last.pt" if ckpt_dir and (ckpt_dir / "last.pt").is_file()
+                                else "none (no out_dir)" if ckpt_dir is None else "none saved yet")
                         raise NonFiniteLossError(
                             f"loss became {flags[0].item()} at epoch {epoch + 1}, step {step + 1}; stopped without "
                             f"saving. Last good checkpoint: {good}. Try a lower --lr, --clip-grad 1.0 or --amp none.")

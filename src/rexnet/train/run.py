@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import re
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,12 @@ from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .distributed import init_distributed
 from .evaluate import evaluate
+from .lock import RunLock
 from .loop import default_threads, fit
 from .outputs import write_json
 
-__all__ = ["RunResult", "train", "resume_config", "augment_from_config", "build_model"]
+__all__ = ["RunResult", "train", "resume_config", "resume_changes", "augment_from_config", "build_model",
+           "ResumeMismatchError", "RESUME_FREE"]
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +95,80 @@ def _resolve_out(cfg: TrainConfig, resume: bool) -> Path:
     return next(c for c in candidates if not c.exists())
 
 
+#: Fields that change how a run executes, not what it computes: free to change on resume.
+RESUME_FREE = frozenset({"out", "progress", "log_every_steps", "tensorboard", "threads", "workers",
+                         "save_every_steps", "device", "compile"})
+# The checkpoint's weights are tied to these: no resume can change them.
+_RESUME_FIXED = ("model", "num_classes")
+
+
+class ResumeMismatchError(ConfigError):
+    """``resume`` with settings that differ from the run's, not named in ``allow_change``."""
+
+
+def _read_run_config(out_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(out_dir) / "config.json"
+    if not path.is_file():
+        raise RexnetError(f"cannot resume: {path} not found (is {out_dir} a run folder?)")
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot resume: {path} is corrupt ({e}); restore it or start a new run") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"cannot resume: {path} must hold a JSON object, got {type(saved).__name__}")
+    return saved
+
+
 def resume_config(out_dir: str | os.PathLike) -> TrainConfig:
     """The config a run folder was started with (from ``config.json``), to resume it.
 
     Raises:
-        RexnetError: No ``config.json`` in ``out_dir``.
+        RexnetError: No ``config.json`` in ``out_dir``, or one that is corrupt or holds bad values.
     """
-    path = Path(out_dir) / "config.json"
-    if not path.is_file():
-        raise RexnetError(f"cannot resume: {path} not found (is {out_dir} a run folder?)")
-    saved = json.loads(path.read_text())
+    saved = _read_run_config(out_dir)
     known = {f for f in TrainConfig.__dataclass_fields__}
-    return TrainConfig().replace(**{k: v for k, v in saved.items() if k in known})
+    try:
+        return TrainConfig().replace(**{k: v for k, v in saved.items() if k in known})
+    except ConfigError as e:
+        raise ConfigError(f"cannot resume: {Path(out_dir) / 'config.json'}: {e}") from None
+
+
+def resume_changes(saved: TrainConfig, cfg: TrainConfig, allow_change: Iterable[str] = ()) -> dict[str, Any]:
+    """The settings ``cfg`` changes relative to the run's ``saved`` config, checked against ``allow_change``.
+
+    Fields in :data:`RESUME_FREE` (threads, progress, ...) may always change; ``model`` and
+    ``num_classes`` never (the checkpoint's weights depend on them); any other change must be
+    named in ``allow_change``.
+
+    Returns:
+        ``{field: {"from": old, "to": new}}`` for every changed field outside :data:`RESUME_FREE`.
+
+    Raises:
+        ResumeMismatchError: A change not allowed; the message names each field with both values.
+        ConfigError: ``allow_change`` names an unknown field.
+
+    Example:
+        >>> resume_changes(TrainConfig(epochs=5), TrainConfig(epochs=8), ["epochs"])
+        {'epochs': {'from': 5, 'to': 8}}
+    """
+    allowed = {a.strip().replace("-", "_") for a in allow_change if a.strip()}
+    unknown = sorted(allowed - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"allow_change names unknown config key(s) {', '.join(map(repr, unknown))}")
+    old, new = saved.to_dict(), cfg.to_dict()
+    changes = {k: {"from": old[k], "to": new[k]} for k in new if k not in RESUME_FREE and old[k] != new[k]}
+    fixed = [k for k in _RESUME_FIXED if k in changes]
+    if fixed:
+        what = ", ".join(f"{k} {changes[k]['from']!r} -> {changes[k]['to']!r}" for k in fixed)
+        raise ResumeMismatchError(f"cannot resume with another {', '.join(fixed)} ({what}): the checkpoint's "
+                                  "weights belong to the run's; start a new run (--pretrained to start from them)")
+    refused = [k for k in changes if k not in allowed]
+    if refused:
+        what = ", ".join(f"{k} {changes[k]['from']!r} -> {changes[k]['to']!r}" for k in refused)
+        flag = ",".join(k.replace("_", "-") for k in refused)
+        raise ResumeMismatchError(f"--resume would change the run's settings: {what}; drop these options to "
+                                  f"continue the run as it was, or name them on purpose: --allow-change {flag}")
+    return changes
 
 
 def _test_best(model: torch.nn.Module, bundle: Any, cfg: TrainConfig, out: Path) -> dict[str, Any]:
@@ -118,14 +184,18 @@ def _test_best(model: torch.nn.Module, bundle: Any, cfg: TrainConfig, out: Path)
                 test_per_class=res["per_class"])
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | None = None) -> RunResult:
+def train(cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | None = None,
+          allow_change: Iterable[str] = ()) -> RunResult:
     """Train ``cfg.model`` on ``cfg.data`` and write the run folder (under torchrun: DDP).
 
     Args:
         cfg: The run's config (see :class:`TrainConfig`; ``cfg.out`` is the run folder, default
             ``runs/<model>-<data>[-N]``).
         resume: Continue the run in ``cfg.out`` (default: the newest matching run folder)
-            from its ``checkpoints/last.pt``.
+            from its ``checkpoints/last.pt``. ``cfg`` must equal the run's ``config.json`` except
+            for :data:`RESUME_FREE` fields and those named in ``allow_change``.
+        allow_change: Config fields ``resume`` may change on purpose (e.g. ``["epochs", "lr"]``);
+            the changes are logged and kept in ``config.json`` under ``resume_changes``.
         model: A model built by the caller (e.g. ``RexNet(plan, num_classes=10)`` for a plan
             no registered name describes) instead of ``cfg.model``; build it after
             ``torch.manual_seed(cfg.seed)`` for reproducible weights.
@@ -135,6 +205,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | No
 
     Raises:
         RexnetError: Bad data/model names, a folder that already holds a run, unreadable checkpoints.
+        RunLockedError: Another live process is writing the same run folder.
+        ResumeMismatchError: ``resume`` with settings that differ from the run's (see ``allow_change``).
 
     Example:
         >>> res = train(TrainConfig(epochs=1, train_limit=64, out="/tmp/rexnet-doc"))  # doctest: +SKIP
@@ -147,6 +219,31 @@ def train(cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | No
         out = box[0]
     assert out is not None
     cfg = cfg.replace(out=str(out))
+    lock = RunLock(out) if info.is_main else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _train(cfg, Path(out), info, resume, allow_change, model)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _resume_record(cfg: TrainConfig, out: Path, allow_change: Iterable[str]) -> dict[str, Any]:
+    """Check ``cfg`` against the run's config; the ``resume_changes`` history for ``config.json``."""
+    saved_raw = _read_run_config(out)
+    changes = resume_changes(resume_config(out), cfg, allow_change)
+    history = list(saved_raw.get("resume_changes") or [])
+    if changes:
+        log.warning("resuming %s with changed settings: %s", out,
+                    ", ".join(f"{k} {v['from']!r} -> {v['to']!r}" for k, v in changes.items()))
+        history.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changes": changes})
+    return {"resume_changes": history} if history else {}
+
+
+def _train(cfg: TrainConfig, out: Path, info: Any, resume: bool, allow_change: Iterable[str],
+           model: torch.nn.Module | None) -> RunResult:
+    run_info = _resume_record(cfg, out, allow_change) if resume and (out / "config.json").is_file() else {}
     torch.set_num_threads(cfg.threads or default_threads())
     bundle = build_datasets(cfg.data, cfg.image_size, model=cfg.model, augment=augment_from_config(cfg),
                             strict=cfg.strict, train_limit=cfg.train_limit, val_limit=cfg.val_limit)
@@ -159,7 +256,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | No
     if info.is_main:
         log.info("training %s on %s (%d train / %d val images, %d classes) -> %s", cfg.model, bundle.name,
                  len(bundle.train), len(bundle.val), num_classes, out)
-    res = fit(model, bundle.train, bundle.val, cfg, out_dir=out, resume=resume, class_names=bundle.class_names)
+    res = fit(model, bundle.train, bundle.val, cfg, out_dir=out, resume=resume, class_names=bundle.class_names,
+              run_info=run_info)
     history = res.pop("history")
     if bundle.test is not None and res["status"] == "completed" and info.is_main:
         res.update(_test_best(model, bundle, cfg, Path(out)))

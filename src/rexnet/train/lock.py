@@ -1,0 +1,115 @@
+"""One process per run folder: ``RUN_DIR/run.lock`` holds the owner's PID under an exclusive ``flock``.
+
+The kernel drops a ``flock`` when its holder dies (even by ``kill -9``), so a lock file whose lock
+can be taken again belongs to a dead process: it is taken over with a notice naming the old PID.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import RexnetError
+
+__all__ = ["RunLockedError", "RunLock", "LOCK_NAME"]
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "run.lock"
+
+
+class RunLockedError(RexnetError):
+    """Another live process is writing the same run folder."""
+
+
+class RunLock:
+    """Exclusive ownership of a run folder for the lifetime of a ``with`` block.
+
+    Args:
+        run_dir: The run folder (created if missing).
+
+    Raises:
+        RunLockedError: On entry, when another live process holds the folder.
+
+    Example:
+        >>> with RunLock("/tmp/rexnet-doc-run"):  # doctest: +SKIP
+        ...     pass
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _read_owner(fd)
+                os.close(fd)
+                raise RunLockedError(
+                    f"{self.path.parent} is in use by another run ({owner}); wait for it to finish, stop it, "
+                    "or choose another --out"
+                ) from None
+            # the previous holder may have unlinked the file between our open and flock: retry on the new one
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        old = _read_owner(fd)
+        if old:
+            log.warning("taking over %s: its owner (%s) is no longer running", self.path, old)
+        os.ftruncate(fd, 0)
+        os.pwrite(
+            fd,
+            json.dumps(
+                {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            ).encode(),
+            0,
+        )
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)  # while still locked: a waiting process retries on a fresh file
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def _read_owner(fd: int) -> str:
+    """``PID n on HOST since T`` from the lock file, or ``""`` when it is empty."""
+    try:
+        raw = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    if not raw:
+        return ""
+    try:
+        d = json.loads(raw)
+        return f"PID {d.get('pid')} on {d.get('host')} since {d.get('started')}"
+    except (json.JSONDecodeError, AttributeError):
+        return f"lock content {raw[:60]!r}"

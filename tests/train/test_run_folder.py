@@ -1,0 +1,86 @@
+"""Run folders are owned by one process, and ``resume`` refuses changed settings unless named (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from rexnet.cli import main
+from rexnet.train import train
+from rexnet.train.config import ConfigError
+from rexnet.train.lock import LOCK_NAME, RunLock, RunLockedError
+from rexnet.train.run import ResumeMismatchError, resume_changes
+
+from .helpers import tiny_cfg
+
+
+def _cfg(out, **kw):
+    return tiny_cfg(**{"epochs": 1, "train_limit": 32, "val_limit": 16, "out": str(out), **kw})
+
+
+def test_second_live_run_into_same_folder_is_refused(tmp_path):
+    with RunLock(tmp_path):  # another live owner (flock is per open file, so this process counts as another)
+        with pytest.raises(RunLockedError, match=r"in use by another run \(PID \d+"):
+            train(_cfg(tmp_path))
+    assert not (tmp_path / "metrics.jsonl").exists()
+    res = train(_cfg(tmp_path))  # released: the folder is free again, and the lock file is gone afterwards
+    assert res.status == "completed"
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_stale_lock_of_dead_process_is_taken_over(tmp_path, caplog):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": "h", "started": "t"}))
+    with caplog.at_level(logging.WARNING, logger="rexnet.train.lock"):
+        res = train(_cfg(tmp_path))
+    assert res.status == "completed"
+    assert f"PID {pid}" in caplog.text and "no longer running" in caplog.text
+
+
+def test_resume_refuses_changed_settings_unless_allowed(tmp_path):
+    train(_cfg(tmp_path))
+    with pytest.raises(ResumeMismatchError, match=r"epochs 1 -> 2, lr 0\.05 -> 5\.0.*--allow-change epochs,lr"):
+        train(_cfg(tmp_path, epochs=2, lr=5.0), resume=True)
+    with pytest.raises(ResumeMismatchError, match="data 'digits' -> 'shapes'"):
+        train(_cfg(tmp_path, data="shapes"), resume=True)
+    res = train(_cfg(tmp_path, epochs=2, lr=0.02, threads=1), resume=True, allow_change=["epochs", "lr"])
+    assert res.metrics["epochs_completed"] == 2
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["lr"] == 0.02 and saved["epochs"] == 2
+    assert saved["resume_changes"][-1]["changes"] == {"epochs": {"from": 1, "to": 2}, "lr": {"from": 0.05, "to": 0.02}}
+
+
+def test_resume_with_another_model_is_a_clear_error(tmp_path):
+    train(_cfg(tmp_path))
+    with pytest.raises(ResumeMismatchError, match="another model.*rexnet_060' -> 'rexnet_130'"):
+        train(_cfg(tmp_path, model="rexnet_130"), resume=True, allow_change=["model"])
+
+
+def test_resume_changes_free_and_unknown_keys():
+    a = tiny_cfg()
+    assert resume_changes(a, a.replace(threads=2, progress=True, workers=1)) == {}
+    with pytest.raises(ConfigError, match="'nope'"):
+        resume_changes(a, a, ["nope"])
+
+
+def test_cli_resume_changed_lr_corrupt_config(tmp_path, capsys):
+    train(_cfg(tmp_path))
+    base = ["train", "--resume", "-o", str(tmp_path)]
+    assert main([*base, "--lr", "5.0"]) == 2
+    err = capsys.readouterr().err
+    assert "lr 0.05 -> 5.0" in err and "--allow-change lr" in err and "Traceback" not in err
+    assert main([*base, "-m", "rexnet_130", "--allow-change", "model"]) == 2
+    assert "another model" in capsys.readouterr().err
+    assert main(["train", "-o", str(tmp_path / "new"), "--allow-change", "lr"]) == 2
+    assert "needs --resume" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text('{"model": "rexnet_0')
+    assert main(base) == 2
+    assert "config.json is corrupt" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text("[1, 2]")
+    assert main(base) == 2
+    assert "must hold a JSON object" in capsys.readouterr().err
