@@ -148,9 +148,10 @@ class RexNet(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        """Regexes grouping parameters by depth (timm's layer-wise LR decay); ``coarse`` is accepted and,
-        as in timm's ReXNet, changes nothing. Head parameters match nothing: timm puts them last."""
-        return dict(stem=r"^stem", blocks=[(r"^blocks\.(\d+)", None), (r"^final_conv", (99999,))])
+        """Regexes grouping parameters by depth, for timm's layer-wise LR decay: the stem, each block,
+        the final conv, then the head (unmatched names go last). ``coarse`` changes nothing, as in
+        timm's ReXNet."""
+        return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)", final_conv=r"^final_conv")
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
