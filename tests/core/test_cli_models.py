@@ -26,3 +26,10 @@ def test_unknown_name_exit_code_and_message(capsys):
     assert main(["info", "rexnet_999"]) == 2
     err = capsys.readouterr().err
     assert "unknown model 'rexnet_999'" in err and "rexnet_lite_100" in err
+
+
+def test_info_takes_timm_style_name(capsys):
+    assert main(["info", "timm/rexnet_100.nav_in1k"]) == 0
+    assert "4,796,873" in capsys.readouterr().out
+    assert main(["info", "rexnet_100.in22k"]) == 2
+    assert "unknown weight tag 'in22k'" in capsys.readouterr().err

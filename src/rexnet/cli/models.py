@@ -48,7 +48,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_models)
 
     p = sub.add_parser("info", help="per-block table of a model's channel plan")
-    p.add_argument("name", help="model name, see 'rexnet models'")
+    p.add_argument("name", help="model name, see 'rexnet models' (timm's arch.tag spelling works too)")
     p.add_argument("--image-size", type=int, default=224, help="input size (default: 224)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.set_defaults(func=_info)
