@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Regenerate the issue-6 CPU benchmark (inference + export + bf16/int8 + training step) in one go.
+# Regenerate the CPU benchmark (inference + export + bf16/int8 + training step) in one go. Since issue 11
+# it also runs timm's model through every runtime (torch.compile, onnxruntime fp32/int8, OpenVINO f32/bf16/int8)
+# and ours through OpenVINO, and prints "best ours / best peer" at batch 32 and 1. Issue-11 run:
+#   OUT=benchmarks/results/cpu_issue11 flock /tmp/rexnet-bench.lock benchmarks/run_bench.sh \
+#       --no-train --no-torchvision --calib-images 128
 #
 #   benchmarks/run_bench.sh                 # full run (about 8-10 min on 2 busy cores, less with a warm
 #                                           # inductor cache in /tmp/torchinductor_$USER)

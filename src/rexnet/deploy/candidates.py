@@ -149,6 +149,10 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
     if cfg.onnx and want("ours onnxruntime"):
         onnx_fp32 = OnnxModel(export_onnx(model, tmp / "fp32.onnx", image_size=size), cfg.threads)
         cands.append(ours("onnxruntime", "fp32", onnx_fp32))
+    if cfg.onnx and cfg.peers and want("ours onnxruntime unpadded"):
+        # the model's own channel widths (the graph node for node like timm's): what padding buys
+        plain = export_onnx(model, tmp / "fp32_unpadded.onnx", image_size=size, pad_to=0)
+        cands.append(ours("onnxruntime unpadded", "fp32", OnnxModel(plain, cfg.threads)))
     if cfg.bf16 and want("ours bf16"):
         bf16 = to_bf16(model)
         cands.append(ours("bf16", "bf16", bf16))
