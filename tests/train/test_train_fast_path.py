@@ -72,3 +72,16 @@ def test_progress_without_a_terminal_logs_lines(caplog):
     steps = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
     assert [m.split(" step ")[1].split()[0] for m in steps] == ["2/4", "4/4"]
     assert all("\r" not in m and "img_s" in m for m in steps)
+
+
+def test_checkpoints_are_layout_free(tmp_path):
+    """Trained channels-last, saved NCHW: the checkpoint loads into any model whatever its layout."""
+    from rexnet.train.checkpoint import load_checkpoint
+
+    cfg = tiny_cfg(epochs=1, train_limit=32, channels_last=True)
+    b = _bundle(cfg)
+    fit(create_model(cfg.model, num_classes=10), b.train, b.val, cfg, out_dir=tmp_path)
+    weights = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["model"]
+    convs = [v for v in weights.values() if v.ndim == 4]
+    assert convs and all(v.is_contiguous() for v in convs)
+    assert not any(v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous() for v in convs)

@@ -137,6 +137,11 @@ def _is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def _layout_free(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights in the default (NCHW) memory format, whatever layout training used."""
+    return {k: v.contiguous() for k, v in state.items()}
+
+
 def _freeze_frozen_bn(model: nn.Module) -> None:
     """Keep BatchNorm layers whose parameters are all frozen in eval mode (fine-tuning a head)."""
     for m in model.modules():
@@ -265,8 +270,9 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
     plan = getattr(model, "plan", None)
 
     def state(epoch: int, step: int, partial_state: dict | None) -> dict[str, Any]:
-        return dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                    scaler=scaler.state_dict(), ema=ema.module.state_dict() if ema else None, rng=rng_state(),
+        return dict(model=_layout_free(model.state_dict()), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                    scaler=scaler.state_dict(), ema=_layout_free(ema.module.state_dict()) if ema else None,
+                    rng=rng_state(),
                     epoch=epoch, step_in_epoch=step, partial=partial_state, history=history, best=best,
                     config=cfg.to_dict(), model_name=getattr(model, "model_name", cfg.model),
                     num_classes=num_classes, class_names=class_names,
@@ -354,6 +360,10 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
                     status = "interrupted"
                     break
                 train_seconds = acc["seconds"] + time.time() - t_train
+                if not acc["count"]:  # every image of the epoch was skipped as unreadable
+                    eg = f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+                    raise RexnetError(f"no readable training image in epoch {epoch + 1}: {len(skipped)} image(s) "
+                                      f"skipped as unreadable{eg}; check the data folder")
                 train_correct = all_reduce_sum(torch.tensor([acc["correct"]], dtype=torch.float64), info)
                 # ---- validate ------------------------------------------------------------
                 average_buffers(model, info)
