@@ -95,3 +95,25 @@ def test_predict_draws_png_and_onnx_matches_eager(tmp_path):
     assert drawn.shape == (3, 96, 96) and not torch.equal(drawn, decode_image(str(img_path)))
     res = export_ssdlite_onnx(model, tmp_path / "m.onnx")
     assert res.path.is_file() and res.max_abs_diff_boxes < 1e-3 and res.max_abs_diff_scores < 1e-4
+
+
+def test_predict_draws_masks(tmp_path):
+    from torchvision.io import decode_image, write_png
+
+    from rexnet.detection import maskrcnn_rexnet_fpn
+
+    torch.manual_seed(0)
+    model = maskrcnn_rexnet_fpn(
+        "rexnet_060",
+        num_classes=3,
+        min_size=96,
+        max_size=96,
+        rpn_post_nms_top_n_test=20,
+        box_detections_per_img=5,
+        box_score_thresh=0.0,
+    ).eval()
+    img_path = tmp_path / "in.png"
+    write_png(make_demo_detection("val", image_size=96, num_images=1).load_image(1), str(img_path))
+    dets = predict_image(model, img_path, tmp_path / "out.png", ["a", "b"], score_thresh=0.0)
+    assert 0 < len(dets) <= 5 and dets[0]["label"] in ("a", "b")
+    assert decode_image(str(tmp_path / "out.png")).shape == (3, 96, 96)
