@@ -1,7 +1,14 @@
-"""Image folders (ImageNet layout) that skip corrupt files, and the collate that reports them."""
+"""Image folders (ImageNet layout) that skip corrupt files, and the collate that reports them.
+
+Folders are walked following symlinks, but each real directory at most once (a symlink loop
+cannot hang the walk or repeat images) and each real file at most once (no image lands in both
+train and val through a link). Empty class folders are not classes; a one-class folder and
+classes present only in the validation split are reported.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,9 +18,11 @@ import torch
 from PIL import Image
 from torch.utils.data import default_collate
 from torchvision.datasets import DatasetFolder
-from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from ..errors import RexnetError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CorruptImageError", "SkippedImage", "SafeImageFolder", "collate_skipping", "find_class_folders"]
 
@@ -29,18 +38,70 @@ class SkippedImage(NamedTuple):
     reason: str
 
 
+def _subfolders(root: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+
+
+def _walk_images(top: str, seen_dirs: set[str], first_only: bool = False) -> list[str]:
+    """Image files under ``top`` (sorted as torchvision's ``make_dataset``), entering each real directory once.
+
+    ``seen_dirs`` holds real paths already walked (shared across classes); ``top`` itself is walked
+    even if listed there. With ``first_only`` the walk stops at the first image.
+    """
+    dirs, files, stack = [], [], [top]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e:
+            log.warning("cannot list %s: %s", d, e)
+            continue
+        names = []
+        for e in entries:
+            try:
+                if e.is_dir():  # follows symlinks
+                    real = os.path.realpath(e.path)
+                    if real not in seen_dirs:
+                        seen_dirs.add(real)
+                        stack.append(e.path)
+                elif has_file_allowed_extension(e.name, IMG_EXTENSIONS) and e.is_file():
+                    names.append(e.path)
+                    if first_only:
+                        return names
+            except OSError:  # a dangling link or a vanished entry
+                continue
+        dirs.append((d, names))
+    for _, names in sorted(dirs):
+        files += names
+    return files
+
+
 def find_class_folders(root: str | os.PathLike) -> list[str]:
-    """Sorted names of the class sub-folders of ``root``.
+    """Sorted names of the class sub-folders of ``root`` that hold at least one image.
+
+    Empty class folders are left out (with a warning): they would count as classes nothing can
+    predict, and make top-k scores look better. A single class is allowed, with a warning.
 
     Raises:
-        RexnetError: ``root`` is missing or has no sub-folders.
+        RexnetError: ``root`` is missing or has no class sub-folder with images.
     """
     root = Path(root)
     if not root.is_dir():
         raise RexnetError(f"dataset folder not found: {root}")
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    if not classes:
+    names = _subfolders(root)
+    if not names:
         raise RexnetError(f"{root} has no class sub-folders (expected ROOT/<class>/<image>)")
+    reals = {os.path.realpath(root / n) for n in names}
+    classes = [n for n in names if _walk_images(str(root / n), set(reals), first_only=True)]
+    empty = [n for n in names if n not in classes]
+    if not classes:
+        raise RexnetError(f"{root}: no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) in any class sub-folder "
+                          f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+    if empty:
+        log.warning("%s: ignoring %d empty class folder(s) (no images): %s", root, len(empty), ", ".join(empty))
+    if len(classes) == 1:
+        log.warning("%s has a single class (%s): a classifier learns nothing from it; expected "
+                    "ROOT/<class>/<image> with two or more classes", root, classes[0])
     return classes
 
 
@@ -65,8 +126,40 @@ class SafeImageFolder(DatasetFolder):
             raise RexnetError(f"no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) found under {root}")
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
-        classes = self._fixed_classes if self._fixed_classes is not None else find_class_folders(directory)
+        if self._fixed_classes is None:
+            classes = find_class_folders(directory)
+        else:
+            classes = self._fixed_classes
+            extra = [n for n in _subfolders(Path(directory)) if n not in set(classes)
+                     and _walk_images(str(Path(directory) / n), set(), first_only=True)]
+            if extra:
+                log.warning("%s: class folder(s) %s are not among the %d training classes; their images are "
+                            "ignored", directory, ", ".join(extra), len(classes))
         return classes, {c: i for i, c in enumerate(classes)}
+
+    @staticmethod
+    def make_dataset(directory: str | os.PathLike, class_to_idx: dict[str, int], extensions: Any = None,
+                     is_valid_file: Any = None, allow_empty: bool = False) -> list[tuple[str, int]]:
+        """``(path, class index)`` pairs; symlinks followed once per real directory, files deduplicated."""
+        directory = str(directory)
+        tops = {c: os.path.join(directory, c) for c in sorted(class_to_idx)}
+        seen_dirs = {os.path.realpath(t) for t in tops.values() if os.path.isdir(t)}
+        seen_files: set[str] = set()
+        samples, dupes = [], 0
+        for c, top in tops.items():
+            if not os.path.isdir(top):
+                continue
+            for path in _walk_images(top, seen_dirs):
+                real = os.path.realpath(path)
+                if real in seen_files:
+                    dupes += 1
+                    continue
+                seen_files.add(real)
+                samples.append((path, class_to_idx[c]))
+        if dupes:
+            log.warning("%s: %d image path(s) lead to files already listed (symlinks); each file is used once",
+                        directory, dupes)
+        return samples
 
     def __getitem__(self, index: int) -> tuple[Any, int] | SkippedImage:
         path, target = self.samples[index]
@@ -85,7 +178,19 @@ class SafeImageFolder(DatasetFolder):
 def _load_rgb(path: str) -> Image.Image:
     with open(path, "rb") as f:
         img = Image.open(f)
-        return img.convert("RGB")  # forces a full decode, so truncated files fail here
+        img.load()  # forces a full decode, so truncated files fail here
+        if img.mode.startswith("I;16") or img.mode == "I":
+            img = _to_8bit(img)
+        return img.convert("RGB")
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit integer) greyscale -> 8-bit ``L``; PIL's own ``convert`` clips at 255 (all white)."""
+    import numpy as np
+
+    a = np.asarray(img).astype(np.float64)  # uint16, or int32 for mode "I"
+    top = 65535.0 if img.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+    return Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8))
 
 
 def collate_skipping(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[SkippedImage]]:
