@@ -59,22 +59,28 @@ def test_coco_eval_scores_the_ground_truth_100_and_misses_0():
     assert missed["bbox_AP"] == pytest.approx(0) and "segm_AP" not in missed
 
 
-def test_fit_writes_run_folder_resumes_and_reloads(tmp_path):
-    train = make_demo_detection("train", image_size=96, num_images=8)
-    val = make_demo_detection("val", image_size=96, num_images=4)
-    cfg = DetectConfig(backbone="rexnet_060", image_size=96, epochs=1, batch_size=4, progress=False, threads=1)
+@pytest.mark.slow
+def test_fit_writes_run_folder_resumes_exactly_and_reloads(tmp_path):
+    train = make_demo_detection("train", image_size=80, num_images=8)
+    val = make_demo_detection("val", image_size=80, num_images=3)
+    cfg = DetectConfig(
+        backbone="rexnet_060", image_size=80, epochs=2, batch_size=4, progress=False, threads=1, warmup_iters=2
+    )
+    straight = fit_detector(cfg, train, val, tmp_path / "straight")
     out = tmp_path / "run"
-    fit_detector(cfg, train, val, out)
+    fit_detector(cfg, train, val, out, stop_after=1)
     assert {p.name for p in out.iterdir()} >= {"config.json", "metrics.jsonl", "summary.json", "checkpoints"}
-    cfg2 = DetectConfig(**{**json.loads((out / "config.json").read_text()), "epochs": 2})
-    summary = fit_detector(cfg2, train, val, out, resume=True)
+    summary = fit_detector(cfg, train, val, out, resume=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and summary["epochs_run"] == 2
     assert 0 <= summary["val_bbox_AP"] <= 100 and "val_bbox_AP50" in rows[-1]
+    assert summary["val_bbox_AP"] == straight["val_bbox_AP"]
+    a = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, b[k]) for k, v in a.items())  # resume is exact
     model, meta = load_detector(out / "checkpoints" / "last.pt")
     assert meta["epoch"] == 2 and meta["class_names"][0] == "0"
-    ref = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, a[k]) for k, v in model.state_dict().items())
     with pytest.raises(RexnetError, match="unknown detection config keys: bogus"):
         DetectConfig.from_dict({"bogus": 1})
 

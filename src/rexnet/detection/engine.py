@@ -128,10 +128,13 @@ def fit_detector(
     out: str | os.PathLike | None = None,
     *,
     resume: bool = False,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg``'s detector on ``train_set``, evaluate COCO mAP on ``val_set``; returns the summary.
 
-    With ``out``, writes the run folder; ``resume`` continues from ``out/checkpoints/last.pt``.
+    With ``out``, writes the run folder; ``resume`` continues from ``out/checkpoints/last.pt`` (the
+    same weights, optimiser, schedule and data order as an uninterrupted run). ``stop_after`` ends this
+    call after that many epochs (the schedule still spans ``cfg.epochs``; resume later).
     """
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -165,7 +168,8 @@ def fit_detector(
             start_epoch, best, history = ck["epoch"], ck["best"], list(ck["history"])
             log.info("resumed from epoch %d", start_epoch)
         _write_json(dataclasses.asdict(cfg), run / "config.json")
-    for epoch in range(start_epoch, cfg.epochs):
+    end = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
+    for epoch in range(start_epoch, end):
         model.train()
         t0, sums, n = time.perf_counter(), {}, 0
         bar = _progress(loader, cfg.progress, f"epoch {epoch + 1}/{cfg.epochs}")
