@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RexnetError", "UnknownModelError", "CheckpointError", "BudgetError"]
+__all__ = ["RexnetError", "UnknownModelError", "CheckpointError", "BudgetError", "ResourceError"]
 
 
 class RexnetError(ValueError):
@@ -22,3 +22,7 @@ class CheckpointError(RexnetError):
 
 class BudgetError(RexnetError):
     """A MAC/parameter budget that no network of the family can meet."""
+
+
+class ResourceError(RexnetError):
+    """A request that would not fit in the machine's memory (refused before anything is built)."""

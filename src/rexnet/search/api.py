@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import optuna
 
+from .._memory import check_training_memory
 from ..errors import RexnetError
 from .objective import Objective
 from .space import SearchSpace
@@ -90,6 +91,7 @@ def run(
     seed_rules: bool = True,
     trainer: Trainer | None = None,
     write_report: bool = True,
+    max_memory: float | None = None,
 ) -> SearchResult:
     """Run one search worker: create or join the study, train its open slots, write the report.
 
@@ -130,12 +132,17 @@ def run(
         seed_rules: Put MobileNetV2's staircase and ReXNet's line into slots 0 and 1.
         trainer: Replaces the default :func:`~rexnet.search.trainer.fit_trainer`.
         write_report: Write the report into ``out`` when no slot is left open.
+        max_memory: Bytes one candidate's training may take (parameters, gradients, optimizer
+            state, activations at the training batch size); default 80 % of the available
+            memory. The budget's widest flat candidate is checked before the study starts, and
+            every sampled candidate before it is built (refused ones are pruned as infeasible).
 
     Returns:
         The study's state after this worker stopped.
 
     Raises:
         BudgetError: The budget is below the smallest network (the message gives the minimum).
+        ResourceError: A candidate at the budget would not fit in memory (the message gives the numbers).
         StudyMismatchError: The shared study was created with other settings.
 
     Example:
@@ -152,14 +159,21 @@ def run(
     if prune and multi:
         raise RexnetError("prune=True needs a single objective (objectives='accuracy'); Optuna cannot prune "
                           "multi-objective trials")
+    options = _check_train_options(train_options)
     space = SearchSpace(blocks=blocks, budget_macs=budget_macs, budget_params=budget_params,
                         tolerance=tolerance, image_size=image_size)
-    space.check_budget()  # refuse impossible budgets before loading anything
+    batch = int(options.get("batch_size", _default_batch()))
+
+    def fits(plan: Any, what: str = "candidate") -> None:
+        check_training_memory(plan, space.image_size, space.num_classes, batch, max_memory, what)
+
+    # refuse impossible budgets, and budgets whose networks would not fit in memory, before loading anything
+    fits(space.check_budget().plan, "the budget's flat candidate")
     bundle = None
     if data is not None:
         bundle = load_data(data, image_size, max_samples)
         space = dataclasses.replace(space, num_classes=int(bundle.num_classes))
-        space.check_budget()
+        fits(space.check_budget().plan, "the budget's flat candidate")
     elif trainer is None:
         raise RexnetError("data=None needs a custom trainer")
 
@@ -174,8 +188,13 @@ def run(
         else optuna.pruners.NopPruner()
     st = open_study(rdb, study, config=config, target_trials=trials, sampler=make_sampler(sampler, seed, multi),
                     directions=directions, pruner=pruner, seed_rules=seed_rules)
-    objective = Objective(space, bundle, trainer or fit_trainer(train_options, threads), epochs=epochs,
-                          seeds=seeds, multi_objective=multi, prune=prune)
+    done = sum(n for state, n in slot_counts(st).items() if state in ("COMPLETE", "PRUNED", "FAIL"))
+    if seed is not None and done:
+        # a restarted or extended study must not replay the sampler's stream (it would repeat candidates)
+        st.sampler = make_sampler(sampler, seed + done, multi)
+        _log.info("study %r: %d trials already finished; sampler seed %d + %d", study, done, seed, done)
+    objective = Objective(space, bundle, trainer or fit_trainer(options, threads), epochs=epochs,
+                          seeds=seeds, multi_objective=multi, prune=prune, memory_check=fits)
     with _sigterm_as_interrupt():
         ran = work(st, rdb, objective, wait=wait, max_retry=max_retry)
     counts = slot_counts(st)
@@ -186,3 +205,22 @@ def run(
         paths = report(out, storage=url, study=study)
     _log.info("study %r: %s (this worker: %s)", study, counts, ran)
     return SearchResult(study, url, int(st.user_attrs["target_trials"]), counts, ran, paths)
+
+
+def _default_batch() -> int:
+    from ..train.config import TrainConfig
+
+    return TrainConfig().batch_size
+
+
+def _check_train_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``train_options`` as a dict of valid ``TrainConfig`` fields (checked before any work)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise RexnetError(f"train_options must be a mapping of TrainConfig fields (a JSON object), got "
+                          f"{type(options).__name__} {options!r}")
+    from ..train.config import TrainConfig
+
+    TrainConfig().replace(**dict(options))  # unknown keys and bad values raise ConfigError here
+    return dict(options)

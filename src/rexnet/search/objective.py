@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import optuna
 
+from ..errors import ResourceError
 from .space import OutOfToleranceError, SearchSpace, trial_plan
 from .trainer import Trainer
 
@@ -32,6 +34,8 @@ class Objective:
         multi_objective: Return ``(accuracy, MACs)`` instead of the accuracy.
         prune: Ask the study's pruner after every reported epoch.
         base_seed: Seed of the first run; run ``s`` uses ``base_seed + s``.
+        memory_check: Called with each candidate's plan before it is built; a
+            :class:`~rexnet.errors.ResourceError` it raises prunes the trial as infeasible.
     """
 
     def __init__(
@@ -45,8 +49,10 @@ class Objective:
         multi_objective: bool = False,
         prune: bool = False,
         base_seed: int = 0,
+        memory_check: Callable[[Any], Any] | None = None,
     ) -> None:
         self.space, self.data, self.trainer = space, data, trainer
+        self.memory_check = memory_check
         self.epochs, self.seeds = epochs, seeds
         self.multi_objective, self.prune, self.base_seed = multi_objective, prune, base_seed
 
@@ -58,6 +64,12 @@ class Objective:
             raise optuna.TrialPruned(str(e)) from None
         for key, value in info.items():
             trial.set_user_attr(key, value)
+        if self.memory_check is not None:
+            try:
+                self.memory_check(plan)
+            except ResourceError as e:  # refused before it is built
+                trial.set_user_attr("infeasible", str(e))
+                raise optuna.TrialPruned(str(e)) from None
         _log.info("trial %d: channels %s, %.2f M MACs, %.3f M params", trial.number,
                   "-".join(map(str, info["channels"])), info["macs"] / 1e6, info["params"] / 1e6)
 

@@ -1,0 +1,106 @@
+"""Memory guards: estimate what training a plan needs and refuse it before it is built.
+
+The estimate is deliberately simple and errs high: parameters x 4 copies (weights, gradients,
+SGD momentum, one spare for EMA or optimizer temporaries) plus the activations autograd keeps
+for the backward pass (each conv output, its BN output and its activation output, per image).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ResourceError
+from .plan import NetworkPlan
+from .plan.cost import conv_out_size, plan_cost
+
+__all__ = ["MemoryEstimate", "training_memory", "available_memory", "check_training_memory"]
+
+_BYTES = 4  # float32
+_PARAM_COPIES = 4
+# Refuse above this share of the available memory: the data, the interpreter and torch need the rest.
+_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes to train one plan: ``params`` (weights + gradients + optimizer state) and ``activations``."""
+
+    params: int
+    activations: int
+
+    @property
+    def total(self) -> int:
+        return self.params + self.activations
+
+
+def training_memory(plan: NetworkPlan, image_size: int, num_classes: int, batch_size: int) -> MemoryEstimate:
+    """Estimated bytes to train ``plan`` at ``image_size`` with ``batch_size`` images per step (float32)."""
+    h = w = image_size
+    s = plan.stem
+    h, w = conv_out_size(h, s.kernel_size, s.stride), conv_out_size(w, s.kernel_size, s.stride)
+    elems = 3 * s.out_channels * h * w  # conv, BN, activation outputs
+    for b in plan.blocks:
+        if b.has_expansion:
+            elems += 3 * b.exp_channels * h * w
+        h, w = conv_out_size(h, b.kernel_size, b.stride), conv_out_size(w, b.kernel_size, b.stride)
+        elems += 3 * b.exp_channels * h * w + 2 * b.out_channels * h * w
+    elems += 3 * plan.final_conv.out_channels * h * w
+    params = plan_cost(plan, image_size, num_classes).params
+    return MemoryEstimate(params * _BYTES * _PARAM_COPIES, elems * batch_size * _BYTES)
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: ``MemAvailable``, capped by a cgroup limit if one is set."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = 1 << 62  # unknown: do not refuse
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            avail = min(avail, max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def check_training_memory(
+    plan: NetworkPlan,
+    image_size: int,
+    num_classes: int,
+    batch_size: int,
+    limit: float | None = None,
+    what: str = "network",
+) -> MemoryEstimate:
+    """Refuse a plan whose training would not fit in memory, before it is built.
+
+    Args:
+        limit: Bytes allowed; default 80 % of :func:`available_memory`.
+        what: How to name the plan in the message.
+
+    Raises:
+        ResourceError: The estimate exceeds ``limit``; the message gives parameters, both parts of
+            the estimate and the memory available.
+    """
+    est = training_memory(plan, image_size, num_classes, batch_size)
+    allowed = _SHARE * available_memory() if limit is None else float(limit)
+    if est.total > allowed:
+        params = plan_cost(plan, image_size, num_classes).params
+        raise ResourceError(
+            f"{what} ({params / 1e6:,.1f} M parameters) needs about {est.total / 2**30:,.1f} GiB to train "
+            f"({est.params / 2**30:,.1f} GiB parameters + gradients + optimizer state, {est.activations / 2**30:,.1f} "
+            f"GiB activations at batch {batch_size}, {image_size}x{image_size}) but only {allowed / 2**30:,.1f} GiB "
+            "are available; lower the budget, the batch size or the image size"
+        )
+    return est
