@@ -39,6 +39,13 @@ def _bench(args: argparse.Namespace) -> int:
     cfg = BenchConfig(**{**{f.name: getattr(base, f.name) for f in fields(BenchConfig)}, **overrides})
     res = run_bench(cfg, args.out, checkpoint=args.checkpoint)
     print(json.dumps(res["ratios"], indent=2))
+    m = res["machine"]
+    print(f"CPU: {m['cpu']} ({m['threads']} threads); peak GMAC/s " + ", ".join(
+        f"{k} {v:.0f}" for k, v in m["peak_gmacs"].items()) + f" = {m['peak_how']}")
+    for label, batch in (("throughput", cfg.batch_throughput), ("latency", cfg.batch_latency)):
+        b = res["ratios"].get("best_ours_vs_best_peer", {}).get(label)
+        if b:
+            print(f"best ours / best peer at batch {batch}: {b['ratio']:.2f}x ({b['ours']} vs {b['peer']})")
     print(f"wrote {args.out}/bench.json, bench.md, latency_vs_macs.png ({res['seconds']} s)")
     return 0
 
@@ -60,7 +67,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime/OpenVINO/TorchScript check")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("bench", help="side-by-side CPU benchmark vs timm and torchvision (JSON + Markdown + plot)")
+    p = sub.add_parser("bench", help="side-by-side CPU benchmark vs timm (every runtime) and torchvision "
+                                     "(JSON + Markdown + plot)")
     p.add_argument("-o", "--out", required=True, help="output folder for bench.json, bench.md, latency_vs_macs.png")
     p.add_argument("--tiny", action="store_true", help="smoke-test configuration (64px, no compile, 2 rounds)")
     p.add_argument("--checkpoint", default=None, help="weights for our model (e.g. from 'rexnet train')")
@@ -75,7 +83,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib-images", type=int, default=None, help="int8 calibration images (default: 256)")
     p.add_argument("--threads", type=int, default=None, help="torch/onnxruntime threads (default: all)")
     p.add_argument("--only", nargs="+", default=None, help="only candidates whose name contains one of these")
-    for flag in ("compile", "compile_batch1", "bf16", "int8", "onnx", "torchvision", "timm", "train"):
+    for flag in ("compile", "compile_batch1", "bf16", "int8", "onnx", "openvino", "peers", "torchvision", "timm",
+                 "train"):
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, action=argparse.BooleanOptionalAction, default=None,
                        help=f"include the {flag} paths (default: on; --tiny: as TINY)")
     p.add_argument("--allow-spinning", action="store_true",

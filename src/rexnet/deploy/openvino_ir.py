@@ -72,6 +72,8 @@ def to_openvino(
     calibration: Iterable[torch.Tensor] | None = None,
     image_size: int = 224,
     subset_size: int | None = None,
+    preset: str = "mixed",
+    fast_bias_correction: bool = True,
 ) -> Any:
     """Convert a model to an ``openvino.Model`` at ``precision``.
 
@@ -82,6 +84,9 @@ def to_openvino(
         calibration: Batches of preprocessed NCHW float32 images; required for ``int8``.
         image_size: Example input size for the ONNX export.
         subset_size: Calibration images NNCF uses (default: all the batches hold).
+        preset: NNCF preset: ``mixed`` (asymmetric activations: SiLU outputs are mostly
+            positive with a small negative tail) or ``performance`` (symmetric).
+        fast_bias_correction: NNCF's fast bias correction (``False``: the slower full one).
 
     Returns:
         The ``openvino.Model``, with the precision hint in ``rt_info['runtime_options']``.
@@ -111,8 +116,9 @@ def to_openvino(
             ov_model = nncf.quantize(
                 ov_model,
                 nncf.Dataset(images),
-                preset=nncf.QuantizationPreset.PERFORMANCE,
+                preset=nncf.QuantizationPreset(preset),
                 subset_size=subset_size or len(images),
+                fast_bias_correction=fast_bias_correction,
             )
         finally:
             nncf_log.setLevel(level)
