@@ -21,6 +21,36 @@ import torch
 from rexnet.detection.engine import DetectConfig, train_detector
 
 
+def report(paths: list[str]) -> str:
+    """Markdown: one row per run, then mean +- sample std per backbone."""
+    import statistics
+
+    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    rows.sort(key=lambda r: (r["backbone"], r["seed"]))
+    out = [
+        "| backbone | params (M) | seed | AP | AP50 | AP75 | AR100 | wall (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['backbone']} | {r['params'] / 1e6:.3f} | {r['seed']} | {r['val_bbox_AP']:.2f} | "
+            f"{r['val_bbox_AP50']:.2f} | {r['val_bbox_AP75']:.2f} | {r['val_bbox_AR100']:.2f} | "
+            f"{r['wall_seconds']:.0f} |"
+        )
+    out.append("")
+    out.append("| backbone | runs | AP mean ± std | AP50 mean ± std | AP75 mean ± std |")
+    out.append("|---|---|---|---|---|")
+    for b in sorted({r["backbone"] for r in rows}):
+        rs = [r for r in rows if r["backbone"] == b]
+
+        def ms(key: str, rs: list = rs) -> str:
+            v = [r[key] for r in rs]
+            return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
+
+        out.append(f"| {b} | {len(rs)} | {ms('val_bbox_AP')} | {ms('val_bbox_AP50')} | {ms('val_bbox_AP75')} |")
+    return "\n".join(out) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbones", nargs="+", default=["rexnet_100", "mobilenetv2_100"])
@@ -30,7 +60,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", default="runs/bench_detection", help="run folders")
     ap.add_argument("--out", default="benchmarks/results/detection_demo.jsonl")
+    ap.add_argument("--report", nargs="+", default=None, help="only print the Markdown table of these JSONL files")
     args = ap.parse_args()
+    if args.report:
+        print(report(args.report))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
