@@ -10,6 +10,7 @@ Example:
 from . import _env  # noqa: F401  (first: sets OpenMP's wait policy before torch loads)
 from .deploy import fuse
 from .errors import BudgetError, CheckpointError, RexnetError, UnknownModelError
+from .features import FeatureInfo
 from .model import RexNet, RexNetFeatures
 from .plan import NetworkPlan, count_macs, count_params, rexnet_plan
 from .weights import convert_checkpoint, load_weights, save_weights
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BudgetError",
     "CheckpointError",
+    "FeatureInfo",
     "NetworkPlan",
     "RexNet",
     "RexNetFeatures",
