@@ -106,8 +106,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     res = evaluate_checkpoint(args.checkpoint, args.model, args.data, image_size=args.image_size,
                               batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
-                              ema=args.ema, out=args.out, confusion_png=args.confusion, strict=args.strict)
-    print(f"{res['model']} on {res['data']} ({res['count']} images): top-1 {res['top1']:.2f}%  "
+                              ema=args.ema, out=args.out, confusion_png=args.confusion, strict=args.strict,
+                              split=args.split)
+    print(f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): top-1 {res['top1']:.2f}%  "
           f"top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}")
     if args.per_class:
         for name, a in res["per_class"].items():
@@ -152,7 +153,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
     p.add_argument("-m", "--model", default=None, help="model name (default: recorded in a training checkpoint)")
     p.add_argument("-c", "--checkpoint", required=True, help="checkpoints/best.pt of a run, or a weights file")
-    p.add_argument("--data", default="digits", help="digits | shapes | cifar10:DIR | DIR (default: digits)")
+    p.add_argument("--data", default="digits",
+                   help="digits | shapes | fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | DIR "
+                        "(default: digits)")
+    p.add_argument("--split", default="val", choices=("val", "test"),
+                   help="held-out validation split, or the official test split (fashion-mnist, mnist)")
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("-b", "--batch-size", type=int, default=128, help="batch size (default: 128)")
     p.add_argument("-j", "--workers", type=int, default=0, help="DataLoader workers (default: 0)")

@@ -95,7 +95,7 @@ def load_trained_model(
         if num_classes is None:
             sd, _ = read_state_dict(path)
             num_classes = next((int(sd[k].shape[0]) for k in _HEAD_KEYS if k in sd), 1000)
-        net = create_model(model, pretrained=path, num_classes=num_classes)
+        net = create_model(model, pretrained=path, num_classes=num_classes, drop_head=False)  # inference: no random head
         meta = dict(model=model, num_classes=num_classes, class_names=None,
                     image_size=get_model_info(model).input_size)
     if meta["class_names"] is None and meta["num_classes"] == 1000:
@@ -119,10 +119,13 @@ def evaluate_checkpoint(
     out: str | os.PathLike | None = None,
     confusion_png: str | os.PathLike | None = None,
     strict: bool = False,
+    split: str = "val",
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on the validation split of ``data`` (see :func:`rexnet.data.build_datasets`).
 
     Args:
+        split: ``val`` (the held-out split) or ``test`` (the official test split of
+            Fashion-MNIST / MNIST).
         out: Also write the result as JSON here (and the confusion matrix next to it as ``.png``).
         confusion_png: Write the confusion-matrix image here.
 
@@ -131,12 +134,17 @@ def evaluate_checkpoint(
     """
     net, meta = load_trained_model(checkpoint, model, ema=ema)
     size = image_size or meta["image_size"]
+    if split not in ("val", "test"):
+        raise RexnetError(f"unknown split {split!r}; expected one of: val, test")
     bundle = build_datasets(data, size, train=False, model=meta["model"], strict=strict)
+    dataset = bundle.val if split == "val" else bundle.test
+    if dataset is None:
+        raise RexnetError(f"{bundle.name} has no test split (only fashion-mnist and mnist do); use split='val'")
     if bundle.num_classes != meta["num_classes"]:
         raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
-    res = evaluate(net, bundle.val, batch_size=batch_size, num_classes=bundle.num_classes,
+    res = evaluate(net, dataset, batch_size=batch_size, num_classes=bundle.num_classes,
                    class_names=bundle.class_names, device=resolve_device(device), workers=workers, amp=amp)
-    res = dict(model=meta["model"], checkpoint=str(checkpoint), data=bundle.name, image_size=size, **res)
+    res = dict(model=meta["model"], checkpoint=str(checkpoint), data=bundle.name, split=split, image_size=size, **res)
     if out is not None:
         write_json(res, out)
         confusion_png = confusion_png or Path(out).with_suffix(".png")
