@@ -95,7 +95,8 @@ def load_trained_model(
         if num_classes is None:
             sd, _ = read_state_dict(path)
             num_classes = next((int(sd[k].shape[0]) for k in _HEAD_KEYS if k in sd), 1000)
-        net = create_model(model, pretrained=path, num_classes=num_classes, drop_head=False)  # inference: no random head
+        # inference: a checkpoint head that does not fit is an error, never a random head
+        net = create_model(model, pretrained=path, num_classes=num_classes, drop_head=False)
         meta = dict(model=model, num_classes=num_classes, class_names=None,
                     image_size=get_model_info(model).input_size)
     if meta["class_names"] is None and meta["num_classes"] == 1000:
