@@ -85,3 +85,15 @@ def test_checkpoints_are_layout_free(tmp_path):
     convs = [v for v in weights.values() if v.ndim == 4]
     assert convs and all(v.is_contiguous() for v in convs)
     assert not any(v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous() for v in convs)
+
+
+def test_amp_auto_on_cpu_follows_native_bf16(monkeypatch):
+    import importlib
+
+    ev = importlib.import_module("rexnet.train.evaluate")  # the module (rexnet.train.evaluate is also a function)
+
+    for native, dtype in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(ev, "cpu_has_native_bf16", lambda native=native: native)
+        with ev.autocast(torch.device("cpu"), "auto"):
+            out = torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4))
+        assert out.dtype == (dtype or torch.float32)

@@ -71,7 +71,8 @@ class TrainConfig:
     randaug_mstd: float = field(default=0.5, metadata={"help": "RandAugment magnitude noise std"})
     reprob: float = field(default=0.0, metadata={"help": "RandomErasing probability (pixel mode)"})
     # execution
-    amp: str = field(default="none", metadata={"help": "mixed precision: none | bf16 | fp16 | auto"})
+    amp: str = field(default="none", metadata={
+        "help": "mixed precision: none | bf16 | fp16 | auto (bf16 on CPUs with native bf16: AVX512-BF16 or AMX)"})
     channels_last: bool = field(default=True, metadata={"help": "channels_last memory format (faster on CPU)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model (inductor)"})
     aug_backend: str = field(default="auto", metadata={

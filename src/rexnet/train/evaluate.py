@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,12 +26,30 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int =
     return torch.device(device)
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """Autocast for ``amp`` in ``none | bf16 | fp16 | auto`` (auto: bf16 where supported, else fp16 on GPU)."""
+    """Autocast for ``amp`` in ``none | bf16 | fp16 | auto``.
+
+    ``auto``: on CPU bf16 where the CPU has native bf16 (:func:`cpu_has_native_bf16`), else none; on GPU bf16
+    where supported, else fp16.
+    """
+    if amp == "auto":
+        if device.type == "cpu":
+            amp = "bf16" if cpu_has_native_bf16() else "none"
+        else:
+            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if amp == "none":
         return contextlib.nullcontext()
-    if amp == "auto":
-        amp = "bf16" if device.type == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
     if amp == "fp16" and device.type == "cpu":
         amp = "bf16"  # fp16 autocast on CPU is slow and unscaled; bf16 is the CPU mixed precision
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
