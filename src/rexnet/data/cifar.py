@@ -44,6 +44,8 @@ def _read(path: Path) -> dict[str, Any]:
             obj = _SafeUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, OSError, ValueError) as e:
         raise RexnetError(f"cannot read CIFAR file {path}: {e}") from e
+    if not isinstance(obj, dict):
+        raise RexnetError(f"cannot read CIFAR file {path}: expected a dict, got {type(obj).__name__}")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
@@ -94,8 +96,16 @@ def load_cifar(folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
             d = _read(root / name)
             if "data" not in d or label_key not in d:
                 raise RexnetError(f"{root / name}: missing 'data' or '{label_key}'")
-            xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(d[label_key], dtype=np.int64))
+            try:
+                x = np.asarray(d["data"], dtype=np.uint8)
+                y = np.asarray(d[label_key], dtype=np.int64).reshape(-1)
+            except (TypeError, ValueError) as e:
+                raise RexnetError(f"{root / name}: 'data' or '{label_key}' is not numeric ({e})") from None
+            if x.size % (3 * 32 * 32) or x.size // (3 * 32 * 32) != len(y):
+                raise RexnetError(f"{root / name}: 'data' holds {x.size} values, not {len(y)} images of 3x32x32 "
+                                  f"(one per label); not a CIFAR file")
+            xs.append(x.reshape(-1, 3, 32, 32))
+            ys.append(y)
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
     x_tr, y_tr = load(train_files)

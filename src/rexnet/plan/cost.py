@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import RexnetError
 from .spec import NetworkPlan
 
 __all__ = ["Cost", "count_macs", "count_params", "plan_cost", "layer_costs", "conv_out_size"]
@@ -49,6 +50,8 @@ def layer_costs(
         output_stride: 32, 16 or 8; strides beyond it become dilation (spatial size stays).
     """
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if h < 1 or w < 1:
+        raise RexnetError(f"image_size must be >= 1, got {image_size}")
     out: list[Cost] = []
 
     s = plan.stem

@@ -114,7 +114,13 @@ def _fmt(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
 
 
 def _resolve_study(url: str, study: str | None) -> str:
-    names = optuna.get_all_study_names(storage=url)
+    try:
+        names = optuna.get_all_study_names(storage=url)
+    except ImportError as e:
+        raise RexnetError(f"storage {url!r}: database driver missing ({e})") from None
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's connection errors have many types
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise RexnetError(f"cannot open storage {url!r}: {reason}") from None
     if study is not None:
         if study not in names:
             raise RexnetError(f"no study {study!r} in {url}; studies there: {', '.join(names) or '(none)'}")

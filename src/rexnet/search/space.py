@@ -160,6 +160,10 @@ class SearchSpace:
             raise BudgetError(f"tolerance must be in (0, 1), got {self.tolerance}")
         if not 1 <= self.min_channels < self.max_channels:
             raise BudgetError(f"need 1 <= min_channels < max_channels, got {self.min_channels}, {self.max_channels}")
+        if self.image_size < 8:
+            raise BudgetError(f"image_size must be >= 8, got {self.image_size}")
+        if self.num_classes < 1:
+            raise BudgetError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.stem_stride not in (1, 2):
             raise BudgetError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
 

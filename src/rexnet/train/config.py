@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -18,6 +20,10 @@ from typing import Any
 from ..errors import RexnetError
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "load_config_file"]
+
+
+#: Smallest crop a run accepts (the networks downsample 32x; below this, pooling sees almost nothing).
+MIN_IMAGE_SIZE = 8
 
 
 class ConfigError(RexnetError):
@@ -235,6 +241,27 @@ def _check_ranges(cfg: TrainConfig) -> None:
     for key in ("epochs", "batch_size", "accum_steps", "image_size", "base_batch"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.image_size < MIN_IMAGE_SIZE:
+        raise ConfigError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {cfg.image_size}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device):
+        raise ConfigError(f"bad value for device: {cfg.device!r}; expected auto, cpu, cuda or cuda:N")
+    for key in ("lr", "base_lr", "clip_grad"):
+        if getattr(cfg, key) is not None and not getattr(cfg, key) > 0:
+            raise ConfigError(f"{key} must be > 0, got {getattr(cfg, key)}")
+    # (key, low, high, high allowed): a value outside fails in torch much later, with a traceback
+    for key, lo, hi, closed in (("label_smoothing", 0, 1, False), ("dropout", 0, 1, False), ("drop_path", 0, 1, False),
+                                ("momentum", 0, 1, False), ("ema_decay", 0, 1, False), ("hflip", 0, 1, True),
+                                ("reprob", 0, 1, True), ("randaug_m", 0, 30, True), ("min_lr", 0, math.inf, False),
+                                ("warmup_lr", 0, math.inf, False), ("randaug_mstd", 0, math.inf, False),
+                                ("randaug_n", 0, math.inf, False)):
+        v = getattr(cfg, key)
+        if v is not None and not (lo <= v <= hi if closed else lo <= v < hi):
+            raise ConfigError(f"{key} must be in [{lo}, {hi:g}{']' if closed else ')'}, got {v}")
+    for key, hi in (("aug_scale", 1.0), ("aug_ratio", math.inf)):
+        lo_v, hi_v = getattr(cfg, key)
+        if not 0 < lo_v <= hi_v <= hi:
+            raise ConfigError(f"{key} must be (low, high) with 0 < low <= high{' <= 1' if hi == 1 else ''}, "
+                              f"got {lo_v}, {hi_v}")
     for key in ("workers", "save_every_steps", "log_every_steps", "weight_decay", "warmup_epochs", "drop_path",
                 "reprob", "hflip"):
         if getattr(cfg, key) < 0:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..data.batched import CachedEvalLoader, tensor_source
 from ..data.folder import collate_skipping
+from ..errors import RexnetError
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum
 
 __all__ = ["evaluate", "predict", "autocast", "resolve_device"]
@@ -23,7 +24,15 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int =
     """``auto`` -> the local CUDA device if there is one, else CPU."""
     if device is None or device == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise RexnetError(f"bad device {device!r}; expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RexnetError(f"device {device!r} asked for, but no CUDA GPU is available here; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RexnetError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
 
 
 @functools.lru_cache(maxsize=1)

@@ -133,18 +133,27 @@ def evaluate_checkpoint(
     Returns:
         :func:`~rexnet.train.evaluate`'s dict plus ``model``, ``checkpoint``, ``data``, ``image_size``.
     """
-    net, meta = load_trained_model(checkpoint, model, ema=ema)
-    size = image_size or meta["image_size"]
+    _check_positive(batch_size=batch_size)
+    if workers < 0:
+        raise RexnetError(f"workers must be >= 0, got {workers}")
+    _check_image_size(image_size)
+    dev = resolve_device(device)
     if split not in ("val", "test"):
         raise RexnetError(f"unknown split {split!r}; expected one of: val, test")
+    net, meta = load_trained_model(checkpoint, model, ema=ema)
+    size = image_size or meta["image_size"]
     bundle = build_datasets(data, size, train=False, model=meta["model"], strict=strict)
     dataset = bundle.val if split == "val" else bundle.test
     if dataset is None:
         raise RexnetError(f"{bundle.name} has no test split (only fashion-mnist and mnist do); use split='val'")
     if bundle.num_classes != meta["num_classes"]:
         raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
+    trained = meta.get("class_names")
+    if trained and list(trained) != list(bundle.class_names):
+        log.warning("the checkpoint's classes (%s) differ from %s's (%s): per-class results use the data's names",
+                    ", ".join(map(str, trained[:5])), bundle.name, ", ".join(bundle.class_names[:5]))
     res = evaluate(net, dataset, batch_size=batch_size, num_classes=bundle.num_classes,
-                   class_names=bundle.class_names, device=resolve_device(device), workers=workers, amp=amp)
+                   class_names=bundle.class_names, device=dev, workers=workers, amp=amp)
     res = dict(model=meta["model"], checkpoint=str(checkpoint), data=bundle.name, split=split, image_size=size, **res)
     if out is not None:
         write_json(res, out)
@@ -171,6 +180,8 @@ def predict_files(
     """
     from PIL import Image
 
+    _check_positive(top_k=top_k)
+    _check_image_size(image_size)
     net, meta = load_trained_model(checkpoint, model, ema=ema)
     norm = model_norm(meta["model"] if meta["model"] in list_models() else None)
     tf = build_eval_transform(image_size or meta["image_size"], crop_pct=norm["crop_pct"], mean=norm["mean"],
@@ -186,3 +197,16 @@ def predict_files(
         top = predict(net, x[None], top_k=top_k, class_names=meta["class_names"])[0]
         out.append({"image": str(p), "top": [{"class": c, "prob": q} for c, q in top]})
     return out
+
+
+def _check_positive(**values: int) -> None:
+    for name, v in values.items():
+        if v < 1:
+            raise RexnetError(f"{name} must be >= 1, got {v}")
+
+
+def _check_image_size(size: int | None) -> None:
+    from .config import MIN_IMAGE_SIZE
+
+    if size is not None and size < MIN_IMAGE_SIZE:
+        raise RexnetError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {size}")
