@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
+import stat
 import subprocess
 import sys
 
@@ -84,3 +87,44 @@ def test_cli_resume_changed_lr_corrupt_config(tmp_path, capsys):
     (tmp_path / "config.json").write_text("[1, 2]")
     assert main(base) == 2
     assert "must hold a JSON object" in capsys.readouterr().err
+
+
+def test_run_files_honour_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        train(_cfg(tmp_path))
+    finally:
+        os.umask(old)
+    for name in ("config.json", "summary.json", "metrics.jsonl"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+
+
+def test_full_disk_is_one_line_not_chained_tracebacks(tmp_path, monkeypatch, capsys):
+    import rexnet.train.loop as loop
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "checkpoints" / "last.pt"))
+
+    monkeypatch.setattr(loop, "save_checkpoint", full)
+    argv = [
+        "train",
+        "-m",
+        "rexnet_060",
+        "--train-limit",
+        "32",
+        "--val-limit",
+        "16",
+        "-b",
+        "16",
+        "-e",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--no-tensorboard",
+        "-o",
+        str(tmp_path),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "last.pt" in err and "Traceback" not in err

@@ -8,6 +8,7 @@ function and prints or writes its result.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -16,6 +17,10 @@ from collections.abc import Sequence
 from ..errors import RexnetError
 
 __all__ = ["main", "build_parser"]
+
+# OS errors about the user's files and disk (full, read-only, permission, a folder where a file goes):
+# reported in one line like a RexnetError.
+_USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ENOTDIR}
 
 # Subcommand groups, in help order; a group whose module is absent is skipped.
 _COMMAND_MODULES = ("models", "rank", "train", "search", "deploy", "detect")
@@ -52,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RexnetError as e:
+        print(f"rexnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in _USER_OS_ERRORS:  # anything else may be a bug: keep its traceback
+            raise
         print(f"rexnet {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@ TensorBoard events (when ``tensorboard`` is installed) and the confusion-matrix 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,11 +24,24 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        os.fchmod(fd, umask_mode())  # mkstemp makes 0600; result files follow the umask like any other
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` with the process umask applied (what ``open()`` would create)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
 
 
 class RunWriter:
@@ -62,6 +76,7 @@ class RunWriter:
         if self.dir is None:
             return
         fd, tmp = tempfile.mkstemp(prefix=".metrics.jsonl.", dir=self.dir)
+        os.fchmod(fd, umask_mode())
         with os.fdopen(fd, "w") as f:
             for m in history:
                 f.write(json.dumps(m) + "\n")
