@@ -33,6 +33,8 @@ _log = logging.getLogger(__name__)
 #: Precisions :func:`to_openvino` writes.
 OV_PRECISIONS = ("f32", "bf16", "int8")
 _HINT = {"f32": "f32", "bf16": "bf16", "int8": "f32"}
+#: Node names of the SE layers in our exported graph (``FusedBottleneck._forward_export``).
+SE_NODE_PATTERNS = (r".*/blocks\.\d+/Conv(_1)?(/WithoutBiases)?$", r".*/blocks\.\d+/Mul$")
 
 
 def openvino_available(with_nncf: bool = False) -> bool:
@@ -74,6 +76,7 @@ def to_openvino(
     subset_size: int | None = None,
     preset: str = "mixed",
     fast_bias_correction: bool = True,
+    keep_se_float: bool = True,
 ) -> Any:
     """Convert a model to an ``openvino.Model`` at ``precision``.
 
@@ -87,6 +90,9 @@ def to_openvino(
         preset: NNCF preset: ``mixed`` (asymmetric activations: SiLU outputs are mostly
             positive with a small negative tail) or ``performance`` (symmetric).
         fast_bias_correction: NNCF's fast bias correction (``False``: the slower full one).
+        keep_se_float: Leave our squeeze-excitation layers (two 1x1 convs on a pooled vector and
+            the gating multiply: under 0.1 % of the MACs) unquantized; the gate scales whole
+            channels, so its rounding error reaches every pixel. Matches nothing in a peer's graph.
 
     Returns:
         The ``openvino.Model``, with the precision hint in ``rt_info['runtime_options']``.
@@ -119,6 +125,9 @@ def to_openvino(
                 preset=nncf.QuantizationPreset(preset),
                 subset_size=subset_size or len(images),
                 fast_bias_correction=fast_bias_correction,
+                ignored_scope=nncf.IgnoredScope(patterns=list(SE_NODE_PATTERNS), validate=False)
+                if keep_se_float
+                else None,
             )
         finally:
             nncf_log.setLevel(level)

@@ -90,6 +90,7 @@ def quantize_int8(
     per_channel: bool = True,
     method: str = "minmax",
     image_size: int = 224,
+    keep_se_float: bool = True,
 ) -> OnnxModel:
     """Int8 post-training static quantization with onnxruntime (QDQ, per-channel weights).
 
@@ -103,6 +104,8 @@ def quantize_int8(
         per_channel: Per-output-channel weight scales (recommended: depthwise convs need them).
         method: Calibration method: ``minmax``, ``entropy`` or ``percentile``.
         image_size: Example input size for the fp32 export.
+        keep_se_float: Leave our squeeze-excitation layers in float (see
+            :func:`~rexnet.deploy.to_openvino`); matches nothing in a peer's graph.
 
     Returns:
         An :class:`OnnxModel` running the quantized file.
@@ -121,6 +124,16 @@ def quantize_int8(
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", image_size=image_size, fused=_is_rexnet(model))
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        exclude: list[str] = []
+        if keep_se_float:
+            import re
+
+            import onnx
+
+            from .openvino_ir import SE_NODE_PATTERNS
+
+            exclude = [n.name for n in onnx.load(str(pre)).graph.node
+                       if any(re.match(p, n.name) for p in SE_NODE_PATTERNS)]
         root = logging.getLogger()
         level = root.level
         root.setLevel(max(level, logging.WARNING))  # onnxruntime logs every rescaled bias at INFO on the root logger
@@ -128,7 +141,7 @@ def quantize_int8(
             quantize_static(
                 str(pre), str(out), _Reader("input", calibration),
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                per_channel=per_channel, calibrate_method=methods[method],
+                per_channel=per_channel, calibrate_method=methods[method], nodes_to_exclude=exclude,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
         finally:
