@@ -62,3 +62,48 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert "no COCO annotations" in capsys.readouterr().err
     assert main(["detect", "train", "-o", str(tmp_path / "r2"), "--resume", "--no-progress"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_train_under_torchrun_two_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "rexnet",
+        "detect",
+        "train",
+        "-o",
+        str(out),
+        "-m",
+        "rexnet_060",
+        "--image-size",
+        "80",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--train-limit",
+        "16",
+        "--val-limit",
+        "4",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("wrote ") == 1  # only rank 0 reports
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and "val_bbox_AP" in rows[-1]
+    assert (out / "checkpoints" / "last.pt").is_file()

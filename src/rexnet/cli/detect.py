@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import fields
 
 from ..detection import DETECTORS
@@ -14,6 +15,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(DetectConfig) if getattr(args, f.name, None) is not None}
     cfg = DetectConfig(**overrides, progress=not args.no_progress)
     summary = train_detector(cfg, args.out, resume=args.resume)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return 0
     metrics = {
         k: round(v, 2) for k, v in summary.items() if k.startswith("val_") and k.endswith(("AP", "AP50", "AP75"))
     }

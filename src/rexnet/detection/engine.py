@@ -1,4 +1,4 @@
-"""Detection training: a config dataclass, one plain loop, a run folder, exact-epoch resume.
+"""Detection training: a config dataclass, one plain loop, a run folder, exact-epoch resume, DDP via torchrun.
 
 Run folder: ``config.json``, ``metrics.jsonl`` (one line per epoch: loss parts, lr, COCO metrics),
 ``summary.json``, ``checkpoints/{last,best}.pt`` (atomic writes, read back weights-only).
@@ -96,12 +96,15 @@ def build_detector(cfg: DetectConfig, num_classes: int, *, for_loading: bool = F
     return create_detector(cfg.arch, cfg.backbone, **kw)
 
 
-def _write_json(obj: Any, path: Path) -> None:
+def _write_text(text: str, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    _write_text(json.dumps(obj, indent=2) + "\n", path)
 
 
 def _lr_factor(it: int, total: int, warmup: int) -> float:
@@ -140,18 +143,29 @@ def fit_detector(
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    dist_info = _init_distributed(cfg)
+    world = dist_info.world_size if dist_info else 1
+    main_process = dist_info is None or dist_info.is_main
     model = build_detector(cfg, train_set.num_classes).to(cfg.device)
     g = torch.Generator().manual_seed(cfg.seed)
+    sampler = None
+    if world > 1:  # torchrun: each process takes batch_size / world images of a shared permutation
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed, drop_last=True)
+    per_process = max(1, cfg.batch_size // world)
     loader = DataLoader(
         train_set,
-        batch_size=cfg.batch_size,
-        shuffle=True,
+        batch_size=per_process,
+        shuffle=sampler is None,
+        sampler=sampler,
         collate_fn=collate,
-        generator=g,
-        drop_last=len(train_set) > cfg.batch_size,
-    )  # BN needs > 1 image per batch
+        generator=g if sampler is None else None,
+        drop_last=len(train_set) > cfg.batch_size,  # BatchNorm needs > 1 image per batch
+    )
     total = cfg.epochs * len(loader)
     opt = _optimizer(model, cfg)
+    net = model  # what is saved and evaluated; ``model`` may become the DDP wrapper
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: _lr_factor(it, total, cfg.warmup_iters))
     run = Path(out) if out is not None else None
     history: list[dict[str, Any]] = []
@@ -160,19 +174,26 @@ def fit_detector(
         (run / "checkpoints").mkdir(parents=True, exist_ok=True)
         if resume and (run / "checkpoints" / "last.pt").is_file():
             ck = _load_checkpoint(run / "checkpoints" / "last.pt")
-            model.load_state_dict(ck["model"])
+            net.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             g.set_state(ck["loader_rng"])
             torch.set_rng_state(ck["torch_rng"])
             start_epoch, best, history = ck["epoch"], ck["best"], list(ck["history"])
             log.info("resumed from epoch %d", start_epoch)
-        _write_json(dataclasses.asdict(cfg), run / "config.json")
+        if main_process:
+            _write_json(dataclasses.asdict(cfg), run / "config.json")
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model)
     end = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
     for epoch in range(start_epoch, end):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         model.train()
         t0, sums, n = time.perf_counter(), {}, 0
-        bar = _progress(loader, cfg.progress, f"epoch {epoch + 1}/{cfg.epochs}")
+        bar = _progress(loader, cfg.progress and main_process, f"epoch {epoch + 1}/{cfg.epochs}")
         for images, targets in bar:
             images = [im.to(cfg.device) for im in images]
             targets = [{k: v.to(cfg.device) for k, v in t.items()} for t in targets]
@@ -197,16 +218,20 @@ def fit_detector(
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
         row.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
         last = epoch + 1 == cfg.epochs
-        if last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0):
-            row.update({f"val_{k}": v for k, v in evaluate_coco(model, val_set, device=cfg.device).items()})
+        if dist_info is not None:
+            from ..train.distributed import average_buffers
+
+            average_buffers(net, dist_info)  # every rank holds the same BN statistics
+        if main_process and (last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
+            row.update({f"val_{k}": v for k, v in evaluate_coco(net, val_set, device=cfg.device).items()})
         history.append(row)
-        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        if run is not None:
-            with open(run / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+        if main_process:
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        if run is not None and main_process:
+            _write_text("".join(json.dumps(r) + "\n" for r in history), run / "metrics.jsonl")
             ck = dict(
                 format=FORMAT,
-                model=model.state_dict(),
+                model=net.state_dict(),
                 optimizer=opt.state_dict(),
                 scheduler=sched.state_dict(),
                 loader_rng=g.get_state(),
@@ -224,17 +249,31 @@ def fit_detector(
                 ck["best"] = best = ap
                 atomic_torch_save(ck, run / "checkpoints" / "best.pt")
             atomic_torch_save(ck, run / "checkpoints" / "last.pt")
+        if dist_info is not None:
+            torch.distributed.barrier()  # the others wait for rank 0's evaluation and checkpoint
     final = history[-1] if history else {}
     summary = dict(
         config=dataclasses.asdict(cfg),
         epochs_run=len(history),
-        params=sum(p.numel() for p in model.parameters()),
+        params=sum(p.numel() for p in net.parameters()),
         train_seconds=sum(r["seconds"] for r in history),
         **{k: v for k, v in final.items() if k.startswith("val_")},
     )
-    if run is not None:
+    if run is not None and main_process:
         _write_json(summary, run / "summary.json")
     return summary
+
+
+def _init_distributed(cfg: DetectConfig) -> Any:
+    """torchrun's process group (gloo on CPU), or ``None`` for a single process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from ..train.distributed import init_distributed
+
+    info = init_distributed(cfg.device)
+    if cfg.batch_size // info.world_size < 2:
+        raise RexnetError(f"batch_size {cfg.batch_size} over {info.world_size} processes leaves < 2 images each")
+    return info
 
 
 def _progress(loader: DataLoader, enabled: bool, desc: str) -> Any:
