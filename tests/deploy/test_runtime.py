@@ -149,3 +149,17 @@ def test_precision_accuracy_scores_paths(digits_checkpoint: Path) -> None:
     assert "| bf16 eager |" in accuracy_markdown(res)
     with pytest.raises(rexnet.RexnetError, match="unknown precision path"):
         precision_accuracy(digits_checkpoint, "digits", split="val", paths=("fp4",), limit=8)
+
+
+def test_rexnet_eval_and_predict_dispatch_exported(
+    digits_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    res = export_model("rexnet_060", tmp_path / "m.onnx", checkpoint=digits_checkpoint)
+    assert main(["eval", "-c", res.path, "--data", "digits"]) == 0
+    assert "(onnxruntime, f32) on digits val" in capsys.readouterr().out
+    Image.new("RGB", (32, 32)).save(tmp_path / "c.png")
+    assert main(["predict", str(tmp_path / "c.png"), "-c", res.path, "--runtime", "onnxruntime", "-k", "1"]) == 0
+    assert "c.png:" in capsys.readouterr().out
+    assert main(["eval", "-c", str(tmp_path / "missing.xml")]) == 2

@@ -102,6 +102,10 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if args.runtime or str(args.checkpoint).endswith((".onnx", ".xml")):  # an exported model
+        from .deploy import eval_exported
+
+        return eval_exported(args)
     from ..train import evaluate_checkpoint
 
     res = evaluate_checkpoint(args.checkpoint, args.model, args.data, image_size=args.image_size,
@@ -121,6 +125,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.runtime or str(args.checkpoint).endswith((".onnx", ".xml")):  # an exported model
+        from .deploy import predict_exported
+
+        return predict_exported(args)
     from ..train import predict_files
 
     res = predict_files(args.checkpoint, args.images, args.model, top_k=args.top_k, image_size=args.image_size,
@@ -168,6 +176,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="print per-class accuracy")
     p.add_argument("-o", "--out", default=None, help="write results JSON here (+ confusion matrix .png next to it)")
     p.add_argument("--confusion", default=None, help="write the confusion-matrix image here")
+    p.add_argument("--runtime", default=None, choices=("onnxruntime", "openvino"),
+                   help="run an exported model (-c FILE.onnx / FILE.xml) in this runtime (default: by suffix)")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("predict", help="top-k classes for image files")
@@ -178,4 +188,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--runtime", default=None, choices=("onnxruntime", "openvino"),
+                   help="run an exported model (-c FILE.onnx / FILE.xml) in this runtime (default: by suffix)")
     p.set_defaults(func=_predict)
