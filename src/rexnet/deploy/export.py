@@ -4,8 +4,10 @@ ONNX files use opset :data:`ONNX_OPSET` (17) through torch's TorchScript-based e
 dynamic batch, height and width: one file serves every input size. The fused model is exported
 (BN folded) in its exporter form (:meth:`FusedBottleneck._forward_export`): Conv, Sigmoid,
 Mul, Clip, Relu, Add, ReduceMean, Slice, Concat and one Gemm, node for node the types of timm's
-graph. Next to every ONNX/OpenVINO file a ``.json`` sidecar records the model name, classes,
-input size and normalisation, so :mod:`rexnet.deploy.runtime` can evaluate it without PyTorch weights.
+graph; by default inner channel counts are then zero-padded to multiples of 16 (``deploy/pad.py``)
+so that onnxruntime runs every conv in its blocked layout. Next to every ONNX/OpenVINO file a
+``.json`` sidecar records the model name, classes, input size and normalisation, so
+:mod:`rexnet.deploy.runtime` can evaluate it without PyTorch weights.
 """
 
 from __future__ import annotations
