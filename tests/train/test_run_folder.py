@@ -11,11 +11,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from rexnet import create_model
 from rexnet.cli import main
-from rexnet.train import train
+from rexnet.train import fit, train
 from rexnet.train.config import ConfigError
 from rexnet.train.lock import LOCK_NAME, RunLock, RunLockedError
+from rexnet.train.loop import NonFiniteLossError
 from rexnet.train.run import ResumeMismatchError, resume_changes
 
 from .helpers import tiny_cfg
@@ -128,3 +131,27 @@ def test_full_disk_is_one_line_not_chained_tracebacks(tmp_path, monkeypatch, cap
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and "last.pt" in err and "Traceback" not in err
+
+
+class _NaNImages(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 32
+
+    def __getitem__(self, i: int):
+        return torch.full((3, 32, 32), float("nan")), i % 2
+
+
+def test_nan_loss_message_names_no_missing_checkpoint(tmp_path):
+    model = create_model("rexnet_060", num_classes=2)
+    with pytest.raises(NonFiniteLossError, match="Last good checkpoint: none saved yet") as e:
+        fit(model, _NaNImages(), _NaNImages(), tiny_cfg(epochs=1), out_dir=tmp_path, class_names=["a", "b"])
+    assert "last.pt" not in str(e.value)
+
+
+def test_eval_warns_when_class_names_differ(tmp_path, caplog):
+    from rexnet.train import evaluate_checkpoint
+
+    train(_cfg(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="rexnet.train.inference"):
+        evaluate_checkpoint(tmp_path / "checkpoints" / "best.pt", data="shapes")
+    assert "checkpoint's classes (0, 1, 2, 3, 4) differ from shapes's" in caplog.text
