@@ -15,7 +15,7 @@ import torch
 
 from rexnet import create_model
 from rexnet.cli import main
-from rexnet.train import fit, train
+from rexnet.train import fit, load_checkpoint, save_checkpoint, train
 from rexnet.train.config import ConfigError
 from rexnet.train.lock import LOCK_NAME, RunLock, RunLockedError
 from rexnet.train.loop import NonFiniteLossError
@@ -155,3 +155,12 @@ def test_eval_warns_when_class_names_differ(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="rexnet.train.inference"):
         evaluate_checkpoint(tmp_path / "checkpoints" / "best.pt", data="shapes")
     assert "checkpoint's classes (0, 1, 2, 3, 4) differ from shapes's" in caplog.text
+
+
+def test_batch_size_change_mid_epoch_is_refused(tmp_path):
+    train(_cfg(tmp_path))
+    last = tmp_path / "checkpoints" / "last.pt"
+    ck = load_checkpoint(last)
+    save_checkpoint({**ck, "step_in_epoch": 1}, last)  # as if stopped after one step of epoch 2
+    with pytest.raises(ResumeMismatchError, match="stopped mid-epoch .*step 1"):
+        train(_cfg(tmp_path, epochs=2, batch_size=8), resume=True, allow_change=["epochs", "batch_size"])

@@ -234,6 +234,13 @@ def _resume_record(cfg: TrainConfig, out: Path, allow_change: Iterable[str]) -> 
     saved_raw = _read_run_config(out)
     changes = resume_changes(resume_config(out), cfg, allow_change)
     history = list(saved_raw.get("resume_changes") or [])
+    last = out / "checkpoints" / "last.pt"
+    if {"batch_size", "accum_steps"} & set(changes) and last.is_file():
+        ck = load_checkpoint(last)
+        if ck["step_in_epoch"]:  # the skip of the seen images is counted in batches of the old size
+            raise ResumeMismatchError(
+                f"{last} stopped mid-epoch (epoch {ck['epoch'] + 1}, step {ck['step_in_epoch']}); a new batch size "
+                "would skip the wrong images. Resume with the old batch size to the end of the epoch first")
     if changes:
         log.warning("resuming %s with changed settings: %s", out,
                     ", ".join(f"{k} {v['from']!r} -> {v['to']!r}" for k, v in changes.items()))
