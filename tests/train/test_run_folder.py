@@ -164,3 +164,10 @@ def test_batch_size_change_mid_epoch_is_refused(tmp_path):
     save_checkpoint({**ck, "step_in_epoch": 1}, last)  # as if stopped after one step of epoch 2
     with pytest.raises(ResumeMismatchError, match="stopped mid-epoch .*step 1"):
         train(_cfg(tmp_path, epochs=2, batch_size=8), resume=True, allow_change=["epochs", "batch_size"])
+
+
+def test_model_too_big_for_memory_is_refused_before_it_is_built(tmp_path, capsys):
+    argv = ["train", "-m", "rexnet_300", "--image-size", "8192", "-b", "512", "-o", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "rexnet_300" in err and "GiB" in err and "batch 512, 8192x8192" in err

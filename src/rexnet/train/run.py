@@ -15,9 +15,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .._memory import check_training_memory
 from ..data import AugmentConfig, build_datasets
 from ..errors import RexnetError
-from ..zoo import create_model
+from ..zoo import create_model, get_model_info
 from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .distributed import init_distributed
@@ -59,7 +60,14 @@ def augment_from_config(cfg: TrainConfig) -> AugmentConfig:
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
-    """``create_model`` with the config's dropout, drop-path, pretrained weights (new head) and freezing."""
+    """``create_model`` with the config's dropout, drop-path, pretrained weights (new head) and freezing.
+
+    Raises:
+        ResourceError: Training the model at ``cfg.image_size`` and ``cfg.batch_size`` would not fit
+            in the memory available (checked on the plan, before the model is built).
+    """
+    micro = max(1, cfg.batch_size // cfg.accum_steps)
+    check_training_memory(get_model_info(cfg.model).plan(), cfg.image_size, num_classes, micro, what=cfg.model)
     model = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes,
                          drop_head=cfg.pretrained is not None, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path)
     width = dict(getattr(getattr(model, "plan", None), "params", ()) or ()).get("width_mult", 1.0)
