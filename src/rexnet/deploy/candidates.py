@@ -215,8 +215,9 @@ def _openvino_paths(cfg: Any, model: nn.Module, calib: list[torch.Tensor], size:
         if want(f"{who} openvino {p}") and (p == "f32" or cfg.bf16):
             out[f"openvino {p}"] = (p, OpenVinoModel(base, hint, cfg.threads))
     if cfg.int8 and want(f"{who} openvino int8") and calib:
-        out["openvino int8"] = ("int8", OpenVinoModel(to_openvino(model, "int8", calibration=calib, image_size=size),
-                                                      "f32", cfg.threads))
+        # fast bias correction: only bias values differ from the full one, not the speed
+        q = to_openvino(model, "int8", calibration=calib, image_size=size, fast_bias_correction=True)
+        out["openvino int8"] = ("int8", OpenVinoModel(q, "f32", cfg.threads))
     return out
 
 

@@ -75,7 +75,7 @@ def to_openvino(
     image_size: int = 224,
     subset_size: int | None = None,
     preset: str = "mixed",
-    fast_bias_correction: bool = True,
+    fast_bias_correction: bool = False,
     keep_se_float: bool = True,
 ) -> Any:
     """Convert a model to an ``openvino.Model`` at ``precision``.
@@ -89,7 +89,9 @@ def to_openvino(
         subset_size: Calibration images NNCF uses (default: all the batches hold).
         preset: NNCF preset: ``mixed`` (asymmetric activations: SiLU outputs are mostly
             positive with a small negative tail) or ``performance`` (symmetric).
-        fast_bias_correction: NNCF's fast bias correction (``False``: the slower full one).
+        fast_bias_correction: NNCF's fast bias correction instead of the full one (default off:
+            on the Fashion-MNIST model the full one raised top-1 agreement from 98.1 % to 99.2 %,
+            for ~1.5x the quantization time).
         keep_se_float: Leave our squeeze-excitation layers (two 1x1 convs on a pooled vector and
             the gating multiply: under 0.1 % of the MACs) unquantized; the gate scales whole
             channels, so its rounding error reaches every pixel. Matches nothing in a peer's graph.
