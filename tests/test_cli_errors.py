@@ -102,9 +102,9 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("export-to-directory", ["export", "rexnet_060", "-o", "{empty}", "--no-verify"], ["{empty}"]),
     ("export-read-only", ["export", "rexnet_060", "-o", "/sys/rexnet.onnx", "--no-verify"], ["/sys/rexnet.onnx"]),
     ("export-image-size", ["export", "rexnet_060", "-o", "{tmp}/m.onnx", "--image-size", "0"], ["image", "0"]),
-    ("bench-rounds", ["bench", "-o", "{tmp}/b", "--rounds", "0"], ["rounds", "0"]),
-    ("bench-timm-model", ["bench", "-o", "{tmp}/b", "--timm-model", "nope", "--tiny"], ["nope"]),
-    ("bench-threads", ["bench", "-o", "{tmp}/b", "--threads", "0", "--tiny"], ["threads", "0"]),
+    ("bench-rounds", ["bench", "--allow-spinning", "-o", "{tmp}/b", "--rounds", "0"], ["rounds", "0"]),
+    ("bench-timm-model", ["bench", "--allow-spinning", "-o", "{tmp}/b", "--timm-model", "nope", "--tiny"], ["nope"]),
+    ("bench-threads", ["bench", "--allow-spinning", "-o", "{tmp}/b", "--threads", "0", "--tiny"], ["threads", "0"]),
     # detection
     ("detect-epochs", ["detect", "train", "-o", "{tmp}/d", "--epochs", "0"], ["epochs", "0"]),
     ("detect-backbone", ["detect", "train", "-o", "{tmp}/d", "-m", "rexnet_999"], ["rexnet_999"]),
