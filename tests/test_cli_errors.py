@@ -165,9 +165,6 @@ def _deadline(seconds: int):
 # each one fails loudly once it is fixed and must then be removed from this set.
 PENDING = {
     "convert-zero-bytes",
-    "rank-study-n",
-    "rank-study-activations",
-    "rank-profile-batch",
     "export-opset",
     "export-image-size",
     "bench-rounds",
@@ -178,7 +175,7 @@ PENDING = {
 
 def _param(i: str, argv: list[str], expected: list[str]) -> object:
     marks = [pytest.mark.xfail(strict=True, reason="validation pending (issue 12)")] if i in PENDING else []
-    if i in ("rank-study-n", "bench-rounds", "bench-threads"):  # these start real work (minutes) until fixed
+    if i in ("bench-rounds", "bench-threads"):  # these start real work (minutes) until fixed
         marks = [pytest.mark.skip(reason="starts real work until validated (issue 12)")]
     return pytest.param(argv, expected, id=i, marks=marks)
 

@@ -59,7 +59,7 @@ def _study(args: argparse.Namespace) -> int:
             args.out, grid=grid, estimators=_names(args.estimators) if args.estimators else DEFAULT_GRID_ESTIMATORS,
             base=get_protocol("default", **_options(args.set)), blocks=blocks, activations=acts,
             ratios=_floats(args.ratios) if args.ratios else DEFAULT_GRID_RATIOS,
-            networks=args.networks or 30, seed=args.seed, progress=not args.no_progress,
+            networks=30 if args.networks is None else args.networks, seed=args.seed, progress=not args.no_progress,
         )
         print(format_grid(rows))
         print(f"wrote {args.out}/grid.csv")
@@ -68,7 +68,8 @@ def _study(args: argparse.Namespace) -> int:
 
     res = run_rank_study(
         args.out, blocks=blocks, activations=acts, ratios=_floats(args.ratios) if args.ratios else DEFAULT_RATIOS,
-        networks=args.networks or 1000, seed=args.seed, protocol=get_protocol(args.protocol, **_options(args.set)),
+        networks=1000 if args.networks is None else args.networks, seed=args.seed,
+        protocol=get_protocol(args.protocol, **_options(args.set)),
         workers=args.workers, progress=not args.no_progress, plot=not args.no_plot,
     )
     print(res.summary())

@@ -84,6 +84,8 @@ def run_protocol_grid(
     Raises:
         RexnetError: Unknown options or values, or an ``out_dir`` holding another grid.
     """
+    if networks < 1:
+        raise RexnetError(f"networks must be >= 1, got {networks}")
     grid = dict(grid or DEFAULT_GRID)
     blocks, ratios = check_blocks(list(blocks)), check_ratios(list(ratios))
     base_p = get_protocol(base)

@@ -191,7 +191,8 @@ def resolve_activation(name: str, leaky_slope: float = 0.01) -> nn.Module:
     if name in _OUR_ACTIVATIONS:
         return make_activation(name)
     cls = getattr(nn.modules.activation, name, None)
-    if isinstance(cls, type) and issubclass(cls, nn.Module):
+    # only classes defined there: the module also imports Module, Parameter, ...
+    if isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ == nn.modules.activation.__name__:
         try:
             return cls()
         except TypeError as e:

@@ -90,6 +90,9 @@ def run_rank_profile(
     """
     if bn not in ("auto", "train", "eval"):
         raise RexnetError(f"unknown bn mode {bn!r}; expected one of: auto, train, eval")
+    for name, value in (("batch size", batch_size), ("image size", image_size)):
+        if value < 1:
+            raise RexnetError(f"{name} must be >= 1, got {value}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     profiles: dict[str, RankProfile] = {}
