@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..plan.spec import NetworkPlan
 from .adapt import CLASSIFIER_KEYS, FIRST_CONV_KEY, absent_module_keys, adapt_input_conv, summarize_keys
-from .io import read_state_dict, write_safetensors
+from .io import atomic_torch_save, read_state_dict, write_safetensors
 from .layouts import detect_layout, module_map
 
 __all__ = ["to_our_layout", "from_our_layout", "load_weights", "save_weights", "convert_checkpoint", "guess_variant"]
@@ -188,7 +188,8 @@ def _misfit_message(
             lines.append(f"  {label} keys ({len(keys)}): {', '.join(keys[:6])}{more}")
     only = [k for k, _, _ in mismatched] if not missing and not unexpected else []
     if only and all(k in CLASSIFIER_KEYS for k in only):
-        lines.append("  only the classifier differs: pass drop_head=True (CLI: --drop-head) to fine-tune.")
+        lines.append("  only the classifier differs: pass drop_head=True to fine-tune "
+                     "(CLI: rexnet finetune --pretrained FILE replaces the head).")
     elif only == [FIRST_CONV_KEY] and _same_but_in_chans(*mismatched[0][1:]):
         exp, found = mismatched[0][1:]
         lines.append(
@@ -208,18 +209,33 @@ def save_weights(model: nn.Module, path: str | os.PathLike, *, name: str | None 
     return write_safetensors(model.state_dict(), path, meta)
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, model_name: str | None = None) -> Path:
-    """Convert an official or timm checkpoint to our safetensors layout.
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, model_name: str | None = None, *,
+                       force: bool = False) -> Path:
+    """Convert an official or timm checkpoint to our layout.
 
     Args:
         src: Input checkpoint (``.pth`` or ``.safetensors``).
-        dst: Output ``.safetensors`` path.
+        dst: Output path; its suffix names the format: ``.safetensors``, or ``.pth``/``.pt`` for
+            a weights-only ``torch.save`` file.
         model_name: Registered variant; guessed from the tensor shapes when ``None``.
+        force: Overwrite an existing ``dst``.
 
     Returns:
         The written path.
+
+    Raises:
+        CheckpointError: Unreadable ``src``, an unknown ``dst`` suffix, or an existing ``dst`` without ``force``.
     """
     from ..zoo import create_model
+
+    dst = Path(dst)
+    if dst.suffix not in (".safetensors", ".pth", ".pt"):
+        raise CheckpointError(f"{dst}: the destination must end in .safetensors, .pth or .pt (the suffix names "
+                              "the format written)")
+    if dst.is_dir():
+        raise CheckpointError(f"{dst} is a directory; give the output file name")
+    if dst.exists() and not force:
+        raise CheckpointError(f"{dst} exists; pass force=True (CLI: --force) to overwrite it")
 
     raw, meta = read_state_dict(src)
     if model_name is None:
@@ -235,4 +251,6 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, model_nam
     num_classes = _checkpoint_num_classes(raw, plan_probe, layout)
     model = create_model(model_name, num_classes=num_classes)
     load_weights(model, src, layout=layout)
-    return save_weights(model, dst, name=model_name)
+    if dst.suffix == ".safetensors":
+        return save_weights(model, dst, name=model_name)
+    return atomic_torch_save({"state_dict": model.state_dict(), "model_name": model_name}, dst)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pickle
@@ -69,32 +70,58 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip, or a legacy pickle
+        what = "an empty file" if not size else f"{size:,} bytes that are neither torch.save's zip format nor a pickle"
+        if head[8:9] == b"{":
+            what += "; it looks like safetensors: name it .safetensors"
+        raise CheckpointError(f"cannot read {path}: not a PyTorch checkpoint ({what})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        # torch's message suggests weights_only=False; that is exactly what must not be done with an unknown file
+        detail = next((ln.strip() for ln in str(e).splitlines() if "WeightsUnpickler error" in ln), "")
         raise CheckpointError(
-            f"refused to load {path}: it is not a weights-only checkpoint (loading it would execute code). "
-            f"Detail: {str(e).splitlines()[0]}"
+            f"refused to load {path}: it is not a weights-only checkpoint (loading it would execute code, or it "
+            f"is corrupt){'. Detail: ' + detail if detail else ''}"
         ) from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(
-            f"cannot read {path} ({path.stat().st_size:,} bytes): truncated or corrupt checkpoint "
-            f"({str(e).splitlines()[0]})"
-        ) from e
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"cannot read {path} ({size:,} bytes): truncated or corrupt checkpoint ({first})") from e
 
 
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    mask = os.umask(0)
+    os.umask(mask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the result follows the umask like any other file
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temp files a killed writer of ``path`` left behind (named ``.NAME.PID.*.tmp``, PID not running)."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass
 
 
 def write_safetensors(

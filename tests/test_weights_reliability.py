@@ -1,0 +1,106 @@
+"""Weights files (issue 12): convert never overwrites silently, writes the format its suffix names, leaves no
+temp file behind; empty, random and misnamed files get clear messages; written files follow the umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from rexnet import create_model
+from rexnet.cli import main
+from rexnet.errors import CheckpointError
+from rexnet.train.checkpoint import save_checkpoint
+from rexnet.weights import convert_checkpoint
+from rexnet.weights.io import read_state_dict, safe_torch_load
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "src.pth"
+    torch.save(create_model("rexnet_060", num_classes=10).state_dict(), path)
+    return path
+
+
+def test_convert_refuses_to_overwrite_without_force(src, tmp_path, capsys):
+    dst = tmp_path / "o.safetensors"
+    convert_checkpoint(src, dst, "rexnet_060")
+    before = dst.read_bytes()
+    with pytest.raises(CheckpointError, match="exists; pass force=True"):
+        convert_checkpoint(src, dst, "rexnet_060")
+    assert main(["convert", str(src), str(src), "-m", "rexnet_060"]) == 2  # not even onto its own source
+    assert "--force" in capsys.readouterr().err
+    assert dst.read_bytes() == before
+    convert_checkpoint(src, dst, "rexnet_060", force=True)
+    sd, _ = read_state_dict(dst)
+    assert set(sd) == set(torch.load(src, weights_only=True))
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".pt", ".safetensors"])
+def test_convert_writes_the_format_its_suffix_names(src, tmp_path, suffix):
+    dst = convert_checkpoint(src, tmp_path / f"o{suffix}", "rexnet_060")
+    head = dst.read_bytes()[:4]
+    assert head.startswith(b"PK") == (suffix != ".safetensors")  # torch.save's zip vs safetensors' header
+    sd, _ = read_state_dict(dst)
+    ref = torch.load(src, weights_only=True)
+    assert all(torch.equal(sd[k], ref[k]) for k in ref)
+
+
+def test_convert_unknown_suffix_and_failure_leave_nothing(src, tmp_path, monkeypatch):
+    with pytest.raises(CheckpointError, match=r"must end in \.safetensors, \.pth or \.pt"):
+        convert_checkpoint(src, tmp_path / "o.bin", "rexnet_060")
+    import safetensors.torch
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    with pytest.raises(OSError, match="No space"):
+        convert_checkpoint(src, tmp_path / "o.safetensors", "rexnet_060")
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_orphan_temp_of_a_killed_writer_is_removed(src, tmp_path):
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    orphan = tmp_path / f".o.safetensors.{dead}.abc.tmp"
+    orphan.write_bytes(b"partial")
+    convert_checkpoint(src, tmp_path / "o.safetensors", "rexnet_060")
+    assert not orphan.exists()
+
+
+def test_empty_random_and_misnamed_files_have_clear_messages(src, tmp_path):
+    (tmp_path / "zero.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint .an empty file"):
+        safe_torch_load(tmp_path / "zero.pth")
+    (tmp_path / "random.pth").write_bytes(b"\x13" + np.random.default_rng(0).bytes(4095))
+    with pytest.raises(CheckpointError, match="neither torch.save's zip format nor a pickle") as e:
+        safe_torch_load(tmp_path / "random.pth")
+    assert "weights_only" not in str(e.value)
+    st = convert_checkpoint(src, tmp_path / "o.safetensors", "rexnet_060")
+    (tmp_path / "misnamed.pth").write_bytes(st.read_bytes())
+    with pytest.raises(CheckpointError, match="looks like safetensors"):
+        safe_torch_load(tmp_path / "misnamed.pth")
+
+
+def test_weights_and_checkpoints_honour_the_umask(src, tmp_path):
+    old = os.umask(0o022)
+    try:
+        a = convert_checkpoint(src, tmp_path / "o.safetensors", "rexnet_060")
+        b = save_checkpoint({"model": {}}, tmp_path / "last.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(a.stat().st_mode) == 0o644
+    assert stat.S_IMODE(b.stat().st_mode) == 0o644
+
+
+def test_head_mismatch_suggests_a_command_that_exists(tmp_path):
+    from rexnet.weights import load_weights
+
+    path = tmp_path / "w.pth"
+    torch.save(create_model("rexnet_060", num_classes=10).state_dict(), path)
+    with pytest.raises(CheckpointError) as e:
+        load_weights(create_model("rexnet_060", num_classes=7), path, drop_head=False)
+    assert "--drop-head" not in str(e.value) and "rexnet finetune --pretrained" in str(e.value)
