@@ -163,19 +163,11 @@ def _deadline(seconds: int):
 
 # Cases whose fix lies in modules other engineers are rewriting now (rank, deploy, weights); strict, so
 # each one fails loudly once it is fixed and must then be removed from this set.
-PENDING = {
-    "export-opset",
-    "export-image-size",
-    "bench-rounds",
-    "bench-timm-model",
-    "bench-threads",
-}
+PENDING: set[str] = set()
 
 
 def _param(i: str, argv: list[str], expected: list[str]) -> object:
     marks = [pytest.mark.xfail(strict=True, reason="validation pending (issue 12)")] if i in PENDING else []
-    if i in ("bench-rounds", "bench-threads"):  # these start real work (minutes) until fixed
-        marks = [pytest.mark.skip(reason="starts real work until validated (issue 12)")]
     return pytest.param(argv, expected, id=i, marks=marks)
 
 

@@ -86,6 +86,16 @@ class BenchConfig:
     openvino: bool = True
     peers: bool = True
 
+    def __post_init__(self) -> None:
+        for key in ("image_size", "batch_latency", "batch_throughput", "rounds", "latency_iters", "train_batch",
+                    "train_rounds", "calib_images"):
+            if getattr(self, key) < 1:
+                raise RexnetError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.warmup < 0:
+            raise RexnetError(f"warmup must be >= 0, got {self.warmup}")
+        if self.threads is not None and self.threads < 1:
+            raise RexnetError(f"threads must be >= 1 (or None for all cores), got {self.threads}")
+
 
 #: A configuration for tests and smoke runs: seconds, not minutes.
 TINY = BenchConfig(image_size=64, batch_throughput=4, rounds=2, latency_iters=2, warmup=1,
@@ -181,6 +191,11 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
         >>> res = run_bench(TINY, "/tmp/bench")  # doctest: +SKIP
     """
     cfg = config or BenchConfig()
+    if cfg.timm or cfg.peers:
+        import timm
+
+        if not timm.is_model(cfg.timm_model):
+            raise RexnetError(f"unknown timm model {cfg.timm_model!r}; e.g. rexnet_100 (see timm.list_models())")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)

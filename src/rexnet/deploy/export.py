@@ -45,6 +45,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+#: Opsets :func:`export_model` accepts: torch's TorchScript exporter writes 7..20; the graph needs 13+ ops.
+MIN_OPSET, MAX_OPSET = 13, 20
 #: ONNX opset written by :func:`export_onnx` (onnxruntime >= 1.14 runs it).
 ONNX_OPSET = 17
 #: Channel multiple :func:`export_onnx` pads to by default (16 fp32 lanes of AVX-512; see ``deploy/pad.py``).
@@ -344,6 +346,10 @@ def export_model(
     """
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; expected one of: {', '.join(EXPORT_FORMATS)}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"opset {opset} is not supported; expected {MIN_OPSET}..{MAX_OPSET} (default {ONNX_OPSET})")
+    if image_size is not None and image_size < 8:
+        raise ExportError(f"image_size must be >= 8, got {image_size}")
     choices = EXPORT_PRECISIONS[format]
     precision = precision or choices[0]
     if precision not in choices:
