@@ -45,6 +45,7 @@ STEP_PATHS = {
 E2E_SETTINGS = {
     "old": ["--threads", "1", "--no-channels-last", "--aug-backend", "per-sample"],
     "new": [],
+    "new_1thread": ["--threads", "1"],
     "new_bf16": ["--amp", "bf16"],
     "new_compile": ["--compile"],
 }
