@@ -38,3 +38,16 @@ def test_agreement_metric() -> None:
     ref = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     a = agreement(ref, torch.tensor([[1.0, 0.1], [1.0, 0.0]]))
     assert a["top1_agreement"] == 0.5 and a["cosine_min"] < 0.01
+
+
+def test_agreement_on_near_equal_logits_is_reported_as_meaningless() -> None:
+    """Untrained weights give near-equal logits: the argmax is noise, so the report says n/a, not 0 %."""
+    from rexnet.deploy.bench_report import agreement_lines
+
+    flat = torch.ones(16, 10) + 1e-5 * torch.randn(16, 10)
+    a = agreement(flat, flat + 1e-3 * torch.randn(16, 10))
+    assert a["decisive_fraction"] == 0.0 and a["cosine_min"] > 0.9999
+    clear = torch.randn(16, 10)
+    assert agreement(clear, clear)["decisive_fraction"] == 1.0
+    text = "\n".join(agreement_lines({"source": "random", "bf16": a}))
+    assert "n/a (fp32 logits near-equal" in text and "| bf16 | 0.00 %" not in text

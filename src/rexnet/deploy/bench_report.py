@@ -135,6 +135,23 @@ def _fmt(v: Any, spec: str = ".2f") -> str:
     return "–" if v is None else format(v, spec)
 
 
+def agreement_lines(agr: dict[str, Any]) -> list[str]:
+    """The agreement table: one row per reduced-precision path (``n/a`` where the fp32 argmax is noise)."""
+    lines: list[str] = []
+    if len(agr) > 1:
+        lines += ["", f"Agreement with fp32 eager on {agr.get('source')}:", "",
+                  "| path | top-1 agreement | cosine (mean) | cosine (min) | max abs diff |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, a in agr.items():
+            if name != "source":
+                top1 = f"{a['top1_agreement'] * 100:.2f} %"
+                if a.get("decisive_fraction", 1.0) < 0.5:  # near-equal fp32 logits: argmax is noise
+                    top1 = "n/a (fp32 logits near-equal: untrained weights?)"
+                lines.append(f"| {name} | {top1} | {a['cosine_mean']:.6f} "
+                             f"| {a['cosine_min']:.6f} | {a['max_abs_diff']:.3g} |")
+    return lines
+
+
 def markdown_report(res: dict[str, Any]) -> str:
     """The results as Markdown tables (inference, training, agreement, machine)."""
     m, cfg = res["machine"], res["config"]
@@ -182,15 +199,7 @@ def markdown_report(res: dict[str, Any]) -> str:
         for r in res["training"]:
             lines.append(f"| {r['name']} | {r['throughput']:.2f} | {_fmt(tr.get(r['name']))} "
                          f"| {_fmt(r['peak_mem_mib'], '.0f')} | {_fmt(tm.get(r['name']))} |")
-    agr = res.get("agreement") or {}
-    if len(agr) > 1:
-        lines += ["", f"Agreement with fp32 eager on {agr.get('source')}:", "",
-                  "| path | top-1 agreement | cosine (mean) | cosine (min) | max abs diff |",
-                  "|---|---:|---:|---:|---:|"]
-        for name, a in agr.items():
-            if name != "source":
-                lines.append(f"| {name} | {a['top1_agreement'] * 100:.2f} % | {a['cosine_mean']:.6f} "
-                             f"| {a['cosine_min']:.6f} | {a['max_abs_diff']:.3g} |")
+    lines += agreement_lines(res.get("agreement") or {})
     acc = res.get("accuracy") or {}
     if len(acc) > 1:
         lines += ["", f"Top-1 accuracy on {acc.get('source')}:", "", "| path | top-1 |", "|---|---:|"]

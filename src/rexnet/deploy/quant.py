@@ -161,17 +161,23 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
 
     Returns:
         ``top1_agreement`` (fraction of rows with the same argmax), ``cosine_mean``,
-        ``cosine_min`` and ``max_abs_diff``.
+        ``cosine_min``, ``max_abs_diff`` and ``decisive_fraction``: the share of rows whose
+        reference top-1 leads the runner-up by more than bf16's resolution (2^-8 of the row's
+        largest logit). Untrained weights give near-equal logits, where agreement means nothing.
     """
     if reference.shape != other.shape:
         raise RexnetError(f"logit shapes differ: {tuple(reference.shape)} vs {tuple(other.shape)}")
     ref, oth = reference.float(), other.float()
     cos = torch.nn.functional.cosine_similarity(ref, oth, dim=1)
+    top2 = ref.topk(min(2, ref.shape[1]), dim=1).values
+    margin = top2[:, 0] - top2[:, -1]
+    decisive = margin > ref.abs().amax(1) * 2**-8
     return dict(
         top1_agreement=float((ref.argmax(1) == oth.argmax(1)).float().mean()),
         cosine_mean=float(cos.mean()),
         cosine_min=float(cos.min()),
         max_abs_diff=float((ref - oth).abs().max()),
+        decisive_fraction=float(decisive.float().mean()),
     )
 
 
