@@ -109,7 +109,8 @@ def _verify(args: argparse.Namespace) -> int:
     from ..rank.verification import run_verification
 
     rep = run_verification(args.out, train_epochs=args.train_epochs, image_size=args.image_size,
-                           seeds=args.seeds, batch_size=args.batch_size, progress=not args.no_progress)
+                           seeds=args.seeds, batch_size=args.batch_size, progress=not args.no_progress,
+                           data=args.data, train_limit=args.train_limit)
     print(rep.table())
     print(f"wrote {args.out}/verification.csv")
     return 0
@@ -178,8 +179,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rank-verify", help="Table-2 verification: 2-IB proxies, MACs, rank and nuclear norm")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--train-epochs", type=int, default=0,
-                   help="epochs of training on the embedded digits data for the accuracy column "
-                        "(default: 0 = rank columns only)")
+                   help="epochs of training on --data for the accuracy column (default: 0 = rank columns only)")
+    p.add_argument("--data", default="digits",
+                   help="training data: digits (embedded), fashion-mnist, ... as in `rexnet train` (default: digits)")
+    p.add_argument("--train-limit", type=int, default=None, help="train on a fixed subset of this many images")
     p.add_argument("--image-size", type=int, default=32, help="input side (default: 32)")
     p.add_argument("--seeds", type=int, default=3, help="models per variant, averaged (paper: 3; default: 3)")
     p.add_argument("-b", "--batch-size", type=int, default=256, help="batch for the rank measurement (default: 256)")

@@ -110,6 +110,8 @@ def run_verification(
     seeds: int = 3,
     batch_size: int = 256,
     progress: bool = True,
+    data: str = "digits",
+    train_limit: int | None = None,
 ) -> VerificationReport:
     """Run the Table-2 recipe: four proxy variants, MACs, final-feature rank and nuclear norm [, accuracy].
 
@@ -121,17 +123,26 @@ def run_verification(
         seeds: Models per variant, averaged (paper: 3).
         batch_size: Validation images used for the feature matrix (C x B).
         progress: Show training progress bars.
+        data: Training data (:func:`rexnet.data.build_datasets` names, e.g. ``fashion-mnist``); the
+            feature matrix uses its validation images. ``val_top1`` is measured on its validation split.
+        train_limit: Train on a fixed subset of this many images.
+
+    Training uses the ``quick`` preset's augmentation (random-resized crop 0.35-1, batched in memory:
+    the fast path of ``rexnet train``).
 
     Returns:
         The :class:`VerificationReport`.
     """
     from ..data import build_datasets
     from ..model import RexNet
+    from ..train import TrainConfig
+    from ..train.run import augment_from_config
 
     if train_epochs < 0 or seeds < 1 or batch_size < 2:
         raise RexnetError(
             f"need train_epochs >= 0, seeds >= 1, batch_size >= 2; got {train_epochs}, {seeds}, {batch_size}")
-    data = build_datasets("digits", image_size=image_size, model=None)
+    data = build_datasets(data, image_size=image_size, model=None, train_limit=train_limit,
+                          augment=augment_from_config(TrainConfig()))
     n = min(batch_size, len(data.val))
     images = torch.stack([data.val[i][0] for i in range(n)])
     rows = []
