@@ -51,6 +51,9 @@ def test_default_threads_split_over_local_processes(monkeypatch):
     one = default_threads()
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(one * 2))
     assert one >= 1 and default_threads() == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert default_threads(32, 64) == 1  # too little work per op to share (measured, RESULTS.md)
+    assert default_threads(224, 32) == one
 
 
 def test_both_backends_learn_the_digits():

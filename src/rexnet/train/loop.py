@@ -103,10 +103,19 @@ def _eval_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device
     return _loader(ds, batch, cfg, device)
 
 
-def default_threads() -> int:
-    """CPU threads for one training process: the cores it may use, split over the local DDP processes."""
+#: Pixels per micro-batch below which one thread is faster: the per-op work is too small for OpenMP's
+#: wake-ups (32 px, batch 64: 1 thread 340 img/s, 2 threads 270, 2-core EPYC; benchmarks/RESULTS.md).
+SMALL_WORK_PIXELS = 1 << 19
+
+
+def default_threads(image_size: int | None = None, micro_batch: int | None = None) -> int:
+    """CPU threads for one training process: the cores it may use, split over the local DDP processes;
+    one thread when a micro-batch is too small to share (``micro_batch * image_size**2 < SMALL_WORK_PIXELS``)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    cores = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    if image_size and micro_batch and micro_batch * image_size**2 < SMALL_WORK_PIXELS:
+        return 1
+    return cores
 
 
 class _Progress:
@@ -202,7 +211,6 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
     t_start = time.time()
     info = init_distributed(cfg.device)
     device = resolve_device(cfg.device, info.local_rank)
-    torch.set_num_threads(cfg.threads or default_threads())
     torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     torch.backends.cudnn.benchmark = not cfg.deterministic
     num_classes = len(class_names) if class_names else getattr(model, "num_classes", None)
@@ -212,6 +220,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfi
         raise RexnetError(f"batch_size {cfg.batch_size} must be divisible by processes x accum_steps "
                           f"({info.world_size} x {cfg.accum_steps})")
     micro = cfg.batch_size // (info.world_size * cfg.accum_steps)
+    torch.set_num_threads(cfg.threads or default_threads(cfg.image_size, micro))
 
     # model, EMA, optimiser, schedule, scaler
     model.to(device)

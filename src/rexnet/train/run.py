@@ -259,7 +259,7 @@ def _resume_record(cfg: TrainConfig, out: Path, allow_change: Iterable[str]) -> 
 def _train(cfg: TrainConfig, out: Path, info: Any, resume: bool, allow_change: Iterable[str],
            model: torch.nn.Module | None) -> RunResult:
     run_info = _resume_record(cfg, out, allow_change) if resume and (out / "config.json").is_file() else {}
-    torch.set_num_threads(cfg.threads or default_threads())
+    torch.set_num_threads(cfg.threads or default_threads(cfg.image_size, cfg.batch_size))
     bundle = build_datasets(cfg.data, cfg.image_size, model=cfg.model, augment=augment_from_config(cfg),
                             strict=cfg.strict, train_limit=cfg.train_limit, val_limit=cfg.val_limit)
     num_classes = cfg.num_classes or bundle.num_classes
