@@ -17,7 +17,7 @@ $(BIN)/rexnet: pyproject.toml
 
 install: $(BIN)/rexnet
 
-# Main job: train rexnet_100 on the embedded digits (quick preset, ~2-5 min on 2 CPU cores),
+# Main job: train rexnet_100 on the embedded digits (quick preset, about a minute on 2 CPU cores),
 # printing per-epoch progress and the final top-1/top-5; the run folder is under runs/.
 demo: install
 	$(BIN)/rexnet train --out runs/demo
