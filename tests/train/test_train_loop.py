@@ -132,8 +132,8 @@ def test_workers_and_compile_option_do_not_change_results(bundle, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     a, b = _model(), _model()
-    fit(a, bundle.train, bundle.val, tiny_cfg(epochs=1))
-    fit(b, bundle.train, bundle.val, tiny_cfg(epochs=1, workers=2, compile=True))
+    fit(a, bundle.train, bundle.val, tiny_cfg(epochs=1, aug_backend="per-sample"))  # the DataLoader path
+    fit(b, bundle.train, bundle.val, tiny_cfg(epochs=1, aug_backend="per-sample", workers=2, compile=True))
     assert compiled == [b]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert torch.get_num_threads() == 1  # fit restores the global settings it changed
