@@ -66,6 +66,8 @@ def run_one(label: str, spec: dict, seed: int, args: argparse.Namespace) -> dict
     model = None if spec["name"] else RexNet(spec["plan"], num_classes=NUM_CLASSES, drop_rate=cfg.dropout)
     t = time.time()
     res = train(cfg, resume=resume, model=model)
+    if res.status != "completed":  # Ctrl-C / SIGTERM: stop here; the next start resumes this run
+        raise SystemExit(f"{label} seed {seed}: {res.status}; rerun the same command to resume")
     logging.info("%s seed %d: val %.2f test %s in %.0fs", label, seed, res.best_top1, res.metrics.get("test_top1"),
                  time.time() - t)
     return json.loads(summary.read_text())

@@ -59,7 +59,9 @@ def run_variant(k: int, seed: int, args: argparse.Namespace, images: torch.Tenso
                                  progress=False, tensorboard=False, model="rexnet_100")
         torch.manual_seed(seed)
         t = time.time()
-        train(cfg, resume=(out / "config.json").is_file(), model=RexNet(plan, num_classes=NUM_CLASSES))
+        res = train(cfg, resume=(out / "config.json").is_file(), model=RexNet(plan, num_classes=NUM_CLASSES))
+        if res.status != "completed":  # Ctrl-C / SIGTERM: stop here; the next start resumes this run
+            raise SystemExit(f"row {k} seed {seed}: {res.status}; rerun the same command to resume")
         logging.info("row %d seed %d done in %.0fs", k, seed, time.time() - t)
     s = json.loads(summary.read_text())
     model = RexNet(plan, num_classes=NUM_CLASSES)
