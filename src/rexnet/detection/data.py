@@ -13,6 +13,7 @@ held-out split only appear in the val canvases. Fixed seeds: the same images on 
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ __all__ = ["DetectionDataset", "CocoFolder", "make_demo_detection", "load_detect
 Target = dict[str, torch.Tensor]
 
 
-class DetectionDataset(Dataset):
+class DetectionDataset(Dataset, abc.ABC):
     """Base class: subclasses fill ``coco`` (images/annotations/categories) and implement ``load_image``."""
 
     coco: dict[str, Any]
@@ -55,11 +56,13 @@ class DetectionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def load_image(self, image_id: int) -> torch.Tensor:  # uint8 (3, H, W)
-        raise NotImplementedError
+    @abc.abstractmethod
+    def load_image(self, image_id: int) -> torch.Tensor:
+        """The image as uint8 ``(3, H, W)`` (each source reads its own files)."""
 
+    @abc.abstractmethod
     def instance_masks(self, image_id: int, anns: list[dict[str, Any]], h: int, w: int) -> torch.Tensor:
-        raise NotImplementedError
+        """The annotations' instance masks as uint8 ``(N, H, W)``."""
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
         image_id = self.image_ids[i]
