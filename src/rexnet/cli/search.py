@@ -44,6 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         prune=args.prune,
         seed=args.seed,
         max_samples=args.max_samples,
+        val_samples=args.val_samples,
         threads=args.threads,
         train_options=options,
         heartbeat_interval=args.heartbeat,
@@ -88,7 +89,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--trials", type=int, default=20, help="study's total number of trials (default: 20)")
     r.add_argument("--epochs", type=int, default=30, help="epochs per seed (default: 30, the paper's)")
     r.add_argument("--seeds", type=int, default=3, help="seeds averaged per candidate (default: 3, the paper's)")
-    r.add_argument("--data", default="digits", help="'digits' (embedded) or a CIFAR-10/100 folder (default: digits)")
+    r.add_argument("--data", default="digits",
+                   help="'digits' (embedded), 'fashion-mnist' or a CIFAR-10/100 folder (default: digits)")
     r.add_argument("--image-size", type=int, default=32, help="proxy input size (default: 32)")
     r.add_argument("--sampler", choices=("random", "tpe", "nsga2"), default="random", help="(default: random)")
     r.add_argument("--objectives", choices=("accuracy", "accuracy-macs"), default=None,
@@ -96,6 +98,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--prune", action="store_true", help="median-prune hopeless trials (single objective)")
     r.add_argument("--seed", type=int, default=None, help="sampler seed; give each worker its own (default: random)")
     r.add_argument("--max-samples", type=int, default=None, help="cut the training set (quick runs; default: all)")
+    r.add_argument("--val-samples", type=int, default=None,
+                   help="cut the validation split that ranks candidates (default: a quarter of --max-samples, "
+                        "else all)")
     r.add_argument("--threads", type=int, default=1, help="torch threads per trial; one worker per core (default: 1)")
     r.add_argument("--train-options", default=None,
                    help='extra TrainConfig fields as JSON, e.g. \'{"batch_size": 64}\'')

@@ -35,6 +35,7 @@ __all__ = [
     "rank_from_singular_values",
     "threshold_ranks",
     "nuclear_norm",
+    "feature_stats",
 ]
 
 #: Estimator names and whether they take a parameter (``name:value``).
@@ -222,3 +223,26 @@ def rank_from_singular_values(
 def nuclear_norm(s: torch.Tensor) -> torch.Tensor:
     """Sum of singular values (the paper's Table-2 proxy of rank)."""
     return s.double().sum(-1)
+
+
+def feature_stats(features: torch.Tensor) -> dict[str, float]:
+    """Rank statistics of a ``C x B`` matrix of final features (channels x images).
+
+    The paper measures a trained network's expressiveness by the nuclear norm of its final
+    features (Table 2, and the scatter against accuracy over its searched models). The raw
+    norm grows with the features' scale, so the norm divided by the largest singular value is
+    given too, with the numerical rank and the effective rank (entropy of the spectrum).
+
+    Example:
+        >>> stats = feature_stats(torch.eye(4, 8, dtype=torch.float64))
+        >>> stats["rank"], stats["nuclear_norm"], stats["nuclear_norm_normalized"]
+        (4.0, 4.0, 4.0)
+    """
+    if features.dim() != 2 or 0 in features.shape:
+        raise RexnetError(f"feature_stats needs a non-empty C x B matrix, got shape {tuple(features.shape)}")
+    f = features.double()
+    s = singular_values(f, "svd")
+    nuc = float(nuclear_norm(s))
+    return dict(rank=float(rank_from_singular_values(s, tuple(f.shape), "matrix_rank", torch.float32)),
+                effective_rank=float(rank_from_singular_values(s, tuple(f.shape), "erank")),
+                nuclear_norm=nuc, nuclear_norm_normalized=nuc / max(float(s[0]), 1e-300))

@@ -82,6 +82,7 @@ def run(
     prune: bool = False,
     seed: int | None = None,
     max_samples: int | None = None,
+    val_samples: int | None = None,
     threads: int | None = 1,
     train_options: Mapping[str, Any] | None = None,
     heartbeat_interval: int = 10,
@@ -122,6 +123,8 @@ def run(
         prune: Median-prune hopeless trials (single objective only).
         seed: Sampler seed (give each worker its own).
         max_samples: Cut the training set to this many samples (quick runs, tests, benchmarks).
+        val_samples: Cut the validation split (which ranks the candidates) to this many samples;
+            default a quarter of ``max_samples`` when that is given, else the whole split.
         threads: Torch threads per trial; the default 1 suits one worker per core (small models
             scale across workers far better than across threads); ``None`` keeps torch's.
         train_options: Extra ``TrainConfig`` fields.
@@ -152,6 +155,9 @@ def run(
     """
     if trials < 1 or epochs < 1 or seeds < 1:
         raise RexnetError(f"trials, epochs and seeds must be >= 1, got {trials}, {epochs}, {seeds}")
+    for what, n in (("max_samples", max_samples), ("val_samples", val_samples)):
+        if n is not None and n < 1:
+            raise RexnetError(f"{what} must be >= 1 (or None for all), got {n}")
     objectives = objectives or ("accuracy-macs" if sampler == "nsga2" else "accuracy")
     if objectives not in ("accuracy", "accuracy-macs"):
         raise RexnetError(f"unknown objectives {objectives!r}; expected one of: accuracy, accuracy-macs")
@@ -171,7 +177,7 @@ def run(
     fits(space.check_budget().plan, "the budget's flat candidate")
     bundle = None
     if data is not None:
-        bundle = load_data(data, image_size, max_samples)
+        bundle = load_data(data, image_size, max_samples, val_samples)
         space = dataclasses.replace(space, num_classes=int(bundle.num_classes))
         fits(space.check_budget().plan, "the budget's flat candidate")
     elif trainer is None:
@@ -182,7 +188,8 @@ def run(
     url = storage or default_storage(out)
     rdb = open_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, max_retry=max_retry)
     config = {"space": space.to_dict(), "epochs": epochs, "seeds": seeds, "objectives": objectives,
-              "data": str(data), "sampler": sampler}
+              "data": str(data), "sampler": sampler,
+              "samples": {"train": max_samples, "val": val_samples}}
     directions = ["maximize", "minimize"] if multi else ["maximize"]
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(0, epochs // 3)) if prune \
         else optuna.pruners.NopPruner()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
@@ -75,6 +75,7 @@ class Objective:
 
         curves: list[list[float]] = []
         finals: list[float] = []
+        seed_stats: dict[str, list[float]] = {}  # extra per-seed statistics a trainer returns
         for s in range(self.seeds):
             curve: list[float] = []
             curves.append(curve)
@@ -88,9 +89,17 @@ class Objective:
                 if self.prune and trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at seed {_s}, epoch {len(_curve) - 1} (accuracy {acc:.2f})")
 
-            finals.append(float(self.trainer(plan, self.data, epochs=self.epochs, seed=self.base_seed + s,
-                                             on_epoch_end=on_epoch_end)))
+            out = self.trainer(plan, self.data, epochs=self.epochs, seed=self.base_seed + s, on_epoch_end=on_epoch_end)
+            if isinstance(out, Mapping):
+                finals.append(float(out["accuracy"]))
+                for key, value in out.items():
+                    if key != "accuracy":
+                        seed_stats.setdefault(key, []).append(float(value))
+            else:
+                finals.append(float(out))
         trial.set_user_attr("val_curves", curves)
         trial.set_user_attr("seed_accuracies", finals)
+        if seed_stats:
+            trial.set_user_attr("seed_stats", seed_stats)
         accuracy = statistics.fmean(finals)
         return (accuracy, float(info["macs"])) if self.multi_objective else accuracy

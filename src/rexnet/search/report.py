@@ -30,8 +30,8 @@ __all__ = ["GROUPS", "linear_r2", "report", "split_groups", "spearman"]
 #: Group names, colours as in the paper's Figure 2.
 GROUPS = (("Top-10%", "tab:red"), ("Mid-10%", "tab:blue"), ("Bot-10%", "tab:green"))
 CSV_COLUMNS = ("number", "state", "slot", "rule", "accuracy", "macs", "params", "utilisation", "channels",
-               "a", "b", "ratio", "breaks", "rises", "linear_r2", "seed_accuracies", "retry_of", "worker",
-               "duration_s", "error")
+               "a", "b", "ratio", "breaks", "rises", "linear_r2", "seed_accuracies", "test_accuracy", "nuclear_norm",
+               "nuclear_norm_normalized", "seed_stats", "retry_of", "worker", "duration_s", "error")
 
 
 def linear_r2(values: Sequence[float]) -> float:
@@ -101,11 +101,21 @@ def _row(t: FrozenTrial) -> dict[str, Any]:
         "rises": json.dumps(u["rises"]) if "rises" in u else None,
         "linear_r2": linear_r2(ch) if ch else None,
         "seed_accuracies": json.dumps(u["seed_accuracies"]) if "seed_accuracies" in u else None,
+        # the final features' statistics, mean over seeds (the paper's nuclear norm vs accuracy)
+        "test_accuracy": _seed_mean(u, "test_accuracy"),
+        "nuclear_norm": _seed_mean(u, "nuclear_norm"),
+        "nuclear_norm_normalized": _seed_mean(u, "nuclear_norm_normalized"),
+        "seed_stats": json.dumps(u["seed_stats"]) if "seed_stats" in u else None,
         "retry_of": t.system_attrs.get("failed_trial"),
         "worker": u.get("worker"),
         "duration_s": u.get("duration_s"),
         "error": u.get("error") or u.get("infeasible"),
     }
+
+
+def _seed_mean(attrs: dict[str, Any], key: str) -> float | None:
+    values = attrs.get("seed_stats", {}).get(key)
+    return float(np.mean(values)) if values else None
 
 
 def _fmt(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:

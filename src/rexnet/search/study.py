@@ -44,6 +44,8 @@ DEFAULT_STUDY = "rexnet-search"
 SAMPLERS = ("random", "tpe", "nsga2")
 # Keys of the study's stored config that every joining worker must match.
 _MUST_MATCH = ("space", "epochs", "seeds", "objectives")
+# Checked only when the study recorded them (studies created before they were stored still open).
+_MUST_MATCH_IF_RECORDED = ("data", "samples")
 
 
 class StudyMismatchError(RexnetError):
@@ -183,7 +185,8 @@ def open_study(
                               f"{ready_timeout:.0f} s); delete it or use another --study")
         time.sleep(0.5)
     stored = study.user_attrs
-    for key in _MUST_MATCH:
+    checked = [*_MUST_MATCH, *(k for k in _MUST_MATCH_IF_RECORDED if k in stored)]
+    for key in checked:
         if key in config and stored.get(key) != config[key]:
             raise StudyMismatchError(
                 f"study {name!r} was created with {key}={stored.get(key)!r}, this worker has {key}={config[key]!r}; "

@@ -1,8 +1,9 @@
 """The one place the search touches training: a thin adapter over :func:`rexnet.train.fit`.
 
-A *trainer* is any callable ``trainer(plan, data, epochs=..., seed=..., on_epoch_end=...) ->
-accuracy``; the search calls it once per seed. :func:`fit_trainer` is the default; tests and
-dry runs may pass their own.
+A *trainer* is any callable ``trainer(plan, data, epochs=..., seed=..., on_epoch_end=...)``
+returning the validation accuracy, or a mapping with ``"accuracy"`` and further per-seed
+statistics (the default adds the final features' rank statistics); the search calls it once per
+seed. :func:`fit_trainer` is the default; tests and dry runs may pass their own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 
 from ..plan import NetworkPlan
 
-__all__ = ["Trainer", "EpochCallback", "fit_trainer", "load_data"]
+__all__ = ["Trainer", "EpochCallback", "final_feature_stats", "fit_trainer", "load_data"]
 
 _log = logging.getLogger(__name__)
 
@@ -25,21 +26,30 @@ EpochCallback = Callable[[int, float], None]
 class Trainer(Protocol):
     def __call__(
         self, plan: NetworkPlan, data: Any, *, epochs: int, seed: int, on_epoch_end: EpochCallback
-    ) -> float: ...
+    ) -> float | Mapping[str, float]: ...
 
 
-def load_data(data: str, image_size: int, max_samples: int | None = None) -> Any:
+def load_data(data: str, image_size: int, max_samples: int | None = None, val_samples: int | None = None) -> Any:
     """The proxy dataset: :func:`rexnet.data.build_datasets`, optionally cut to ``max_samples``.
 
     Args:
-        data: ``"digits"`` (the embedded default) or a folder (CIFAR-10/100 or ImageFolder).
+        data: ``"digits"`` (the embedded default), ``"fashion-mnist"`` or a folder (CIFAR-10/100 or
+            ImageFolder).
         image_size: Input size.
-        max_samples: Keep at most this many training samples (and a quarter as many validation
-            samples, at least 32), for quick runs; ``None`` keeps all.
+        max_samples: Keep at most this many training samples, for quick runs; ``None`` keeps all.
+        val_samples: Keep at most this many validation samples; ``None`` keeps a quarter of
+            ``max_samples`` (at least 32) when that is given, else all. The search ranks
+            candidates on this split, so its size sets the ranking's noise floor.
     """
     from ..data import build_datasets
 
-    limits = {"train_limit": max_samples, "val_limit": max(32, max_samples // 4)} if max_samples else {}
+    limits: dict[str, int] = {}
+    if max_samples:
+        limits["train_limit"] = max_samples
+    if val_samples:
+        limits["val_limit"] = val_samples
+    elif max_samples:
+        limits["val_limit"] = max(32, max_samples // 4)
     return build_datasets(data=data, image_size=image_size, **limits)
 
 
@@ -50,13 +60,18 @@ def _metric(metrics: Mapping[str, Any]) -> float:
     raise KeyError(f"no validation accuracy among {sorted(metrics)}")
 
 
-def fit_trainer(options: Mapping[str, Any] | None = None, threads: int | None = None) -> Trainer:
+def fit_trainer(options: Mapping[str, Any] | None = None, threads: int | None = None,
+                feature_images: int = 512) -> Trainer:
     """The default trainer: builds :class:`rexnet.model.RexNet` from the plan and calls ``fit``.
 
     Args:
         options: Extra :class:`rexnet.train.TrainConfig` fields (e.g. ``batch_size``, ``lr``);
             unknown names raise ``RexnetError`` (from ``TrainConfig``).
         threads: ``torch.set_num_threads`` for each trial (1 per worker when several share a machine).
+        feature_images: After training, the rank statistics of the final features of this many
+            validation images are returned with the accuracy (the paper's nuclear norm against
+            accuracy); 0 leaves them out. When the data has a ``test`` split (Fashion-MNIST), its
+            top-1 is returned as ``test_accuracy``, for reporting only.
     """
     opts = dict(options or {})
 
@@ -84,6 +99,29 @@ def fit_trainer(options: Mapping[str, Any] | None = None, threads: int | None = 
         result = fit(model, data.train, data.val, cfg, out_dir=None, on_epoch_end=hook)
         if result.get("status") == "interrupted":  # fit swallowed Ctrl-C: stop the worker, keep the slot
             raise KeyboardInterrupt
-        return _metric(result)
+        out: dict[str, float] = {"accuracy": _metric(result)}
+        test = getattr(data, "test", None)
+        if test is not None:  # recorded for reporting only: the search ranks on validation accuracy
+            from ..train.evaluate import evaluate
+
+            out["test_accuracy"] = float(evaluate(model, test, num_classes=data.num_classes, device=cfg.device)["top1"])
+        if feature_images:
+            out.update(final_feature_stats(model, data.val, feature_images))
+        return out if len(out) > 1 else out["accuracy"]
 
     return train
+
+
+def final_feature_stats(model: Any, dataset: Any, images: int) -> dict[str, float]:
+    """:func:`rexnet.rank.estimators.feature_stats` of the pooled final features (eval mode) of
+    the first ``images`` samples of ``dataset``: the paper's nuclear norm of a trained candidate."""
+    import torch
+
+    from ..rank.estimators import feature_stats
+
+    n = min(images, len(dataset))
+    x = torch.stack([dataset[i][0] for i in range(n)])
+    model.eval()
+    with torch.no_grad():
+        f = model.forward_head(model.forward_features(x), pre_logits=True)
+    return feature_stats(f.T)
