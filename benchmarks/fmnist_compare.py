@@ -8,8 +8,9 @@ Trains every model with one recipe (the ``fashion`` preset with the given epochs
 ``--seeds`` times each, seeds interleaved so a partial run is balanced. Each finished run is read
 back, never redone; an interrupted one resumes from its checkpoint. After every run the table is
 rewritten: ``compare.json`` and ``compare.md`` in ``--out`` (params, MACs at 32 px, train img/s,
-validation and test top-1 as mean ± std over seeds). Validation chooses the checkpoint; the test
-split is only reported.
+validation and test top-1 as mean ± std over seeds, and the rank statistics of the best
+checkpoint's pooled final features on the first 512 validation images, for the rank-vs-accuracy
+figure). Validation chooses the checkpoint; the test split is only reported.
 
 The models: ``mobilenetv2_100``; ``rexnet_mbv2macs``, the widest ReXNet whose MACs at 32 px do not
 exceed MobileNetV2's (the budget solver); ``rexnet_100``; ``rexnet_lite_100``.
@@ -28,12 +29,17 @@ from pathlib import Path
 
 import torch
 
+from rexnet.data import build_datasets
 from rexnet.model import RexNet
 from rexnet.plan import count_macs, count_params, rexnet_plan
 from rexnet.plan.budget import solve_for_budget
 from rexnet.train import TrainConfig, train
+from rexnet.train.checkpoint import load_checkpoint
 from rexnet.train.outputs import write_json
 from rexnet.zoo import get_plan
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fmnist_table2 import FEATURE_IMAGES, pooled_feature_stats  # noqa: E402
 
 IMAGE_SIZE, NUM_CLASSES = 32, 10
 
@@ -73,6 +79,12 @@ def run_one(label: str, spec: dict, seed: int, args: argparse.Namespace) -> dict
     return json.loads(summary.read_text())
 
 
+def best_feature_stats(label: str, spec: dict, seed: int, args: argparse.Namespace, images: torch.Tensor) -> dict:
+    model = RexNet(spec["plan"], num_classes=NUM_CLASSES)
+    model.load_state_dict(load_checkpoint(Path(args.runs) / f"{label}-seed{seed}" / "checkpoints" / "best.pt")["model"])
+    return pooled_feature_stats(model, images)
+
+
 def _mean_std(xs: list[float]) -> dict | None:
     if not xs:
         return None
@@ -94,19 +106,22 @@ def write_table(specs: dict, results: dict, args: argparse.Namespace) -> None:
             note=spec["note"], params_m=round(spec["params"] / 1e6, 3), macs_m=round(spec["macs"] / 1e6, 2),
             seeds=[r["seed"] for r in runs], train_img_s=_mean_std([r["images_per_sec"] for r in runs]),
             val_top1=_mean_std([r["best_top1"] for r in runs]), test_top1=_mean_std([r["test_top1"] for r in runs]),
-            runs=runs)
+            nuclear_norm=_mean_std([r["nuclear_norm"] for r in runs]),
+            nuclear_norm_normalized=_mean_std([r["nuclear_norm_normalized"] for r in runs]), runs=runs)
     meta = dict(recipe=dict(preset="fashion", epochs=args.epochs, train_limit=args.train_limit, image_size=IMAGE_SIZE),
                 cpu=_cpu(), torch=torch.__version__, updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 command="python benchmarks/fmnist_compare.py " + " ".join(sys.argv[1:]))
     write_json(dict(meta=meta, models=rows), Path(args.out) / "compare.json")
     lines = [f"Recipe: `fashion` preset, {args.epochs} epochs, training subset {args.train_limit or 'all 55,000'}, "
              f"{IMAGE_SIZE} px; {meta['cpu']}; updated {meta['updated']}.", "",
-             "| model | params (M) | MACs @32 px (M) | train img/s | val top-1 (%) | test top-1 (%) | seeds |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | params (M) | MACs @32 px (M) | train img/s | val top-1 (%) | test top-1 (%) "
+             "| nuclear norm / s_max | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, r in rows.items():
         ips = f"{r['train_img_s']['mean']:.0f}" if r["train_img_s"] else "–"
         lines.append(f"| {label} ({r['note']}) | {r['params_m']:.3f} | {r['macs_m']:.2f} | {ips} | "
-                     f"{_fmt(r['val_top1'])} | {_fmt(r['test_top1'])} | {','.join(map(str, r['seeds'])) or '–'} |")
+                     f"{_fmt(r['val_top1'])} | {_fmt(r['test_top1'])} | {_fmt(r['nuclear_norm_normalized'])} | "
+                     f"{','.join(map(str, r['seeds'])) or '–'} |")
     tmp = Path(args.out) / ".compare.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, Path(args.out) / "compare.md")
@@ -133,6 +148,8 @@ def main() -> None:
     specs = model_specs()
     if args.models:
         specs = {k: v for k, v in specs.items() if k in args.models}
+    val = build_datasets("fashion-mnist", IMAGE_SIZE, train=False, model="rexnet_100").val
+    images = torch.stack([val[i][0] for i in range(FEATURE_IMAGES)])
     results: dict[str, list[dict]] = {}
     for seed in args.seeds:
         for label, spec in specs.items():
@@ -140,7 +157,7 @@ def main() -> None:
             results.setdefault(label, []).append(dict(
                 seed=seed, best_top1=s["best_top1"], test_top1=s.get("test_top1"),
                 images_per_sec=statistics.fmean(h["images_per_sec"] for h in _history(args, label, seed)),
-                total_seconds=round(s["total_seconds"], 1)))
+                total_seconds=round(s["total_seconds"], 1), **best_feature_stats(label, spec, seed, args, images)))
             write_table(specs, results, args)
 
 

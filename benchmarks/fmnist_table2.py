@@ -29,7 +29,7 @@ import torch
 from rexnet.data import build_datasets
 from rexnet.model import RexNet
 from rexnet.plan import count_macs, count_params
-from rexnet.rank.estimators import nuclear_norm, rank_from_singular_values, singular_values
+from rexnet.rank.estimators import feature_stats
 from rexnet.rank.verification import PAPER_TABLE2, VARIANTS, proxy_plan
 from rexnet.train import TrainConfig, train
 from rexnet.train.checkpoint import load_checkpoint
@@ -39,14 +39,10 @@ IMAGE_SIZE, NUM_CLASSES, FEATURE_IMAGES = 32, 10, 512
 
 
 @torch.no_grad()
-def feature_stats(model: torch.nn.Module, images: torch.Tensor) -> dict:
+def pooled_feature_stats(model: torch.nn.Module, images: torch.Tensor) -> dict:
+    """Rank statistics of the pooled final features (C x B, eval mode)."""
     model.eval()
-    f = model.forward_head(model.forward_features(images), pre_logits=True).T.double()  # C x B
-    s = singular_values(f, "svd")
-    c, b = f.shape
-    return dict(rank=float(rank_from_singular_values(s, (c, b), "matrix_rank", torch.float32)),
-                effective_rank=float(rank_from_singular_values(s, (c, b), "erank")),
-                nuclear_norm=float(nuclear_norm(s)), nuclear_norm_normalized=float(nuclear_norm(s) / s[0]))
+    return feature_stats(model.forward_head(model.forward_features(images), pre_logits=True).T)
 
 
 def run_variant(k: int, seed: int, args: argparse.Namespace, images: torch.Tensor) -> dict:
@@ -66,7 +62,7 @@ def run_variant(k: int, seed: int, args: argparse.Namespace, images: torch.Tenso
     s = json.loads(summary.read_text())
     model = RexNet(plan, num_classes=NUM_CLASSES)
     model.load_state_dict(load_checkpoint(out / "checkpoints" / "best.pt")["model"])
-    return dict(seed=seed, val_top1=s["best_top1"], test_top1=s["test_top1"], **feature_stats(model, images))
+    return dict(seed=seed, val_top1=s["best_top1"], test_top1=s["test_top1"], **pooled_feature_stats(model, images))
 
 
 def _ms(xs: list[float]) -> dict:
