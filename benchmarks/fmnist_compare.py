@@ -1,10 +1,11 @@
 """ReXNet against MobileNetV2 at equal cost on Fashion-MNIST (paper §5's claim on a real benchmark).
 
 Usage:
-    python benchmarks/fmnist_compare.py [--seeds 0 1 2] [--epochs 10] [--train-limit 20000]
+    python benchmarks/fmnist_compare.py [--seeds 0 1 2] [--preset fashion-short] [--epochs 8] [--train-limit 20000]
         [--out benchmarks/results/fmnist] [--runs runs/fmnist_compare] [--models NAME ...]
 
-Trains every model with one recipe (the ``fashion`` preset with the given epochs / training subset),
+Trains every model with one recipe (``--preset``, default ``fashion-short``, with the given epochs and
+training subset),
 ``--seeds`` times each, seeds interleaved so a partial run is balanced. Each finished run is read
 back, never redone; an interrupted one resumes from its checkpoint. After every run the table is
 rewritten: ``compare.json`` and ``compare.md`` in ``--out`` (params, MACs at 32 px, train img/s,
@@ -65,7 +66,7 @@ def run_one(label: str, spec: dict, seed: int, args: argparse.Namespace) -> dict
     summary = out / "summary.json"
     if summary.is_file() and json.loads(summary.read_text()).get("status") == "completed":
         return json.loads(summary.read_text())
-    cfg = TrainConfig.preset("fashion", model=spec["name"] or "rexnet_100", seed=seed, epochs=args.epochs,
+    cfg = TrainConfig.preset(args.preset, model=spec["name"] or "rexnet_100", seed=seed, epochs=args.epochs,
                              train_limit=args.train_limit, out=str(out), progress=False, tensorboard=False)
     resume = (out / "config.json").is_file()
     torch.manual_seed(seed)
@@ -108,11 +109,13 @@ def write_table(specs: dict, results: dict, args: argparse.Namespace) -> None:
             val_top1=_mean_std([r["best_top1"] for r in runs]), test_top1=_mean_std([r["test_top1"] for r in runs]),
             nuclear_norm=_mean_std([r["nuclear_norm"] for r in runs]),
             nuclear_norm_normalized=_mean_std([r["nuclear_norm_normalized"] for r in runs]), runs=runs)
-    meta = dict(recipe=dict(preset="fashion", epochs=args.epochs, train_limit=args.train_limit, image_size=IMAGE_SIZE),
+    meta = dict(recipe=dict(preset=args.preset, epochs=args.epochs, train_limit=args.train_limit,
+                            image_size=IMAGE_SIZE),
                 cpu=_cpu(), torch=torch.__version__, updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 command="python benchmarks/fmnist_compare.py " + " ".join(sys.argv[1:]))
     write_json(dict(meta=meta, models=rows), Path(args.out) / "compare.json")
-    lines = [f"Recipe: `fashion` preset, {args.epochs} epochs, training subset {args.train_limit or 'all 55,000'}, "
+    lines = [f"Recipe: `{args.preset}` preset, {args.epochs} epochs, "
+             f"training subset {args.train_limit or 'all 55,000'}, "
              f"{IMAGE_SIZE} px; {meta['cpu']}; updated {meta['updated']}.", "",
              "| model | params (M) | MACs @32 px (M) | train img/s | val top-1 (%) | test top-1 (%) "
              "| nuclear norm / s_max | seeds |",
@@ -137,7 +140,8 @@ def _cpu() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--preset", default="fashion-short", help="TrainConfig preset (default: fashion-short)")
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--train-limit", type=int, default=20000, help="training subset (0: all 55,000)")
     ap.add_argument("--models", nargs="*", default=None, help="subset of the models (default: all four)")
     ap.add_argument("--out", default="benchmarks/results/fmnist")

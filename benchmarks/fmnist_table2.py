@@ -1,12 +1,12 @@
 """The paper's Table 2 on Fashion-MNIST: four cumulative design changes of a two-IB proxy network.
 
 Usage:
-    python benchmarks/fmnist_table2.py [--seeds 0 1 2] [--epochs 10] [--train-limit 20000]
+    python benchmarks/fmnist_table2.py [--seeds 0 1 2] [--preset fashion-short] [--epochs 8] [--train-limit 20000]
         [--out benchmarks/results/fmnist] [--runs runs/fmnist_table2]
 
 The proxy and the four rows are :mod:`rexnet.rank.verification`'s (baseline: 1x1 DR 1/20, IB DR
 0.22, ReLU6 -> 1x1 DR 1/6 -> IB DR 0.8 -> SiLU after each IB's expansion). Each row is trained with
-the ``fashion`` preset (given epochs / training subset) for every seed; finished runs are read back,
+``--preset`` (default ``fashion-short``; given epochs / training subset) for every seed; finished runs are read back,
 interrupted ones resume. Columns: MACs at 32 px, params, validation and test top-1 (best-validation
 checkpoint; mean ± std over seeds), and the rank, effective rank and nuclear norm of the pooled
 final features of the first 512 validation images (C x B, eval mode), raw and divided by the
@@ -51,7 +51,7 @@ def run_variant(k: int, seed: int, args: argparse.Namespace, images: torch.Tenso
     out = Path(args.runs) / f"row{k}-seed{seed}"
     summary = out / "summary.json"
     if not (summary.is_file() and json.loads(summary.read_text()).get("status") == "completed"):
-        cfg = TrainConfig.preset("fashion", seed=seed, epochs=args.epochs, train_limit=args.train_limit, out=str(out),
+        cfg = TrainConfig.preset(args.preset, seed=seed, epochs=args.epochs, train_limit=args.train_limit, out=str(out),
                                  progress=False, tensorboard=False, model="rexnet_100")
         torch.manual_seed(seed)
         t = time.time()
@@ -80,7 +80,7 @@ def write_tables(results: dict[int, list[dict]], args: argparse.Namespace) -> No
                          runs=runs, **{m: _ms([r[m] for r in runs]) for m in (
                              "val_top1", "test_top1", "rank", "effective_rank", "nuclear_norm",
                              "nuclear_norm_normalized")}))
-    meta = dict(recipe=dict(preset="fashion", epochs=args.epochs, train_limit=args.train_limit, image_size=IMAGE_SIZE,
+    meta = dict(recipe=dict(preset=args.preset, epochs=args.epochs, train_limit=args.train_limit, image_size=IMAGE_SIZE,
                             feature_images=FEATURE_IMAGES),
                 updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), torch=torch.__version__,
                 command="python benchmarks/fmnist_table2.py " + " ".join(sys.argv[1:]))
@@ -89,7 +89,7 @@ def write_tables(results: dict[int, list[dict]], args: argparse.Namespace) -> No
     def f(ms: dict, d: int = 2) -> str:
         return f"{ms['mean']:.{d}f} ± {ms['std']:.{d}f}" if ms["std"] is not None else f"{ms['mean']:.{d}f}"
 
-    lines = [f"Recipe: `fashion` preset, {args.epochs} epochs, training subset {args.train_limit or 'all'}, "
+    lines = [f"Recipe: `{args.preset}` preset, {args.epochs} epochs, training subset {args.train_limit or 'all'}, "
              f"32 px; features of {FEATURE_IMAGES} validation images; updated {meta['updated']}.", "",
              "| row | MACs (M) | params (K) | val top-1 | test top-1 | rank | eff. rank | nuclear norm | nuc/s_max "
              "| seeds | paper top-1 / nuc. norm | direction (test top-1 / nuc.) vs paper |",
@@ -114,7 +114,8 @@ def write_tables(results: dict[int, list[dict]], args: argparse.Namespace) -> No
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--preset", default="fashion-short", help="TrainConfig preset (default: fashion-short)")
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--train-limit", type=int, default=20000, help="training subset (0: all 55,000)")
     ap.add_argument("--out", default="benchmarks/results/fmnist")
     ap.add_argument("--runs", default="runs/fmnist_table2")

@@ -15,7 +15,15 @@ from .errors import ResourceError
 from .plan import NetworkPlan
 from .plan.cost import conv_out_size, plan_cost
 
-__all__ = ["MemoryEstimate", "training_memory", "available_memory", "check_training_memory"]
+__all__ = [
+    "MemoryEstimate",
+    "training_memory",
+    "inference_memory",
+    "available_memory",
+    "check_training_memory",
+    "check_inference_memory",
+    "check_model_inference",
+]
 
 _BYTES = 4  # float32
 _PARAM_COPIES = 4
@@ -49,6 +57,28 @@ def training_memory(plan: NetworkPlan, image_size: int, num_classes: int, batch_
     elems += 3 * plan.final_conv.out_channels * h * w
     params = plan_cost(plan, image_size, num_classes).params
     return MemoryEstimate(params * _BYTES * _PARAM_COPIES, elems * batch_size * _BYTES)
+
+
+def inference_memory(plan: NetworkPlan, image_size: int, num_classes: int, batch_size: int) -> MemoryEstimate:
+    """Estimated bytes to run ``plan`` forward (no autograd) on ``batch_size`` images (float32).
+
+    Without autograd only a few tensors live at once; the estimate takes, for the widest point of
+    the network, a block's input, its expanded tensor at input and output resolution, and its
+    output (errs high: it also counts the parameters once more for a fused or exported copy).
+    """
+    h = w = image_size
+    s = plan.stem
+    h, w = conv_out_size(h, s.kernel_size, s.stride), conv_out_size(w, s.kernel_size, s.stride)
+    peak = 4 * s.out_channels * h * w  # input image, conv, BN and activation outputs at most
+    c_in = s.out_channels
+    for b in plan.blocks:
+        h2, w2 = conv_out_size(h, b.kernel_size, b.stride), conv_out_size(w, b.kernel_size, b.stride)
+        live = c_in * h * w + 2 * b.exp_channels * h * w + (b.exp_channels + b.out_channels) * h2 * w2
+        peak = max(peak, live)
+        h, w, c_in = h2, w2, b.out_channels
+    peak = max(peak, c_in * h * w + 2 * plan.final_conv.out_channels * h * w)
+    params = plan_cost(plan, image_size, num_classes).params
+    return MemoryEstimate(params * _BYTES * 2, peak * batch_size * _BYTES)
 
 
 def available_memory() -> int:
@@ -104,3 +134,35 @@ def check_training_memory(
             "are available; lower the budget, the batch size or the image size"
         )
     return est
+
+
+def check_inference_memory(
+    plan: NetworkPlan,
+    image_size: int,
+    num_classes: int,
+    batch_size: int,
+    limit: float | None = None,
+    what: str = "network",
+) -> MemoryEstimate:
+    """Refuse to run ``plan`` on ``batch_size`` images of ``image_size`` when it would not fit in memory.
+
+    Raises:
+        ResourceError: The estimate exceeds ``limit`` (default 80 % of :func:`available_memory`).
+    """
+    est = inference_memory(plan, image_size, num_classes, batch_size)
+    allowed = _SHARE * available_memory() if limit is None else float(limit)
+    if est.total > allowed:
+        raise ResourceError(
+            f"{what} at {image_size}x{image_size}, batch {batch_size}, needs about {est.total / 2**30:,.1f} GiB "
+            f"({est.activations / 2**30:,.1f} GiB of activations) but only {allowed / 2**30:,.1f} GiB are available; "
+            "lower the image size or the batch size"
+        )
+    return est
+
+
+def check_model_inference(model: object, image_size: int, batch_size: int, what: str | None = None) -> None:
+    """:func:`check_inference_memory` for a built model that carries its plan (ours); other models pass."""
+    plan = getattr(model, "plan", None)
+    if isinstance(plan, NetworkPlan):
+        name = what or getattr(model, "model_name", None) or "model"
+        check_inference_memory(plan, image_size, int(getattr(model, "num_classes", 1000)), batch_size, what=name)

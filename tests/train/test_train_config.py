@@ -19,7 +19,7 @@ def test_paper_preset_matches_recipe():
     assert (c.randaug_n, c.randaug_m, c.randaug_mstd, c.reprob, c.hflip) == (2, 9.0, 0.5, 0.2, 0.5)
     assert c.aug_scale == (0.08, 1.0) and c.amp == "auto"
     assert TrainConfig.preset("paper", batch_size=256).peak_lr() == 0.25  # linear scaling
-    assert set(PRESETS) == {"quick", "paper", "fashion"}
+    assert set(PRESETS) == {"quick", "paper", "fashion", "fashion-short"}
 
 
 def test_overrides_are_strict():

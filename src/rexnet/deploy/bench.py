@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
+from .._memory import check_inference_memory
 from ..errors import RexnetError
+from ..zoo import get_plan, list_models
 from .bench_report import machine_info, write_reports
 from .candidates import Candidate, build_candidates, build_train_candidates, foreign_macs
 
@@ -201,6 +203,9 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
     torch.manual_seed(0)
     t_start = time.time()
     load_before = _load()
+    if cfg.model in list_models():  # refuse sizes that would not fit before building a dozen copies
+        check_inference_memory(get_plan(cfg.model), cfg.image_size, 1000,
+                               max(cfg.batch_throughput, cfg.batch_latency), what=cfg.model)
     cands, extra = build_candidates(cfg, checkpoint)
     if not cands:
         raise RexnetError(f"no benchmark candidate left after only={cfg.only!r}")

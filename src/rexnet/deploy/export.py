@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .._memory import check_model_inference
 from ..errors import RexnetError
 from .fuse import fuse
 
@@ -359,6 +360,7 @@ def export_model(
         raise ExportError("int8 export needs calibration images: pass --calib-data (a dataset name or folder)")
     model, meta = _model_meta(name, checkpoint)
     size = image_size or int(meta["image_size"])
+    check_model_inference(model, size, 16, what=name)  # tracing and the verification batches
     inputs = _check_inputs(_in_chans(fuse(model)), size)
     calib: list[torch.Tensor] = []
     if calib_data:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .._memory import check_model_inference
 from .._table import format_table
 from ..errors import RexnetError
 from .profiler import RankProfile, build_model, profile_rank
@@ -100,6 +101,7 @@ def run_rank_profile(
     for i, spec in enumerate([model] + ([compare] if compare else [])):
         torch.manual_seed(seed)
         m = build_model(spec, checkpoint if i == 0 else None)
+        check_model_inference(m, image_size, batch_size, what=spec)
         train_mode = bn == "train" or (bn == "auto" and (checkpoint is None or i > 0))
         m.train(train_mode)
         modes[spec] = "train" if train_mode else "eval"

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._memory import check_model_inference
 from ..data import build_datasets, build_eval_transform
 from ..data.transforms import model_norm
 from ..errors import CheckpointError, RexnetError
@@ -142,6 +143,7 @@ def evaluate_checkpoint(
         raise RexnetError(f"unknown split {split!r}; expected one of: val, test")
     net, meta = load_trained_model(checkpoint, model, ema=ema)
     size = image_size or meta["image_size"]
+    check_model_inference(net, size, batch_size, what=meta["model"])
     bundle = build_datasets(data, size, train=False, model=meta["model"], strict=strict)
     dataset = bundle.val if split == "val" else bundle.test
     if dataset is None:
@@ -183,6 +185,7 @@ def predict_files(
     _check_positive(top_k=top_k)
     _check_image_size(image_size)
     net, meta = load_trained_model(checkpoint, model, ema=ema)
+    check_model_inference(net, image_size or meta["image_size"], 1, what=meta["model"])
     norm = model_norm(meta["model"] if meta["model"] in list_models() else None)
     tf = build_eval_transform(image_size or meta["image_size"], crop_pct=norm["crop_pct"], mean=norm["mean"],
                               std=norm["std"], interpolation=norm["interpolation"])
