@@ -29,6 +29,11 @@ def test_four_trials_finish_and_report_is_written(run_dir, capsys) -> None:
     for t in done:
         assert 0 <= t.value <= 100 and len(t.intermediate_values) == 1
         assert 0.97 * 6e6 <= t.user_attrs["macs"] <= 6e6
+        # the default trainer also records the final features' rank statistics per seed (digits: no test split)
+        stats = t.user_attrs["seed_stats"]
+        assert "test_accuracy" not in stats
+        assert len(stats["nuclear_norm"]) == 1 and stats["nuclear_norm"][0] > 0
+        assert 1 <= stats["rank"][0] <= t.user_attrs["channels"][-1] * 10  # at most the final conv's width
     for name in ("trials.csv", "table3.md", "figure2.png"):  # run writes the report when done
         assert (run_dir / name).stat().st_size > 0
 
@@ -40,6 +45,7 @@ def test_report_command_rewrites_outputs(run_dir, capsys) -> None:
     assert "table3.md" in capsys.readouterr().out
     rows = list(csv.DictReader(open(run_dir / "trials.csv")))
     assert len(rows) == 4 and {r["rule"] for r in rows} >= {"mobilenetv2_staircase", "rexnet_linear"}
+    assert all(float(r["nuclear_norm"]) > 0 and r["test_accuracy"] == "" for r in rows)
     table = (run_dir / "table3.md").read_text()
     assert "| Top-10% |" in table and "| Bot-10% |" in table and "R²" in table
     assert (run_dir / "figure2.png").read_bytes()[:4] == b"\x89PNG"

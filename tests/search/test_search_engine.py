@@ -131,3 +131,41 @@ def test_bad_training_settings_stop_the_worker_and_keep_the_slot(tmp_path) -> No
         search.run(tmp_path, trials=3, trainer=misconfigured, **FAST)
     res = search.run(tmp_path, trials=3, trainer=FakeTrainer(), **FAST)
     assert res.counts["COMPLETE"] == 3
+
+
+class StatsTrainer(FakeTrainer):
+    """Returns a mapping, as the default trainer does: accuracy plus per-seed statistics."""
+
+    def __call__(self, plan, data, *, epochs, seed, on_epoch_end):
+        acc = super().__call__(plan, data, epochs=epochs, seed=seed, on_epoch_end=on_epoch_end)
+        return {"accuracy": acc, "test_accuracy": acc - 1.0, "nuclear_norm": 10.0 + seed}
+
+
+def test_per_seed_statistics_are_recorded_and_reported(tmp_path) -> None:
+    search.run(tmp_path, trials=3, trainer=StatsTrainer(), **FAST)
+    for t in _study(tmp_path).get_trials():
+        assert t.user_attrs["seed_stats"] == {"test_accuracy": [v - 1.0 for v in t.user_attrs["seed_accuracies"]],
+                                             "nuclear_norm": [10.0, 11.0]}
+        assert t.value == pytest.approx(sum(t.user_attrs["seed_accuracies"]) / 2)  # ranked on validation only
+    rows = list(csv.DictReader(open(search.report(tmp_path)["csv"])))
+    assert [float(r["nuclear_norm"]) for r in rows] == [10.5] * 3
+    assert all(float(r["test_accuracy"]) == pytest.approx(float(r["accuracy"]) - 1.0) for r in rows)
+
+
+def test_joining_with_other_sample_counts_is_refused(tmp_path) -> None:
+    search.run(tmp_path, trials=2, max_samples=100, trainer=FakeTrainer(), **FAST)
+    with pytest.raises(StudyMismatchError, match="samples"):
+        search.run(tmp_path, trials=2, max_samples=200, trainer=FakeTrainer(), **FAST)
+    search.run(tmp_path, trials=2, max_samples=100, trainer=FakeTrainer(), **FAST)  # same settings: joins
+
+
+def test_bad_sample_counts_are_refused(tmp_path) -> None:
+    with pytest.raises(search.StudyMismatchError.__mro__[1], match="val_samples"):
+        search.run(tmp_path, trials=2, val_samples=0, trainer=FakeTrainer(), **FAST)
+
+
+def test_validation_split_size_follows_val_samples() -> None:
+    from rexnet.search.trainer import load_data
+
+    assert len(load_data("digits", 32, max_samples=200).val) == 50  # a quarter of max_samples by default
+    assert len(load_data("digits", 32, max_samples=200, val_samples=120).val) == 120
