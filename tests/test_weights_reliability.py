@@ -57,10 +57,52 @@ def test_convert_unknown_suffix_and_failure_leave_nothing(src, tmp_path, monkeyp
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    monkeypatch.setattr(safetensors.torch, "save", boom)
     with pytest.raises(OSError, match="No space"):
         convert_checkpoint(src, tmp_path / "o.safetensors", "rexnet_060")
     assert sorted(os.listdir(tmp_path)) == []
+
+
+_SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+from rexnet.weights.io import _atomic_write
+
+def write(f):
+    f.write(b"partial" * 1000)
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(120)
+
+_atomic_write(Path(sys.argv[1]), write)
+"""
+
+
+def test_writer_killed_with_sigkill_leaves_no_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(tmp_path / "o.safetensors")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert sorted(os.listdir(tmp_path)) == []  # the unnamed file died with its writer
+
+
+def test_named_temp_fallback_writes_and_cleans_up(src, tmp_path, monkeypatch):
+    from rexnet.weights import io
+
+    monkeypatch.setattr(io, "_write_unnamed", lambda *a: False)  # a system without O_TMPFILE
+    convert_checkpoint(src, tmp_path / "o.safetensors", "rexnet_060")
+    assert sorted(os.listdir(tmp_path)) == ["o.safetensors"]
+    with pytest.raises(ZeroDivisionError):
+        io._atomic_write(tmp_path / "p.pth", lambda f: 1 / 0)
+    assert sorted(os.listdir(tmp_path)) == ["o.safetensors"]
 
 
 def test_orphan_temp_of_a_killed_writer_is_removed(src, tmp_path):
