@@ -169,3 +169,21 @@ def test_validation_split_size_follows_val_samples() -> None:
 
     assert len(load_data("digits", 32, max_samples=200).val) == 50  # a quarter of max_samples by default
     assert len(load_data("digits", 32, max_samples=200, val_samples=120).val) == 120
+
+
+def test_augmentation_train_options_shape_the_search_data(tmp_path, monkeypatch) -> None:
+    """aug_* train options reach the datasets (built once per worker), not only the TrainConfig."""
+    from rexnet.search import api
+
+    seen = {}
+
+    def fake_load(data, image_size, max_samples=None, val_samples=None, augment=None):
+        seen["augment"] = augment
+        raise KeyboardInterrupt  # stop before training: only the data settings matter here
+
+    monkeypatch.setattr(api, "load_data", fake_load)
+    with pytest.raises(KeyboardInterrupt):
+        search.run(tmp_path, data="digits", trials=1, epochs=1, seeds=1,
+                   train_options={"aug_scale": [0.85, 1.0], "hflip": 0.5, "reprob": 0.1})
+    aug = seen["augment"]
+    assert tuple(aug.scale) == (0.85, 1.0) and aug.hflip == 0.5 and aug.reprob == 0.1 and aug.randaug_n == 0

@@ -177,7 +177,12 @@ def run(
     fits(space.check_budget().plan, "the budget's flat candidate")
     bundle = None
     if data is not None:
-        bundle = load_data(data, image_size, max_samples, val_samples)
+        from ..train.config import TrainConfig
+        from ..train.run import augment_from_config
+
+        # the augmentation fields of train_options shape the data, which is built once for all trials
+        augment = augment_from_config(TrainConfig().replace(**options))
+        bundle = load_data(data, image_size, max_samples, val_samples, augment)
         space = dataclasses.replace(space, num_classes=int(bundle.num_classes))
         fits(space.check_budget().plan, "the budget's flat candidate")
     elif trainer is None:

@@ -29,7 +29,8 @@ class Trainer(Protocol):
     ) -> float | Mapping[str, float]: ...
 
 
-def load_data(data: str, image_size: int, max_samples: int | None = None, val_samples: int | None = None) -> Any:
+def load_data(data: str, image_size: int, max_samples: int | None = None, val_samples: int | None = None,
+              augment: Any = None) -> Any:
     """The proxy dataset: :func:`rexnet.data.build_datasets`, optionally cut to ``max_samples``.
 
     Args:
@@ -40,6 +41,8 @@ def load_data(data: str, image_size: int, max_samples: int | None = None, val_sa
         val_samples: Keep at most this many validation samples; ``None`` keeps a quarter of
             ``max_samples`` (at least 32) when that is given, else all. The search ranks
             candidates on this split, so its size sets the ranking's noise floor.
+        augment: Training augmentation (:class:`rexnet.data.AugmentConfig`); ``None`` takes the
+            training defaults' (:class:`rexnet.train.TrainConfig`), as ``rexnet train`` would.
     """
     from ..data import build_datasets
 
@@ -50,7 +53,12 @@ def load_data(data: str, image_size: int, max_samples: int | None = None, val_sa
         limits["val_limit"] = val_samples
     elif max_samples:
         limits["val_limit"] = max(32, max_samples // 4)
-    return build_datasets(data=data, image_size=image_size, **limits)
+    if augment is None:
+        from ..train.config import TrainConfig
+        from ..train.run import augment_from_config
+
+        augment = augment_from_config(TrainConfig())
+    return build_datasets(data=data, image_size=image_size, augment=augment, **limits)
 
 
 def _metric(metrics: Mapping[str, Any]) -> float:
