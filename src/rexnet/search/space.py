@@ -42,6 +42,7 @@ __all__ = [
     "SearchSpace",
     "Shape",
     "linear_params",
+    "params_for_curve",
     "plan_for_budget",
     "search_strides",
     "shape_from_params",
@@ -317,8 +318,14 @@ def shape_from_params(params: Mapping[str, Any], blocks: int) -> Shape:
     return suggest_shape(_Fixed(params), blocks)
 
 
-def _params_for_curve(curve: Sequence[float], blocks: int) -> dict[str, Any]:
-    """Parameters of the shape nearest to a monotone curve (every index a break, rises quantised)."""
+def params_for_curve(curve: Sequence[float], blocks: int) -> dict[str, Any]:
+    """Parameters of the shape nearest to a monotone curve (every index a break, rises quantised).
+
+    Example:
+        >>> p = params_for_curve([16, 32, 48, 64, 80], 5)
+        >>> [p[f"rise_{j}"] for j in range(1, 5)], p["ratio"]
+        ([16, 16, 16, 16], 0.2)
+    """
     deltas = [max(0.0, y1 - y0) for y0, y1 in zip(curve, curve[1:])]
     top = max(deltas, default=0.0)
     params: dict[str, Any] = {f"break_{i}": 1 for i in range(1, blocks - 1)}
@@ -337,7 +344,7 @@ def staircase_params(blocks: int) -> dict[str, Any]:
     """
     mbv2 = mobilenetv2_plan().out_channels
     curve = [float(mbv2[int((i + 0.5) * len(mbv2) / blocks)]) for i in range(blocks)]
-    return _params_for_curve(curve, blocks)
+    return params_for_curve(curve, blocks)
 
 
 def linear_params(blocks: int) -> dict[str, Any]:
