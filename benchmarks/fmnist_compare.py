@@ -1,8 +1,8 @@
 """ReXNet against MobileNetV2 at equal cost on Fashion-MNIST (paper §5's claim on a real benchmark).
 
 Usage:
-    python benchmarks/fmnist_compare.py [--seeds 0 1 2] [--preset fashion-short] [--epochs 8] [--train-limit 20000]
-        [--out benchmarks/results/fmnist] [--runs runs/fmnist_compare] [--models NAME ...]
+    python benchmarks/fmnist_compare.py [--seeds 0 1 2] [--preset fashion-short] [--epochs 8] [--lr LR]
+        [--train-limit 12000] [--out benchmarks/results/fmnist] [--runs runs/fmnist_compare] [--models NAME ...]
 
 Trains every model with one recipe (``--preset``, default ``fashion-short``, with the given epochs and
 training subset),
@@ -67,7 +67,8 @@ def run_one(label: str, spec: dict, seed: int, args: argparse.Namespace) -> dict
     if summary.is_file() and json.loads(summary.read_text()).get("status") == "completed":
         return json.loads(summary.read_text())
     cfg = TrainConfig.preset(args.preset, model=spec["name"] or "rexnet_100", seed=seed, epochs=args.epochs,
-                             train_limit=args.train_limit, out=str(out), progress=False, tensorboard=False)
+                             train_limit=args.train_limit, out=str(out), progress=False, tensorboard=False,
+                             lr=args.lr)
     resume = (out / "config.json").is_file()
     torch.manual_seed(seed)
     model = None if spec["name"] else RexNet(spec["plan"], num_classes=NUM_CLASSES, drop_rate=cfg.dropout)
@@ -110,11 +111,11 @@ def write_table(specs: dict, results: dict, args: argparse.Namespace) -> None:
             nuclear_norm=_mean_std([r["nuclear_norm"] for r in runs]),
             nuclear_norm_normalized=_mean_std([r["nuclear_norm_normalized"] for r in runs]), runs=runs)
     meta = dict(recipe=dict(preset=args.preset, epochs=args.epochs, train_limit=args.train_limit,
-                            image_size=IMAGE_SIZE),
+                            image_size=IMAGE_SIZE, lr=args.lr),
                 cpu=_cpu(), torch=torch.__version__, updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 command="python benchmarks/fmnist_compare.py " + " ".join(sys.argv[1:]))
     write_json(dict(meta=meta, models=rows), Path(args.out) / "compare.json")
-    lines = [f"Recipe: `{args.preset}` preset, {args.epochs} epochs, "
+    lines = [f"Recipe: `{args.preset}` preset{f', peak LR {args.lr}' if args.lr else ''}, {args.epochs} epochs, "
              f"training subset {args.train_limit or 'all 55,000'}, "
              f"{IMAGE_SIZE} px; {meta['cpu']}; updated {meta['updated']}.", "",
              "| model | params (M) | MACs @32 px (M) | train img/s | val top-1 (%) | test top-1 (%) "
@@ -142,6 +143,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--preset", default="fashion-short", help="TrainConfig preset (default: fashion-short)")
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=None, help="peak LR for every model (default: the preset's rule)")
     ap.add_argument("--train-limit", type=int, default=20000, help="training subset (0: all 55,000)")
     ap.add_argument("--models", nargs="*", default=None, help="subset of the models (default: all four)")
     ap.add_argument("--out", default="benchmarks/results/fmnist")
