@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--preset", default="fashion-short", help="TrainConfig preset (default: fashion-short)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=None, help="peak LR for every model (default: the preset's rule)")
-    ap.add_argument("--train-limit", type=int, default=20000, help="training subset (0: all 55,000)")
+    ap.add_argument("--train-limit", type=int, default=12000, help="training subset (0: all 55,000)")
     ap.add_argument("--models", nargs="*", default=None, help="subset of the models (default: all four)")
     ap.add_argument("--out", default="benchmarks/results/fmnist")
     ap.add_argument("--runs", default="runs/fmnist_compare")

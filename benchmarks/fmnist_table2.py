@@ -1,7 +1,7 @@
 """The paper's Table 2 on Fashion-MNIST: four cumulative design changes of a two-IB proxy network.
 
 Usage:
-    python benchmarks/fmnist_table2.py [--seeds 0 1 2] [--preset fashion-short] [--epochs 8] [--train-limit 20000]
+    python benchmarks/fmnist_table2.py [--seeds 0 1 2] [--preset fashion-short] [--epochs 5] [--train-limit 8000]
         [--out benchmarks/results/fmnist] [--runs runs/fmnist_table2]
 
 The proxy and the four rows are :mod:`rexnet.rank.verification`'s (baseline: 1x1 DR 1/20, IB DR
@@ -115,8 +115,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--preset", default="fashion-short", help="TrainConfig preset (default: fashion-short)")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--train-limit", type=int, default=20000, help="training subset (0: all 55,000)")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--train-limit", type=int, default=8000, help="training subset (0: all 55,000)")
     ap.add_argument("--out", default="benchmarks/results/fmnist")
     ap.add_argument("--runs", default="runs/fmnist_table2")
     args = ap.parse_args()
