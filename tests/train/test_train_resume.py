@@ -126,8 +126,8 @@ def test_crash_during_save_keeps_previous_last(tmp_path, monkeypatch):
 
     def crashing_save(obj, f, *a, **k):
         real_save(obj, f, *a, **k)
-        with open(f, "r+b") as fh:  # half-written file, then the process "dies"
-            fh.truncate(100)
+        f.flush()  # a half-written file (the writer gets an open binary file), then the process "dies"
+        f.truncate(100)
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crashing_save)
