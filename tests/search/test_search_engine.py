@@ -147,8 +147,11 @@ def test_per_seed_statistics_are_recorded_and_reported(tmp_path) -> None:
         assert t.user_attrs["seed_stats"] == {"test_accuracy": [v - 1.0 for v in t.user_attrs["seed_accuracies"]],
                                              "nuclear_norm": [10.0, 11.0]}
         assert t.value == pytest.approx(sum(t.user_attrs["seed_accuracies"]) / 2)  # ranked on validation only
-    rows = list(csv.DictReader(open(search.report(tmp_path)["csv"])))
+    paths = search.report(tmp_path)
+    rows = list(csv.DictReader(open(paths["csv"])))
     assert [float(r["nuclear_norm"]) for r in rows] == [10.5] * 3
+    assert open(paths["rank_figure"], "rb").read(4) == b"\x89PNG"
+    assert "Rank vs. accuracy" in open(paths["table"]).read()
     assert all(float(r["test_accuracy"]) == pytest.approx(float(r["accuracy"]) - 1.0) for r in rows)
 
 

@@ -148,6 +148,25 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _rank_figure(path: Path, nuclear_norms: Sequence[float], accuracies: Sequence[float], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
+    ax.scatter(nuclear_norms, accuracies, s=14)
+    ax.set_xlabel("nuclear norm of the final features")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def _figure(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
     import matplotlib
 
@@ -263,12 +282,22 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         f"- Linearity vs. accuracy: Spearman rho = {rho:.2f} over {len(done)} trials between each trial's R² "
         "(its channels against the block index, fitted to a line) and its accuracy "
         "(positive: more linear configurations score higher).",
-        "",
-        "![Figure 2](figure2.png)",
-        "",
     ]
+    ranked_nuc = [t for t in done if _seed_mean(t.user_attrs, "nuclear_norm") is not None]
+    if len(ranked_nuc) >= 3:
+        nuc = [_seed_mean(t.user_attrs, "nuclear_norm") for t in ranked_nuc]
+        rho_nuc = spearman(nuc, [t.values[0] for t in ranked_nuc])
+        lines.append(f"- Rank vs. accuracy (the paper's nuclear-norm scatter): Spearman rho = {rho_nuc:.2f} over "
+                     f"{len(ranked_nuc)} trials between the nuclear norm of a trained candidate's final features "
+                     "(mean over seeds) and its accuracy; see rank_vs_accuracy.png.")
+    lines += ["", "![Figure 2](figure2.png)", ""]
     table_path = out / "table3.md"
     _write_atomic(table_path, "\n".join(lines))
     fig_path = out / "figure2.png"
     _figure(fig_path, curves, title)
-    return {"csv": str(csv_path), "table": str(table_path), "figure": str(fig_path)}
+    paths = {"csv": str(csv_path), "table": str(table_path), "figure": str(fig_path)}
+    if len(ranked_nuc) >= 3:
+        rank_path = out / "rank_vs_accuracy.png"
+        _rank_figure(rank_path, nuc, [t.values[0] for t in ranked_nuc], f"{title}; Spearman {rho_nuc:.2f}")
+        paths["rank_figure"] = str(rank_path)
+    return paths
