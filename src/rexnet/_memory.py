@@ -105,6 +105,10 @@ def available_memory() -> int:
     return avail
 
 
+def _allowed(limit: float | None) -> float:
+    return _SHARE * available_memory() if limit is None else float(limit)
+
+
 def check_training_memory(
     plan: NetworkPlan,
     image_size: int,
@@ -124,7 +128,7 @@ def check_training_memory(
             the estimate and the memory available.
     """
     est = training_memory(plan, image_size, num_classes, batch_size)
-    allowed = _SHARE * available_memory() if limit is None else float(limit)
+    allowed = _allowed(limit)
     if est.total > allowed:
         params = plan_cost(plan, image_size, num_classes).params
         raise ResourceError(
@@ -150,7 +154,7 @@ def check_inference_memory(
         ResourceError: The estimate exceeds ``limit`` (default 80 % of :func:`available_memory`).
     """
     est = inference_memory(plan, image_size, num_classes, batch_size)
-    allowed = _SHARE * available_memory() if limit is None else float(limit)
+    allowed = _allowed(limit)
     if est.total > allowed:
         raise ResourceError(
             f"{what} at {image_size}x{image_size}, batch {batch_size}, needs about {est.total / 2**30:,.1f} GiB "
