@@ -98,3 +98,27 @@ def test_cli_openvino_int8_and_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     with pytest.raises(rexnet.RexnetError, match="precision"):
         to_openvino(nn.Conv2d(3, 3, 1), "fp8")
+
+
+_CTRL_C_AFTER_OPENVINO = """
+import os, signal, torch, rexnet
+from rexnet.deploy import OpenVinoModel, to_openvino
+torch.set_num_threads(1)
+m = rexnet.create_model("rexnet_060").eval()
+f32 = OpenVinoModel(to_openvino(m, "f32", image_size=64), threads=1)
+bf16 = OpenVinoModel(to_openvino(m, "bf16", image_size=64), threads=1)
+f32(torch.randn(2, 3, 64, 64)); bf16(torch.randn(2, 3, 64, 64))
+del f32, bf16  # freed in creation order: the plugin restores a stack that is already gone
+got = []
+signal.signal(signal.SIGINT, lambda s, f: got.append(s))
+os.kill(os.getpid(), signal.SIGINT)
+print("handled", got, flush=True)
+"""
+
+
+def test_ctrl_c_after_openvino_models_is_handled_not_a_segfault() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _CTRL_C_AFTER_OPENVINO], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "handled [2]" in r.stdout, (r.returncode, r.stdout[-500:], r.stderr[-2000:])

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._signals import repair_altstack
 from ..errors import RexnetError
 from .export import _is_rexnet, export_onnx
 
@@ -199,6 +200,19 @@ class OpenVinoModel:
                 m.reshape({m.inputs[0]: list(key)})
             self._compiled[key] = self.core.compile_model(m, "CPU", self.config).create_infer_request()
         return self._compiled[key]
+
+    def close(self) -> None:
+        """Free the compiled models; undo a dangling alternate signal stack that OpenVINO can leave
+        behind (:func:`rexnet._signals.repair_altstack`), so a later Ctrl-C does not segfault."""
+        self._compiled.clear()
+        self.core = None  # the plugin puts its previous stack back when the core goes, so repair after that
+        repair_altstack()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing left to protect
+            pass
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().float().numpy())

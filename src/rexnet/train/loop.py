@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .._signals import repair_altstack
 from ..data.batched import CachedEvalLoader, TensorBatchLoader, tensor_source
 from ..data.folder import collate_skipping
 from ..errors import RexnetError
@@ -54,6 +55,7 @@ class _StopFlag:
 
     def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
+            repair_altstack()  # an earlier OpenVINO model may have left a dangling one: Ctrl-C would segfault
             for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._handle)
         return self
