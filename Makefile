@@ -26,10 +26,7 @@ demo: install
 test: export OMP_WAIT_POLICY = PASSIVE
 test: install
 	$(BIN)/ruff check src tests benchmarks
-	# two processes: in one process the training tests after the deploy/detection ones (OpenVINO,
-	# onnxruntime, inductor loaded) once ended in a segmentation fault; each half passes on its own
-	$(BIN)/python -m pytest --ignore=tests/train
-	$(BIN)/python -m pytest tests/train
+	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
