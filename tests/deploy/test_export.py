@@ -60,7 +60,16 @@ def test_export_with_checkpoint(tmp_path: Path) -> None:
     ck = rexnet.save_weights(model, tmp_path / "w.safetensors", name="rexnet_060")
     res = export_model("rexnet_060", tmp_path / "w.onnx", checkpoint=ck, image_size=64)
     assert res.max_abs_diff <= 1e-4
-    assert OnnxModel(res.path)(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+    # against the in-memory model that wrote the file, not the exporter's own loader: an export that
+    # ignored the checkpoint's weights would still match itself, but not this
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        want = model(x)
+        fresh = rexnet.create_model("rexnet_060", num_classes=7).eval()(x)
+    got = OnnxModel(res.path)(x)
+    assert got.shape == (4, 7)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert (got - fresh).abs().max() > 1e-2  # and the weights did matter
 
 
 def test_export_errors(tmp_path: Path) -> None:
