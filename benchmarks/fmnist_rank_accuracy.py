@@ -11,7 +11,8 @@ eval mode):
 
 * ``search/trials.csv``: every finished search candidate (mean over its seeds), one architecture
   family at one budget, as in the paper's scatter;
-* ``controlled.json``, ``compare.json``, ``table2.json``: every single run of those experiments.
+* ``controlled.json``, every ``compare.json`` below ``--results`` (the comparison, its LR check, the best-effort
+  runs) and ``table2.json``: every single run of those experiments.
 
 It writes ``rank_accuracy.png`` (left: the search candidates, raw nuclear norm as the paper plots
 it; right: all runs of the other experiments, nuclear norm divided by the largest singular value so
@@ -52,11 +53,11 @@ def gather(results: Path) -> dict[str, list[dict]]:
             groups.setdefault("controlled (search protocol)", []).extend(
                 dict(label=f"{name} s{r['seed']}", nuc=r["nuclear_norm"], nucn=r["nuclear_norm_normalized"],
                      test=r["test_accuracy"]) for r in s["runs"])
-    if (results / "compare.json").is_file():
-        for name, m in json.loads((results / "compare.json").read_text())["models"].items():
+    for path in sorted(results.glob("**/compare.json")):  # the comparison, its LR check, the best-effort runs
+        for name, m in json.loads(path.read_text())["models"].items():
             groups.setdefault("ReXNet vs MobileNetV2", []).extend(
-                dict(label=f"{name} s{r['seed']}", nuc=r["nuclear_norm"], nucn=r["nuclear_norm_normalized"],
-                     test=r["test_top1"]) for r in m["runs"] if "nuclear_norm" in r)
+                dict(label=f"{name} s{r['seed']} ({path.parent.name})", nuc=r["nuclear_norm"],
+                     nucn=r["nuclear_norm_normalized"], test=r["test_top1"]) for r in m["runs"] if "nuclear_norm" in r)
     if (results / "table2.json").is_file():
         for row in json.loads((results / "table2.json").read_text())["rows"]:
             groups.setdefault("Table 2 proxies", []).extend(

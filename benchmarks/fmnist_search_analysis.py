@@ -69,7 +69,8 @@ def analyse(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
         spearman_r2_accuracy=rho, spearman_ci95=[lo, hi], bootstrap=len(boots),
         accuracy_range=[min(r["accuracy"] for r in rows), max(r["accuracy"] for r in rows)],
         seeded_rules={r["rule"]: dict(accuracy=r["accuracy"], rank=1 + sorted(
-            (x["accuracy"] for x in rows), reverse=True).index(r["accuracy"])) for r in rows if r["rule"] in ("mobilenetv2_staircase", "rexnet_linear")},
+            (x["accuracy"] for x in rows), reverse=True).index(r["accuracy"]))
+            for r in rows if r["rule"] in ("mobilenetv2_staircase", "rexnet_linear")},
     )
 
 
