@@ -148,16 +148,18 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _rank_figure(path: Path, nuclear_norms: Sequence[float], accuracies: Sequence[float], title: str) -> None:
+def _axes() -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
-    ax.scatter(nuclear_norms, accuracies, s=14)
-    ax.set_xlabel("nuclear norm of the final features")
-    ax.set_ylabel("accuracy (%)")
+    return plt.subplots(figsize=(5.5, 4), dpi=120)
+
+
+def _save(fig: Any, ax: Any, path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -167,13 +169,16 @@ def _rank_figure(path: Path, nuclear_norms: Sequence[float], accuracies: Sequenc
     os.replace(tmp, path)
 
 
+def _rank_figure(path: Path, nuclear_norms: Sequence[float], accuracies: Sequence[float], title: str) -> None:
+    fig, ax = _axes()
+    ax.scatter(nuclear_norms, accuracies, s=14)
+    ax.set_xlabel("nuclear norm of the final features")
+    ax.set_ylabel("accuracy (%)")
+    _save(fig, ax, path, title)
+
+
 def _figure(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=120)
+    fig, ax = _axes()
     for name, colour in GROUPS:
         c = curves.get(name)
         if c is None or not len(c):
@@ -185,14 +190,8 @@ def _figure(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
         ax.set_xticks(x)
     ax.set_xlabel("block index")
     ax.set_ylabel("output channels")
-    ax.set_title(title, fontsize=9)
     ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(fig, ax, path, title)
 
 
 def report(out: str | Path, *, storage: str | None = None, study: str | None = None) -> dict[str, str]:
@@ -283,12 +282,12 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         "(its channels against the block index, fitted to a line) and its accuracy "
         "(positive: more linear configurations score higher).",
     ]
-    ranked_nuc = [t for t in done if _seed_mean(t.user_attrs, "nuclear_norm") is not None]
-    if len(ranked_nuc) >= 3:
-        nuc = [_seed_mean(t.user_attrs, "nuclear_norm") for t in ranked_nuc]
-        rho_nuc = spearman(nuc, [t.values[0] for t in ranked_nuc])
+    with_nuc = [(n, t.values[0]) for t in done if (n := _seed_mean(t.user_attrs, "nuclear_norm")) is not None]
+    if len(with_nuc) >= 3:
+        nuc, acc = [n for n, _ in with_nuc], [a for _, a in with_nuc]
+        rho_nuc = spearman(nuc, acc)
         lines.append(f"- Rank vs. accuracy (the paper's nuclear-norm scatter): Spearman rho = {rho_nuc:.2f} over "
-                     f"{len(ranked_nuc)} trials between the nuclear norm of a trained candidate's final features "
+                     f"{len(with_nuc)} trials between the nuclear norm of a trained candidate's final features "
                      "(mean over seeds) and its accuracy; see rank_vs_accuracy.png.")
     lines += ["", "![Figure 2](figure2.png)", ""]
     table_path = out / "table3.md"
@@ -296,8 +295,8 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
     fig_path = out / "figure2.png"
     _figure(fig_path, curves, title)
     paths = {"csv": str(csv_path), "table": str(table_path), "figure": str(fig_path)}
-    if len(ranked_nuc) >= 3:
+    if len(with_nuc) >= 3:
         rank_path = out / "rank_vs_accuracy.png"
-        _rank_figure(rank_path, nuc, [t.values[0] for t in ranked_nuc], f"{title}; Spearman {rho_nuc:.2f}")
+        _rank_figure(rank_path, nuc, acc, f"{title}; Spearman {rho_nuc:.2f}")
         paths["rank_figure"] = str(rank_path)
     return paths
