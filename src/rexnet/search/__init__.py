@@ -7,10 +7,13 @@ it on a proxy for a few epochs with several seeds, and report the paper's Table 
 Example:
     >>> from rexnet import search
     >>> res = search.run("runs/s5", blocks=5, budget_macs=30e6, trials=4, epochs=1, seeds=1)  # doctest: +SKIP
+    >>> cfg = search.SearchConfig(budget_macs="30M", trials=4, epochs=1, seeds=1)
+    >>> res = search.run("runs/s5", cfg)  # doctest: +SKIP
     >>> paths = search.report("runs/s5")  # doctest: +SKIP
 """
 
 from .api import SearchResult, run
+from .config import SearchConfig
 from .objective import Objective
 from .report import linear_r2, report, spearman, split_groups
 from .space import (
@@ -38,6 +41,7 @@ __all__ = [
     "SAMPLERS",
     "Objective",
     "OutOfToleranceError",
+    "SearchConfig",
     "SearchResult",
     "SearchSpace",
     "Shape",

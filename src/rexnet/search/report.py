@@ -221,24 +221,45 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
     st = optuna.load_study(study_name=name, storage=url)
     trials = st.get_trials(deepcopy=False)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [_row(t) for t in trials]
     csv_path = out / "trials.csv"
-    tmp = csv_path.with_name(f".trials.csv.{os.getpid()}.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, csv_path)
-
+    _write_csv(csv_path, trials)
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.values and "channels" in t.user_attrs]
     if not done:
         raise RexnetError(f"study {name!r} has no finished trial yet ({len(trials)} trials); wrote {csv_path} only")
-    attrs = st.user_attrs
+    attrs, groups = st.user_attrs, split_groups(done, key=lambda t: t.values[0])
     sp = attrs.get("space", {})
-    groups = split_groups(done, key=lambda t: t.values[0])
     title = (f"{sp.get('blocks')} IBs, {sp.get('budget_macs', 0) / 1e6:g} M MACs at {sp.get('image_size')}px, "
              f"{len(done)} trials ({attrs.get('data')})")
-    lines = [
+    curves = {g: np.array([t.user_attrs["channels"] for t in groups[g]], dtype=float) for g, _ in GROUPS}
+    nuc = [(n, t.values[0]) for t in done if (n := _seed_mean(t.user_attrs, "nuclear_norm")) is not None]
+    lines = [*_header(name, attrs, trials, done, groups), *_group_rows(groups, curves), *_findings(done, groups, nuc),
+             "", "![Figure 2](figure2.png)", ""]
+    table_path, fig_path = out / "table3.md", out / "figure2.png"
+    _write_atomic(table_path, "\n".join(lines))
+    _figure(fig_path, curves, title)
+    paths = {"csv": str(csv_path), "table": str(table_path), "figure": str(fig_path)}
+    if len(nuc) >= 3:
+        rank_path = out / "rank_vs_accuracy.png"
+        norms, accs = zip(*nuc)
+        _rank_figure(rank_path, norms, accs, f"{title}; Spearman {spearman(norms, accs):.2f}")
+        paths["rank_figure"] = str(rank_path)
+    return paths
+
+
+def _write_csv(path: Path, trials: Sequence[FrozenTrial]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        w.writerows(_row(t) for t in trials)
+    os.replace(tmp, path)
+
+
+def _header(name: str, attrs: dict[str, Any], trials: Sequence[FrozenTrial], done: Sequence[FrozenTrial],
+            groups: dict[str, list[FrozenTrial]]) -> list[str]:
+    """Title, the study's settings, the trial counts and the table's head."""
+    sp = attrs.get("space", {})
+    return [
         f"# Table 3 for study `{name}`",
         "",
         f"{sp.get('blocks')} inverted bottlenecks, budget {sp.get('budget_macs', 0) / 1e6:.1f} M MACs"
@@ -254,19 +275,26 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         "| group | accuracy | params (M) | MACs (M) | R² of mean curve vs. line | mean channels |",
         "|---|---|---|---|---|---|",
     ]
-    curves: dict[str, np.ndarray] = {}
+
+
+def _group_rows(groups: dict[str, list[FrozenTrial]], curves: dict[str, np.ndarray]) -> list[str]:
+    """One table row per group: accuracy, size, and the linearity of its mean channel curve."""
+    lines = []
     for gname, _ in GROUPS:
-        g = groups[gname]
-        c = np.array([t.user_attrs["channels"] for t in g], dtype=float)
-        curves[gname] = c
-        mean_curve = c.mean(axis=0)
+        g, mean_curve = groups[gname], curves[gname].mean(axis=0)
         lines.append(
             f"| {gname} | {_fmt([t.values[0] for t in g], digits=2)} | "
             f"{_fmt([t.user_attrs['params'] for t in g], 1e6, 3)} | {_fmt([t.user_attrs['macs'] for t in g], 1e6)} | "
             f"{linear_r2(mean_curve):.3f} | {'-'.join(f'{v:.0f}' for v in mean_curve)} |"
         )
+    return lines
+
+
+def _findings(done: Sequence[FrozenTrial], groups: dict[str, list[FrozenTrial]],
+              nuc: Sequence[tuple[float, float]]) -> list[str]:
+    """Best and worst trials, the seeded rules' ranks, and the two rank correlations."""
     best, worst = groups["Top-10%"][0], groups["Bot-10%"][-1]
-    lines += [
+    lines = [
         "",
         f"- Best: {'-'.join(map(str, best.user_attrs['channels']))} ({best.values[0]:.2f}, trial {best.number})",
         f"- Worst: {'-'.join(map(str, worst.user_attrs['channels']))} ({worst.values[0]:.2f}, trial {worst.number})",
@@ -277,26 +305,11 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
             lines.append(f"- Seeded {t.user_attrs['rule']}: {'-'.join(map(str, t.user_attrs['channels']))} "
                          f"({t.values[0]:.2f}, rank {ranked.index(t) + 1} of {len(ranked)})")
     rho = spearman([linear_r2(t.user_attrs["channels"]) for t in done], [t.values[0] for t in done])
-    lines += [
-        f"- Linearity vs. accuracy: Spearman rho = {rho:.2f} over {len(done)} trials between each trial's R² "
-        "(its channels against the block index, fitted to a line) and its accuracy "
-        "(positive: more linear configurations score higher).",
-    ]
-    with_nuc = [(n, t.values[0]) for t in done if (n := _seed_mean(t.user_attrs, "nuclear_norm")) is not None]
-    if len(with_nuc) >= 3:
-        nuc, acc = [n for n, _ in with_nuc], [a for _, a in with_nuc]
-        rho_nuc = spearman(nuc, acc)
-        lines.append(f"- Rank vs. accuracy (the paper's nuclear-norm scatter): Spearman rho = {rho_nuc:.2f} over "
-                     f"{len(with_nuc)} trials between the nuclear norm of a trained candidate's final features "
-                     "(mean over seeds) and its accuracy; see rank_vs_accuracy.png.")
-    lines += ["", "![Figure 2](figure2.png)", ""]
-    table_path = out / "table3.md"
-    _write_atomic(table_path, "\n".join(lines))
-    fig_path = out / "figure2.png"
-    _figure(fig_path, curves, title)
-    paths = {"csv": str(csv_path), "table": str(table_path), "figure": str(fig_path)}
-    if len(with_nuc) >= 3:
-        rank_path = out / "rank_vs_accuracy.png"
-        _rank_figure(rank_path, nuc, acc, f"{title}; Spearman {rho_nuc:.2f}")
-        paths["rank_figure"] = str(rank_path)
-    return paths
+    lines.append(f"- Linearity vs. accuracy: Spearman rho = {rho:.2f} over {len(done)} trials between each trial's R² "
+                 "(its channels against the block index, fitted to a line) and its accuracy "
+                 "(positive: more linear configurations score higher).")
+    if len(nuc) >= 3:
+        lines.append(f"- Rank vs. accuracy (the paper's nuclear-norm scatter): Spearman rho = "
+                     f"{spearman(*zip(*nuc)):.2f} over {len(nuc)} trials between the nuclear norm of a trained "
+                     "candidate's final features (mean over seeds) and its accuracy; see rank_vs_accuracy.png.")
+    return lines

@@ -14,6 +14,7 @@ import functools
 import logging
 import sqlite3
 import time
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCal
 from optuna.trial import TrialState
 
 from ..errors import RexnetError
+from .config import DEFAULT_STUDY, Sampler
 from .space import linear_params, staircase_params
 
 __all__ = [
@@ -40,8 +42,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_STUDY = "rexnet-search"
-SAMPLERS = ("random", "tpe", "nsga2")
+SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
 # Keys of the study's stored config that every joining worker must match.
 _MUST_MATCH = ("space", "epochs", "seeds", "objectives")
 # Checked only when the study recorded them (studies created before they were stored still open).
