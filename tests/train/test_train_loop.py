@@ -1,9 +1,11 @@
-"""fit(): in-memory use, determinism, callbacks, NaN handling, the run folder, options."""
+"""fit(): in-memory use, determinism, callbacks, NaN handling, the run folder, options, exact resume."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -137,3 +139,53 @@ def test_workers_and_compile_option_do_not_change_results(bundle, monkeypatch):
     assert compiled == [b]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert torch.get_num_threads() == 1  # fit restores the global settings it changed
+
+
+_SGD_STEP = torch.optim.SGD.step
+
+
+def _record_lrs(monkeypatch, interrupt_at: int | None = None) -> list[float]:
+    """Record the LR of every SGD step; send SIGINT to this process during step ``interrupt_at`` (from 1)."""
+    lrs: list[float] = []
+
+    def step(opt, *a, **k):
+        lrs.append(opt.param_groups[0]["lr"])
+        if len(lrs) == interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return _SGD_STEP(opt, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    return lrs
+
+
+def test_resume_mid_epoch_gives_the_same_weights_and_lr_schedule(bundle, tmp_path, monkeypatch):
+    cfg = tiny_cfg(epochs=3, ema=True, ema_decay=0.9, save_every_steps=0)  # 4 steps per epoch, warm-up 2
+    ref_lrs = _record_lrs(monkeypatch)
+    ref_res = fit(_model(), bundle.train, bundle.val, cfg, out_dir=tmp_path / "ref")
+    assert len(ref_lrs) == 12 and len(set(ref_lrs)) == 12  # one LR per step, and every one different
+    lrs = _record_lrs(monkeypatch, interrupt_at=6)  # the stop lands after the next step: epoch 2, step 3
+    res = fit(_model(), bundle.train, bundle.val, cfg, out_dir=tmp_path / "run")
+    ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert res["status"] == "interrupted" and (ck["epoch"], ck["step_in_epoch"]) == (1, 3)
+    rest = _record_lrs(monkeypatch)
+    res = fit(_model(seed=123), bundle.train, bundle.val, cfg, out_dir=tmp_path / "run", resume=True)
+    assert res["status"] == "completed"
+    assert lrs + rest == ref_lrs  # bitwise: the schedule continues at the saved step
+    a, b = (load_checkpoint(tmp_path / r / "checkpoints" / "last.pt") for r in ("ref", "run"))
+    for part in ("model", "ema"):
+        assert all(torch.equal(v, b[part][k]) for k, v in a[part].items()), part
+    assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
+    assert [h["val_loss"] for h in res["history"]] == [h["val_loss"] for h in ref_res["history"]]
+
+
+def test_resume_with_more_epochs_follows_the_new_schedule(bundle, tmp_path, monkeypatch):
+    from rexnet.train.optim import lr_at
+
+    cfg = tiny_cfg(epochs=2)  # 4 steps per epoch
+    fit(_model(), bundle.train, bundle.val, cfg, out_dir=tmp_path)
+    lrs = _record_lrs(monkeypatch)
+    longer = cfg.replace(epochs=4)
+    fit(_model(), bundle.train, bundle.val, longer, out_dir=tmp_path, resume=True)
+    peak = longer.peak_lr()
+    expected = [lr_at(s, 16, 2, peak, min(longer.warmup_lr, peak), min(longer.min_lr, peak)) for s in range(8, 16)]
+    assert lrs == pytest.approx(expected, rel=1e-12)

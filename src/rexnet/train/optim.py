@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from .config import TrainConfig
 
-__all__ = ["build_optimizer", "build_scheduler", "ModelEma", "lr_at"]
+__all__ = ["build_optimizer", "build_scheduler", "WarmupCosineLR", "ModelEma", "lr_at"]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
@@ -35,25 +36,49 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, warmup_lr
     return min_lr + 0.5 * (peak - min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-class _LrFactor:
-    """Picklable-free multiplicative factor for ``LambdaLR`` (``peak`` is the optimiser's base LR)."""
+class WarmupCosineLR(torch.optim.lr_scheduler.LRScheduler):
+    """Per-step schedule of :func:`lr_at`, as a factor on each parameter group's base LR (``peak``).
 
-    def __init__(self, total: int, warmup: int, peak: float, warmup_lr: float, min_lr: float) -> None:
-        self.total, self.warmup, self.peak, self.warmup_lr, self.min_lr = total, warmup, peak, warmup_lr, min_lr
+    Its state is the step count alone: :meth:`load_state_dict` puts *this* schedule (built from
+    the current config, e.g. with more epochs) at the saved step and sets the optimiser's LR to
+    it. It also reads the ``LambdaLR`` states that older checkpoints hold.
 
-    def __call__(self, step: int) -> float:
-        return lr_at(step, self.total, self.warmup, self.peak, self.warmup_lr, self.min_lr) / self.peak
+    Args:
+        optimizer: The optimiser whose groups' LRs are scheduled (their LR at construction is the base).
+        total_steps / warmup_steps: Schedule length and warm-up length in optimiser steps.
+        peak / warmup_lr / min_lr: As in :func:`lr_at`.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, peak: float,
+                 warmup_lr: float, min_lr: float) -> None:
+        self.total_steps, self.warmup_steps = total_steps, warmup_steps
+        self.peak, self.warmup_lr, self.min_lr = peak, warmup_lr, min_lr
+        super().__init__(optimizer)
+
+    def factor(self, step: int) -> float:
+        """The LR after ``step`` optimiser steps, relative to ``peak``."""
+        return lr_at(step, self.total_steps, self.warmup_steps, self.peak, self.warmup_lr, self.min_lr) / self.peak
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        f = self.factor(self.last_epoch)
+        return [base * f for base in self.base_lrs]  # type: ignore[misc]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.last_epoch = int(state_dict["last_epoch"])
+        self._last_lr = self.get_lr()  # type: ignore[assignment]
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
 
 
-def build_scheduler(
-    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step warm-up + cosine (stepped once per optimiser step)."""
+def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> WarmupCosineLR:
+    """Per-step warm-up + cosine over ``cfg.epochs`` (stepped once per optimiser step)."""
     total = cfg.epochs * steps_per_epoch
     warmup = min(total, round(cfg.warmup_epochs * steps_per_epoch))
     peak = cfg.peak_lr()
-    return torch.optim.lr_scheduler.LambdaLR(opt, _LrFactor(total, warmup, peak, min(cfg.warmup_lr, peak),
-                                                            min(cfg.min_lr, peak)))
+    return WarmupCosineLR(opt, total, warmup, peak, min(cfg.warmup_lr, peak), min(cfg.min_lr, peak))
 
 
 class ModelEma(nn.Module):
