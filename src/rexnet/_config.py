@@ -253,6 +253,8 @@ def add_flags(
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, tuple):
         return " ".join(map(str, value)) or "all"
     if isinstance(value, dict):

@@ -1,34 +1,57 @@
-"""The benchmark harness runs on a tiny configuration and writes its files (not a timed test)."""
+"""The benchmark harness on a tiny configuration: what it measures and writes (not a timed test), and BenchConfig."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from rexnet.cli import main
-from rexnet.deploy import peak_memory_mib, tiny_config
+from rexnet._config import ConfigError, flag_overrides
+from rexnet.cli import build_parser, main
+from rexnet.deploy import TINY, BenchConfig, peak_memory_mib, tiny_config
 from rexnet.deploy.bench import run_bench
 from rexnet.plan import count_macs
 from rexnet.zoo import get_plan
 
 
-def test_tiny_bench_writes_files(tmp_path: Path) -> None:
+def test_tiny_bench_measures_every_path_and_writes_files(tmp_path: Path) -> None:
     # the harness, not the models, is under test: our smallest variant and a small timm model
     cfg = tiny_config(model="rexnet_060", timm_model="mobilenetv3_small_050", image_size=32, batch_throughput=2,
-                      rounds=1, latency_iters=1, warmup=0, calib_images=4, train_batch=2, openvino=False)
+                      rounds=2, latency_iters=1, warmup=0, calib_images=4, train_batch=2, openvino=False)
     res = run_bench(cfg, tmp_path)
-    for name in ("bench.json", "bench.md", "latency_vs_macs.png"):
-        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "latency_vs_macs.png").read_bytes()[:4] == b"\x89PNG"
     data = json.loads((tmp_path / "bench.json").read_text())
-    names = {r["name"] for r in data["inference"]}
+    assert data["config"] == cfg.to_dict() and data["config"]["model"] == "rexnet_060"
+    rows = {r["name"]: r for r in data["inference"]}
     assert {"ours eager", "ours fused", "ours onnxruntime", "ours bf16", "ours int8 onnxruntime",
-            "timm eager", "timm onnxruntime", "timm int8 onnxruntime"} <= names
-    assert {r["name"] for r in data["training"]} >= {"ours", "timm"}
-    assert "throughput_vs_timm" in res["ratios"] and data["machine"]["cpu"]
-    assert "| ours fused |" in (tmp_path / "bench.md").read_text()
+            "timm eager", "timm onnxruntime", "timm int8 onnxruntime"} <= set(rows)
+    assert rows["ours eager"]["macs"] == count_macs(get_plan("rexnet_060"), 32, 1000)
+    linux = sys.platform.startswith("linux")
+    for name, r in rows.items():
+        assert r["params"] > 0 and r["macs"] > 0, name
+        assert r["throughput"] > 0 and len(r["samples_s"]) == cfg.rounds, name
+        if "latency_ms" in r:
+            assert r["latency_ms"] >= r["latency_ms_min"] > 0, name
+        assert 0 < r["gmacs_per_s"] and 0 < r["fraction_of_fp32_peak"], name
+        if linux:  # onnxruntime reuses its arena after warm-up (0 MiB added); PyTorch eager allocates activations
+            peaks = [r[f"peak_mem_mib_b{b}"] for b in (cfg.batch_latency, cfg.batch_throughput)]
+            assert all(p >= 0 for p in peaks) and ("eager" not in name or min(peaks) > 0), (name, peaks)
+    assert rows["ours eager"]["latency_ms"] > 0 and rows["timm eager"]["latency_ms"] > 0
+    train = {r["name"]: r for r in data["training"]}
+    assert {"ours", "timm"} <= set(train)
+    for name, r in train.items():
+        assert r["throughput"] > 0 and len(r["samples_s"]) == cfg.train_rounds, name
+        assert not linux or r["peak_mem_mib"] > 0, name
+    ratios = res["ratios"]
+    assert ratios["throughput_vs_timm"]["timm eager"] == pytest.approx(1.0)  # paired against itself
+    assert ratios["throughput_vs_timm"]["ours eager"] > 0 and ratios["train_throughput_vs_timm"]["timm"] == 1.0
+    assert data["machine"]["cpu"] and data["machine"]["fp32_peak_gmacs"] > 0
+    md = (tmp_path / "bench.md").read_text()
+    assert all(f"| {name} |" in md for name in rows)
 
 
 def test_cli_bench_tiny(tmp_path: Path) -> None:
@@ -36,13 +59,67 @@ def test_cli_bench_tiny(tmp_path: Path) -> None:
                "--rounds", "1", "--no-train", "--only", "ours eager", "ours fused"])
     assert rc == 0
     data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["config"] == TINY.replace(model="rexnet_060", image_size=32, rounds=1, train=False,
+                                          only=("ours eager", "ours fused")).to_dict()
     rows = {r["name"]: r for r in data["inference"]}
     assert set(rows) == {"ours eager", "ours fused"}  # --only was honoured
+    assert data["training"] == []  # --no-train was honoured
     macs = count_macs(get_plan("rexnet_060"), 32, 1000)
     for r in rows.values():
         assert r["macs"] == macs and r["throughput"] > 0 and r["latency_ms"] > 0
     md = (tmp_path / "bench.md").read_text()
     assert "| ours eager |" in md and "| ours fused |" in md
+
+
+def test_bench_flags_are_generated_from_the_config() -> None:
+    p = build_parser()
+    dests = {a.dest for a in _bench_parser(p)._actions}
+    assert {f"cfg_{f.name}" for f in dataclasses.fields(BenchConfig)} <= dests
+    args = p.parse_args(["bench", "-o", "x", "-m", "rexnet_060", "--warmup", "0", "--no-int8", "--fp32-peak-gmacs",
+                         "100", "--only", "ours eager", "timm eager"])
+    cfg = BenchConfig().replace(**flag_overrides(args))
+    assert (cfg.model, cfg.warmup, cfg.int8, cfg.fp32_peak_gmacs) == ("rexnet_060", 0, False, 100.0)
+    assert cfg.only == ("ours eager", "timm eager") and cfg.compile  # not given: the default
+
+
+def _bench_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    return next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices["bench"]
+
+
+def test_bench_help_names_the_defaults_and_the_tiny_ones(capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--image-size IMAGE_SIZE input size for latency/throughput and training (default: 224; --tiny: 64)" in text
+    assert "--compile, --no-compile" in text and "(default: on; --tiny: off)" in text
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"roundz": 3}, r"unknown bench option 'roundz'; expected one of: .*rounds"),
+        ({"rounds": "few"}, r"bad value for rounds: 'few'"),
+        ({"rounds": 0}, r"rounds must be >= 1, got 0"),
+        ({"warmup": -1}, r"warmup must be >= 0, got -1"),
+        ({"threads": 0}, r"threads must be >= 1 \(or None for all cores\), got 0"),
+        ({"compile": "perhaps"}, r"bad value for compile: 'perhaps'"),
+        ({"image_size": 2.5}, r"bad value for image_size: 2\.5"),
+        ({"fp32_peak_gmacs": 0}, r"fp32_peak_gmacs must be > 0"),
+        ({"model": None}, r"model cannot be None"),
+    ],
+)
+def test_bench_config_refuses_bad_keys_and_values(overrides, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        tiny_config(**overrides)
+    with pytest.raises(ConfigError, match=match):
+        BenchConfig.from_dict(overrides)
+
+
+def test_bench_config_coerces_and_tiny_stays_put() -> None:
+    cfg = tiny_config(rounds="3", threads="none", only="ours eager,timm eager", bf16="off")
+    assert (cfg.rounds, cfg.threads, cfg.only, cfg.bf16) == (3, None, ("ours eager", "timm eager"), False)
+    assert TINY.rounds == 2 and TINY.only == () and TINY.bf16  # replace copies
+    assert BenchConfig.from_dict(cfg.to_dict()) == cfg
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory is read from /proc (Linux)")

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import fields
 
 from ..deploy import EXPORT_FORMATS, ONNX_OPSET, TINY, BenchConfig, export_model, run_bench
 from ..deploy.bench import passive_omp_env
@@ -30,13 +29,9 @@ def _bench(args: argparse.Namespace) -> int:
         # OMP_WAIT_POLICY is read when torch loads: run again with it set (see passive_omp_env)
         sys.stdout.flush()
         os.execve(sys.executable, [sys.executable, "-m", "rexnet", *sys.argv[1:]], env)
-    base = TINY if args.tiny else BenchConfig()
-    overrides = {}
-    for f in fields(BenchConfig):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            overrides[f.name] = tuple(v) if f.name == "only" else v
-    cfg = BenchConfig(**{**{f.name: getattr(base, f.name) for f in fields(BenchConfig)}, **overrides})
+    from .._config import flag_overrides
+
+    cfg = (TINY if args.tiny else BenchConfig()).replace(**flag_overrides(args))
     res = run_bench(cfg, args.out, checkpoint=args.checkpoint)
     print(json.dumps(res["ratios"], indent=2))
     m = res["machine"]
@@ -72,21 +67,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder for bench.json, bench.md, latency_vs_macs.png")
     p.add_argument("--tiny", action="store_true", help="smoke-test configuration (64px, no compile, 2 rounds)")
     p.add_argument("--checkpoint", default=None, help="weights for our model (e.g. from 'rexnet train')")
-    p.add_argument("-m", "--model", default=None, help="our model (default: rexnet_100)")
-    p.add_argument("--timm-model", default=None, help="timm model to compare with (default: rexnet_100)")
-    p.add_argument("--image-size", type=int, default=None, help="input size (default: 224)")
-    p.add_argument("--batch-throughput", type=int, default=None, help="throughput batch (default: 32)")
-    p.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default: 5)")
-    p.add_argument("--latency-iters", type=int, default=None, help="batch-1 calls per round (default: 10)")
-    p.add_argument("--train-rounds", type=int, default=None, help="training-step rounds (default: 3)")
-    p.add_argument("--calib-data", default=None, help="calibrate int8 and measure accuracy on this dataset (digits)")
-    p.add_argument("--calib-images", type=int, default=None, help="int8 calibration images (default: 256)")
-    p.add_argument("--threads", type=int, default=None, help="torch/onnxruntime threads (default: all)")
-    p.add_argument("--only", nargs="+", default=None, help="only candidates whose name contains one of these")
-    for flag in ("compile", "compile_batch1", "bf16", "int8", "onnx", "openvino", "peers", "torchvision", "timm",
-                 "train"):
-        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, action=argparse.BooleanOptionalAction, default=None,
-                       help=f"include the {flag} paths (default: on; --tiny: as TINY)")
+    from .._config import add_flags
+
+    add_flags(p.add_argument_group("benchmark settings"), BenchConfig, alt_defaults=("--tiny", TINY),
+              aliases={"model": ["-m"]})
     p.add_argument("--allow-spinning", action="store_true",
                    help="keep OpenMP busy-waiting (default: re-run with OMP_WAIT_POLICY=PASSIVE)")
     p.set_defaults(func=_bench)

@@ -15,12 +15,13 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._config import Config, check_range
 from .._memory import check_inference_memory
 from ..errors import RexnetError
 from ..zoo import get_plan, list_models
@@ -33,70 +34,66 @@ _log = logging.getLogger(__name__)
 
 
 @dataclass
-class BenchConfig:
-    """What :func:`run_bench` measures.
+class BenchConfig(Config):
+    """What :func:`run_bench` measures (default: the full 224px run; :data:`TINY` for a smoke run).
 
-    Attributes:
-        model: Our variant.
-        timm_model: timm's model to compare with (and to train side by side).
-        image_size: Input size for latency/throughput and training.
-        batch_latency / batch_throughput: Batch sizes of the latency and throughput runs.
-        rounds: Interleaved timing rounds (medians are over these).
-        latency_iters: Calls per round at batch ``batch_latency`` (their mean is one sample).
-        warmup: Untimed calls per candidate before the rounds.
-        compile: Include the ``torch.compile`` paths (ours and timm's); compiling takes minutes.
-        compile_batch1: Also time the compiled paths at batch ``batch_latency`` (one more
-            compilation each: shapes are static).
-        bf16 / int8 / onnx: Include those paths.
-        torchvision: Include mobilenet_v2, mobilenet_v3_large, efficientnet_b0.
-        timm: Include timm's rexnet_100 (the reference; without it no ratios).
-        train: Measure training steps (ours vs timm) too.
-        train_batch / train_rounds: Training-step batch and rounds.
-        calib_images: Images for int8 calibration (random unless ``calib_data`` is given).
-        calib_data: Dataset name for calibration (``digits``); ``None`` uses random images.
-        threads: torch/onnxruntime threads (default: all cores torch sees).
-        fp32_peak_gmacs: The CPU's fp32 peak in GMAC/s; ``None`` derives it from the CPU
-            (:func:`~rexnet.deploy.bench_report.cpu_peak`: threads x GHz x MACs/cycle of its ISA).
-        openvino: Include the OpenVINO paths (ours and the peer's; skipped when not installed).
-        peers: Run every runtime on the peer's (timm) model too: onnxruntime fp32/int8, OpenVINO.
-        only: Restrict to candidate names containing one of these strings (empty: all).
+    Values are coerced and checked like :class:`~rexnet.train.TrainConfig`'s: an unknown key or a
+    value of the wrong type is a :class:`~rexnet._config.ConfigError`; ``rexnet bench`` has one flag
+    per field.
+
+    Example:
+        >>> BenchConfig(rounds="3", only="ours eager,timm eager").only
+        ('ours eager', 'timm eager')
     """
 
-    model: str = "rexnet_100"
-    timm_model: str = "rexnet_100"
-    image_size: int = 224
-    batch_latency: int = 1
-    batch_throughput: int = 32
-    rounds: int = 5
-    latency_iters: int = 10
-    warmup: int = 2
-    compile: bool = True
-    compile_batch1: bool = False
-    bf16: bool = True
-    int8: bool = True
-    onnx: bool = True
-    torchvision: bool = True
-    timm: bool = True
-    train: bool = True
-    train_batch: int = 32
-    train_rounds: int = 3
-    calib_images: int = 256
-    calib_data: str | None = None
-    threads: int | None = None
-    fp32_peak_gmacs: float | None = None
-    only: tuple[str, ...] = field(default_factory=tuple)
-    openvino: bool = True
-    peers: bool = True
+    kind = "bench option"
 
-    def __post_init__(self) -> None:
+    model: str = field(default="rexnet_100", metadata={"help": "our model"})
+    timm_model: str = field(default="rexnet_100", metadata={
+        "help": "timm's model to compare with (and to train side by side)"})
+    image_size: int = field(default=224, metadata={"help": "input size for latency/throughput and training"})
+    batch_latency: int = field(default=1, metadata={"help": "batch size of the latency runs"})
+    batch_throughput: int = field(default=32, metadata={"help": "batch size of the throughput runs"})
+    rounds: int = field(default=5, metadata={"help": "interleaved timing rounds (medians are over these)"})
+    latency_iters: int = field(default=10, metadata={
+        "help": "calls per round at batch_latency (their mean is one sample)"})
+    warmup: int = field(default=2, metadata={"help": "untimed calls per candidate before the rounds"})
+    compile: bool = field(default=True, metadata={
+        "help": "include the torch.compile paths (ours and timm's); compiling takes minutes"})
+    compile_batch1: bool = field(default=False, metadata={
+        "help": "also time the compiled paths at batch_latency (one more compilation each: shapes are static)"})
+    bf16: bool = field(default=True, metadata={"help": "include the bf16 paths"})
+    int8: bool = field(default=True, metadata={"help": "include the int8 paths"})
+    onnx: bool = field(default=True, metadata={"help": "include the onnxruntime paths"})
+    torchvision: bool = field(default=True, metadata={
+        "help": "include torchvision's mobilenet_v2, mobilenet_v3_large and efficientnet_b0"})
+    timm: bool = field(default=True, metadata={"help": "include timm's model (the reference; without it no ratios)"})
+    train: bool = field(default=True, metadata={"help": "measure training steps too (ours vs timm)"})
+    train_batch: int = field(default=32, metadata={"help": "training-step batch size"})
+    train_rounds: int = field(default=3, metadata={"help": "training-step rounds"})
+    calib_images: int = field(default=256, metadata={
+        "help": "images for int8 calibration (random unless calib_data is given)"})
+    calib_data: str | None = field(default=None, metadata={
+        "help": "calibrate int8 on this dataset (e.g. digits) and, with a training checkpoint, report int8/bf16 "
+                "accuracy on it (None: random images)"})
+    threads: int | None = field(default=None, metadata={
+        "help": "torch/onnxruntime threads (None: all cores torch sees)"})
+    fp32_peak_gmacs: float | None = field(default=None, metadata={
+        "help": "the CPU's fp32 peak in GMAC/s (None: threads x GHz x MACs/cycle of its ISA, see cpu_peak)"})
+    only: tuple[str, ...] = field(default=(), metadata={
+        "metavar": "NAME", "help": "only candidates whose name contains one of these"})
+    openvino: bool = field(default=True, metadata={
+        "help": "include the OpenVINO paths, ours and the peer's (skipped when not installed)"})
+    peers: bool = field(default=True, metadata={
+        "help": "run every runtime on the peer's (timm) model too: onnxruntime fp32/int8, OpenVINO"})
+
+    def validate(self) -> None:
         for key in ("image_size", "batch_latency", "batch_throughput", "rounds", "latency_iters", "train_batch",
                     "train_rounds", "calib_images"):
-            if getattr(self, key) < 1:
-                raise RexnetError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.warmup < 0:
-            raise RexnetError(f"warmup must be >= 0, got {self.warmup}")
-        if self.threads is not None and self.threads < 1:
-            raise RexnetError(f"threads must be >= 1 (or None for all cores), got {self.threads}")
+            check_range(key, getattr(self, key), 1)
+        check_range("warmup", self.warmup, 0)
+        check_range("threads", self.threads, 1, none_means="all cores")
+        check_range("fp32_peak_gmacs", self.fp32_peak_gmacs, 0, open_low=True, none_means="the CPU's own")
 
 
 #: A configuration for tests and smoke runs: seconds, not minutes.
@@ -201,15 +198,39 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)
-    t_start = time.time()
-    load_before = _load()
+    t_start, load_before = time.time(), _load()
     if cfg.model in list_models():  # refuse sizes that would not fit before building a dozen copies
         check_inference_memory(get_plan(cfg.model), cfg.image_size, 1000,
                                max(cfg.batch_throughput, cfg.batch_latency), what=cfg.model)
     cands, extra = build_candidates(cfg, checkpoint)
     if not cands:
         raise RexnetError(f"no benchmark candidate left after only={cfg.only!r}")
-    size, g = cfg.image_size, torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    rows = _time_inference(cfg, cands, g)
+    minfo = machine_info()
+    peak = cfg.fp32_peak_gmacs or minfo["fp32_peak_gmacs"]
+    _add_peak_fractions(rows, minfo, peak)
+    training = _time_training(cfg, g) if cfg.train else []
+    results = dict(
+        config=cfg.to_dict(),
+        machine={**minfo, "fp32_peak_gmacs": peak, "load_before": load_before, "load_after": _load(),
+                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset: active spinning)")},
+        inference=rows,
+        training=training,
+        agreement=extra.get("agreement", {}),
+        accuracy=extra.get("accuracy", {}),
+        seconds=round(time.time() - t_start, 1),
+    )
+    results["ratios"] = _ratios(results)
+    if out is not None:
+        write_reports(results, Path(out))
+    return results
+
+
+def _time_inference(cfg: BenchConfig, cands: list[Candidate], g: torch.Generator) -> list[dict[str, Any]]:
+    """One row per candidate: size, median latency at ``batch_latency``, throughput at ``batch_throughput``,
+    and the peak memory of one call at each batch."""
+    size = cfg.image_size
     rows: dict[str, dict[str, Any]] = {}
     for c in cands:
         macs = c.macs if c.macs is not None else foreign_macs(c.module, size)
@@ -224,51 +245,38 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
         inputs = {c.name: c.prepare(x) for c in active}
         samples = _interleaved(active, inputs, cfg.rounds, iters, cfg.warmup)
         for c in active:
-            med = statistics.median(samples[c.name])
-            row = rows[c.name]
+            med, row = statistics.median(samples[c.name]), rows[c.name]
             if key == "latency_ms":
-                row["latency_ms"] = med * 1e3
-                row["latency_ms_min"] = min(samples[c.name]) * 1e3
-                row["latency_samples_s"] = samples[c.name]
+                row.update(latency_ms=med * 1e3, latency_ms_min=min(samples[c.name]) * 1e3,
+                           latency_samples_s=samples[c.name])
             else:
-                row["throughput"] = batch / med
-                row["throughput_min_s"] = min(samples[c.name])
-                row["samples_s"] = samples[c.name]
+                row.update(throughput=batch / med, throughput_min_s=min(samples[c.name]), samples_s=samples[c.name])
         for c in active:
             rows[c.name][f"peak_mem_mib_b{batch}"] = peak_memory_mib(
                 lambda c=c, x=inputs[c.name]: torch.inference_mode()(c.fn)(x))
-    minfo = machine_info()
-    peak = cfg.fp32_peak_gmacs or minfo["fp32_peak_gmacs"]
+    return list(rows.values())
+
+
+def _add_peak_fractions(rows: list[dict[str, Any]], minfo: dict[str, Any], peak: float) -> None:
+    """GMAC/s of each throughput row, as a fraction of the fp32 peak and of its own precision's peak."""
     scale = peak / minfo["fp32_peak_gmacs"]  # an explicit fp32 peak scales the bf16/int8 peaks alike
-    for row in rows.values():
+    for row in rows:
         if row.get("throughput") and row.get("macs"):
             row["gmacs_per_s"] = row["throughput"] * row["macs"] / 1e9
             row["fraction_of_fp32_peak"] = row["gmacs_per_s"] / peak
             own = minfo["peak_gmacs"].get(row["precision"], minfo["fp32_peak_gmacs"]) * scale
             row["fraction_of_own_peak"] = row["gmacs_per_s"] / own
-    training: dict[str, Any] = {}
-    if cfg.train:
-        tcands = build_train_candidates(cfg)
-        xt = torch.randn(cfg.train_batch, 3, size, size, generator=g)
-        yt = torch.randint(0, 1000, (cfg.train_batch,), generator=g)
-        tsamples, peaks = _train_interleaved(tcands, xt, yt, cfg.train_rounds, 1)
-        for c in tcands:
-            training[c.name] = dict(name=c.name, throughput=cfg.train_batch / statistics.median(tsamples[c.name]),
-                                    peak_mem_mib=peaks[c.name], samples_s=tsamples[c.name])
-    results = dict(
-        config={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-        machine={**minfo, "fp32_peak_gmacs": peak, "load_before": load_before, "load_after": _load(),
-                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset: active spinning)")},
-        inference=list(rows.values()),
-        training=list(training.values()),
-        agreement=extra.get("agreement", {}),
-        accuracy=extra.get("accuracy", {}),
-        seconds=round(time.time() - t_start, 1),
-    )
-    results["ratios"] = _ratios(results)
-    if out is not None:
-        write_reports(results, Path(out))
-    return results
+
+
+def _time_training(cfg: BenchConfig, g: torch.Generator) -> list[dict[str, Any]]:
+    """Training-step throughput and peak memory, ours vs timm, interleaved."""
+    size = cfg.image_size
+    tcands = build_train_candidates(cfg)
+    xt = torch.randn(cfg.train_batch, 3, size, size, generator=g)
+    yt = torch.randint(0, 1000, (cfg.train_batch,), generator=g)
+    tsamples, peaks = _train_interleaved(tcands, xt, yt, cfg.train_rounds, 1)
+    return [dict(name=c.name, throughput=cfg.train_batch / statistics.median(tsamples[c.name]),
+                 peak_mem_mib=peaks[c.name], samples_s=tsamples[c.name]) for c in tcands]
 
 
 def _best(rows: dict[str, dict[str, Any]], group: str, key: str, higher: bool) -> str | None:
@@ -326,7 +334,7 @@ def passive_omp_env() -> dict[str, str] | None:
 
 
 def tiny_config(**overrides: Any) -> BenchConfig:
-    """:data:`TINY` with ``overrides`` applied."""
-    return replace(TINY, **overrides)
+    """:data:`TINY` with ``overrides`` applied (checked: unknown keys and bad values raise ``ConfigError``)."""
+    return TINY.replace(**overrides)
 
 
