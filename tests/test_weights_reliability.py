@@ -14,8 +14,8 @@ from rexnet import create_model
 from rexnet.cli import main
 from rexnet.errors import CheckpointError
 from rexnet.train.checkpoint import save_checkpoint
-from rexnet.weights import convert_checkpoint
 from rexnet.weights.io import read_state_dict, safe_torch_load
+from rexnet.zoo import convert_checkpoint
 
 
 @pytest.fixture(scope="module")

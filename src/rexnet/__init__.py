@@ -13,8 +13,8 @@ from .errors import BudgetError, CheckpointError, RexnetError, UnknownModelError
 from .features import FeatureInfo
 from .model import RexNet, RexNetFeatures
 from .plan import NetworkPlan, count_macs, count_params, rexnet_plan
-from .weights import convert_checkpoint, load_weights, save_weights
-from .zoo import create_model, get_model_info, get_plan, list_models, transforms
+from .weights import load_weights, save_weights
+from .zoo import convert_checkpoint, create_model, get_model_info, get_plan, list_models, load_model, transforms
 
 __version__ = "0.1.0"
 
@@ -35,6 +35,7 @@ __all__ = [
     "get_model_info",
     "get_plan",
     "list_models",
+    "load_model",
     "load_weights",
     "rexnet_plan",
     "save_weights",

@@ -10,6 +10,7 @@ import torch
 from rexnet import CheckpointError, UnknownModelError, create_model, load_weights, save_weights
 from rexnet.cli import main as cli_main
 from rexnet.weights import detect_layout, from_our_layout, guess_variant, read_state_dict, to_our_layout
+from rexnet.zoo import registry_plans
 
 from .conftest import randomize_bn
 
@@ -79,7 +80,7 @@ def test_lite_official_roundtrip(tmp_path):
     sd = from_our_layout(model.state_dict(), model.plan, "official")
     assert "output.0.weight" in sd and "output.4.weight" in sd and "features.4.out.6.weight" in sd
     torch.save(sd, tmp_path / "lite.pth")
-    assert guess_variant(sd) == ["rexnet_lite_100"]
+    assert guess_variant(sd, registry_plans()) == ["rexnet_lite_100"]
     again = load_weights(create_model("rexnet_lite_100"), tmp_path / "lite.pth").eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

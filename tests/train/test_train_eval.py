@@ -81,3 +81,32 @@ def test_finetune_then_predict_from_cli(tmp_path, capsys):
     assert main(["predict", "-c", str(out / "checkpoints" / "best.pt"), "-k", "3", str(img)]) == 0
     line = capsys.readouterr().out
     assert line.startswith(f"{img}: ") and line.count("%") == 3
+
+
+def test_load_model_on_a_run_folder_returns_the_trained_weights(tmp_path):
+    from rexnet.train import fit
+    from rexnet.zoo import load_model
+
+    from .helpers import tiny_cfg
+
+    bundle = build_datasets("digits", 32, model="rexnet_060", train_limit=32, val_limit=16)
+    torch.manual_seed(0)
+    trained = rexnet.create_model("rexnet_060", num_classes=10)
+    fit(trained, bundle.train, bundle.val, tiny_cfg(epochs=1), out_dir=tmp_path / "run",
+        class_names=bundle.class_names)
+    model, meta = load_model(tmp_path / "run")
+    assert not model.training and meta.source == "training" and meta.name == "rexnet_060"
+    assert meta.checkpoint.endswith("best.pt") and meta.image_size == 32 and meta.num_classes == 10
+    assert list(meta.class_names) == bundle.class_names
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    untrained = rexnet.create_model("rexnet_060", num_classes=10).eval()
+    with torch.no_grad():
+        want = trained.eval()(x)
+        torch.testing.assert_close(model(x), want, rtol=0, atol=1e-6)
+        assert (untrained(x) - want).abs().max() > 1e-3  # training changed the weights: ignoring them would fail
+    # a name plus the run's checkpoint gives the same weights on that architecture
+    again, meta2 = load_model("rexnet_060", checkpoint=tmp_path / "run" / "checkpoints" / "last.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), want, rtol=0, atol=1e-6)
+    assert meta2.checkpoint.endswith("last.pt")

@@ -91,9 +91,7 @@ def test_checkpoints_are_layout_free(tmp_path):
 
 
 def test_amp_auto_on_cpu_follows_native_bf16(monkeypatch):
-    import importlib
-
-    ev = importlib.import_module("rexnet.train.evaluate")  # the module (rexnet.train.evaluate is also a function)
+    import rexnet._device as ev
 
     for native, dtype in ((True, torch.bfloat16), (False, None)):
         monkeypatch.setattr(ev, "cpu_has_native_bf16", lambda native=native: native)

@@ -46,14 +46,21 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX, OpenVINO or TorchScript and check it against PyTorch")
-    p.add_argument("name", help="model name, see 'rexnet models'")
-    p.add_argument("--checkpoint", default=None, help="training checkpoint or weights file (default: random weights)")
-    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="output format (default: onnx)")
-    p.add_argument("-o", "--out", required=True, help="output file (openvino: output folder)")
-    p.add_argument("--precision", choices=("f32", "bf16", "int8"), default=None,
-                   help="f32 (default); int8: onnx (onnxruntime QDQ) or openvino (NNCF), needs --calib-data; "
-                        "bf16: openvino")
+    p = sub.add_parser("export", help="export a model to " + ", ".join(EXPORT_FORMATS) + " and check it against "
+                                      "PyTorch", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="formats:\n" + "\n".join(f"  {n:<18} {f.description}"
+                                                             for n, f in EXPORT_FORMATS.items()))
+    p.add_argument("name", help="model name (see 'rexnet models'), or a training run folder / checkpoint")
+    p.add_argument("--checkpoint", default=None,
+                   help="run folder, training checkpoint or weights file for NAME (default: random weights)")
+    p.add_argument("--format", choices=list(EXPORT_FORMATS), default="onnx", help="output format (default: onnx)")
+    p.add_argument("-o", "--out", required=True,
+                   help="output " + ", ".join(f"{n}: {'folder' if f.suffix == '/' else '*' + f.suffix}"
+                                              for n, f in EXPORT_FORMATS.items()))
+    precisions = list(dict.fromkeys(x for f in EXPORT_FORMATS.values() for x in f.precisions))
+    p.add_argument("--precision", choices=precisions, default=None,
+                   help="; ".join(f"{n}: {', '.join(f.precisions)}" for n, f in EXPORT_FORMATS.items())
+                   + " (the first is the default; int8 needs --calib-data)")
     p.add_argument("--calib-data", default=None,
                    help="int8 calibration images: a dataset name (digits, fashion-mnist, ...) or an image folder")
     p.add_argument("--calib-images", type=int, default=256, help="calibration images (default: 256)")

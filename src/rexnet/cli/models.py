@@ -7,8 +7,7 @@ import json
 
 from .._table import format_table
 from ..plan import PLAN_COLUMNS, plan_cost, plan_rows
-from ..weights import convert_checkpoint
-from ..zoo import MODEL_TABLE_COLUMNS, get_model_info, model_table
+from ..zoo import MODEL_TABLE_COLUMNS, convert_checkpoint, get_model_info, model_table
 
 
 def _models(args: argparse.Namespace) -> int:

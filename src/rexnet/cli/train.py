@@ -159,8 +159,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_finetune)
 
     p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
-    p.add_argument("-m", "--model", default=None, help="model name (default: recorded in a training checkpoint)")
-    p.add_argument("-c", "--checkpoint", required=True, help="checkpoints/best.pt of a run, or a weights file")
+    p.add_argument("-m", "--model", default=None, help="model name (default: the one the checkpoint records or fits)")
+    p.add_argument("-c", "--checkpoint", required=True, help="a run folder, its checkpoints/best.pt, or a weights file")
     p.add_argument("--data", default="digits",
                    help="digits | shapes | fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | DIR "
                         "(default: digits)")
@@ -182,8 +182,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="top-k classes for image files")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("-m", "--model", default=None, help="model name (default: recorded in a training checkpoint)")
-    p.add_argument("-c", "--checkpoint", required=True, help="checkpoints/best.pt of a run, or a weights file")
+    p.add_argument("-m", "--model", default=None, help="model name (default: the one the checkpoint records or fits)")
+    p.add_argument("-c", "--checkpoint", required=True, help="a run folder, its checkpoints/best.pt, or a weights file")
     p.add_argument("-k", "--top-k", type=int, default=5, help="classes per image (default: 5)")
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")

@@ -73,7 +73,7 @@ def precision_accuracy(
     """Score each deploy path of a trained checkpoint on ``data``'s ``split`` against fp32 eager.
 
     Args:
-        checkpoint: A ``rexnet train`` checkpoint (model, classes and input size are read from it).
+        checkpoint: A ``rexnet train`` run folder or checkpoint (model, classes and input size are read from it).
         data: Dataset name or folder (:func:`rexnet.data.build_datasets`).
         model: Model name when the checkpoint does not record one.
         split: ``test`` (official test split) or ``val``.
@@ -89,16 +89,16 @@ def precision_accuracy(
         "seconds"}}, "skipped": {name: reason}}``; accuracies in %, ``delta_pt`` in points.
     """
     from ..data import build_datasets
-    from ..train.inference import load_trained_model
+    from ..zoo import load_model
     from .calib import calibration_batches
     from .runtime import _split
 
-    net, meta = load_trained_model(checkpoint, model)
-    size = int(meta["image_size"])
-    bundle = build_datasets(data, size, train=False, model=meta["model"])
+    net, meta = load_model(checkpoint) if model is None else load_model(model, checkpoint=checkpoint)
+    size = meta.image_size
+    bundle = build_datasets(data, size, train=False, model=meta.name)
     ds = _split(bundle, split)
-    if bundle.num_classes != meta["num_classes"]:
-        raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
+    if bundle.num_classes != meta.num_classes:
+        raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}")
     n = len(ds) if limit is None else min(limit, len(ds))
     xs = torch.stack([ds[i][0] for i in range(n)])
     labels = torch.tensor([int(ds[i][1]) for i in range(n)])
@@ -106,9 +106,9 @@ def precision_accuracy(
     ref = predict_logits(net, batches)
     fp32_top1 = 100.0 * float((ref.argmax(1) == labels).float().mean())
     needs_calib = any("int8" in p for p in paths)
-    calib = calibration_batches(data, size, meta["model"], calib_images) if needs_calib else []
+    calib = calibration_batches(data, size, meta.name, calib_images) if needs_calib else []
     out: dict[str, Any] = dict(checkpoint=str(checkpoint), data=bundle.name, split=split, images=n, image_size=size,
-                               model=meta["model"], calib_images=sum(len(c) for c in calib), fp32_top1=fp32_top1,
+                               model=meta.name, calib_images=sum(len(c) for c in calib), fp32_top1=fp32_top1,
                                paths={}, skipped={})
     with tempfile.TemporaryDirectory() as tmp:
         for name in paths:

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .export import FrozenCompiled, compile_model, export_onnx, load_model
+from ..zoo import load_model
+from .export import FrozenCompiled, compile_model, export_onnx
 from .fuse import fuse
 from .quant import OnnxModel, agreement, predict_logits, pt2e_available, quantize_int8, quantize_int8_pt2e, to_bf16
 
@@ -116,13 +117,9 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
     """
     size = cfg.image_size
     bt = {cfg.batch_latency, cfg.batch_throughput}
-    model = load_model(cfg.model, checkpoint)
+    model, meta = load_model(cfg.model, checkpoint=checkpoint)
     # calibration and agreement run at the size the checkpoint was trained at
-    eval_size = size
-    if checkpoint is not None:
-        from ..train.inference import load_trained_model
-
-        eval_size = int(load_trained_model(checkpoint, cfg.model)[1]["image_size"])
+    eval_size = size if checkpoint is None else meta.image_size
     nparams = count_params(model)
     from ..plan import plan_cost
 

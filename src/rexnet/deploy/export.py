@@ -12,11 +12,13 @@ so that onnxruntime runs every conv in its blocked layout. Next to every ONNX/Op
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,8 +34,8 @@ __all__ = [
     "EXPORT_FORMATS",
     "EXPORT_PRECISIONS",
     "ExportError",
+    "ExportFormat",
     "ExportResult",
-    "load_model",
     "export_onnx",
     "export_torchscript",
     "export_model",
@@ -52,10 +54,6 @@ MIN_OPSET, MAX_OPSET = 13, 20
 ONNX_OPSET = 17
 #: Channel multiple :func:`export_onnx` pads to by default (16 fp32 lanes of AVX-512; see ``deploy/pad.py``).
 PAD_CHANNELS = 16
-EXPORT_FORMATS = ("onnx", "openvino", "torchscript", "torchscript-trace")
-#: ``--precision`` choices per format (the first is the default).
-EXPORT_PRECISIONS = {"onnx": ("f32", "int8"), "openvino": ("f32", "bf16", "int8"), "torchscript": ("f32",),
-                     "torchscript-trace": ("f32",)}
 
 
 class ExportError(RexnetError):
@@ -91,27 +89,16 @@ class ExportResult:
         return asdict(self)
 
 
-def load_model(name: str, checkpoint: str | os.PathLike | None = None, num_classes: int | None = None) -> nn.Module:
-    """A registered model in eval mode, with weights from ``checkpoint`` if given.
-
-    ``checkpoint`` may be a training checkpoint of ``rexnet train`` (class count read from
-    it) or any weights file :func:`rexnet.create_model` reads.
-    """
-    from ..zoo import create_model
-
-    if checkpoint is None:
-        return create_model(name, num_classes=1000 if num_classes is None else num_classes).eval()
-    from ..train.inference import load_trained_model
-
-    model, _ = load_trained_model(checkpoint, name, num_classes=num_classes)
-    return model.eval()
-
-
-def _check_inputs(in_chans: int, image_size: int) -> list[torch.Tensor]:
+def _check_inputs(in_chans: int, image_size: int, calib: list[torch.Tensor], precision: str) -> list[torch.Tensor]:
+    """Two random batches of different shapes (plus calibration images); int8 is checked on calibration
+    images only: its scales fit their distribution, and random-noise inputs fall outside them."""
+    if precision == "int8":
+        return [calib[0][:16], *calib[1:2]]
     g = torch.Generator().manual_seed(0)
     small = max(32, image_size // 2 + 1)
-    return [torch.randn(2, in_chans, image_size, image_size, generator=g),
-            torch.randn(1, in_chans, small, small + 16, generator=g)]
+    inputs = [torch.randn(2, in_chans, image_size, image_size, generator=g),
+              torch.randn(1, in_chans, small, small + 16, generator=g)]
+    return inputs + [calib[0][:16]] if calib else inputs
 
 
 def _is_rexnet(model: nn.Module) -> bool:
@@ -268,26 +255,6 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
         raise ExportError(f"{side}: unreadable export metadata: {e}") from e
 
 
-def _model_meta(name: str, checkpoint: str | os.PathLike | None) -> tuple[nn.Module, dict[str, Any]]:
-    from ..data.transforms import model_norm
-    from ..zoo import get_model_info, list_models
-
-    if checkpoint is None:
-        model = load_model(name)
-        meta: dict[str, Any] = dict(model=name, num_classes=1000, class_names=None,
-                                    image_size=get_model_info(name).input_size)
-    else:
-        from ..train.inference import load_trained_model
-
-        model, meta = load_trained_model(checkpoint, name)
-        meta = dict(meta)
-        if meta.get("num_classes") == 1000:
-            meta["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
-    meta.update(model_norm(name if name in list_models() else None))
-    meta["checkpoint"] = None if checkpoint is None else str(checkpoint)
-    return model.eval(), meta
-
-
 def _compare(fn: Any, model: nn.Module, inputs: list[torch.Tensor]) -> tuple[float, float, float, float]:
     """``(max |diff|, min cosine, mean cosine, top-1 agreement)`` of ``fn`` vs eager ``model`` over ``inputs``."""
     diff, cos, cos_sum, agree, n = 0.0, 1.0, 0.0, 0, 0
@@ -300,6 +267,124 @@ def _compare(fn: Any, model: nn.Module, inputs: list[torch.Tensor]) -> tuple[flo
             agree += int((out.argmax(1) == ref.argmax(1)).sum())
             n += len(x)
     return diff, cos, cos_sum / n, agree / n
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """What a format's writer gets: the eval-mode model and the request."""
+
+    model: nn.Module
+    out: Path
+    name: str
+    image_size: int
+    opset: int = ONNX_OPSET
+    precision: str = "f32"
+    calib: list[torch.Tensor] = field(default_factory=list)
+
+
+def _write_onnx(job: ExportJob) -> Path:
+    if job.precision == "int8":
+        from .quant import quantize_int8
+
+        return Path(quantize_int8(job.model, job.calib, job.out, image_size=job.image_size).path)
+    return export_onnx(job.model, job.out, image_size=job.image_size, opset=job.opset)
+
+
+def _run_onnx(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    from .quant import OnnxModel
+
+    return OnnxModel(path)
+
+
+def _write_openvino(job: ExportJob) -> Path:
+    from .openvino_ir import save_openvino, to_openvino
+
+    ov_model = to_openvino(job.model, job.precision, calibration=job.calib, image_size=job.image_size)
+    return save_openvino(ov_model, job.out, job.name)
+
+
+def _run_openvino(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    from .openvino_ir import OpenVinoModel
+
+    return OpenVinoModel(path)
+
+
+def _write_torchscript(job: ExportJob, method: Literal["script", "trace"]) -> Path:
+    return export_torchscript(job.model, job.out, method=method, image_size=job.image_size)
+
+
+def _run_torchscript(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.load(str(path))
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format of :data:`EXPORT_FORMATS`.
+
+    Attributes:
+        description: One line for ``rexnet export --help``.
+        suffix: What ``out`` names: a file suffix, or ``/`` for a folder.
+        write: Writes an :class:`ExportJob` and returns the written file.
+        run: Loads the written file as a callable (NCHW float32 in, logits out) for the check.
+        precisions: ``--precision`` choices (the first is the default).
+        sidecar: Write the ``.json`` metadata :mod:`rexnet.deploy.runtime` reads.
+        uses_opset: Whether ``opset`` applies.
+    """
+
+    description: str
+    suffix: str
+    write: Callable[[ExportJob], Path]
+    run: Callable[[Path], Callable[[torch.Tensor], torch.Tensor]]
+    precisions: tuple[str, ...] = ("f32",)
+    sidecar: bool = False
+    uses_opset: bool = False
+
+
+#: Export formats by name; adding one here adds it to :func:`export_model` and ``rexnet export``.
+EXPORT_FORMATS: dict[str, ExportFormat] = {
+    "onnx": ExportFormat("ONNX, checked in onnxruntime (int8: static QDQ)", ".onnx", _write_onnx, _run_onnx,
+                         ("f32", "int8"), sidecar=True, uses_opset=True),
+    "openvino": ExportFormat("OpenVINO IR in a folder (bf16: runtime hint; int8: NNCF)", "/", _write_openvino,
+                             _run_openvino, ("f32", "bf16", "int8"), sidecar=True),
+    "torchscript": ExportFormat("TorchScript, scripted", ".pt", functools.partial(_write_torchscript, method="script"),
+                                _run_torchscript),
+    "torchscript-trace": ExportFormat("TorchScript, traced", ".pt",
+                                      functools.partial(_write_torchscript, method="trace"), _run_torchscript),
+}
+#: ``--precision`` choices per format (the first is the default).
+EXPORT_PRECISIONS = {name: fmt.precisions for name, fmt in EXPORT_FORMATS.items()}
+
+
+def _check_request(format: str, opset: int, image_size: int | None, precision: str | None,
+                   calib_data: str | None) -> tuple[ExportFormat, str]:
+    """The format and precision to use; raises :class:`ExportError` on a bad combination."""
+    if format not in EXPORT_FORMATS:
+        raise ExportError(f"unknown export format {format!r}; expected one of: {', '.join(EXPORT_FORMATS)}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"opset {opset} is not supported; expected {MIN_OPSET}..{MAX_OPSET} (default {ONNX_OPSET})")
+    if image_size is not None and image_size < 8:
+        raise ExportError(f"image_size must be >= 8, got {image_size}")
+    fmt = EXPORT_FORMATS[format]
+    precision = precision or fmt.precisions[0]
+    if precision not in fmt.precisions:
+        raise ExportError(f"precision {precision!r} is not available for {format}; expected one of: "
+                          f"{', '.join(fmt.precisions)}")
+    if precision == "int8" and not calib_data:
+        raise ExportError("int8 export needs calibration images: pass --calib-data (a dataset name or folder)")
+    return fmt, precision
+
+
+def _verify(path: Path, fn: Any, model: nn.Module, inputs: list[torch.Tensor],
+            precision: str) -> tuple[float, float, float]:
+    """``(max |diff|, min cosine, top-1 agreement)`` of the written file vs eager; raises when too far apart."""
+    diff, cos, cos_mean, agree = _compare(fn, model, inputs)
+    if precision == "f32" and diff > 1e-3:
+        raise ExportError(f"{path}: exported outputs differ from PyTorch by {diff:.3g} (> 1e-3)")
+    if precision != "f32" and cos_mean < 0.98:
+        raise ExportError(f"{path}: {precision} logits too far from PyTorch (mean cosine {cos_mean:.4f} < 0.98)")
+    return diff, cos, agree
 
 
 def export_model(
@@ -315,17 +400,18 @@ def export_model(
     calib_data: str | None = None,
     calib_images: int = 256,
 ) -> ExportResult:
-    """Build ``name`` (weights from ``checkpoint``), export it and check it against eager PyTorch.
+    """Load a model (:func:`rexnet.zoo.load_model`), export it and check the file against eager PyTorch.
 
     Args:
-        name: Registered model name.
+        name: Registered model name, or a training run folder / checkpoint / weights file.
         out: Output file; for ``openvino`` an output folder (``NAME.xml`` + ``.bin`` + ``.json``).
-        format: ``onnx``, ``openvino``, ``torchscript`` (scripted) or ``torchscript-trace``.
-        checkpoint: Training checkpoint or weights file; random weights when ``None``.
+        format: A name of :data:`EXPORT_FORMATS`: ``onnx``, ``openvino``, ``torchscript`` (scripted)
+            or ``torchscript-trace``.
+        checkpoint: With a model name: training run, checkpoint or weights file; random weights when ``None``.
         image_size: Check/trace input size (default: the checkpoint's training size, else the model's).
         opset: ONNX opset.
         verify: Re-load the file and compare with the eval-mode model on two input shapes (and,
-            for int8, on calibration images too).
+            for int8, on calibration images only).
         precision: ``f32`` (default); ``int8`` for ONNX (onnxruntime static QDQ) and OpenVINO
             (NNCF); ``bf16`` for OpenVINO (runtime hint).
         calib_data: Dataset name or folder with the int8 calibration images (training split).
@@ -345,65 +431,25 @@ def export_model(
         >>> r.max_abs_diff < 1e-4  # doctest: +SKIP
         True
     """
-    if format not in EXPORT_FORMATS:
-        raise ExportError(f"unknown export format {format!r}; expected one of: {', '.join(EXPORT_FORMATS)}")
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ExportError(f"opset {opset} is not supported; expected {MIN_OPSET}..{MAX_OPSET} (default {ONNX_OPSET})")
-    if image_size is not None and image_size < 8:
-        raise ExportError(f"image_size must be >= 8, got {image_size}")
-    choices = EXPORT_PRECISIONS[format]
-    precision = precision or choices[0]
-    if precision not in choices:
-        raise ExportError(f"precision {precision!r} is not available for {format}; expected one of: "
-                          f"{', '.join(choices)}")
-    if precision == "int8" and not calib_data:
-        raise ExportError("int8 export needs calibration images: pass --calib-data (a dataset name or folder)")
-    model, meta = _model_meta(name, checkpoint)
-    size = image_size or int(meta["image_size"])
-    check_model_inference(model, size, 16, what=name)  # tracing and the verification batches
-    inputs = _check_inputs(_in_chans(fuse(model)), size)
+    from ..zoo import load_model
+
+    fmt, precision = _check_request(format, opset, image_size, precision, calib_data)
+    model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)
+    size = image_size or meta.image_size
+    check_model_inference(model, size, 16, what=meta.name)  # tracing and the verification batches
     calib: list[torch.Tensor] = []
     if calib_data:
         from .calib import calibration_batches
 
-        calib = calibration_batches(calib_data, size, name, calib_images)
-        inputs.append(calib[0][:16])
-    fn: Any = None
-    if format == "openvino":
-        from .openvino_ir import OpenVinoModel, save_openvino, to_openvino
-
-        ov_model = to_openvino(model, precision, calibration=calib, image_size=size)
-        path = save_openvino(ov_model, out, name)
-        fn = OpenVinoModel(path) if verify else None
-    elif format == "onnx" and precision == "int8":
-        from .quant import quantize_int8
-
-        fn = quantize_int8(model, calib, out, image_size=size)
-        path = Path(fn.path)
-    elif format == "onnx":
-        path = export_onnx(model, out, image_size=size, opset=opset)
-        if verify:
-            from .quant import OnnxModel
-
-            fn = OnnxModel(path)
-    else:
-        path = export_torchscript(model, out, method="trace" if format.endswith("trace") else "script",
-                                  image_size=size)
-        if verify:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fn = torch.jit.load(str(path))
-    if format in ("onnx", "openvino"):
-        write_sidecar(path, {**meta, "image_size": size, "format": format, "precision": precision,
-                             "calib_data": calib_data})
-    if precision == "int8":
-        # int8 scales fit the calibration data; random-noise inputs fall outside them, so check on real images
-        inputs = [calib[0][:16], *calib[1:2]]
-    diff, cos, cos_mean, agree = _compare(fn, model, inputs) if verify else (0.0, None, None, None)
-    if verify and precision == "f32" and diff > 1e-3:
-        raise ExportError(f"{path}: exported outputs differ from PyTorch by {diff:.3g} (> 1e-3)")
-    if verify and precision != "f32" and cos_mean < 0.98:
-        raise ExportError(f"{path}: {precision} logits too far from PyTorch (mean cosine {cos_mean:.4f} < 0.98)")
+        calib = calibration_batches(calib_data, size, meta.name, calib_images)
+    path = fmt.write(ExportJob(model, Path(out), meta.name, size, opset, precision, calib))
+    if fmt.sidecar:
+        side = dict(meta.to_dict(), image_size=size, format=format, precision=precision, calib_data=calib_data)
+        if meta.num_classes == 1000:
+            side["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
+        write_sidecar(path, side)
+    inputs = _check_inputs(getattr(model, "in_chans", 3), size, calib, precision)
+    diff, cos, agree = _verify(path, fmt.run(path), model, inputs, precision) if verify else (0.0, None, None)
     _log.info("wrote %s (%s %s), max |diff| vs eager %.3g", path, format, precision, diff)
     return ExportResult(str(path), format, diff, [tuple(x.shape) for x in inputs],
-                        opset if format == "onnx" else None, precision, cos, agree)
+                        opset if fmt.uses_opset else None, precision, cos, agree)

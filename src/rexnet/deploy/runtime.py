@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..errors import RexnetError
 from .export import read_sidecar
@@ -31,17 +30,6 @@ _SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
 def is_exported_model(path: str | os.PathLike) -> bool:
     """Whether ``path`` names an ONNX file or an OpenVINO IR (by its suffix)."""
     return Path(path).suffix.lower() in _SUFFIXES
-
-
-class _RuntimeModule(nn.Module):
-    """An ``nn.Module`` face for a runtime callable, so :func:`rexnet.train.evaluate` can drive it."""
-
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], num_classes: int) -> None:
-        super().__init__()
-        self.fn, self.num_classes = fn, num_classes
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x.float().contiguous())
 
 
 def load_exported(
@@ -89,9 +77,9 @@ def load_exported(
         size = int(meta["image_size"])
         meta["num_classes"] = int(fn(torch.zeros(1, 3, size, size)).shape[1])
     if meta.get("class_names") is None and meta["num_classes"] == 1000:
-        from torchvision.models._meta import _IMAGENET_CATEGORIES
+        from ..zoo import imagenet_class_names
 
-        meta["class_names"] = list(_IMAGENET_CATEGORIES)
+        meta["class_names"] = imagenet_class_names()
     return fn, meta
 
 
@@ -123,11 +111,11 @@ def evaluate_exported(
         split: ``val`` or ``test`` (datasets with an official test split, e.g. Fashion-MNIST).
 
     Returns:
-        :func:`rexnet.train.evaluate`'s dict plus ``model``, ``checkpoint`` (the file), ``runtime``,
+        :func:`rexnet.data.evaluation.evaluate`'s dict plus ``model``, ``checkpoint`` (the file), ``runtime``,
         ``precision``, ``data``, ``split`` and ``image_size``.
     """
     from ..data import build_datasets
-    from ..train.evaluate import evaluate
+    from ..data.evaluation import evaluate
 
     fn, meta = load_exported(path, runtime, threads)
     size = image_size or int(meta["image_size"])
@@ -136,7 +124,7 @@ def evaluate_exported(
     if bundle.num_classes != meta["num_classes"]:
         raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
     res = evaluate(
-        _RuntimeModule(fn, meta["num_classes"]),
+        lambda x: fn(x.float().contiguous()),
         ds,
         batch_size=batch_size,
         num_classes=bundle.num_classes,
@@ -180,9 +168,8 @@ def predict_exported(
         One ``{"image": path, "top": [{"class": name, "prob": p}, ...]}`` per file; an unreadable
         file gets ``{"image": path, "error": reason}``.
     """
-    from PIL import Image
-
     from ..data import build_eval_transform
+    from ..data.evaluation import predict_images
 
     fn, meta = load_exported(path, runtime)
     tf = build_eval_transform(
@@ -192,17 +179,5 @@ def predict_exported(
         std=meta["std"],
         interpolation=meta["interpolation"],
     )
-    names = meta["class_names"] or [str(i) for i in range(meta["num_classes"])]
-    out: list[dict[str, Any]] = []
-    for p in images:
-        try:
-            with Image.open(p) as im:
-                x = tf(im.convert("RGB"))
-        except Exception as e:
-            out.append({"image": str(p), "error": f"{type(e).__name__}: {e}"})
-            continue
-        with torch.inference_mode():
-            probs = fn(x[None]).float().softmax(1)[0]
-        q, idx = probs.topk(min(top_k, len(probs)))
-        out.append({"image": str(p), "top": [{"class": names[j], "prob": float(v)} for v, j in zip(q, idx.tolist())]})
-    return out
+    with torch.inference_mode():
+        return predict_images(fn, images, tf, top_k=top_k, class_names=meta["class_names"])

@@ -8,7 +8,8 @@ reported. Rank is bounded by the number of samples; a layer with fewer samples t
 channels is logged as a warning.
 
 Models are named ``NAME`` (a rexnet registry name, e.g. ``rexnet_100``) or ``tv:NAME`` (a
-torchvision builder, e.g. ``tv:mobilenet_v2``), randomly initialised unless a checkpoint is given.
+torchvision builder, e.g. ``tv:mobilenet_v2``), randomly initialised unless a checkpoint is given
+(for rexnet a weights file, training checkpoint or run folder: :func:`rexnet.zoo.load_model`).
 """
 
 from __future__ import annotations
@@ -178,13 +179,16 @@ def profile_rank(
 
 
 def build_model(spec: str, checkpoint: str | os.PathLike | None = None) -> nn.Module:
-    """A model from ``NAME`` (rexnet registry) or ``tv:NAME`` (torchvision), random init or a checkpoint.
+    """A model from ``NAME`` (rexnet registry, through :func:`rexnet.zoo.load_model`) or ``tv:NAME``
+    (torchvision), randomly initialised or with weights from ``checkpoint``, in eval mode.
 
     Raises:
         RexnetError: An unknown name (listing valid ones) or an unreadable checkpoint.
     """
     if spec.startswith("tv:"):
         import torchvision
+
+        from ..weights import read_state_dict
 
         name = spec[3:]
         if name not in torchvision.models.list_models():
@@ -193,13 +197,12 @@ def build_model(spec: str, checkpoint: str | os.PathLike | None = None) -> nn.Mo
                               "(see torchvision.models.list_models())")
         model = torchvision.models.get_model(name, weights=None)
         if checkpoint is not None:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-        return model
+            model.load_state_dict(read_state_dict(checkpoint)[0])
+        return model.eval()
     from ..errors import UnknownModelError
-    from ..zoo import create_model
+    from ..zoo import load_model
 
     try:
-        return create_model(spec, pretrained=checkpoint)
+        return load_model(spec, checkpoint=checkpoint)[0]
     except UnknownModelError as e:
         raise UnknownModelError(f"{e}; or tv:NAME for a torchvision model, e.g. tv:mobilenet_v2") from None

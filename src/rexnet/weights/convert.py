@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -14,27 +15,40 @@ from ..errors import CheckpointError
 from ..plan.spec import NetworkPlan
 from .adapt import CLASSIFIER_KEYS, FIRST_CONV_KEY, absent_module_keys, adapt_input_conv, summarize_keys
 from .io import atomic_torch_save, read_state_dict, write_safetensors
-from .layouts import detect_layout, module_map
+from .layouts import detect_layout, module_map, tensor_shapes
 
-__all__ = ["to_our_layout", "from_our_layout", "load_weights", "save_weights", "convert_checkpoint", "guess_variant"]
+__all__ = [
+    "to_our_layout",
+    "from_our_layout",
+    "load_weights",
+    "save_weights",
+    "convert_weights",
+    "guess_variant",
+    "checkpoint_num_classes",
+]
 
 _log = logging.getLogger(__name__)
 
+#: Plans a checkpoint may be compared with: ``{name: plan}`` (the zoo passes its registry).
+Candidates = Mapping[str, NetworkPlan]
+StateDict = dict[str, torch.Tensor]
 
-def _checkpoint_num_classes(sd: dict[str, torch.Tensor], plan: NetworkPlan, layout: str) -> int:
+
+def checkpoint_num_classes(sd: StateDict, plan: NetworkPlan, layout: str = "auto") -> int:
+    """Outputs of the classifier a state dict of ``layout`` holds for ``plan`` (0 for a headless one)."""
+    layout = detect_layout(sd.keys()) if layout == "auto" else layout
     key = module_map(plan, layout, num_classes=1)["classifier.bias"]
     return int(sd[key].shape[0]) if key in sd else 0
 
 
-def to_our_layout(sd: dict[str, torch.Tensor], plan: NetworkPlan, layout: str = "auto") -> dict[str, torch.Tensor]:
+def to_our_layout(sd: StateDict, plan: NetworkPlan, layout: str = "auto") -> StateDict:
     """Rename a state dict of ``layout`` (or detected) to our keys for ``plan``.
 
     Keys the plan does not know are kept under their original names, so the caller's strict
     check reports them. The official 1x1-conv classifier is reshaped to a linear weight.
     """
     layout = detect_layout(sd.keys()) if layout == "auto" else layout
-    num_classes = _checkpoint_num_classes(sd, plan, layout)
-    mapping = module_map(plan, layout, num_classes=num_classes)
+    mapping = module_map(plan, layout, num_classes=checkpoint_num_classes(sd, plan, layout))
     theirs_to_ours = {v: k for k, v in mapping.items()}
     out = {}
     for key, tensor in sd.items():
@@ -59,21 +73,23 @@ def from_our_layout(sd: dict[str, torch.Tensor], plan: NetworkPlan, layout: str)
     return out
 
 
-def guess_variant(sd: dict[str, torch.Tensor], layout: str = "auto") -> list[str]:
-    """Registered variants whose every tensor shape matches the checkpoint (best guesses first)."""
-    from ..zoo import get_plan, list_models  # the zoo sits beside this module; import late
+def guess_variant(sd: StateDict, candidates: Candidates, layout: str = "auto") -> list[str]:
+    """Names of the ``candidates`` whose every tensor shape matches the checkpoint (in their order).
 
+    Args:
+        sd: A state dict of any layout.
+        candidates: ``{name: plan}`` to compare with, e.g. the zoo's registry.
+        layout: ``auto`` or the checkpoint's layout.
+    """
     layout = detect_layout(sd.keys()) if layout == "auto" else layout
     matches = []
-    for name in list_models():
-        plan = get_plan(name)
+    for name, plan in candidates.items():
         try:
-            mapping = module_map(plan, layout, num_classes=_checkpoint_num_classes(sd, plan, layout))
+            num_classes = checkpoint_num_classes(sd, plan, layout)
+            mapping = module_map(plan, layout, num_classes=num_classes)
         except (ValueError, KeyError):
             continue
-        shapes = _expected_shapes(
-            plan, int(sd[mapping["classifier.bias"]].shape[0]) if "classifier.bias" in mapping else 0
-        )
+        shapes = tensor_shapes(plan, num_classes)
         if set(mapping.values()) == set(sd) and all(
             tuple(sd[mapping[k]].flatten(1).shape if k == "classifier.weight" else sd[mapping[k]].shape) == s
             for k, s in shapes.items()
@@ -82,28 +98,17 @@ def guess_variant(sd: dict[str, torch.Tensor], layout: str = "auto") -> list[str
     return matches
 
 
-def _expected_shapes(plan: NetworkPlan, num_classes: int) -> dict[str, tuple[int, ...]]:
-    from ..model import RexNet
-
-    with torch.device("meta"):
-        model = RexNet(plan, num_classes=num_classes)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def _describe_variant(sd: dict[str, torch.Tensor], layout: str) -> str:
-    guesses = guess_variant(sd, layout)
-    return f" The checkpoint looks like: {', '.join(guesses)}." if guesses else " It matches no registered variant."
-
-
 def load_weights(
     model: nn.Module,
-    path: str | os.PathLike,
+    source: str | os.PathLike | StateDict,
     *,
     layout: str = "auto",
     drop_head: bool | None = False,
     adapt_in_chans: bool = False,
+    candidates: Candidates | None = None,
+    label: str | None = None,
 ) -> nn.Module:
-    """Load a local checkpoint (ours, timm's or the official layout) into ``model`` in place.
+    """Load a checkpoint (ours, timm's or the official layout) into ``model`` in place.
 
     Tensors of modules the model does not have are skipped with a log line: a ``features_only``
     backbone (or a model after ``prune_intermediate_layers``) takes a full checkpoint and leaves
@@ -111,23 +116,28 @@ def load_weights(
 
     Args:
         model: A :class:`~rexnet.model.RexNet` (its ``plan`` drives the key map).
-        path: ``.safetensors`` or ``.pth`` file; ``.pth`` is read weights-only.
+        source: ``.safetensors`` or ``.pth`` file (``.pth`` is read weights-only), or a state dict
+            already read.
         layout: ``auto``, ``ours``, ``timm`` or ``official``.
         drop_head: ``True`` skips the checkpoint's classifier (fine-tuning); ``None`` skips it
             only when its class count differs from the model's, with a log line (what
             ``create_model`` does, as timm); ``False`` requires it to fit.
         adapt_in_chans: Adapt the first conv's weights when the model takes another number
             of input channels (sum for 1 channel, repeat and scale for more; as timm).
+        candidates: ``{name: plan}`` that a misfitting checkpoint is compared with, so the
+            error can say which variant it fits (the zoo passes its registry).
+        label: How messages name the source (default: the path, or "the state dict").
 
     Raises:
         CheckpointError: Unsafe or unreadable file, missing/extra keys, or shape mismatches
             (the message names expected vs found shapes and the variant the file fits).
     """
-    raw, _ = read_state_dict(path)
+    raw = read_state_dict(source)[0] if isinstance(source, (str, os.PathLike)) else source
+    label = label or (str(source) if isinstance(source, (str, os.PathLike)) else "the state dict")
     try:
         layout = detect_layout(raw.keys()) if layout == "auto" else layout
     except ValueError as e:
-        raise CheckpointError(f"{path}: {e}") from e
+        raise CheckpointError(f"{label}: {e}") from e
     sd = to_our_layout(raw, model.plan, layout)
     own = model.state_dict()
     notes = []
@@ -136,98 +146,157 @@ def load_weights(
         for k in skipped:
             del sd[k]
         notes.append(f"skipped {len(skipped)} tensors of modules the model does not have ({summarize_keys(skipped)})")
-    head_in_model = all(k in own for k in CLASSIFIER_KEYS)
-    head_differs = head_in_model and any(k in sd and sd[k].shape != own[k].shape for k in CLASSIFIER_KEYS)
-    head_dropped = bool(drop_head) or (drop_head is None and head_differs)
-    if head_dropped:
-        found = sd["classifier.bias"].shape[0] if "classifier.bias" in sd else None
-        for k in CLASSIFIER_KEYS:
-            sd.pop(k, None)
-        if found is not None and head_in_model:
-            ours = own["classifier.bias"].shape[0]
-            notes.append(f"dropped the checkpoint's {found}-class classifier (the model's has {ours})")
+    head_dropped = _drop_head(sd, own, drop_head, notes)
     first = own.get(FIRST_CONV_KEY)
     if adapt_in_chans and first is not None and FIRST_CONV_KEY in sd:
         w = sd[FIRST_CONV_KEY]
         if w.shape != first.shape and _same_but_in_chans(tuple(w.shape), tuple(first.shape)):
             sd[FIRST_CONV_KEY] = adapt_input_conv(first.shape[1], w)
             notes.append(f"adapted {FIRST_CONV_KEY} from {w.shape[1]} to {first.shape[1]} input channels")
-    expected_missing = set(CLASSIFIER_KEYS) if head_dropped else set()
-    missing = sorted(set(own) - set(sd) - expected_missing)
-    unexpected = sorted(set(sd) - set(own))
-    # in the model's (forward) order, so the first lines name the first layers that differ
-    mismatched = [(k, tuple(v.shape), tuple(sd[k].shape)) for k, v in own.items() if k in sd and sd[k].shape != v.shape]
-    if missing or unexpected or mismatched:
-        raise CheckpointError(_misfit_message(model, path, layout, raw, missing, unexpected, mismatched))
+    shapes = {k: tuple(v.shape) for k, v in own.items()}
+    _check_fit(sd, shapes, set(CLASSIFIER_KEYS) if head_dropped else set(), model.plan, label, layout, raw,
+               candidates)
     model.load_state_dict(sd, strict=not head_dropped)
-    _log.info("loaded %s (%s layout)%s", path, layout, "".join(f"; {n}" for n in notes))
+    _log.info("loaded %s (%s layout)%s", label, layout, "".join(f"; {n}" for n in notes))
     return model
+
+
+def _drop_head(sd: StateDict, own: StateDict, drop_head: bool | None, notes: list[str]) -> bool:
+    """Remove the checkpoint's classifier from ``sd`` when ``drop_head`` asks for it; whether it was."""
+    head_in_model = all(k in own for k in CLASSIFIER_KEYS)
+    head_differs = head_in_model and any(k in sd and sd[k].shape != own[k].shape for k in CLASSIFIER_KEYS)
+    if not (drop_head or (drop_head is None and head_differs)):
+        return False
+    found = sd["classifier.bias"].shape[0] if "classifier.bias" in sd else None
+    for k in CLASSIFIER_KEYS:
+        sd.pop(k, None)
+    if found is not None and head_in_model:
+        notes.append(f"dropped the checkpoint's {found}-class classifier (the model's has "
+                     f"{own['classifier.bias'].shape[0]})")
+    return True
+
+
+def _check_fit(
+    sd: StateDict,
+    shapes: dict[str, tuple[int, ...]],
+    may_miss: set[str],
+    plan: NetworkPlan,
+    label: object,
+    layout: str,
+    raw: StateDict,
+    candidates: Candidates | None,
+) -> None:
+    """Raise a :class:`CheckpointError` naming every key and shape of ``sd`` (our layout) that misfits ``shapes``."""
+    missing = sorted(set(shapes) - set(sd) - may_miss)
+    unexpected = sorted(set(sd) - set(shapes))
+    # in the model's (forward) order, so the first lines name the first layers that differ
+    mismatched = [(k, s, tuple(sd[k].shape)) for k, s in shapes.items() if k in sd and tuple(sd[k].shape) != s]
+    if missing or unexpected or mismatched:
+        lines = [f"{label} ({layout} layout) does not fit {plan.family} model:"]
+        lines += _misfit_lines(missing, unexpected, mismatched)
+        hint = _misfit_hint(missing, unexpected, mismatched)
+        if hint:
+            lines.append(hint)
+        elif candidates is not None:
+            guesses = guess_variant(raw, candidates, layout)
+            lines.append(f"  The checkpoint looks like: {', '.join(guesses)}." if guesses
+                         else "  It matches no registered variant.")
+        raise CheckpointError("\n".join(lines))
 
 
 def _same_but_in_chans(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return len(a) == len(b) == 4 and a[:1] + a[2:] == b[:1] + b[2:]
 
 
-def _misfit_message(
-    model: nn.Module,
-    path: str | os.PathLike,
-    layout: str,
-    raw: dict[str, torch.Tensor],
-    missing: list[str],
-    unexpected: list[str],
-    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
-) -> str:
-    lines = [f"{path} ({layout} layout) does not fit {model.plan.family} model:"]
-    for k, exp, found in mismatched[:8]:
-        lines.append(f"  {k}: expected shape {exp}, found {found}")
+def _misfit_lines(
+    missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+) -> list[str]:
+    lines = [f"  {k}: expected shape {exp}, found {found}" for k, exp, found in mismatched[:8]]
     if len(mismatched) > 8:
         lines.append(f"  ... and {len(mismatched) - 8} more shape mismatches")
     for label, keys in (("missing", missing), ("unexpected", unexpected)):
         if keys:
             more = " ..." if len(keys) > 6 else ""
             lines.append(f"  {label} keys ({len(keys)}): {', '.join(keys[:6])}{more}")
+    return lines
+
+
+def _misfit_hint(
+    missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+) -> str | None:
+    """What to pass when only the classifier or only the input channels differ."""
     only = [k for k, _, _ in mismatched] if not missing and not unexpected else []
     if only and all(k in CLASSIFIER_KEYS for k in only):
-        lines.append("  only the classifier differs: pass drop_head=True to fine-tune "
-                     "(CLI: rexnet finetune --pretrained FILE replaces the head).")
-    elif only == [FIRST_CONV_KEY] and _same_but_in_chans(*mismatched[0][1:]):
+        return ("  only the classifier differs: pass drop_head=True to fine-tune "
+                "(CLI: rexnet finetune --pretrained FILE replaces the head).")
+    if only == [FIRST_CONV_KEY] and _same_but_in_chans(*mismatched[0][1:]):
         exp, found = mismatched[0][1:]
-        lines.append(
-            f"  only the input channels differ ({found[1]} in the file, {exp[1]} in the model): "
-            "pass adapt_in_chans=True (create_model does) to adapt the first conv."
-        )
-    else:
-        lines.append(" " + _describe_variant(raw, layout).strip())
-    return "\n".join(lines)
+        return (f"  only the input channels differ ({found[1]} in the file, {exp[1]} in the model): "
+                "pass adapt_in_chans=True (create_model does) to adapt the first conv.")
+    return None
+
+
+def _write_safetensors(sd: StateDict, plan: NetworkPlan, path: str | os.PathLike, name: str | None) -> Path:
+    """Our layout as safetensors, with the plan (and the variant name) as metadata."""
+    meta = {"format": "rexnet", "plan": json.dumps(plan.to_dict())}
+    if name:
+        meta["model"] = name
+    return write_safetensors(sd, path, meta)
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, name: str | None = None) -> Path:
     """Save ``model`` in our layout as safetensors, with its plan (and name) as metadata."""
-    meta = {"format": "rexnet", "plan": json.dumps(model.plan.to_dict())}
-    if name:
-        meta["model"] = name
-    return write_safetensors(model.state_dict(), path, meta)
+    return _write_safetensors(model.state_dict(), model.plan, path, name)
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, model_name: str | None = None, *,
-                       force: bool = False) -> Path:
-    """Convert an official or timm checkpoint to our layout.
+def convert_weights(
+    src: str | os.PathLike | StateDict,
+    dst: str | os.PathLike,
+    plan: NetworkPlan,
+    *,
+    name: str | None = None,
+    force: bool = False,
+    label: str | None = None,
+) -> Path:
+    """Write an official or timm checkpoint of ``plan`` in our layout (``rexnet convert``'s work).
+
+    :func:`rexnet.zoo.convert_checkpoint` finds the plan for a variant name (or guesses it).
 
     Args:
-        src: Input checkpoint (``.pth`` or ``.safetensors``).
+        src: Input checkpoint (``.pth`` or ``.safetensors``) or its state dict.
         dst: Output path; its suffix names the format: ``.safetensors``, or ``.pth``/``.pt`` for
             a weights-only ``torch.save`` file.
-        model_name: Registered variant; guessed from the tensor shapes when ``None``.
+        plan: The network's plan.
+        name: Variant name recorded in the output.
         force: Overwrite an existing ``dst``.
+        label: How messages name the source (default: the path, or "the state dict").
 
     Returns:
         The written path.
 
     Raises:
-        CheckpointError: Unreadable ``src``, an unknown ``dst`` suffix, or an existing ``dst`` without ``force``.
+        CheckpointError: Unreadable ``src``, tensors that do not fit ``plan``, an unknown ``dst``
+            suffix, or an existing ``dst`` without ``force``.
     """
-    from ..zoo import create_model
+    dst = Path(dst)
+    check_destination(dst, force)
+    raw = read_state_dict(src)[0] if isinstance(src, (str, os.PathLike)) else src
+    label = label or (str(src) if isinstance(src, (str, os.PathLike)) else "the state dict")
+    try:
+        layout = detect_layout(raw.keys())
+    except ValueError as e:
+        raise CheckpointError(f"{label}: {e}") from e
+    sd = to_our_layout(raw, plan, layout)
+    shapes = tensor_shapes(plan, checkpoint_num_classes(raw, plan, layout))
+    _check_fit(sd, shapes, set(), plan, label, layout, raw, None)
+    sd = {k: sd[k] for k in shapes}
+    if dst.suffix == ".safetensors":
+        return _write_safetensors(sd, plan, dst, name)
+    return atomic_torch_save({"state_dict": sd, "model_name": name}, dst)
 
+
+def check_destination(dst: str | os.PathLike, force: bool) -> None:
+    """Refuse an output path of an unknown suffix, a folder, or an existing file without ``force``."""
     dst = Path(dst)
     if dst.suffix not in (".safetensors", ".pth", ".pt"):
         raise CheckpointError(f"{dst}: the destination must end in .safetensors, .pth or .pt (the suffix names "
@@ -236,21 +305,3 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, model_nam
         raise CheckpointError(f"{dst} is a directory; give the output file name")
     if dst.exists() and not force:
         raise CheckpointError(f"{dst} exists; pass force=True (CLI: --force) to overwrite it")
-
-    raw, meta = read_state_dict(src)
-    if model_name is None:
-        model_name = meta.get("model")  # our own files name their variant
-    if model_name is None:
-        guesses = guess_variant(raw)
-        if not guesses:
-            raise CheckpointError(f"{src}: the tensor shapes match no registered variant; pass the model name")
-        model_name = guesses[0]
-        _log.info("%s looks like %s", src, model_name)
-    layout = detect_layout(raw.keys())
-    plan_probe = create_model(model_name, num_classes=0).plan
-    num_classes = _checkpoint_num_classes(raw, plan_probe, layout)
-    model = create_model(model_name, num_classes=num_classes)
-    load_weights(model, src, layout=layout)
-    if dst.suffix == ".safetensors":
-        return save_weights(model, dst, name=model_name)
-    return atomic_torch_save({"state_dict": model.state_dict(), "model_name": model_name}, dst)

@@ -62,8 +62,11 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return unwrap_state_dict(safe_torch_load(path)), {}
 
 
-def safe_torch_load(path: str | os.PathLike) -> Any:
+def safe_torch_load(path: str | os.PathLike, *, mmap: bool = False) -> Any:
     """``torch.load(weights_only=True)`` on CPU, with every failure as a clear :class:`CheckpointError`.
+
+    The one place rexnet calls ``torch.load``. ``mmap=True`` maps the tensors instead of reading
+    them (cheap when only a few fields are looked at).
 
     Raises:
         CheckpointError: Missing, truncated or corrupt file, or a pickle that would execute code.
@@ -80,7 +83,7 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
             what += "; it looks like safetensors: name it .safetensors"
         raise CheckpointError(f"cannot read {path}: not a PyTorch checkpoint ({what})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         # torch's message suggests weights_only=False; that is exactly what must not be done with an unknown file
         detail = next((ln.strip() for ln in str(e).splitlines() if "WeightsUnpickler error" in ln), "")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..plan.spec import NetworkPlan
 
-__all__ = ["LAYOUTS", "module_map", "detect_layout"]
+__all__ = ["LAYOUTS", "module_map", "detect_layout", "tensor_shapes"]
 
 LAYOUTS = ("ours", "timm", "official")
 
@@ -44,6 +44,42 @@ def _ours(plan: NetworkPlan, num_classes: int) -> list[tuple[str, tuple[str, ...
     if num_classes:
         mods += [("classifier", _CONV_BIAS)]
     return mods
+
+
+def tensor_shapes(plan: NetworkPlan, num_classes: int = 1000, in_chans: int = 3) -> dict[str, tuple[int, ...]]:
+    """Shape of every tensor of the network ``plan`` describes, by our key (no module is built).
+
+    Used to tell which plan a checkpoint fits; a test checks it against the model's state dict.
+
+    Example:
+        >>> from rexnet.plan import rexnet_plan
+        >>> tensor_shapes(rexnet_plan(), num_classes=10)["classifier.weight"]
+        (10, 1280)
+    """
+    s, f, hidden = plan.stem, plan.final_conv, plan.head.hidden_channels
+    convs: dict[str, tuple[int, ...]] = {"stem.conv": (s.out_channels, in_chans, s.kernel_size, s.kernel_size)}
+    for i, b in enumerate(plan.blocks):
+        p = f"blocks.{i}"
+        convs[f"{p}.expand.conv"] = (b.exp_channels, b.in_channels, 1, 1)
+        convs[f"{p}.depthwise.conv"] = (b.exp_channels, 1, b.kernel_size, b.kernel_size)
+        convs[f"{p}.se.reduce"] = (b.se_channels, b.exp_channels, 1, 1)
+        convs[f"{p}.se.expand"] = (b.exp_channels, b.se_channels, 1, 1)
+        convs[f"{p}.project.conv"] = (b.out_channels, b.exp_channels, 1, 1)
+    convs["final_conv.conv"] = (f.out_channels, f.in_channels, 1, 1)
+    convs["head_hidden.conv"] = (hidden, f.out_channels, 1, 1)
+    convs["classifier"] = (num_classes, hidden or f.out_channels)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for module, tensors in _ours(plan, num_classes):
+        if module.endswith(".bn"):
+            width = convs[module[:-3] + (".reduce" if module.endswith(".se.bn") else ".conv")][0]
+            for t in tensors:
+                shapes[f"{module}.{t}"] = () if t == "num_batches_tracked" else (width,)
+            continue
+        weight = convs[module]
+        shapes[f"{module}.weight"] = weight
+        if "bias" in tensors:
+            shapes[f"{module}.bias"] = weight[:1]
+    return shapes
 
 
 def _timm_name(name: str, n_blocks: int) -> str:

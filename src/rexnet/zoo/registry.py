@@ -6,17 +6,21 @@ One registry serves the CLI, the docs and the tests; nothing keeps a second list
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import RexnetError, UnknownModelError
-from .features import Indices
-from .model import IMAGENET_MEAN, IMAGENET_STD, RexNet, RexNetFeatures
-from .plan import NetworkPlan, mobilenetv2_plan, rexnet_lite_plan, rexnet_plan
+from ..errors import RexnetError, UnknownModelError
+from ..features import Indices
+from ..model import IMAGENET_MEAN, IMAGENET_STD, RexNet, RexNetFeatures
+from ..plan import NetworkPlan, mobilenetv2_plan, rexnet_lite_plan, rexnet_plan
+from ..weights import load_weights
 
 __all__ = [
     "ModelInfo",
@@ -26,6 +30,7 @@ __all__ = [
     "list_models",
     "get_model_info",
     "get_plan",
+    "registry_plans",
     "transforms",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -218,6 +223,16 @@ def get_plan(name: str) -> NetworkPlan:
     return get_model_info(name).plan()
 
 
+@functools.lru_cache(maxsize=1)
+def _plans() -> dict[str, NetworkPlan]:
+    return {name: info.plan() for name, info in _REGISTRY.items()}
+
+
+def registry_plans() -> Mapping[str, NetworkPlan]:
+    """``{name: plan}`` of every registered variant (read-only): the candidates a checkpoint is matched against."""
+    return MappingProxyType(_plans())
+
+
 _MODEL_KWARGS = ("in_chans", "drop_rate", "drop_path_rate", "output_stride")
 _TIMM_NO_OPS = ("scriptable", "exportable", "no_jit")  # timm layer-config flags; our modules always script
 
@@ -306,13 +321,10 @@ def create_model(
     cfg["input_size"] = (in_chans, *cfg["input_size"][1:])
     cfg["test_input_size"] = (in_chans, *cfg["test_input_size"][1:])
     model.pretrained_cfg = cfg
-    if weights is not None or checkpoint_path is not None:
-        from .weights import load_weights
-
-        if weights is not None:
-            load_weights(model, weights, drop_head=drop_head, adapt_in_chans=True)
-        if checkpoint_path is not None:
-            load_weights(model, checkpoint_path)
+    if weights is not None:
+        load_weights(model, weights, drop_head=drop_head, adapt_in_chans=True, candidates=registry_plans())
+    if checkpoint_path is not None:
+        load_weights(model, checkpoint_path, candidates=registry_plans())
     return model
 
 

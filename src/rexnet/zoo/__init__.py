@@ -1,0 +1,43 @@
+"""The model zoo: the registry of named variants (plans, paper figures, preprocessing), ``create_model``,
+and the one loader, :func:`load_model`, that every other part of rexnet calls.
+
+Example:
+    >>> from rexnet.zoo import load_model
+    >>> model, meta = load_model("rexnet_100")
+    >>> meta.num_classes, meta.image_size
+    (1000, 224)
+"""
+
+from .load import ModelMeta, convert_checkpoint, imagenet_class_names, load_model, resolve_checkpoint
+from .registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODEL_TABLE_COLUMNS,
+    ModelInfo,
+    create_model,
+    get_model_info,
+    get_plan,
+    list_models,
+    model_table,
+    registry_plans,
+    transforms,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MODEL_TABLE_COLUMNS",
+    "ModelInfo",
+    "ModelMeta",
+    "convert_checkpoint",
+    "create_model",
+    "get_model_info",
+    "get_plan",
+    "imagenet_class_names",
+    "list_models",
+    "load_model",
+    "model_table",
+    "registry_plans",
+    "resolve_checkpoint",
+    "transforms",
+]
