@@ -364,7 +364,7 @@ MODEL_TABLE_COLUMNS = ("model", "params (M)", "paper params (M)", "GMACs", "pape
 def model_table(pattern: str = "*", image_size: int = 224) -> list[tuple[Any, ...]]:
     """One row per registered model: parameters and MACs computed here from the plan, next to
     the figures the paper prints, and the reported accuracy."""
-    from .plan import plan_cost
+    from ..plan import plan_cost
 
     rows = []
     for name in list_models(pattern):
