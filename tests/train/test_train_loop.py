@@ -189,3 +189,24 @@ def test_resume_with_more_epochs_follows_the_new_schedule(bundle, tmp_path, monk
     peak = longer.peak_lr()
     expected = [lr_at(s, 16, 2, peak, min(longer.warmup_lr, peak), min(longer.min_lr, peak)) for s in range(8, 16)]
     assert lrs == pytest.approx(expected, rel=1e-12)
+
+
+def test_scheduler_state_is_its_step_and_older_lambdalr_states_load():
+    from rexnet.train.optim import build_optimizer, build_scheduler
+
+    cfg = tiny_cfg(epochs=3)
+    opt = build_optimizer(_model(), cfg)
+    sched = build_scheduler(opt, cfg, steps_per_epoch=4)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    assert sched.state_dict() == {"last_epoch": 5}
+    old_opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)  # older checkpoints hold a LambdaLR state
+    old = torch.optim.lr_scheduler.LambdaLR(old_opt, lambda s: 1.0)
+    for _ in range(5):
+        old_opt.step()
+        old.step()
+    fresh_opt = build_optimizer(_model(), cfg)
+    fresh = build_scheduler(fresh_opt, cfg, steps_per_epoch=4)
+    fresh.load_state_dict(old.state_dict())
+    assert [g["lr"] for g in fresh_opt.param_groups] == [g["lr"] for g in opt.param_groups] != [cfg.peak_lr()] * 2

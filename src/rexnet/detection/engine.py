@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import random
 import tempfile
@@ -23,6 +22,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import CheckpointError, RexnetError
+from ..train.distributed import average_buffers
+from ..train.optim import WarmupCosineLR
 from ..weights.io import atomic_torch_save, safe_torch_load
 from .data import DetectionDataset, collate, load_detection_data
 from .evaluate import evaluate_coco
@@ -107,12 +108,6 @@ def _write_json(obj: Any, path: Path) -> None:
     _write_text(json.dumps(obj, indent=2) + "\n", path)
 
 
-def _lr_factor(it: int, total: int, warmup: int) -> float:
-    if it < warmup:
-        return 0.001 + (1 - 0.001) * it / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (it - warmup) / max(1, total - warmup))))
-
-
 def _optimizer(model: nn.Module, cfg: DetectConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for p in model.parameters():
@@ -122,6 +117,117 @@ def _optimizer(model: nn.Module, cfg: DetectConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
     return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+@dataclass
+class _State:
+    """What a detection checkpoint restores: weights, optimiser, schedule, data-order RNG, progress."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: WarmupCosineLR
+    loader_rng: torch.Generator
+    epoch: int = 0  # epochs completed
+    best: float = -1.0  # best val bbox AP
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                    scheduler=self.scheduler.state_dict(), loader_rng=self.loader_rng.get_state(),
+                    torch_rng=torch.get_rng_state(), epoch=self.epoch, best=self.best, history=self.history)
+
+    def load_state_dict(self, ck: dict[str, Any]) -> None:
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.loader_rng.set_state(ck["loader_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.epoch, self.best, self.history = ck["epoch"], ck["best"], list(ck["history"])
+
+
+def _train_loader(cfg: DetectConfig, train_set: DetectionDataset, world: int,
+                  g: torch.Generator) -> tuple[DataLoader, Any]:
+    """The training loader and its ``DistributedSampler`` (``None`` for one process)."""
+    sampler = None
+    if world > 1:  # torchrun: each process takes batch_size / world images of a shared permutation
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed, drop_last=True)
+    loader = DataLoader(
+        train_set,
+        batch_size=max(1, cfg.batch_size // world),
+        shuffle=sampler is None,
+        sampler=sampler,
+        collate_fn=collate,
+        generator=g if sampler is None else None,
+        drop_last=len(train_set) > cfg.batch_size,  # BatchNorm needs > 1 image per batch
+    )
+    return loader, sampler
+
+
+def _new_state(cfg: DetectConfig, num_classes: int, steps_per_epoch: int, g: torch.Generator) -> _State:
+    model = build_detector(cfg, num_classes).to(cfg.device)
+    opt = _optimizer(model, cfg)
+    # linear warm-up from 0.001 x lr, then cosine to 0 (factors of cfg.lr)
+    sched = WarmupCosineLR(opt, cfg.epochs * steps_per_epoch, cfg.warmup_iters, peak=1.0, warmup_lr=0.001,
+                           min_lr=0.0)
+    return _State(model, opt, sched, g)
+
+
+def _train_one_epoch(net: nn.Module, state: _State, loader: DataLoader, cfg: DetectConfig,
+                     show: bool) -> dict[str, Any]:
+    """One epoch of ``net`` (the model, or its DDP wrapper); the epoch's row (lr, seconds, mean losses)."""
+    net.train()
+    t0, sums, n = time.perf_counter(), {}, 0
+    bar = _progress(loader, show, f"epoch {state.epoch + 1}/{cfg.epochs}")
+    for images, targets in bar:
+        images = [im.to(cfg.device) for im in images]
+        targets = [{k: v.to(cfg.device) for k, v in t.items()} for t in targets]
+        losses = net(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            parts = {k: float(v) for k, v in losses.items()}
+            raise RexnetError(f"non-finite loss at epoch {state.epoch + 1}: {parts}")
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        state.optimizer.step()
+        state.scheduler.step()
+        n += 1
+        for k, v in {**losses, "loss": loss}.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+    row: dict[str, Any] = {"epoch": state.epoch + 1, "lr": state.optimizer.param_groups[0]["lr"],
+                           "seconds": time.perf_counter() - t0}
+    row.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
+    return row
+
+
+def _validate(state: _State, val_set: DetectionDataset, cfg: DetectConfig, dist_info: Any) -> dict[str, float]:
+    """BN statistics averaged over ranks; COCO metrics on the main process when this epoch evaluates."""
+    if dist_info is not None:
+        average_buffers(state.model, dist_info)  # every rank holds the same BN statistics
+    epoch = state.epoch + 1
+    due = epoch == cfg.epochs or (cfg.eval_every and epoch % cfg.eval_every == 0)
+    if not due or (dist_info is not None and not dist_info.is_main):
+        return {}
+    return {f"val_{k}": v for k, v in evaluate_coco(state.model, val_set, device=cfg.device).items()}
+
+
+def _save(state: _State, run: Path, cfg: DetectConfig, train_set: DetectionDataset) -> None:
+    """``metrics.jsonl`` and ``checkpoints/last.pt`` (and ``best.pt`` when val bbox AP improved)."""
+    _write_text("".join(json.dumps(r) + "\n" for r in state.history), run / "metrics.jsonl")
+    ap = state.history[-1].get("val_bbox_AP")
+    is_best = ap is not None and ap > state.best
+    if is_best:
+        state.best = ap
+    ck = dict(format=FORMAT, **state.state_dict(), config=dataclasses.asdict(cfg), num_classes=train_set.num_classes,
+              class_names=train_set.class_names, cat_ids=train_set.cat_ids)
+    if is_best:
+        atomic_torch_save(ck, run / "checkpoints" / "best.pt")
+    atomic_torch_save(ck, run / "checkpoints" / "last.pt")
 
 
 def fit_detector(
@@ -144,122 +250,53 @@ def fit_detector(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     dist_info = _init_distributed(cfg)
-    world = dist_info.world_size if dist_info else 1
-    main_process = dist_info is None or dist_info.is_main
-    model = build_detector(cfg, train_set.num_classes).to(cfg.device)
+    world, main = (dist_info.world_size, dist_info.is_main) if dist_info else (1, True)
     g = torch.Generator().manual_seed(cfg.seed)
-    sampler = None
-    if world > 1:  # torchrun: each process takes batch_size / world images of a shared permutation
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed, drop_last=True)
-    per_process = max(1, cfg.batch_size // world)
-    loader = DataLoader(
-        train_set,
-        batch_size=per_process,
-        shuffle=sampler is None,
-        sampler=sampler,
-        collate_fn=collate,
-        generator=g if sampler is None else None,
-        drop_last=len(train_set) > cfg.batch_size,  # BatchNorm needs > 1 image per batch
-    )
-    total = cfg.epochs * len(loader)
-    opt = _optimizer(model, cfg)
-    net = model  # what is saved and evaluated; ``model`` may become the DDP wrapper
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: _lr_factor(it, total, cfg.warmup_iters))
+    loader, sampler = _train_loader(cfg, train_set, world, g)
+    state = _new_state(cfg, train_set.num_classes, len(loader), g)
     run = Path(out) if out is not None else None
-    history: list[dict[str, Any]] = []
-    start_epoch, best = 0, -1.0
     if run is not None:
-        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
-        if resume and (run / "checkpoints" / "last.pt").is_file():
-            ck = _load_checkpoint(run / "checkpoints" / "last.pt")
-            net.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            g.set_state(ck["loader_rng"])
-            torch.set_rng_state(ck["torch_rng"])
-            start_epoch, best, history = ck["epoch"], ck["best"], list(ck["history"])
-            log.info("resumed from epoch %d", start_epoch)
-        if main_process:
-            _write_json(dataclasses.asdict(cfg), run / "config.json")
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(model)
-    end = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
-    for epoch in range(start_epoch, end):
+        _open_run(run, state, cfg, resume, main)
+    net = nn.parallel.DistributedDataParallel(state.model) if world > 1 else state.model
+    end = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
+    while state.epoch < end:
         if sampler is not None:
-            sampler.set_epoch(epoch)
-        model.train()
-        t0, sums, n = time.perf_counter(), {}, 0
-        bar = _progress(loader, cfg.progress and main_process, f"epoch {epoch + 1}/{cfg.epochs}")
-        for images, targets in bar:
-            images = [im.to(cfg.device) for im in images]
-            targets = [{k: v.to(cfg.device) for k, v in t.items()} for t in targets]
-            losses = model(images, targets)
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise RexnetError(
-                    f"non-finite loss at epoch {epoch + 1}: { ({k: float(v) for k, v in losses.items()}) }"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            n += 1
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{float(loss):.3f}")
-        row: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
-        row.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
-        last = epoch + 1 == cfg.epochs
-        if dist_info is not None:
-            from ..train.distributed import average_buffers
-
-            average_buffers(net, dist_info)  # every rank holds the same BN statistics
-        if main_process and (last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
-            row.update({f"val_{k}": v for k, v in evaluate_coco(net, val_set, device=cfg.device).items()})
-        history.append(row)
-        if main_process:
-            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        if run is not None and main_process:
-            _write_text("".join(json.dumps(r) + "\n" for r in history), run / "metrics.jsonl")
-            ck = dict(
-                format=FORMAT,
-                model=net.state_dict(),
-                optimizer=opt.state_dict(),
-                scheduler=sched.state_dict(),
-                loader_rng=g.get_state(),
-                torch_rng=torch.get_rng_state(),
-                epoch=epoch + 1,
-                best=best,
-                history=history,
-                config=dataclasses.asdict(cfg),
-                num_classes=train_set.num_classes,
-                class_names=train_set.class_names,
-                cat_ids=train_set.cat_ids,
-            )
-            ap = row.get("val_bbox_AP")
-            if ap is not None and ap > best:
-                ck["best"] = best = ap
-                atomic_torch_save(ck, run / "checkpoints" / "best.pt")
-            atomic_torch_save(ck, run / "checkpoints" / "last.pt")
+            sampler.set_epoch(state.epoch)
+        row = _train_one_epoch(net, state, loader, cfg, cfg.progress and main)
+        row.update(_validate(state, val_set, cfg, dist_info))
+        state.history.append(row)
+        if main:
+            log.info("epoch %d: %s", row["epoch"], ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        state.epoch += 1
+        if run is not None and main:
+            _save(state, run, cfg, train_set)
         if dist_info is not None:
             torch.distributed.barrier()  # the others wait for rank 0's evaluation and checkpoint
-    final = history[-1] if history else {}
+    return _summary(state, cfg, run if main else None)
+
+
+def _open_run(run: Path, state: _State, cfg: DetectConfig, resume: bool, main: bool) -> None:
+    """Create the run folder, restore ``last.pt`` when resuming, write ``config.json``."""
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    last = run / "checkpoints" / "last.pt"
+    if resume and last.is_file():
+        state.load_state_dict(_load_checkpoint(last))
+        log.info("resumed from epoch %d", state.epoch)
+    if main:
+        _write_json(dataclasses.asdict(cfg), run / "config.json")
+
+
+def _summary(state: _State, cfg: DetectConfig, run: Path | None) -> dict[str, Any]:
+    """The run's summary (written to ``summary.json`` when ``run`` is given)."""
+    final = state.history[-1] if state.history else {}
     summary = dict(
         config=dataclasses.asdict(cfg),
-        epochs_run=len(history),
-        params=sum(p.numel() for p in net.parameters()),
-        train_seconds=sum(r["seconds"] for r in history),
+        epochs_run=len(state.history),
+        params=sum(p.numel() for p in state.model.parameters()),
+        train_seconds=sum(r["seconds"] for r in state.history),
         **{k: v for k, v in final.items() if k.startswith("val_")},
     )
-    if run is not None and main_process:
+    if run is not None:
         _write_json(summary, run / "summary.json")
     return summary
 
