@@ -80,6 +80,10 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("rank-profile-batch", ["rank-profile", "--out", "{tmp}/rp", "-b", "0", "rexnet_060"], ["0"]),
     ("rank-profile-model", ["rank-profile", "--out", "{tmp}/rp", "rexnet_999"], ["rexnet_999"]),
     ("rank-verify-seeds", ["rank-verify", "--out", "{tmp}/rv", "--seeds", "0"], ["seeds", "0"]),
+    # the current grammar, `rexnet rank ACTION` (the one-word forms above are its hidden aliases)
+    ("rank-study-blocks", ["rank", "study", "--out", "{tmp}/rs", "--blocks", "ib_nope", "-n", "2"], ["ib_nope"]),
+    ("rank-profile-model-new", ["rank", "profile", "--out", "{tmp}/rp", "rexnet_999"], ["rexnet_999"]),
+    ("rank-verify-seeds-new", ["rank", "verify", "--out", "{tmp}/rv", "--seeds", "0"], ["seeds", "0"]),
     # search
     ("search-train-options-list", ["search", "run", "--out", "{tmp}/s", "--train-options", "[1]"], ["[1]"]),
     ("search-train-options-json", ["search", "run", "--out", "{tmp}/s", "--train-options", "{{"], ["{{"]),

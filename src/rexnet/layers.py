@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .plan.spec import BlockSpec
+from .plan.spec import ACTIVATIONS, BlockSpec
 
 __all__ = [
     "make_activation",
@@ -19,29 +19,15 @@ __all__ = [
     "InvertedBottleneck",
 ]
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "identity": nn.Identity,
-    "relu": nn.ReLU,
-    "relu6": nn.ReLU6,
-    "silu": nn.SiLU,
-    "hardswish": nn.Hardswish,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "softplus": nn.Softplus,
-    "gelu": nn.GELU,
-}
-
-
 def make_activation(name: str) -> nn.Module:
     """An activation module by name (the names of :data:`rexnet.plan.ACTIVATIONS`).
 
     Plain ``torch.nn`` modules only: the official code's custom autograd SiLU breaks
     TorchScript and ONNX export, and ``nn.SiLU`` computes the same function.
     """
-    try:
-        return _ACTIVATIONS[name]()
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of: {', '.join(_ACTIVATIONS)}") from None
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of: {', '.join(ACTIVATIONS)}")
+    return getattr(nn, ACTIVATIONS[name].module)()
 
 
 class ConvBnAct(nn.Sequential):

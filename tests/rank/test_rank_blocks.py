@@ -78,3 +78,36 @@ def test_per_network_expansion_and_no_shortcut():
     assert torch.allclose(lin, torch.full_like(lin, 0.1), atol=0.02)  # Linear stays on the diagonal
     # with t drawn in [1, 6], ReLU's rank ratio is at most 6 * d_in / d_out and varies between networks
     assert res["matrix_rank"]["relu"].max() <= 6 * 0.11 and res["matrix_rank"]["relu"].std() > 0
+
+
+def test_a_new_block_kind_is_one_registry_entry(monkeypatch, tmp_path):
+    """Registering a block kind makes it drawable, runnable in a study and a CLI choice; no other edit."""
+    from rexnet.cli import main
+    from rexnet.rank import BLOCK_KINDS, BlockKind, run_rank_study
+    from rexnet.rank.blocks import _apply_conv, _draw_conv
+
+    kind = BlockKind("(e) 5x5 conv", _draw_conv(5), _apply_conv, cost=lambda r: 3.0)
+    monkeypatch.setitem(BLOCK_KINDS, "conv5x5", kind)
+    p = get_protocol("default", spatial=4)
+    w = draw_weights("conv5x5", 2, 3, 8, p, torch.Generator().manual_seed(0))
+    assert w["w"].shape == (2, 8, 3, 5, 5)
+    res = run_rank_study(blocks=["conv5x5"], activations=["identity"], ratios=[0.5], networks=4, progress=False,
+                         protocol=p)
+    assert 0 < res.value("conv5x5", "identity", 0.5) <= 1
+    assert main(["rank", "study", "--out", str(tmp_path / "s"), "--blocks", "conv5x5", "-n", "2", "--ratios", "1",
+                 "--activations", "relu", "--no-progress", "--no-plot", "--set", "spatial=4"]) == 0
+
+
+def test_unknown_block_names_the_registered_ones():
+    from rexnet.errors import RexnetError
+    from rexnet.rank import get_block_kind
+
+    with pytest.raises(RexnetError, match="'ib_nope'; expected one of: conv1x1, conv3x3, ib_conv, ib_dw"):
+        get_block_kind("ib_nope")
+
+
+def test_every_block_kind_has_a_cost_and_title():
+    from rexnet.rank import BLOCK_KINDS
+
+    for name, kind in BLOCK_KINDS.items():
+        assert kind.title and kind.cost(0.5) > 0, name

@@ -10,7 +10,7 @@ from rexnet.cli import main
 from rexnet.errors import RexnetError
 from rexnet.plan import count_macs
 from rexnet.rank.grid import run_protocol_grid
-from rexnet.rank.verification import proxy_plan, run_verification
+from rexnet.train.table2 import proxy_plan, run_verification
 
 
 def test_grid_scores_and_sorts(tmp_path):

@@ -1,14 +1,20 @@
-"""``rexnet rank-study``, ``rexnet rank-profile MODEL``, ``rexnet rank-verify``: thin shells over :mod:`rexnet.rank`."""
+"""``rexnet rank study|paper-view|profile|verify``: thin shells over :mod:`rexnet.rank` (and the Table-2 recipe).
+
+The pre-1.0 spellings ``rexnet rank-study``, ``rank-paper-view``, ``rank-profile`` and ``rank-verify`` stay as
+hidden aliases of the same commands.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from ..data import data_help
 from ..errors import RexnetError
+from ..rank import BLOCKS, PAPER_ACTIVATIONS, PRESETS
 
-_DEFAULT_BLOCKS = "conv1x1,conv3x3,ib_conv,ib_dw"
-_DEFAULT_ACTS = "identity,relu6,relu,leaky_relu,elu,softplus,hardswish,silu"
+_DEFAULT_BLOCKS = ",".join(BLOCKS)
+_DEFAULT_ACTS = ",".join(PAPER_ACTIVATIONS)
 
 
 def _names(text: str) -> list[str]:
@@ -106,7 +112,7 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ..rank.verification import run_verification
+    from ..train.table2 import run_verification
 
     rep = run_verification(args.out, train_epochs=args.train_epochs, image_size=args.image_size,
                            seeds=args.seeds, batch_size=args.batch_size, progress=not args.no_progress,
@@ -116,8 +122,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("rank-study", help="random-layer rank study (CVPR'21 Fig. 1), or the protocol grid")
+def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run folder (resumed if it holds the same config)")
     p.add_argument("--blocks", default=_DEFAULT_BLOCKS, help=f"comma list (default: {_DEFAULT_BLOCKS})")
     p.add_argument("--activations", default=_DEFAULT_ACTS,
@@ -127,8 +132,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--networks", type=int, default=None, help="networks per point (default: 1000; grid: 30)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--protocol", default="default",
-                   help="preset: default, P1 (as stated: BN before f), P2, P3, P4, P4_wide, or an inverted-bottleneck "
-                        "preset ib_t2, ib_trand, ib_loose (see docs/rank_study.md); or 'grid' to sweep protocols and "
+                   help=f"preset: {', '.join(PRESETS)} (see docs/rank_study.md); or 'grid' to sweep protocols and "
                         "score them against the paper's Fig. 1 (default: default)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a protocol option, e.g. --set estimator=rtol:1e-2 --set norm=bn_before")
@@ -141,10 +145,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="parallel processes (default: 2 on >= 2 cores for runs over 20,000 networks, else 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plot", action="store_true", help="skip rank_study.png")
-    p.set_defaults(func=_study)
 
-    p = sub.add_parser("rank-paper-view",
-                       help="composite Figure 1: (a)/(b) with the default protocol, (c)/(d) with the best IB preset")
+
+def _paper_view_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (its study sub-folders are resumed)")
     p.add_argument("--ab-protocol", default="default", help="preset for panels (a)/(b) (default: default)")
     p.add_argument("--cd-protocol", default=None,
@@ -156,9 +159,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ab-run", default=None, help="a finished rank-study folder to read (a)/(b) from, no computing")
     p.add_argument("--cd-run", default=None, help="a finished rank-study folder to read (c)/(d) from, no computing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_paper_view)
 
-    p = sub.add_parser("rank-profile", help="per-layer rank of a model's features (any rexnet or torchvision model)")
+
+def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="rexnet registry name (rexnet_100) or tv:NAME for torchvision (tv:mobilenet_v2)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--compare", default=None, help="a second model to profile side by side, same syntax")
@@ -174,17 +177,41 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bn", default="auto", choices=("auto", "train", "eval"),
                    help="BN statistics: batch (train) or running (eval); auto = train for random init, "
                         "eval with --checkpoint (default: auto)")
-    p.set_defaults(func=_profile)
 
-    p = sub.add_parser("rank-verify", help="Table-2 verification: 2-IB proxies, MACs, rank and nuclear norm")
+
+def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--train-epochs", type=int, default=0,
                    help="epochs of training on --data for the accuracy column (default: 0 = rank columns only)")
     p.add_argument("--data", default="digits",
-                   help="training data: digits (embedded), fashion-mnist, ... as in `rexnet train` (default: digits)")
+                   help=f"training data: {data_help()} (default: digits)")
     p.add_argument("--train-limit", type=int, default=None, help="train on a fixed subset of this many images")
     p.add_argument("--image-size", type=int, default=32, help="input side (default: 32)")
     p.add_argument("--seeds", type=int, default=3, help="models per variant, averaged (paper: 3; default: 3)")
     p.add_argument("-b", "--batch-size", type=int, default=256, help="batch for the rank measurement (default: 256)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
-    p.set_defaults(func=_verify)
+
+
+# name -> (help, arguments, handler), in help order
+_COMMANDS = {
+    "study": ("random-layer rank study (CVPR'21 Fig. 1), or the protocol grid", _study_args, _study),
+    "paper-view": ("composite Figure 1: (a)/(b) with the default protocol, (c)/(d) with the best IB preset",
+                   _paper_view_args, _paper_view),
+    "profile": ("per-layer rank of a model's features (any rexnet or torchvision model)", _profile_args, _profile),
+    "verify": ("Table-2 verification: 2-IB proxies, MACs, rank and nuclear norm", _verify_args, _verify),
+}
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    rank = sub.add_parser("rank", help="the rank study (paper Sec. 3): study, paper-view, profile, verify",
+                          description="The rank study of CVPR'21 Sec. 3.")
+    actions = rank.add_subparsers(dest="rank_command", metavar="ACTION")
+    rank.set_defaults(func=lambda args: rank.print_help() or 2)
+    for name, (text, add_args, handler) in _COMMANDS.items():
+        p = actions.add_parser(name, help=text, description=text)
+        add_args(p)
+        p.set_defaults(func=handler)
+        # the old one-word spelling, kept working but not listed (no help= means no entry in the help)
+        old = sub.add_parser(f"rank-{name}", description=text)
+        add_args(old)
+        old.set_defaults(func=handler)

@@ -15,6 +15,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from ..data.build import data_help
+
 __all__ = ["add_parsers", "config_from_args"]
 
 _SHORT = {"model": ["-m"], "batch_size": ["-b"], "workers": ["-j"], "epochs": ["-e"], "out": ["-o"]}
@@ -162,8 +164,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-m", "--model", default=None, help="model name (default: the one the checkpoint records or fits)")
     p.add_argument("-c", "--checkpoint", required=True, help="a run folder, its checkpoints/best.pt, or a weights file")
     p.add_argument("--data", default="digits",
-                   help="digits | shapes | fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | DIR "
-                        "(default: digits)")
+                   help=f"{data_help()} (default: digits)")
     p.add_argument("--split", default="val", choices=("val", "test"),
                    help="held-out validation split, or the official test split (fashion-mnist, mnist)")
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")

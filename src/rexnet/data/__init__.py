@@ -7,7 +7,7 @@ Example:
     (10, ['0', '1', '2'])
 """
 
-from .build import DATASETS, EMBEDDED_DATASETS, DatasetBundle, build_datasets
+from .build import DATASETS, EMBEDDED_DATASETS, DatasetBundle, DatasetSource, build_datasets, data_help, resolve_data
 from .folder import CorruptImageError, SafeImageFolder, SkippedImage, collate_skipping
 from .transforms import AugmentConfig, build_eval_transform, build_train_transform
 
@@ -17,9 +17,12 @@ __all__ = [
     "AugmentConfig",
     "CorruptImageError",
     "DatasetBundle",
+    "DatasetSource",
     "SafeImageFolder",
     "SkippedImage",
     "build_datasets",
+    "data_help",
+    "resolve_data",
     "build_eval_transform",
     "build_train_transform",
     "collate_skipping",

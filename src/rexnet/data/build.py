@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,18 @@ from .batched import BatchAugment
 from .cifar import is_cifar_folder, load_cifar
 from .embedded import SHAPE_CLASSES, TensorImageDataset, _stratified_split, load_digits_split, make_shapes_split
 from .folder import SafeImageFolder, find_class_folders
-from .idx import IDX_DATASETS, load_idx_dataset
+from .idx import load_idx_dataset
 from .transforms import AugmentConfig, build_eval_transform, build_train_transform, model_norm
 
-__all__ = ["DatasetBundle", "build_datasets", "DATASETS", "EMBEDDED_DATASETS"]
-
-EMBEDDED_DATASETS = ("digits", "shapes")
+__all__ = [
+    "DatasetBundle",
+    "DatasetSource",
+    "build_datasets",
+    "data_help",
+    "resolve_data",
+    "DATASETS",
+    "EMBEDDED_DATASETS",
+]
 
 
 @dataclass
@@ -71,12 +78,11 @@ def build_datasets(
     """Build the train/val datasets named by ``data``.
 
     Args:
-        data: ``digits`` (default, embedded: scikit-learn's handwritten digits upscaled),
-            ``shapes`` (embedded, procedural), ``fashion-mnist`` (Debian package, or
-            ``fashion-mnist:DIR`` / ``mnist:DIR`` for a folder of the four IDX files; grayscale,
-            replicated to 3 channels; official test split in ``bundle.test``), a CIFAR-10/100 python
-            folder (``cifar10:DIR`` / ``cifar100:DIR`` or just ``DIR``), or an image folder: ``DIR/train`` + ``DIR/val``
-            (ImageNet layout), or ``DIR/<class>/...`` split ``val_fraction`` per class (fixed seed).
+        data: A name of :data:`DATASETS` (``digits``, the default, is embedded), ``NAME:DIR`` for one
+            found in a folder, or a bare folder (CIFAR python folder or image folder). Fashion-MNIST and
+            MNIST are grayscale, replicated to 3 channels, with the official test split in ``bundle.test``;
+            an image folder is ``DIR/train`` + ``DIR/val`` (ImageNet layout) or ``DIR/<class>/...`` split
+            ``val_fraction`` per class (fixed seed).
         image_size: Crop size fed to the model.
         train: Also build the training split (``False`` for evaluation only).
         model: Registered name whose mean/std/crop_pct/interpolation the transforms use.
@@ -100,8 +106,8 @@ def build_datasets(
     norm = model_norm(model)
     interp = norm["interpolation"]
     aug = augment or AugmentConfig()
-    kind, _, path = data.partition(":") if ":" in data and data.split(":", 1)[0] in _PREFIXES else ("", "", data)
-    memory = _load_in_memory(data, kind, path)
+    source, path = resolve_data(data)
+    memory = DATASETS[source].load(path) if DATASETS[source].load is not None else None
     # in-memory sets are shown whole at evaluation (no centre crop): their objects fill the frame
     crop_pct = 1.0 if memory is not None and memory.full_frame else norm["crop_pct"]
     eval_tf = build_eval_transform(image_size, crop_pct=crop_pct, mean=norm["mean"], std=norm["std"],
@@ -120,12 +126,7 @@ def build_datasets(
             test_ds = TensorImageDataset(*memory.test, classes, eval_tf)
         data = memory.name
     else:
-        root = Path(path)
-        if not root.exists():
-            raise RexnetError(
-                f"unknown dataset {data!r}: not a folder; expected one of: {', '.join(sorted(DATASETS))}, "
-                "fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR, or an image folder DIR"
-            )
+        root = Path(path or "")
         val_dir = next((root / n for n in ("val", "validation") if (root / n).is_dir()), None)
         if (root / "train").is_dir() and val_dir is not None:
             classes = find_class_folders(root / "train")
@@ -162,35 +163,93 @@ class _InMemory:
     full_frame: bool = False
 
 
-#: Named datasets that need no folder argument, with a one-line description (CLI help).
-DATASETS: dict[str, str] = {
-    "digits": "embedded: scikit-learn's 8x8 handwritten digits upscaled to 32 px (1,438 train / 359 val)",
-    "shapes": "embedded: procedural coloured shapes, 10 classes (2,000 train / 500 val)",
-    "fashion-mnist": "Fashion-MNIST from the Debian package dataset-fashion-mnist (55,000 train / 5,000 val / "
-                     "10,000 test); fashion-mnist:DIR for another folder",
+@dataclass(frozen=True)
+class DatasetSource:
+    """One kind of ``--data``: how it loads and whether it takes a folder.
+
+    Attributes:
+        description: One line for ``--help`` and the docs.
+        load: ``folder or None -> in-memory dataset``; ``None`` for an image folder, read from disk per image.
+        folder: ``"none"`` (embedded), ``"optional"`` (``NAME`` finds it, ``NAME:DIR`` points at it) or
+            ``"required"`` (only ``NAME:DIR``).
+    """
+
+    description: str
+    load: Callable[[str | None], _InMemory] | None
+    folder: str = "none"
+
+
+def _digits(_: str | None) -> _InMemory:
+    images, labels, tr, va = load_digits_split(32)
+    return _InMemory("digits", images, labels, tr, va, [str(i) for i in range(10)])
+
+
+def _shapes(_: str | None) -> _InMemory:
+    images, labels, tr, va = make_shapes_split(32)
+    return _InMemory("shapes", images, labels, tr, va, list(SHAPE_CLASSES))
+
+
+def _idx(name: str) -> Callable[[str | None], _InMemory]:
+    def load(folder: str | None) -> _InMemory:
+        d = load_idx_dataset(name, folder)
+        tr, va = _stratified_split(d.train_labels, IDX_VAL_FRACTION)
+        return _InMemory(f"{name}:{d.folder}", d.train_images[:, None], d.train_labels, tr, va, d.classes,
+                         (d.test_images[:, None], d.test_labels), full_frame=True)
+
+    return load
+
+
+def _cifar(folder: str | None) -> _InMemory:
+    x_tr, y_tr, x_te, y_te, classes = load_cifar(folder or "")
+    # the official test split is the held-out split here (as CIFAR results are usually reported)
+    n = len(y_tr)
+    return _InMemory(f"cifar:{folder}", torch.cat([x_tr, x_te]), torch.cat([y_tr, y_te]), list(range(n)),
+                     list(range(n, n + len(y_te))), classes)
+
+
+#: Every kind of ``--data``, in help order; adding a dataset is one entry here.
+DATASETS: dict[str, DatasetSource] = {
+    "digits": DatasetSource("embedded: scikit-learn's 8x8 handwritten digits upscaled to 32 px (1,438 train / 359 val)",
+                            _digits),
+    "shapes": DatasetSource("embedded: procedural coloured shapes, 10 classes (2,000 train / 500 val)", _shapes),
+    "fashion-mnist": DatasetSource("Fashion-MNIST from the Debian package dataset-fashion-mnist (55,000 train / "
+                                   "5,000 val / 10,000 test), or fashion-mnist:DIR", _idx("fashion-mnist"), "optional"),
+    "mnist": DatasetSource("MNIST: mnist:DIR, a folder of the four IDX files (without DIR: "
+                           "/usr/share/datasets/mnist)", _idx("mnist"), "optional"),
+    "cifar10": DatasetSource("cifar10:DIR, the CIFAR-10 python folder (test split = held-out split)", _cifar,
+                             "required"),
+    "cifar100": DatasetSource("cifar100:DIR, the CIFAR-100 python folder (test split = held-out split)", _cifar,
+                              "required"),
+    "folder": DatasetSource("folder:DIR or just DIR: an image folder, DIR/train + DIR/val (ImageNet layout) or "
+                            "DIR/<class>/... split per class", None, "required"),
 }
-_PREFIXES = ("cifar10", "cifar100", "folder", "fashion-mnist", "mnist")
+#: The embedded sets: no download, no folder.
+EMBEDDED_DATASETS = tuple(name for name, src in DATASETS.items() if src.folder == "none")
 #: Validation share carved from the official IDX training split: 500 images per class.
 IDX_VAL_FRACTION = 1 / 12
 
 
-def _load_in_memory(data: str, kind: str, path: str) -> _InMemory | None:
-    if data == "digits":
-        images, labels, tr, va = load_digits_split(32)
-        return _InMemory("digits", images, labels, tr, va, [str(i) for i in range(10)])
-    if data == "shapes":
-        images, labels, tr, va = make_shapes_split(32)
-        return _InMemory("shapes", images, labels, tr, va, list(SHAPE_CLASSES))
-    if data in IDX_DATASETS or kind in IDX_DATASETS:
-        name = kind or data
-        d = load_idx_dataset(name, path if kind else None)
-        tr, va = _stratified_split(d.train_labels, IDX_VAL_FRACTION)
-        return _InMemory(f"{name}:{d.folder}", d.train_images[:, None], d.train_labels, tr, va, d.classes,
-                         (d.test_images[:, None], d.test_labels), full_frame=True)
-    if kind.startswith("cifar") or (not kind and is_cifar_folder(path)):
-        x_tr, y_tr, x_te, y_te, classes = load_cifar(path)
-        # the official test split is the held-out split here (as CIFAR results are usually reported)
-        n = len(y_tr)
-        return _InMemory(f"cifar:{path}", torch.cat([x_tr, x_te]), torch.cat([y_tr, y_te]), list(range(n)),
-                         list(range(n, n + len(y_te))), classes)
-    return None
+def data_help() -> str:
+    """The ``--data`` choices in one line, for CLI help."""
+    forms = {"none": "{}", "optional": "{0} | {0}:DIR", "required": "{}:DIR"}
+    return " | ".join(forms[src.folder].format(name) for name, src in DATASETS.items()) + " | DIR"
+
+
+def resolve_data(data: str) -> tuple[str, str | None]:
+    """``--data`` as ``(name in DATASETS, folder or None)``: ``NAME``, ``NAME:DIR`` or a bare folder.
+
+    Raises:
+        RexnetError: An unknown name, a missing folder, or a folder given to an embedded set.
+    """
+    name, sep, path = data.partition(":")
+    if sep and name in DATASETS:
+        if DATASETS[name].folder == "none":
+            raise RexnetError(f"dataset {name!r} is embedded and takes no folder; got {data!r}")
+        return name, path
+    if data in DATASETS:
+        if DATASETS[data].folder == "required":
+            raise RexnetError(f"dataset {data!r} needs a folder: {data}:DIR")
+        return data, None
+    if not Path(data).exists():
+        raise RexnetError(f"unknown dataset {data!r}: not a folder; expected one of: {data_help()}")
+    return ("cifar10" if is_cifar_folder(data) else "folder"), data

@@ -14,10 +14,11 @@ from .rules import (
     rexnet_plan,
     stage_strides,
 )
-from .spec import ACTIVATIONS, BlockSpec, ConvSpec, HeadSpec, NetworkPlan, plan_from_dict
+from .spec import ACTIVATIONS, Activation, BlockSpec, ConvSpec, HeadSpec, NetworkPlan, plan_from_dict
 
 __all__ = [
     "ACTIVATIONS",
+    "Activation",
     "PLAN_COLUMNS",
     "BlockSpec",
     "BudgetSolution",

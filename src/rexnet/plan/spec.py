@@ -8,12 +8,31 @@ from plans. Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["ConvSpec", "BlockSpec", "HeadSpec", "NetworkPlan", "ACTIVATIONS"]
+__all__ = ["ConvSpec", "BlockSpec", "HeadSpec", "NetworkPlan", "ACTIVATIONS", "Activation"]
 
-#: Activation names a plan may use; the model maps them to ``torch.nn`` modules.
-ACTIVATIONS = ("identity", "relu", "relu6", "silu", "hardswish", "leaky_relu", "elu", "softplus", "gelu")
+
+class Activation(NamedTuple):
+    """A nonlinearity a plan may name: the ``torch.nn`` class that implements it and its label in figures."""
+
+    module: str
+    label: str
+
+
+#: The one list of activations: plans validate against it, ``rexnet.layers.make_activation`` builds the
+#: ``torch.nn`` module it names, and the rank study and its figures read names and labels from it.
+ACTIVATIONS: dict[str, Activation] = {
+    "identity": Activation("Identity", "Linear"),
+    "relu": Activation("ReLU", "ReLU"),
+    "relu6": Activation("ReLU6", "ReLU6"),
+    "silu": Activation("SiLU", "SiLU"),
+    "hardswish": Activation("Hardswish", "HSwish"),
+    "leaky_relu": Activation("LeakyReLU", "LeakyReLU"),
+    "elu": Activation("ELU", "ELU"),
+    "softplus": Activation("Softplus", "SoftPlus"),
+    "gelu": Activation("GELU", "GELU"),
+}
 
 
 def _check_act(name: str, where: str) -> None:

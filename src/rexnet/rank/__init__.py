@@ -8,13 +8,17 @@ Example:
     True
 """
 
+from .blocks import BLOCK_KINDS, BLOCKS, BlockKind, get_block_kind
 from .estimators import ESTIMATORS, nuclear_norm, parse_estimator, rank_from_singular_values, singular_values
 from .findings import Finding, check_findings, format_findings
-from .protocols import BLOCKS, PAPER_ACTIVATIONS, PRESETS, Protocol, get_protocol, resolve_activation
+from .protocols import PAPER_ACTIVATIONS, PRESETS, Protocol, get_protocol, resolve_activation
 from .study import CSV_COLUMNS, DEFAULT_RATIOS, StudyResult, StudyRow, read_study_csv, run_rank_study
 
 __all__ = [
     "BLOCKS",
+    "BLOCK_KINDS",
+    "BlockKind",
+    "get_block_kind",
     "CSV_COLUMNS",
     "DEFAULT_RATIOS",
     "ESTIMATORS",

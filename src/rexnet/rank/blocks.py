@@ -16,14 +16,21 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import RexnetError
 from .estimators import parse_estimator, rank_from_singular_values, singular_values, threshold_ranks
 from .protocols import Protocol, resolve_activation
 
 __all__ = [
+    "BLOCK_KINDS",
+    "BLOCKS",
+    "BlockKind",
+    "get_block_kind",
+    "check_blocks",
     "point_seed",
     "sample_d_out",
     "hidden_width",
@@ -94,12 +101,25 @@ def draw_weights(
     ``hidden`` is the IB's hidden width (default :func:`hidden_width` of the protocol's expansion).
     The draw order (w, or w1, w2, w3) is part of the seeded protocol: keep it.
     """
-    if block in ("conv1x1", "conv3x3"):
-        return {"w": _conv_weight(b, d_out, d_in, 1 if block == "conv1x1" else 3, p, gen)}
-    h = hidden if hidden is not None else hidden_width(d_in, p.expansion)
-    w1 = _conv_weight(b, h, d_in, 1, p, gen)
-    w2 = _conv_weight(b, h, h, 3, p, gen) if block == "ib_conv" else _dw_weight(b, h, 3, p, gen)
-    return {"w1": w1, "w2": w2, "w3": _conv_weight(b, d_out, h, 1, p, gen)}
+    kind = get_block_kind(block)
+    h = (hidden if hidden is not None else hidden_width(d_in, p.expansion)) if kind.bottleneck else 0
+    return kind.draw(b, d_in, d_out, h, p, gen)
+
+
+def _draw_conv(k: int) -> Callable[..., Weights]:
+    def draw(b: int, d_in: int, d_out: int, hidden: int, p: Protocol, gen: torch.Generator) -> Weights:
+        return {"w": _conv_weight(b, d_out, d_in, k, p, gen)}
+
+    return draw
+
+
+def _draw_ib(depthwise: bool) -> Callable[..., Weights]:
+    def draw(b: int, d_in: int, d_out: int, hidden: int, p: Protocol, gen: torch.Generator) -> Weights:
+        w1 = _conv_weight(b, hidden, d_in, 1, p, gen)
+        w2 = _dw_weight(b, hidden, 3, p, gen) if depthwise else _conv_weight(b, hidden, hidden, 3, p, gen)
+        return {"w1": w1, "w2": w2, "w3": _conv_weight(b, d_out, hidden, 1, p, gen)}
+
+    return draw
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, s: int) -> torch.Tensor:
@@ -134,26 +154,95 @@ def apply_block(block: str, x: torch.Tensor, weights: Weights, acts: Sequence[Ac
     (if ``p.shortcut``) ReXNet's partial shortcut, x added into the first d_in output channels;
     the output is taken after the shortcut.
     """
-    s = p.spatial
-    pre = _bn if p.norm == "bn_before" else (lambda z: z)
-    post = _bn if p.norm == "bn_after" else (lambda z: z)
-    if block in ("conv1x1", "conv3x3"):
-        z = pre(_conv(x, weights["w"], s))
-        return [post(f(z)) for f in acts]
-    d_in = x.shape[1]
-    w2 = weights["w2"]
-    inner = _conv if block == "ib_conv" else _dwconv
-    z1 = pre(_conv(x, weights["w1"], s))
-    outs = []
-    for f in acts:
-        z2 = inner(post(f(z1)), w2, s)
-        out = _conv(post(f(pre(z2))), weights["w3"], s)
-        if p.norm != "none":
-            out = _bn(out)
-        if p.shortcut:
-            out[:, :d_in] += x
-        outs.append(out)
-    return outs
+    return get_block_kind(block).apply(x, weights, acts, p)
+
+
+def _norms(p: Protocol) -> tuple[Act, Act]:
+    identity: Act = lambda z: z  # noqa: E731
+    return (_bn if p.norm == "bn_before" else identity), (_bn if p.norm == "bn_after" else identity)
+
+
+def _apply_conv(x: torch.Tensor, weights: Weights, acts: Sequence[Act], p: Protocol) -> list[torch.Tensor]:
+    pre, post = _norms(p)
+    z = pre(_conv(x, weights["w"], p.spatial))
+    return [post(f(z)) for f in acts]
+
+
+def _apply_ib(depthwise: bool) -> Callable[..., list[torch.Tensor]]:
+    inner = _dwconv if depthwise else _conv
+
+    def apply(x: torch.Tensor, weights: Weights, acts: Sequence[Act], p: Protocol) -> list[torch.Tensor]:
+        pre, post = _norms(p)
+        s, d_in = p.spatial, x.shape[1]
+        z1 = pre(_conv(x, weights["w1"], s))
+        outs = []
+        for f in acts:
+            z2 = inner(post(f(z1)), weights["w2"], s)
+            out = _conv(post(f(pre(z2))), weights["w3"], s)
+            if p.norm != "none":
+                out = _bn(out)
+            if p.shortcut:
+                out[:, :d_in] += x
+            outs.append(out)
+        return outs
+
+    return apply
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """One block type of the study (Figure 1's panels): how it is drawn and applied, and what a point costs.
+
+    Attributes:
+        title: Panel title in the figure.
+        draw: ``(b, d_in, d_out, hidden, protocol, generator) -> weights``, network first on every tensor.
+        apply: ``(x, weights, activations, protocol) -> [output per activation]``.
+        cost: Relative compute of one point at a dimension ratio (schedules the heaviest points first).
+        bottleneck: Whether the block has a hidden width set by the protocol's expansion ratio.
+    """
+
+    title: str
+    draw: Callable[..., Weights]
+    apply: Callable[..., list[torch.Tensor]]
+    cost: Callable[[float], float]
+    bottleneck: bool = False
+
+
+#: The study's block types, in Figure 1's panel order. Adding one here is all it takes (CLI choices included).
+BLOCK_KINDS: dict[str, BlockKind] = {
+    "conv1x1": BlockKind("(a) 1x1 conv", _draw_conv(1), _apply_conv, cost=lambda r: 1.0),
+    "conv3x3": BlockKind("(b) 3x3 conv", _draw_conv(3), _apply_conv, cost=lambda r: 1.0),
+    # IB-conv's inner 3x3 conv grows with (t * d_in)**2
+    "ib_conv": BlockKind("(c) IB with conv", _draw_ib(False), _apply_ib(False), cost=lambda r: 1 + 20 * r**2,
+                         bottleneck=True),
+    "ib_dw": BlockKind("(d) IB with dwconv", _draw_ib(True), _apply_ib(True), cost=lambda r: 2.0, bottleneck=True),
+}
+BLOCKS = tuple(BLOCK_KINDS)
+
+
+def get_block_kind(name: str) -> BlockKind:
+    """The registered :class:`BlockKind` called ``name``.
+
+    Raises:
+        RexnetError: An unknown name, listing the valid ones.
+    """
+    try:
+        return BLOCK_KINDS[name]
+    except KeyError:
+        raise RexnetError(f"unknown block {name!r}; expected one of: {', '.join(BLOCK_KINDS)}") from None
+
+
+def check_blocks(blocks: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Validate block names.
+
+    Raises:
+        RexnetError: An unknown block, listing the valid ones.
+    """
+    for b in blocks:
+        get_block_kind(b)
+    if not blocks:
+        raise RexnetError(f"no block given; expected some of: {', '.join(BLOCK_KINDS)}")
+    return tuple(blocks)
 
 
 def block_outputs(
@@ -178,7 +267,7 @@ def point_rank_ratios(
     """Rank ratios rank/d_out of ``networks`` random blocks at one dimension ratio.
 
     Args:
-        block: One of :data:`rexnet.rank.protocols.BLOCKS`.
+        block: One of :data:`BLOCKS`.
         ratio: d_in/d_out in (0, 1]; d_in = max(1, round(ratio * d_out)).
         activations: Activation names (:func:`rexnet.rank.protocols.resolve_activation`).
         networks: Random networks at this point.
@@ -196,7 +285,7 @@ def point_rank_ratios(
     fs = [resolve_activation(a, p.leaky_slope) for a in activations]
     d_out_all = sample_d_out(networks, p, gen)
     d_in_all = torch.tensor([max(1, int(round(ratio * d))) for d in d_out_all.tolist()], dtype=torch.long)
-    if p.expansion_max is not None and block in ("ib_conv", "ib_dw"):  # t ~ U[expansion, expansion_max] per network
+    if p.expansion_max is not None and get_block_kind(block).bottleneck:  # t ~ U[expansion, expansion_max] per network
         t = p.expansion + (p.expansion_max - p.expansion) * torch.rand(networks, generator=gen, dtype=torch.float64)
         hidden_all = torch.maximum(d_in_all, (t * d_in_all).round().long())
     else:

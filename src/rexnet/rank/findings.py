@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .blocks import BLOCK_KINDS
+
 __all__ = ["Finding", "SIMPLE", "COMPLICATED", "check_findings", "format_findings"]
 
 #: The paper's "simple" and "complicated" nonlinearities.
@@ -114,7 +116,7 @@ def _o3(w: _View) -> Finding:
     st = "Nonlinearities matter most for plain convs: the rank expansion is larger for 1x1/3x3 convs than for IBs."
     crit = "mean gain over the diagonal (rank ratio - dim ratio, nonlinearities, ratios < 1): convs > IBs"
     convs = [b for b in w.blocks if b.startswith("conv")]
-    ibs = [b for b in w.blocks if b.startswith("ib")]
+    ibs = [b for b in w.blocks if b in BLOCK_KINDS and BLOCK_KINDS[b].bottleneck]
     if not convs or not ibs or not w.nonlin or not any(r < 1 for r in w.ratios):
         return Finding("O3", st, crit, UNTESTED, "needs a conv block, an IB block, a nonlinearity and a ratio < 1")
     gc, gi = _gain(w, convs), _gain(w, ibs)

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from ..errors import RexnetError
-from .blocks import point_rank_ratios
+from .blocks import BLOCKS, check_blocks, point_rank_ratios
 from .paper import score_against_paper
-from .protocols import BLOCKS, PAPER_ACTIVATIONS, Protocol, check_blocks, check_ratios, get_protocol
+from .protocols import PAPER_ACTIVATIONS, Protocol, check_ratios, get_protocol
 
 __all__ = ["DEFAULT_GRID", "DEFAULT_GRID_ESTIMATORS", "GridRow", "run_protocol_grid"]
 

@@ -6,12 +6,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["plot_study", "plot_profile"]
+from ..plan.spec import ACTIVATIONS
+from .blocks import BLOCK_KINDS
 
-_TITLES = {"conv1x1": "(a) 1x1 conv", "conv3x3": "(b) 3x3 conv", "ib_conv": "(c) IB with conv",
-           "ib_dw": "(d) IB with dwconv"}
-_LABELS = {"identity": "Linear", "relu6": "ReLU6", "relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU",
-           "softplus": "SoftPlus", "hardswish": "HSwish", "silu": "SiLU", "gelu": "GELU"}
+__all__ = ["plot_study", "plot_profile"]
 
 
 def _pyplot() -> Any:
@@ -76,12 +74,12 @@ def plot_study(
                 continue
             xs, ys = zip(*pts)
             style = {"ls": "--", "color": "k"} if a == "identity" else {"marker": "o", "ms": 3}
-            (line,) = ax.plot(xs, ys, label=_LABELS.get(a, a), lw=1.2, **style)
+            (line,) = ax.plot(xs, ys, label=ACTIVATIONS[a].label if a in ACTIVATIONS else a, lw=1.2, **style)
             colors[a] = line.get_color()
         if paper:
             _paper_overlay(ax, b, [a for a in acts if a != "identity"], colors)
         note = (panel_notes or {}).get(b)
-        ax.set_title(_TITLES.get(b, b) + (f"\n{note}" if note else ""), fontsize=10)
+        ax.set_title((BLOCK_KINDS[b].title if b in BLOCK_KINDS else b) + (f"\n{note}" if note else ""), fontsize=10)
         ax.set_xlabel("dimension ratio d_in / d_out")
         ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3)

@@ -18,10 +18,10 @@ from torch import nn
 
 from ..errors import RexnetError
 from ..layers import make_activation
+from ..plan.spec import ACTIVATIONS
 from .estimators import parse_estimator
 
 __all__ = [
-    "BLOCKS",
     "PAPER_ACTIVATIONS",
     "INPUTS",
     "INITS",
@@ -31,18 +31,14 @@ __all__ = [
     "get_protocol",
     "preset_name",
     "resolve_activation",
-    "check_blocks",
     "check_ratios",
 ]
 
-#: Block types of Fig. 1: (a) 1x1 conv, (b) 3x3 conv, (c) IB with a 3x3 conv, (d) IB with a dw 3x3.
-BLOCKS = ("conv1x1", "conv3x3", "ib_conv", "ib_dw")
 #: The paper's nonlinearities, in its legend order (identity is "Linear").
 PAPER_ACTIVATIONS = ("identity", "relu6", "relu", "leaky_relu", "elu", "softplus", "hardswish", "silu")
 INPUTS = ("uniform01", "gaussian", "relu_gaussian")
 INITS = ("normal", "he_normal", "pytorch_default")
 NORMS = ("none", "bn_before", "bn_after")
-_OUR_ACTIVATIONS = ("identity", "relu", "relu6", "leaky_relu", "elu", "softplus", "hardswish", "silu", "gelu")
 
 
 @dataclass(frozen=True)
@@ -188,7 +184,7 @@ def resolve_activation(name: str, leaky_slope: float = 0.01) -> nn.Module:
     """
     if name == "leaky_relu":
         return nn.LeakyReLU(leaky_slope)
-    if name in _OUR_ACTIVATIONS:
+    if name in ACTIVATIONS:
         return make_activation(name)
     cls = getattr(nn.modules.activation, name, None)
     # only classes defined there: the module also imports Module, Parameter, ...
@@ -198,23 +194,9 @@ def resolve_activation(name: str, leaky_slope: float = 0.01) -> nn.Module:
         except TypeError as e:
             raise RexnetError(f"activation {name!r} needs arguments and cannot be used by name ({e})") from None
     raise RexnetError(
-        f"unknown activation {name!r}; expected one of: {', '.join(_OUR_ACTIVATIONS)}, "
+        f"unknown activation {name!r}; expected one of: {', '.join(ACTIVATIONS)}, "
         "or a torch.nn activation class name such as Mish, GELU, Tanh"
     )
-
-
-def check_blocks(blocks: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Validate block names.
-
-    Raises:
-        RexnetError: An unknown block, listing the valid ones.
-    """
-    for b in blocks:
-        if b not in BLOCKS:
-            raise RexnetError(f"unknown block {b!r}; expected one of: {', '.join(BLOCKS)}")
-    if not blocks:
-        raise RexnetError(f"no block given; expected some of: {', '.join(BLOCKS)}")
-    return tuple(blocks)
 
 
 def check_ratios(ratios: list[float] | tuple[float, ...]) -> tuple[float, ...]:

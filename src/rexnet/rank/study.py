@@ -24,13 +24,11 @@ from typing import Any
 import torch
 
 from ..errors import RexnetError
-from .blocks import point_rank_ratios
+from .blocks import BLOCKS, check_blocks, get_block_kind, point_rank_ratios
 from .findings import Finding, check_findings, format_findings
 from .protocols import (
-    BLOCKS,
     PAPER_ACTIVATIONS,
     Protocol,
-    check_blocks,
     check_ratios,
     get_protocol,
     preset_name,
@@ -109,8 +107,7 @@ def _expansion(p: Protocol) -> str:
 
 
 def _cost(block: str, ratio: float) -> float:
-    """Relative cost of a point: IB-conv's inner conv grows with (6 * d_in)**2."""
-    return {"ib_conv": 1 + 20 * ratio**2, "ib_dw": 2.0}.get(block, 1.0)
+    return get_block_kind(block).cost(ratio)
 
 
 def _load_points(path: Path) -> dict[tuple[str, float], dict[str, Any]]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._config import Config, ConfigError, check_range, parse_count
+from ..data.build import data_help
 from ..errors import RexnetError
 from .space import SearchSpace
 
@@ -61,8 +62,7 @@ class SearchConfig(Config):
     epochs: int = field(default=30, metadata={"help": "epochs per seed (paper: 30)"})
     seeds: int = field(default=3, metadata={"help": "seeds averaged per candidate (paper: 3)"})
     data: str | None = field(default="digits", metadata={
-        "help": "'digits' (embedded), 'fashion-mnist' or a CIFAR-10/100 or ImageFolder folder; "
-                "None: no data (only with a custom trainer)"})
+        "help": f"{data_help()}; None: no data (only with a custom trainer)"})
     sampler: Sampler = field(default="random", metadata={"help": "random, tpe or nsga2"})
     objectives: Objectives | None = field(default=None, metadata={
         "help": "accuracy, or accuracy-macs: maximise accuracy, minimise MACs (None: accuracy-macs for nsga2, "

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..data.build import data_help
 from ..errors import RexnetError
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "load_config_file"]
@@ -40,8 +41,7 @@ class TrainConfig:
 
     # what to train
     model: str = field(default="rexnet_100", metadata={"help": "registered model name"})
-    data: str = field(default="digits", metadata={
-        "help": "digits | shapes | fashion-mnist | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | cifar100:DIR | DIR"})
+    data: str = field(default="digits", metadata={"help": data_help()})
     image_size: int = field(default=32, metadata={"help": "crop size"})
     num_classes: int | None = field(default=None, metadata={"help": "classifier size (default: from the data)"})
     pretrained: str | None = field(default=None, metadata={"help": "local checkpoint to start from (fine-tuning)"})

@@ -34,7 +34,7 @@ import torch
 from .._table import format_table
 from ..errors import RexnetError
 from ..plan import count_macs, count_params, ib_plan
-from .estimators import nuclear_norm, rank_from_singular_values, singular_values
+from ..rank.estimators import nuclear_norm, rank_from_singular_values, singular_values
 
 __all__ = ["VARIANTS", "VerificationRow", "VerificationReport", "proxy_plan", "run_verification"]
 
@@ -135,8 +135,8 @@ def run_verification(
     """
     from ..data import build_datasets
     from ..model import RexNet
-    from ..train import TrainConfig
-    from ..train.run import augment_from_config
+    from .config import TrainConfig
+    from .run import augment_from_config
 
     if train_epochs < 0 or seeds < 1 or batch_size < 2:
         raise RexnetError(
@@ -154,7 +154,7 @@ def run_verification(
             model = RexNet(plan, num_classes=data.num_classes)
             top1 = None
             if train_epochs:
-                from ..train import TrainConfig, fit
+                from . import TrainConfig, fit
 
                 cfg = TrainConfig(epochs=train_epochs, batch_size=64, seed=seed, progress=progress,
                                   device="cpu", tensorboard=False, warmup_epochs=min(1.0, train_epochs / 4),
