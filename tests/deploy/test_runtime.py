@@ -163,3 +163,19 @@ def test_rexnet_eval_and_predict_dispatch_exported(
     assert main(["predict", str(tmp_path / "c.png"), "-c", res.path, "--runtime", "onnxruntime", "-k", "1"]) == 0
     assert "c.png:" in capsys.readouterr().out
     assert main(["eval", "-c", str(tmp_path / "missing.xml")]) == 2
+
+
+def test_bench_candidates_load_the_checkpoint_once_with_its_size(digits_checkpoint: Path) -> None:
+    from rexnet.deploy import tiny_config
+    from rexnet.deploy.candidates import build_candidates
+    from rexnet.zoo import load_model
+
+    cfg = tiny_config(model="rexnet_060", only=("ours eager",), timm=False, onnx=False, openvino=False, bf16=False,
+                      int8=False, calib_images=8)
+    cands, extra = build_candidates(cfg, digits_checkpoint)
+    assert [c.name for c in cands] == ["ours eager"]
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = load_model(digits_checkpoint)[0](x)
+        torch.testing.assert_close(cands[0].fn(x), want, rtol=0, atol=0)  # the checkpoint's weights, 10 classes
+    assert "fused" in extra["agreement"]
