@@ -7,6 +7,7 @@ import pytest
 import timm
 import torch
 
+import rexnet
 from rexnet import CheckpointError, UnknownModelError, create_model, load_weights, save_weights
 from rexnet.cli import main as cli_main
 from rexnet.weights import detect_layout, from_our_layout, guess_variant, read_state_dict, to_our_layout
@@ -168,3 +169,14 @@ def test_to_our_layout_keeps_unknown_keys_for_strict_check():
     sd = dict(model.state_dict())
     sd["bogus.weight"] = torch.zeros(1)
     assert "bogus.weight" in to_our_layout(sd, model.plan, "ours")
+
+
+@pytest.mark.parametrize("name", rexnet.list_models())
+def test_tensor_shapes_from_the_plan_equal_the_models(name):
+    from rexnet.weights import tensor_shapes
+
+    for num_classes, in_chans in ((1000, 3), (0, 1), (7, 4)):
+        with torch.device("meta"):
+            model = rexnet.RexNet(rexnet.get_plan(name), num_classes=num_classes, in_chans=in_chans)
+        want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        assert tensor_shapes(model.plan, num_classes, in_chans) == want

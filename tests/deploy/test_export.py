@@ -78,3 +78,31 @@ def test_export_errors(tmp_path: Path) -> None:
     with pytest.raises(rexnet.RexnetError, match="rexnet_999"):
         export_model("rexnet_999", tmp_path / "x.onnx")
     assert main(["export", "rexnet_060", "--out", str(tmp_path / "x.onnx"), "--checkpoint", "/nope.pt"]) == 2
+
+
+def test_a_format_added_to_the_registry_reaches_export_model_and_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rexnet.deploy.export import EXPORT_FORMATS, ExportFormat
+
+    written: list[Path] = []
+
+    def write(job) -> Path:  # a "format" that writes the state dict and runs the in-memory model
+        torch.save(job.model.state_dict(), job.out)
+        written.append(job.out)
+        return job.out
+
+    def run(path: Path):
+        model = rexnet.create_model("rexnet_060").eval()
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model
+
+    monkeypatch.setitem(EXPORT_FORMATS, "statedict", ExportFormat("state dict (a test format)", ".sd", write, run))
+    res = export_model("rexnet_060", tmp_path / "m.sd", "statedict", image_size=32)
+    assert written == [tmp_path / "m.sd"] and res.format == "statedict" and res.max_abs_diff == 0.0
+    assert res.opset is None and not (tmp_path / "m.json").exists()  # no sidecar asked for
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "statedict          state dict (a test format)" in capsys.readouterr().out
+    with pytest.raises(rexnet.RexnetError, match="not available for statedict; expected one of: f32"):
+        export_model("rexnet_060", tmp_path / "m.sd", "statedict", precision="int8", calib_data="digits")
