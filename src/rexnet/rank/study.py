@@ -193,35 +193,12 @@ def run_rank_study(
         >>> round(res.value("conv1x1", "identity", 0.5), 2)
         0.5
     """
-    blocks = check_blocks(list(blocks))
-    ratios = check_ratios(list(ratios))
-    activations = tuple(activations)
-    if not activations:
-        raise RexnetError("no activation given")
-    for a in activations:
-        resolve_activation(a)
-    if networks < 1:
-        raise RexnetError(f"networks must be >= 1, got {networks}")
-    if workers is not None and workers < 1:
-        raise RexnetError(f"workers must be >= 1, got {workers}")
+    blocks, ratios, activations = _check_args(blocks, ratios, activations, networks, workers)
     proto = get_protocol(protocol)
     config = {"blocks": list(blocks), "activations": list(activations), "ratios": list(ratios),
               "networks": networks, "seed": seed, "protocol": proto.to_dict(), "torch": torch.__version__}
-
-    points: dict[tuple[str, float], dict[str, Any]] = {}
-    log_path = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        cfg_path, log_path = out / "config.json", out / "points.jsonl"
-        if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            if {k: v for k, v in old.items() if k != "torch"} != {k: v for k, v in config.items() if k != "torch"}:
-                raise RexnetError(f"{out} holds a run with a different config; use a new --out folder")
-        cfg_path.write_text(json.dumps(config, indent=2) + "\n")
-        points = _load_points(log_path)
-        for k in [k for k, v in points.items() if set(v["stats"]) != set(activations) or v["networks"] != networks]:
-            del points[k]
+    out = Path(out_dir) if out_dir is not None else None
+    points, log_path = _open_run_folder(out, config) if out is not None else ({}, None)
     todo = [(b, r) for b in blocks for r in ratios if (b, r) not in points]
     todo.sort(key=lambda t: -_cost(*t))  # heaviest first: better balance across workers
     if workers is None:
@@ -245,40 +222,79 @@ def run_rank_study(
         if bar is not None:
             bar.update(rec["networks"])
 
+    try:
+        _compute_points(todo, activations, networks, proto, seed, workers, finish)
+    finally:
+        if bar is not None:
+            bar.close()
+    rows = _rows(points, blocks, activations, ratios)
+    result = StudyResult(rows, config, seconds=time.perf_counter() - t0, out_dir=out)
+    result.findings = check_findings(result.values())
+    if out is not None:
+        _write_outputs(result, out, proto, plot)
+    return result
+
+
+def _check_args(blocks: Sequence[str], ratios: Sequence[float], activations: Sequence[str], networks: int,
+                workers: int | None) -> tuple[tuple[str, ...], tuple[float, ...], tuple[str, ...]]:
+    checked = check_blocks(list(blocks)), check_ratios(list(ratios)), tuple(activations)
+    if not activations:
+        raise RexnetError("no activation given")
+    for a in activations:
+        resolve_activation(a)
+    if networks < 1:
+        raise RexnetError(f"networks must be >= 1, got {networks}")
+    if workers is not None and workers < 1:
+        raise RexnetError(f"workers must be >= 1, got {workers}")
+    return checked
+
+
+def _open_run_folder(out: Path, config: dict[str, Any]) -> tuple[dict[tuple[str, float], dict[str, Any]], Path]:
+    """Create or resume ``out``: the points already logged under the same config (a different one is refused)."""
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path, log_path = out / "config.json", out / "points.jsonl"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if {k: v for k, v in old.items() if k != "torch"} != {k: v for k, v in config.items() if k != "torch"}:
+            raise RexnetError(f"{out} holds a run with a different config; use a new --out folder")
+    cfg_path.write_text(json.dumps(config, indent=2) + "\n")
+    points = _load_points(log_path)
+    acts, networks = set(config["activations"]), config["networks"]
+    return {k: v for k, v in points.items() if set(v["stats"]) == acts and v["networks"] == networks}, log_path
+
+
+def _compute_points(todo: Sequence[tuple[str, float]], activations: Sequence[str], networks: int, proto: Protocol,
+                    seed: int, workers: int, finish: Any) -> None:
+    """Compute each (block, ratio) point, in this process or ``workers`` spawned ones; ``finish`` gets each record."""
     threads = torch.get_num_threads()
     try:
         if workers == 1 or len(todo) <= 1:
             for b, r in todo:
                 finish(_compute_point(b, r, activations, networks, proto, seed))
-        else:
-            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-            try:
-                futs = [pool.submit(_compute_point, b, r, activations, networks, proto, seed) for b, r in todo]
-                for f in as_completed(futs):  # log each point as soon as it is done
-                    finish(f.result())
-            except BaseException:  # Ctrl-C: keep what is logged, drop queued points
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown()
+            return
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        try:
+            futs = [pool.submit(_compute_point, b, r, activations, networks, proto, seed) for b, r in todo]
+            for f in as_completed(futs):  # log each point as soon as it is done
+                finish(f.result())
+        except BaseException:  # Ctrl-C: keep what is logged, drop queued points
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         torch.set_num_threads(threads)
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - t0
 
-    rows = _rows(points, blocks, activations, ratios)
-    result = StudyResult(rows, config, seconds=seconds, out_dir=Path(out_dir) if out_dir is not None else None)
-    result.findings = check_findings(result.values())
-    if out_dir is not None:
-        out = Path(out_dir)
-        write_study_csv(rows, out / "rank_study.csv")
-        (out / "summary.txt").write_text(result.summary() + "\n")
-        if plot:
-            from .paper import score_against_paper
-            from .plotting import plot_study
 
-            _, panels, _ = score_against_paper(result.values())
-            plot_study(rows, out / "rank_study.png", panel_notes={p.block: f"RMS to paper {p.rms:.3f}" for p in panels},
-                       title=f"rank study, protocol {preset_name(proto)} ({proto.input}/{proto.init}/{proto.norm}, "
-                       f"{proto.estimator}, t={_expansion(proto)}), {networks} nets/point; bars: paper's readings")
-    return result
+def _write_outputs(result: StudyResult, out: Path, proto: Protocol, plot: bool) -> None:
+    write_study_csv(result.rows, out / "rank_study.csv")
+    (out / "summary.txt").write_text(result.summary() + "\n")
+    if plot:
+        from .paper import score_against_paper
+        from .plotting import plot_study
+
+        _, panels, _ = score_against_paper(result.values())
+        networks = result.config["networks"]
+        plot_study(result.rows, out / "rank_study.png",
+                   panel_notes={p.block: f"RMS to paper {p.rms:.3f}" for p in panels},
+                   title=f"rank study, protocol {preset_name(proto)} ({proto.input}/{proto.init}/{proto.norm}, "
+                   f"{proto.estimator}, t={_expansion(proto)}), {networks} nets/point; bars: paper's readings")
