@@ -8,7 +8,6 @@ Example:
 """
 
 from . import _env  # noqa: F401  (first: sets OpenMP's wait policy before torch loads)
-from .deploy import fuse
 from .errors import BudgetError, CheckpointError, RexnetError, UnknownModelError
 from .features import FeatureInfo
 from .model import RexNet, RexNetFeatures
@@ -17,6 +16,15 @@ from .weights import load_weights, save_weights
 from .zoo import convert_checkpoint, create_model, get_model_info, get_plan, list_models, load_model, transforms
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # BN fusion lives with deployment; loaded on first use so ``import rexnet`` stays light
+    if name == "fuse":
+        from .deploy.fuse import fuse
+
+        return fuse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BudgetError",

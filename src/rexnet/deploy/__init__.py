@@ -7,35 +7,63 @@ Example:
     torch.Size([1, 1000])
 """
 
-from .bench import TINY, BenchConfig, peak_memory_mib, run_bench, tiny_config
-from .calib import calibration_batches
-from .export import (
-    EXPORT_FORMATS,
-    EXPORT_PRECISIONS,
-    ONNX_OPSET,
-    ExportError,
-    ExportFormat,
-    ExportResult,
-    FrozenCompiled,
-    compile_model,
-    export_model,
-    export_onnx,
-    export_torchscript,
-    read_sidecar,
-    verify_onnx,
-)
-from .fuse import FusedBottleneck, FusedRexNet, fold_conv_bn, fuse
-from .openvino_ir import OV_PRECISIONS, OpenVinoModel, openvino_available, save_openvino, to_openvino
-from .quant import (
-    Bf16Model,
-    OnnxModel,
-    agreement,
-    predict_logits,
-    pt2e_available,
-    quantize_int8,
-    quantize_int8_pt2e,
-    to_bf16,
-)
+import importlib
+from typing import Any
+
+#: public name -> the submodule defining it; each is imported on first use, so ``import rexnet.deploy``
+#: (and ``rexnet.fuse``) does not load onnx, openvino or the benchmark.
+_EXPORTS = {
+    "TINY": "bench",
+    "BenchConfig": "bench",
+    "peak_memory_mib": "bench",
+    "run_bench": "bench",
+    "tiny_config": "bench",
+    "calibration_batches": "calib",
+    "EXPORT_FORMATS": "export",
+    "EXPORT_PRECISIONS": "export",
+    "ONNX_OPSET": "export",
+    "ExportError": "export",
+    "ExportFormat": "export",
+    "ExportResult": "export",
+    "FrozenCompiled": "export",
+    "compile_model": "export",
+    "export_model": "export",
+    "export_onnx": "export",
+    "export_torchscript": "export",
+    "read_sidecar": "export",
+    "verify_onnx": "export",
+    "FusedBottleneck": "fuse",
+    "FusedRexNet": "fuse",
+    "fold_conv_bn": "fuse",
+    "fuse": "fuse",
+    "OV_PRECISIONS": "openvino_ir",
+    "OpenVinoModel": "openvino_ir",
+    "openvino_available": "openvino_ir",
+    "save_openvino": "openvino_ir",
+    "to_openvino": "openvino_ir",
+    "Bf16Model": "quant",
+    "OnnxModel": "quant",
+    "agreement": "quant",
+    "predict_logits": "quant",
+    "pt2e_available": "quant",
+    "quantize_int8": "quant",
+    "quantize_int8_pt2e": "quant",
+    "to_bf16": "quant",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "EXPORT_FORMATS",

@@ -1,0 +1,155 @@
+"""The house rules of shared/DESIGN.md, checked on the source: layering, no import circle, short functions,
+one safe checkpoint reader, and a light ``import rexnet``."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "rexnet"
+
+#: What each part of the package may import directly (besides itself and the base modules below);
+#: the layers of DESIGN.md, lowest first. Anything reachable through these is allowed too.
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "plan": (),
+    "layers": ("plan",),
+    "model": ("layers",),
+    "weights": ("plan",),
+    "zoo": ("model", "weights"),
+    "data": ("zoo",),
+    "rank": ("zoo",),  # the profiler builds a model by name; the study itself needs only layers
+    "train": ("data", "rank"),
+    "search": ("train",),
+    "detection": ("train",),
+    "deploy": ("data",),
+    "cli": ("search", "detection", "deploy"),
+}
+#: Leaf helpers any layer may use; they import at most ``errors`` and ``plan``.
+BASE = {"errors", "features", "_env", "_seed", "_signals", "_table", "_memory", "_config", "_device"}
+#: The package's own facade and entry point may import any part (lazily, see the import test).
+FACADE = {"__init__", "__main__"}
+
+
+def _allowed(part: str) -> set[str]:
+    seen, todo = set(), list(DEPENDS_ON.get(part, ()))
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen.add(p)
+            todo.extend(DEPENDS_ON.get(p, ()))
+    return seen
+
+
+def _part(module: str) -> str:
+    """``rexnet.train.loop`` -> ``train``; ``rexnet.errors`` -> ``errors``; ``rexnet`` -> ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _imports() -> list[tuple[str, str, int]]:
+    """(importing module, imported rexnet module, line) for every import in src, function-level ones included."""
+    found = []
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        is_pkg = rel.name == "__init__"
+        module = ".".join(rel.parts[:-1] if is_pkg else rel.parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = module.split(".") if is_pkg else module.split(".")[:-1]
+                    base = base[: len(base) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if node.module is None:  # from . import x, y: each name may be a module
+                    found += [(module, f"{target}.{a.name}", node.lineno) for a in node.names]
+                else:
+                    found.append((module, target, node.lineno))
+            elif isinstance(node, ast.Import):
+                found += [(module, a.name, node.lineno) for a in node.names]
+    return [(m, t, line) for m, t, line in found if t == "rexnet" or t.startswith("rexnet.")]
+
+
+def test_every_part_is_in_the_layer_table():
+    parts = {p.stem for p in SRC.glob("*.py")} | {p.parent.name for p in SRC.glob("*/__init__.py")}
+    assert parts - set(DEPENDS_ON) - BASE - FACADE == set()
+
+
+def test_imports_follow_the_layers():
+    bad = []
+    for module, target, line in _imports():
+        src, dst = _part(module), _part(target)
+        if src == dst or src in FACADE or dst in BASE:
+            continue
+        if src in BASE:
+            ok = dst in ("plan",)
+        else:
+            ok = dst in _allowed(src)
+        if not ok:
+            bad.append(f"{module}:{line} imports {target} ({src} -> {dst})")
+    assert not bad, "upward or sideways imports:\n" + "\n".join(sorted(bad))
+
+
+def test_no_import_circle_between_parts():
+    graph: dict[str, set[str]] = {}
+    for module, target, _ in _imports():
+        src, dst = _part(module), _part(target)
+        if src != dst and src not in FACADE:
+            graph.setdefault(src, set()).add(dst)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            p = todo.pop()
+            for q in graph.get(p, ()):
+                if q == goal:
+                    return True
+                if q not in seen:
+                    seen.add(q)
+                    todo.append(q)
+        return False
+
+    circles = sorted(f"{a} <-> {b}" for a in graph for b in graph[a] if reaches(b, a))
+    assert not circles, circles
+
+
+def test_no_function_over_100_lines():
+    long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 100:
+                    long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
+
+
+def test_torch_load_only_in_the_safe_reader():
+    calls = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+                calls.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert calls and all(c.startswith("weights/io.py:") for c in calls), calls
+
+
+@pytest.fixture(scope="module")
+def modules_after_import() -> set[str]:
+    code = "import json, sys, rexnet; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out))
+
+
+@pytest.mark.parametrize("heavy", ["rexnet.train", "rexnet.search", "rexnet.rank", "rexnet.deploy.quant",
+                                   "rexnet.deploy.bench", "rexnet.detection", "rexnet.cli", "optuna", "onnx",
+                                   "onnxruntime", "openvino", "matplotlib", "timm"])
+def test_import_rexnet_loads_no_heavy_part(heavy, modules_after_import):
+    """``import rexnet`` brings the model API (zoo, model, plan, weights) and nothing it does not need."""
+    assert "rexnet.zoo" in modules_after_import
+    assert heavy not in modules_after_import
