@@ -11,14 +11,13 @@ import json
 import math
 import os
 import re
-import types
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._config import Config, ConfigError
+from .._config import coerce as _coerce
 from ..data.build import data_help
-from ..errors import RexnetError
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "load_config_file"]
 
@@ -27,12 +26,8 @@ __all__ = ["TrainConfig", "ConfigError", "PRESETS", "load_config_file"]
 MIN_IMAGE_SIZE = 8
 
 
-class ConfigError(RexnetError):
-    """An unknown preset or key, or a value of the wrong type."""
-
-
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
     """A training run. Defaults are the ``quick`` preset (the embedded demo); see :data:`PRESETS`.
 
     ``lr=None`` means ``base_lr * batch_size / base_batch`` (the paper's linear scaling).
@@ -100,19 +95,13 @@ class TrainConfig:
         "help": "without a terminal, also log a line every N steps (0: one line per epoch)"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events if installed"})
 
-    def __post_init__(self) -> None:
-        # direct construction is checked like overrides: values coerced to the field types, ranges checked
-        for f in fields(self):
-            object.__setattr__(self, f.name, coerce(f.name, getattr(self, f.name)))
+    def validate(self) -> None:
+        # construction and replace() coerce every value to its field's type first (rexnet._config)
         _check_ranges(self)
 
     def peak_lr(self) -> float:
         """The LR after warm-up."""
         return self.lr if self.lr is not None else self.base_lr * self.batch_size / self.base_batch
-
-    def replace(self, **overrides: Any) -> TrainConfig:
-        """A copy with ``overrides`` applied (checked like :meth:`from_dict`)."""
-        return dataclasses.replace(self, **_check(overrides))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -138,8 +127,6 @@ class TrainConfig:
         return preset_config(name).replace(**overrides)
 
 
-_FIELDS = {f.name: f for f in fields(TrainConfig)}
-_HINTS = typing.get_type_hints(TrainConfig)
 
 #: ``paper``: the recipe of the paper / official README (SGD Nesterov, LR 0.5 at 512, WD 1e-5
 #: not on BN/bias, 5 warm-up epochs + cosine, label smoothing 0.1, dropout 0.2, 400 epochs,
@@ -175,65 +162,13 @@ def preset_config(name: str) -> TrainConfig:
     return dataclasses.replace(TrainConfig(), **PRESETS[name])
 
 
-def _types_of(hint: Any) -> tuple[Any, ...]:
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return typing.get_args(hint)
-    return (hint,)
-
-
 def coerce(name: str, value: Any) -> Any:
-    """Convert ``value`` (possibly a CLI string) to the type of field ``name``.
+    """Convert ``value`` (possibly a CLI string) to the type of :class:`TrainConfig` field ``name``.
 
     Raises:
         ConfigError: Unknown field or a value that does not fit.
     """
-    if name not in _FIELDS:
-        raise ConfigError(f"unknown config key {name!r}; expected one of: {', '.join(sorted(_FIELDS))}")
-    allowed = _types_of(_HINTS[name])
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and type(None) in allowed):
-        if type(None) in allowed:
-            return None
-        raise ConfigError(f"{name} cannot be None")
-    for t in allowed:
-        if t is type(None):
-            continue
-        try:
-            return _convert(t, value)
-        except (TypeError, ValueError):
-            continue
-    raise ConfigError(f"bad value for {name}: {value!r} (expected {_HINTS[name]})")
-
-
-def _convert(t: Any, value: Any) -> Any:
-    if typing.get_origin(t) is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.replace(",", " ").split() if v]
-        if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(t)):
-            raise ValueError(value)
-        return tuple(_convert(a, v) for a, v in zip(typing.get_args(t), value))
-    if t is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        raise ValueError(value)
-    if t is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(value)
-        return int(value)
-    if t is float:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        return float(value)
-    if t is str:
-        if not isinstance(value, (str, os.PathLike)):
-            raise ValueError(value)
-        return str(value)
-    raise TypeError(t)
-
-
-def _check(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {k: coerce(k, v) for k, v in overrides.items()}
+    return _coerce(TrainConfig, name, value)
 
 
 def _check_ranges(cfg: TrainConfig) -> None:
