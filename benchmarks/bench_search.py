@@ -38,10 +38,23 @@ def _prepare(study: str, trials: int, storage: str, args: argparse.Namespace) ->
     from rexnet.search import SearchSpace, linear_params, open_storage
     from rexnet.search.study import make_sampler, open_study
 
-    config = {"space": SearchSpace(blocks=5, budget_macs=30e6, image_size=32, num_classes=10).to_dict(),
-              "epochs": args.epochs, "seeds": 1, "objectives": "accuracy", "data": "digits", "sampler": "random"}
-    st = open_study(open_storage(storage, heartbeat_interval=5), study, config=config, target_trials=0,
-                    sampler=make_sampler("random", 0, False), directions=["maximize"], seed_rules=False)
+    config = {
+        "space": SearchSpace(blocks=5, budget_macs=30e6, image_size=32, num_classes=10).to_dict(),
+        "epochs": args.epochs,
+        "seeds": 1,
+        "objectives": "accuracy",
+        "data": "digits",
+        "sampler": "random",
+    }
+    st = open_study(
+        open_storage(storage, heartbeat_interval=5),
+        study,
+        config=config,
+        target_trials=0,
+        sampler=make_sampler("random", 0, False),
+        directions=["maximize"],
+        seed_rules=False,
+    )
     for slot in range(trials):
         st.enqueue_trial(linear_params(5), user_attrs={"slot": slot, "rule": "rexnet_linear"})
     st.set_user_attr("target_trials", trials)
@@ -51,15 +64,50 @@ def _workers(n_workers: int, trials: int, storage: str, args: argparse.Namespace
     study = f"bench-{n_workers}w-{uuid.uuid4().hex[:6]}"
     if args.same_candidate:
         _prepare(study, trials, storage, args)
-    cmd = [sys.executable, "-m", "rexnet", "search", "run", "--storage", storage, "--study", study,
-           "--blocks", "5", "--budget-macs", "30M", "--image-size", "32", "--trials", str(trials),
-           "--epochs", str(args.epochs), "--seeds", "1", "--max-samples", str(args.max_samples), "--threads", "1",
-           "--train-options", '{"batch_size": 64}', "--heartbeat", "5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rexnet",
+        "search",
+        "run",
+        "--storage",
+        storage,
+        "--study",
+        study,
+        "--blocks",
+        "5",
+        "--budget-macs",
+        "30M",
+        "--image-size",
+        "32",
+        "--trials",
+        str(trials),
+        "--epochs",
+        str(args.epochs),
+        "--seeds",
+        "1",
+        "--max-samples",
+        str(args.max_samples),
+        "--threads",
+        "1",
+        "--train-options",
+        '{"batch_size": 64}',
+        "--heartbeat",
+        "5",
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
     before = _uptime()
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([*cmd, "--out", str(out / f"{study}-{i}"), "--seed", str(i)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(n_workers)]
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--out", str(out / f"{study}-{i}"), "--seed", str(i)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n_workers)
+    ]
     errs = [p.communicate()[1] for p in procs]
     wall = time.perf_counter() - t0
     if any(p.returncode for p in procs):
@@ -69,9 +117,15 @@ def _workers(n_workers: int, trials: int, storage: str, args: argparse.Namespace
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
     per_trial = sorted(t.duration.total_seconds() for t in done)
     return {
-        "workers": n_workers, "trials": len(done), "span_s": span, "wall_s": wall,
-        "trials_per_hour": 3600 * len(done) / span, "median_trial_s": per_trial[len(per_trial) // 2],
-        "macs": sorted(t.user_attrs["macs"] for t in done), "uptime_before": before, "uptime_after": _uptime(),
+        "workers": n_workers,
+        "trials": len(done),
+        "span_s": span,
+        "wall_s": wall,
+        "trials_per_hour": 3600 * len(done) / span,
+        "median_trial_s": per_trial[len(per_trial) // 2],
+        "macs": sorted(t.user_attrs["macs"] for t in done),
+        "uptime_before": before,
+        "uptime_after": _uptime(),
     }
 
 
@@ -81,28 +135,41 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=4, help="trials per worker (default: 4)")
     p.add_argument("--max-samples", type=int, default=512, help="training images per epoch (default: 512)")
     p.add_argument("--epochs", type=int, default=1, help="epochs per trial (default: 1)")
-    p.add_argument("--same-candidate", action="store_true",
-                   help="every trial trains ReXNet's line (identical work per trial, for a fair 1 -> 2 comparison)")
+    p.add_argument(
+        "--same-candidate",
+        action="store_true",
+        help="every trial trains ReXNet's line (identical work per trial, for a fair 1 -> 2 comparison)",
+    )
     args = p.parse_args()
     from rexnet.search.study import database_url
 
-    storage = args.storage or subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh")], capture_output=True,
-                                             text=True, check=True).stdout.strip().splitlines()[-1]
+    storage = (
+        args.storage
+        or subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     storage = database_url(storage)
     out = Path(tempfile.mkdtemp(prefix="bench-search-"))
     import torch
 
-    print(f"torch {torch.__version__}, optuna {optuna.__version__}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"torch {torch.__version__}, optuna {optuna.__version__}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     results = [_workers(n, n * args.trials, storage, args, out) for n in (1, 2)]
-    print(f"setting: 5 IBs, 30 M MACs at 32x32, digits (embedded), {args.max_samples} train images x "
-          f"{args.epochs} epoch(s) x 1 seed per trial, batch 64, 1 torch thread per worker, PostgreSQL study")
+    print(
+        f"setting: 5 IBs, 30 M MACs at 32x32, digits (embedded), {args.max_samples} train images x "
+        f"{args.epochs} epoch(s) x 1 seed per trial, batch 64, 1 torch thread per worker, PostgreSQL study"
+    )
     print("| workers | trials | span (s) | trials/hour | median trial (s) | load before -> after |")
     print("|---|---|---|---|---|---|")
     for r in results:
         la = lambda s: s.split("load average:")[-1].strip()  # noqa: E731
-        print(f"| {r['workers']} | {r['trials']} | {r['span_s']:.0f} | {r['trials_per_hour']:.0f} | "
-              f"{r['median_trial_s']:.1f} | {la(r['uptime_before'])} -> {la(r['uptime_after'])} |")
+        print(
+            f"| {r['workers']} | {r['trials']} | {r['span_s']:.0f} | {r['trials_per_hour']:.0f} | "
+            f"{r['median_trial_s']:.1f} | {la(r['uptime_before'])} -> {la(r['uptime_after'])} |"
+        )
     print(f"scaling 1 -> 2 workers: x{results[1]['trials_per_hour'] / results[0]['trials_per_hour']:.2f}")
     print(f"MACs of the trials: {min(results[0]['macs']) / 1e6:.2f}-{max(results[0]['macs']) / 1e6:.2f} M")
 

@@ -35,15 +35,31 @@ def main() -> None:
     t = time.time()
     res = train(cfg)
     total = time.time() - t
-    print(json.dumps(dict(
-        model=cfg.model, data=cfg.data, image_size=cfg.image_size, epochs=cfg.epochs, batch_size=cfg.batch_size,
-        lr=cfg.peak_lr(), val_top1=res.val_top1, best_top1=res.best_top1, val_top5=res.metrics.get("val_top5"),
-        total_seconds=round(total, 1), seconds_per_epoch=[round(h["seconds"], 1) for h in res.history],
-        images_per_sec=round(sum(h["images_per_sec"] for h in res.history) / len(res.history), 1),
-        threads=cfg.threads, cpus=os.cpu_count(),
-        load_avg_at_start=round(load, 2), cpu=platform.processor() or platform.machine(),
-        torch=torch.__version__, python=platform.python_version(), out=str(res.out_dir),
-    )))
+    print(
+        json.dumps(
+            dict(
+                model=cfg.model,
+                data=cfg.data,
+                image_size=cfg.image_size,
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                lr=cfg.peak_lr(),
+                val_top1=res.val_top1,
+                best_top1=res.best_top1,
+                val_top5=res.metrics.get("val_top5"),
+                total_seconds=round(total, 1),
+                seconds_per_epoch=[round(h["seconds"], 1) for h in res.history],
+                images_per_sec=round(sum(h["images_per_sec"] for h in res.history) / len(res.history), 1),
+                threads=cfg.threads,
+                cpus=os.cpu_count(),
+                load_avg_at_start=round(load, 2),
+                cpu=platform.processor() or platform.machine(),
+                torch=torch.__version__,
+                python=platform.python_version(),
+                out=str(res.out_dir),
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -118,8 +118,17 @@ def bench_step(args: argparse.Namespace) -> dict:
     runs: dict[str, list[dict]] = {p: [] for p in paths}
     for r in range(args.rounds):
         for p in paths:
-            cmd = [sys.executable, __file__, "_child", p, str(args.size), str(args.batch), str(args.threads),
-                   str(args.steps), str(args.warmup)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "_child",
+                p,
+                str(args.size),
+                str(args.batch),
+                str(args.threads),
+                str(args.steps),
+                str(args.warmup),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
             if out.returncode:
                 raise SystemExit(f"{p} failed:\n{out.stderr[-3000:]}")
@@ -128,11 +137,22 @@ def bench_step(args: argparse.Namespace) -> dict:
     med = {p: statistics.median(x["img_s"] for x in v) for p, v in runs.items()}
     ref = med.get("timm_nchw")
     return dict(
-        kind="step", size=args.size, batch=args.batch, threads=args.threads, rounds=args.rounds, steps=args.steps,
-        paths={p: dict(img_s=round(med[p], 1), vs_timm=round(med[p] / ref, 2) if ref else None,
-                       peak_mib=round(max(x["peak_mib"] for x in runs[p]), 1),
-                       warmup_s=round(statistics.median(x["warmup_s"] for x in runs[p]), 1),
-                       all_img_s=[round(x["img_s"], 1) for x in runs[p]]) for p in paths},
+        kind="step",
+        size=args.size,
+        batch=args.batch,
+        threads=args.threads,
+        rounds=args.rounds,
+        steps=args.steps,
+        paths={
+            p: dict(
+                img_s=round(med[p], 1),
+                vs_timm=round(med[p] / ref, 2) if ref else None,
+                peak_mib=round(max(x["peak_mib"] for x in runs[p]), 1),
+                warmup_s=round(statistics.median(x["warmup_s"] for x in runs[p]), 1),
+                all_img_s=[round(x["img_s"], 1) for x in runs[p]],
+            )
+            for p in paths
+        },
     )
 
 
@@ -143,24 +163,49 @@ def bench_e2e(args: argparse.Namespace) -> dict:
     for seed in args.seeds:
         for name in args.settings:
             out = root / f"{name}-seed{seed}"
-            cmd = [sys.executable, "-m", "rexnet", "train", "--data", args.data, "--seed", str(seed), "--out", str(out),
-                   "--no-progress", "--no-tensorboard", *E2E_SETTINGS[name], *args.extra]
-            if (out / "summary.json").is_file() and json.loads((out / "summary.json").read_text())["status"] == \
-                    "completed":
+            cmd = [
+                sys.executable,
+                "-m",
+                "rexnet",
+                "train",
+                "--data",
+                args.data,
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--no-tensorboard",
+                *E2E_SETTINGS[name],
+                *args.extra,
+            ]
+            if (out / "summary.json").is_file() and json.loads((out / "summary.json").read_text())[
+                "status"
+            ] == "completed":
                 pass  # resumable: a finished run is read, not redone
             else:
                 t = time.time()
-                res = subprocess.run(cmd + (["--resume"] if (out / "config.json").is_file() else []),
-                                     capture_output=True, text=True, env=env)
+                res = subprocess.run(
+                    cmd + (["--resume"] if (out / "config.json").is_file() else []),
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
                 if res.returncode:
                     raise SystemExit(f"{name} seed {seed} failed:\n{res.stderr[-3000:]}")
                 print(f"{name} seed {seed}: {time.time() - t:.0f}s", file=sys.stderr, flush=True)
             s = json.loads((out / "summary.json").read_text())
             hist = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-            results[name].append(dict(
-                seed=seed, images_per_sec=round(statistics.mean(h["images_per_sec"] for h in hist), 1),
-                best_val_top1=s["best_top1"], test_top1=s.get("test_top1"), total_seconds=round(s["total_seconds"], 1),
-                threads=s["threads"]))
+            results[name].append(
+                dict(
+                    seed=seed,
+                    images_per_sec=round(statistics.mean(h["images_per_sec"] for h in hist), 1),
+                    best_val_top1=s["best_top1"],
+                    test_top1=s.get("test_top1"),
+                    total_seconds=round(s["total_seconds"], 1),
+                    threads=s["threads"],
+                )
+            )
 
     def agg(rows: list[dict], key: str) -> dict | None:
         vals = [r[key] for r in rows if r[key] is not None]
@@ -169,11 +214,14 @@ def bench_e2e(args: argparse.Namespace) -> dict:
         std = statistics.stdev(vals) if len(vals) > 1 else 0.0
         return dict(mean=round(statistics.mean(vals), 2), std=round(std, 2))
 
-    summary = {k: dict(runs=v, **{m: agg(v, m) for m in ("images_per_sec", "best_val_top1", "test_top1",
-                                                          "total_seconds")}) for k, v in results.items()}
+    summary = {
+        k: dict(runs=v, **{m: agg(v, m) for m in ("images_per_sec", "best_val_top1", "test_top1", "total_seconds")})
+        for k, v in results.items()
+    }
     if "old" in summary and "new" in summary:
-        summary["speedup_new_over_old"] = round(summary["new"]["images_per_sec"]["mean"]
-                                                / summary["old"]["images_per_sec"]["mean"], 2)
+        summary["speedup_new_over_old"] = round(
+            summary["new"]["images_per_sec"]["mean"] / summary["old"]["images_per_sec"]["mean"], 2
+        )
     return dict(kind="e2e", data=args.data, extra=args.extra, out=str(root), settings=summary)
 
 
@@ -184,9 +232,29 @@ def bench_search(args: argparse.Namespace) -> dict:
     for r in range(args.rounds):
         for name in ("old", "new"):
             out = Path(tempfile.mkdtemp(prefix=f"rexnet-search-{name}-"))
-            cmd = [sys.executable, "-m", "rexnet", "search", "run", "--out", str(out), "--data", args.data,
-                   "--trials", str(args.trials), "--seeds", "1", "--epochs", str(args.epochs), "--max-samples",
-                   str(args.max_samples), "--threads", "1", "--seed", "0"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "rexnet",
+                "search",
+                "run",
+                "--out",
+                str(out),
+                "--data",
+                args.data,
+                "--trials",
+                str(args.trials),
+                "--seeds",
+                "1",
+                "--epochs",
+                str(args.epochs),
+                "--max-samples",
+                str(args.max_samples),
+                "--threads",
+                "1",
+                "--seed",
+                "0",
+            ]
             if name == "old":
                 cmd += ["--train-options", old_opts]
             t = time.time()
@@ -196,9 +264,16 @@ def bench_search(args: argparse.Namespace) -> dict:
             res.setdefault(name, []).append(time.time() - t)
             print(f"round {r + 1} search {name}: {res[name][-1]:.0f}s", file=sys.stderr, flush=True)
     per_hour = {k: round(3600 * args.trials / statistics.median(v), 1) for k, v in res.items()}
-    return dict(kind="search", data=args.data, trials=args.trials, epochs=args.epochs, max_samples=args.max_samples,
-                seconds={k: [round(x, 1) for x in v] for k, v in res.items()}, trials_per_hour=per_hour,
-                speedup_new_over_old=round(per_hour["new"] / per_hour["old"], 2))
+    return dict(
+        kind="search",
+        data=args.data,
+        trials=args.trials,
+        epochs=args.epochs,
+        max_samples=args.max_samples,
+        seconds={k: [round(x, 1) for x in v] for k, v in res.items()},
+        trials_per_hour=per_hour,
+        speedup_new_over_old=round(per_hour["new"] / per_hour["old"], 2),
+    )
 
 
 def main() -> None:
@@ -233,11 +308,18 @@ def main() -> None:
     import torch
 
     res = dict(step=bench_step, e2e=bench_e2e, search=bench_search)[args.what](args)
-    res.update(cpu=cpu_name(), cpu_flags=cpu_flags(), cores=len(os.sched_getaffinity(0)), torch=torch.__version__,
-               python=platform.python_version(), load_avg_start=[round(x, 2) for x in load0],
-               load_avg_end=[round(x, 2) for x in os.getloadavg()], seconds=round(time.time() - t0, 1),
-               date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"))
+    res.update(
+        cpu=cpu_name(),
+        cpu_flags=cpu_flags(),
+        cores=len(os.sched_getaffinity(0)),
+        torch=torch.__version__,
+        python=platform.python_version(),
+        load_avg_start=[round(x, 2) for x in load0],
+        load_avg_end=[round(x, 2) for x in os.getloadavg()],
+        seconds=round(time.time() - t0, 1),
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+    )
     print(json.dumps(res, indent=1))
 
 

@@ -66,9 +66,17 @@ def run_one(label: str, spec: dict, seed: int, args: argparse.Namespace) -> dict
     summary = out / "summary.json"
     if summary.is_file() and json.loads(summary.read_text()).get("status") == "completed":
         return json.loads(summary.read_text())
-    cfg = TrainConfig.preset(args.preset, model=spec["name"] or "rexnet_100", seed=seed, epochs=args.epochs,
-                             train_limit=args.train_limit, out=str(out), progress=False, tensorboard=False,
-                             lr=args.lr)
+    cfg = TrainConfig.preset(
+        args.preset,
+        model=spec["name"] or "rexnet_100",
+        seed=seed,
+        epochs=args.epochs,
+        train_limit=args.train_limit,
+        out=str(out),
+        progress=False,
+        tensorboard=False,
+        lr=args.lr,
+    )
     resume = (out / "config.json").is_file()
     torch.manual_seed(seed)
     model = None if spec["name"] else RexNet(spec["plan"], num_classes=NUM_CLASSES, drop_rate=cfg.dropout)
@@ -76,8 +84,14 @@ def run_one(label: str, spec: dict, seed: int, args: argparse.Namespace) -> dict
     res = train(cfg, resume=resume, model=model)
     if res.status != "completed":  # Ctrl-C / SIGTERM: stop here; the next start resumes this run
         raise SystemExit(f"{label} seed {seed}: {res.status}; rerun the same command to resume")
-    logging.info("%s seed %d: val %.2f test %s in %.0fs", label, seed, res.best_top1, res.metrics.get("test_top1"),
-                 time.time() - t)
+    logging.info(
+        "%s seed %d: val %.2f test %s in %.0fs",
+        label,
+        seed,
+        res.best_top1,
+        res.metrics.get("test_top1"),
+        time.time() - t,
+    )
     return json.loads(summary.read_text())
 
 
@@ -90,8 +104,9 @@ def best_feature_stats(label: str, spec: dict, seed: int, args: argparse.Namespa
 def _mean_std(xs: list[float]) -> dict | None:
     if not xs:
         return None
-    return dict(mean=round(statistics.fmean(xs), 2), std=round(statistics.stdev(xs), 2) if len(xs) > 1 else None,
-                n=len(xs))
+    return dict(
+        mean=round(statistics.fmean(xs), 2), std=round(statistics.stdev(xs), 2) if len(xs) > 1 else None, n=len(xs)
+    )
 
 
 def _fmt(ms: dict | None) -> str:
@@ -105,27 +120,43 @@ def write_table(specs: dict, results: dict, args: argparse.Namespace) -> None:
     for label, spec in specs.items():
         runs = results.get(label, [])
         rows[label] = dict(
-            note=spec["note"], params_m=round(spec["params"] / 1e6, 3), macs_m=round(spec["macs"] / 1e6, 2),
-            seeds=[r["seed"] for r in runs], train_img_s=_mean_std([r["images_per_sec"] for r in runs]),
-            val_top1=_mean_std([r["best_top1"] for r in runs]), test_top1=_mean_std([r["test_top1"] for r in runs]),
+            note=spec["note"],
+            params_m=round(spec["params"] / 1e6, 3),
+            macs_m=round(spec["macs"] / 1e6, 2),
+            seeds=[r["seed"] for r in runs],
+            train_img_s=_mean_std([r["images_per_sec"] for r in runs]),
+            val_top1=_mean_std([r["best_top1"] for r in runs]),
+            test_top1=_mean_std([r["test_top1"] for r in runs]),
             nuclear_norm=_mean_std([r["nuclear_norm"] for r in runs]),
-            nuclear_norm_normalized=_mean_std([r["nuclear_norm_normalized"] for r in runs]), runs=runs)
-    meta = dict(recipe=dict(preset=args.preset, epochs=args.epochs, train_limit=args.train_limit,
-                            image_size=IMAGE_SIZE, lr=args.lr),
-                cpu=_cpu(), torch=torch.__version__, updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                command="python benchmarks/fmnist_compare.py " + " ".join(sys.argv[1:]))
+            nuclear_norm_normalized=_mean_std([r["nuclear_norm_normalized"] for r in runs]),
+            runs=runs,
+        )
+    meta = dict(
+        recipe=dict(
+            preset=args.preset, epochs=args.epochs, train_limit=args.train_limit, image_size=IMAGE_SIZE, lr=args.lr
+        ),
+        cpu=_cpu(),
+        torch=torch.__version__,
+        updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        command="python benchmarks/fmnist_compare.py " + " ".join(sys.argv[1:]),
+    )
     write_json(dict(meta=meta, models=rows), Path(args.out) / "compare.json")
-    lines = [f"Recipe: `{args.preset}` preset{f', peak LR {args.lr}' if args.lr else ''}, {args.epochs} epochs, "
-             f"training subset {args.train_limit or 'all 55,000'}, "
-             f"{IMAGE_SIZE} px; {meta['cpu']}; updated {meta['updated']}.", "",
-             "| model | params (M) | MACs @32 px (M) | train img/s | val top-1 (%) | test top-1 (%) "
-             "| nuclear norm / s_max | seeds |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Recipe: `{args.preset}` preset{f', peak LR {args.lr}' if args.lr else ''}, {args.epochs} epochs, "
+        f"training subset {args.train_limit or 'all 55,000'}, "
+        f"{IMAGE_SIZE} px; {meta['cpu']}; updated {meta['updated']}.",
+        "",
+        "| model | params (M) | MACs @32 px (M) | train img/s | val top-1 (%) | test top-1 (%) "
+        "| nuclear norm / s_max | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for label, r in rows.items():
         ips = f"{r['train_img_s']['mean']:.0f}" if r["train_img_s"] else "–"
-        lines.append(f"| {label} ({r['note']}) | {r['params_m']:.3f} | {r['macs_m']:.2f} | {ips} | "
-                     f"{_fmt(r['val_top1'])} | {_fmt(r['test_top1'])} | {_fmt(r['nuclear_norm_normalized'])} | "
-                     f"{','.join(map(str, r['seeds'])) or '–'} |")
+        lines.append(
+            f"| {label} ({r['note']}) | {r['params_m']:.3f} | {r['macs_m']:.2f} | {ips} | "
+            f"{_fmt(r['val_top1'])} | {_fmt(r['test_top1'])} | {_fmt(r['nuclear_norm_normalized'])} | "
+            f"{','.join(map(str, r['seeds'])) or '–'} |"
+        )
     tmp = Path(args.out) / ".compare.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, Path(args.out) / "compare.md")
@@ -160,10 +191,16 @@ def main() -> None:
     for seed in args.seeds:
         for label, spec in specs.items():
             s = run_one(label, spec, seed, args)
-            results.setdefault(label, []).append(dict(
-                seed=seed, best_top1=s["best_top1"], test_top1=s.get("test_top1"),
-                images_per_sec=statistics.fmean(h["images_per_sec"] for h in _history(args, label, seed)),
-                total_seconds=round(s["total_seconds"], 1), **best_feature_stats(label, spec, seed, args, images)))
+            results.setdefault(label, []).append(
+                dict(
+                    seed=seed,
+                    best_top1=s["best_top1"],
+                    test_top1=s.get("test_top1"),
+                    images_per_sec=statistics.fmean(h["images_per_sec"] for h in _history(args, label, seed)),
+                    total_seconds=round(s["total_seconds"], 1),
+                    **best_feature_stats(label, spec, seed, args, images),
+                )
+            )
             write_table(specs, results, args)
 
 

@@ -50,8 +50,13 @@ from rexnet.train.run import augment_from_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fmnist_search_analysis import load_trials  # noqa: E402
 
-SEARCH_OPTIONS = {"batch_size": 128, "hflip": 0.5, "aug_scale": [0.85, 1.0], "aug_ratio": [0.9, 1.11],
-                  "warmup_epochs": 0.5}
+SEARCH_OPTIONS = {
+    "batch_size": 128,
+    "hflip": 0.5,
+    "aug_scale": [0.85, 1.0],
+    "aug_ratio": [0.9, 1.11],
+    "warmup_epochs": 0.5,
+}
 
 
 def shape_params(name: str, trials: list[dict], blocks: int) -> dict:
@@ -76,17 +81,22 @@ def _ms(xs: list[float]) -> str:
 def write_table(state: dict, out: Path) -> None:
     write_json(state, out / "controlled.json")
     m = state["meta"]
-    lines = [f"Budget {m['budget_macs'] / 1e6:g} M MACs at {m['image_size']} px, {m['blocks']} IBs; {m['epochs']} "
-             f"epochs on {m['max_samples']} training images, validation {m['val_samples']} images; train options "
-             f"`{json.dumps(m['train_options'])}`; seeds {m['seeds']}; {m['cpu']}; updated {m['updated']}.", "",
-             "| shape | channels | MACs (M) | params (K) | val top-1 (%) | test top-1 (%) | nuclear norm / s_max "
-             "| seeds |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Budget {m['budget_macs'] / 1e6:g} M MACs at {m['image_size']} px, {m['blocks']} IBs; {m['epochs']} "
+        f"epochs on {m['max_samples']} training images, validation {m['val_samples']} images; train options "
+        f"`{json.dumps(m['train_options'])}`; seeds {m['seeds']}; {m['cpu']}; updated {m['updated']}.",
+        "",
+        "| shape | channels | MACs (M) | params (K) | val top-1 (%) | test top-1 (%) | nuclear norm / s_max | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, s in state["shapes"].items():
         runs = s["runs"]
-        lines.append(f"| {name} | {'-'.join(map(str, s['channels']))} | {s['macs'] / 1e6:.2f} | "
-                     f"{s['params'] / 1e3:.1f} | {_ms([r['accuracy'] for r in runs])} | "
-                     f"{_ms([r['test_accuracy'] for r in runs])} | "
-                     f"{_ms([r['nuclear_norm_normalized'] for r in runs])} | {len(runs)} |")
+        lines.append(
+            f"| {name} | {'-'.join(map(str, s['channels']))} | {s['macs'] / 1e6:.2f} | "
+            f"{s['params'] / 1e3:.1f} | {_ms([r['accuracy'] for r in runs])} | "
+            f"{_ms([r['test_accuracy'] for r in runs])} | "
+            f"{_ms([r['nuclear_norm_normalized'] for r in runs])} | {len(runs)} |"
+        )
     (out / "controlled.md").write_text("\n".join(lines) + "\n")
 
 
@@ -95,8 +105,9 @@ def main() -> None:
     ap.add_argument("search", type=Path, help="search folder (its trials.csv picks the bottom/top groups)")
     ap.add_argument("--out", type=Path, default=None, help="default: the search folder's parent")
     ap.add_argument("--seeds", type=int, nargs="*", default=[10, 11, 12])
-    ap.add_argument("--shapes", nargs="*", default=["rexnet_linear", "mobilenetv2_staircase", "bottom_mean",
-                                                     "top_mean"])
+    ap.add_argument(
+        "--shapes", nargs="*", default=["rexnet_linear", "mobilenetv2_staircase", "bottom_mean", "top_mean"]
+    )
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--budget-macs", type=float, default=7.5e6)
     ap.add_argument("--image-size", type=int, default=16)
@@ -110,24 +121,35 @@ def main() -> None:
     trials = load_trials(args.search)
     augment = augment_from_config(TrainConfig().replace(**args.train_options))
     bundle = load_data("fashion-mnist", args.image_size, args.max_samples, args.val_samples, augment)
-    space = SearchSpace(blocks=args.blocks, budget_macs=args.budget_macs, image_size=args.image_size,
-                        num_classes=bundle.num_classes)
+    space = SearchSpace(
+        blocks=args.blocks, budget_macs=args.budget_macs, image_size=args.image_size, num_classes=bundle.num_classes
+    )
     trainer = fit_trainer(args.train_options, threads=1)
     path = out / "controlled.json"
     state = json.loads(path.read_text()) if path.is_file() else {"shapes": {}}
-    state["meta"] = dict(blocks=args.blocks, budget_macs=args.budget_macs, image_size=args.image_size,
-                         epochs=args.epochs, max_samples=args.max_samples, val_samples=args.val_samples,
-                         train_options=args.train_options, seeds=args.seeds, search_trials=len(trials),
-                         cpu=_cpu(), updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                         command="python benchmarks/fmnist_controlled.py " + " ".join(sys.argv[1:]))
+    state["meta"] = dict(
+        blocks=args.blocks,
+        budget_macs=args.budget_macs,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        max_samples=args.max_samples,
+        val_samples=args.val_samples,
+        train_options=args.train_options,
+        seeds=args.seeds,
+        search_trials=len(trials),
+        cpu=_cpu(),
+        updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        command="python benchmarks/fmnist_controlled.py " + " ".join(sys.argv[1:]),
+    )
     for seed in args.seeds:  # seeds outermost: a partial run is balanced across shapes
         for name in args.shapes:
-            plan, info = plan_for_budget(shape_from_params(shape_params(name, trials, args.blocks), args.blocks),
-                                         space)
+            plan, info = plan_for_budget(shape_from_params(shape_params(name, trials, args.blocks), args.blocks), space)
             entry = state["shapes"].setdefault(name, dict(runs=[]))
             if entry.get("channels") not in (None, info["channels"]):
-                raise SystemExit(f"{name}: channels {info['channels']} differ from the stored "
-                                 f"{entry['channels']} (more search trials since?); use another --out")
+                raise SystemExit(
+                    f"{name}: channels {info['channels']} differ from the stored "
+                    f"{entry['channels']} (more search trials since?); use another --out"
+                )
             entry.update(channels=info["channels"], macs=info["macs"], params=info["params"])
             if any(r["seed"] == seed for r in entry["runs"]):
                 continue

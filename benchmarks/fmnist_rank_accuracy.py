@@ -45,24 +45,49 @@ def gather(results: Path) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = {}
     if (results / "search" / "trials.csv").is_file():
         groups["search candidates"] = [
-            dict(label=f"trial {r['number']}", nuc=r["nuclear_norm"], nucn=r["nuclear_norm_normalized"],
-                 test=r["test_accuracy"]) for r in load_trials(results / "search")
-            if r["nuclear_norm"] is not None and r["test_accuracy"] is not None]
+            dict(
+                label=f"trial {r['number']}",
+                nuc=r["nuclear_norm"],
+                nucn=r["nuclear_norm_normalized"],
+                test=r["test_accuracy"],
+            )
+            for r in load_trials(results / "search")
+            if r["nuclear_norm"] is not None and r["test_accuracy"] is not None
+        ]
     if (results / "controlled.json").is_file():
         for name, s in json.loads((results / "controlled.json").read_text())["shapes"].items():
             groups.setdefault("controlled (search protocol)", []).extend(
-                dict(label=f"{name} s{r['seed']}", nuc=r["nuclear_norm"], nucn=r["nuclear_norm_normalized"],
-                     test=r["test_accuracy"]) for r in s["runs"])
+                dict(
+                    label=f"{name} s{r['seed']}",
+                    nuc=r["nuclear_norm"],
+                    nucn=r["nuclear_norm_normalized"],
+                    test=r["test_accuracy"],
+                )
+                for r in s["runs"]
+            )
     for path in sorted(results.glob("**/compare.json")):  # the comparison, its LR check, the best-effort runs
         for name, m in json.loads(path.read_text())["models"].items():
             groups.setdefault("ReXNet vs MobileNetV2", []).extend(
-                dict(label=f"{name} s{r['seed']} ({path.parent.name})", nuc=r["nuclear_norm"],
-                     nucn=r["nuclear_norm_normalized"], test=r["test_top1"]) for r in m["runs"] if "nuclear_norm" in r)
+                dict(
+                    label=f"{name} s{r['seed']} ({path.parent.name})",
+                    nuc=r["nuclear_norm"],
+                    nucn=r["nuclear_norm_normalized"],
+                    test=r["test_top1"],
+                )
+                for r in m["runs"]
+                if "nuclear_norm" in r
+            )
     if (results / "table2.json").is_file():
         for row in json.loads((results / "table2.json").read_text())["rows"]:
             groups.setdefault("Table 2 proxies", []).extend(
-                dict(label=f"{row['variant']} s{r['seed']}", nuc=r["nuclear_norm"], nucn=r["nuclear_norm_normalized"],
-                     test=r["test_top1"]) for r in row["runs"])
+                dict(
+                    label=f"{row['variant']} s{r['seed']}",
+                    nuc=r["nuclear_norm"],
+                    nucn=r["nuclear_norm_normalized"],
+                    test=r["test_top1"],
+                )
+                for r in row["runs"]
+            )
     return {g: pts for g, pts in groups.items() if pts}
 
 
@@ -95,8 +120,9 @@ def main() -> None:
             rho, lo, hi = rho_ci([p[key] for p in pts], [p["test"] for p in pts], args.bootstrap)
         else:
             rho = lo = hi = math.nan
-        stats[g] = dict(points=len(pts), x=("nuclear norm" if key == "nuc" else "nuclear norm / s_max"),
-                        spearman=rho, ci95=[lo, hi])
+        stats[g] = dict(
+            points=len(pts), x=("nuclear norm" if key == "nuc" else "nuclear norm / s_max"), spearman=rho, ci95=[lo, hi]
+        )
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     search = groups.get("search candidates", [])
@@ -104,18 +130,27 @@ def main() -> None:
     if search:
         ax.scatter([p["nuc"] for p in search], [p["test"] for p in search], s=14, c="tab:blue")
         s = stats["search candidates"]
-        ax.set_title(f"search candidates (n={len(search)}): Spearman {s['spearman']:.2f} "
-                     f"[{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]", fontsize=9)
+        ax.set_title(
+            f"search candidates (n={len(search)}): Spearman {s['spearman']:.2f} "
+            f"[{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]",
+            fontsize=9,
+        )
     else:
         ax.set_title("search candidates: none with statistics yet", fontsize=9)
     ax.set_xlabel("nuclear norm of the final features")
     ax.set_ylabel("test top-1 (%)")
     ax = axes[1]
-    for (g, pts), color in zip(((g, p) for g, p in groups.items() if g != "search candidates"),
-                               ("tab:red", "tab:green", "tab:purple")):
+    for (g, pts), color in zip(
+        ((g, p) for g, p in groups.items() if g != "search candidates"), ("tab:red", "tab:green", "tab:purple")
+    ):
         s = stats[g]
-        ax.scatter([p["nucn"] for p in pts], [p["test"] for p in pts], s=16, c=color,
-                   label=f"{g} (n={len(pts)}, ρ={s['spearman']:.2f})")
+        ax.scatter(
+            [p["nucn"] for p in pts],
+            [p["test"] for p in pts],
+            s=16,
+            c=color,
+            label=f"{g} (n={len(pts)}, ρ={s['spearman']:.2f})",
+        )
     ax.set_xlabel("nuclear norm / largest singular value")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("single runs of the other experiments", fontsize=9)
@@ -127,8 +162,9 @@ def main() -> None:
     (args.results / "rank_accuracy.json").write_text(json.dumps(dict(stats=stats, groups=groups), indent=1) + "\n")
     lines = ["| models | points | x axis | Spearman ρ with test top-1 | bootstrap 95 % CI |", "|---|---|---|---|---|"]
     for g, s in stats.items():
-        lines.append(f"| {g} | {s['points']} | {s['x']} | {s['spearman']:.2f} | "
-                     f"[{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}] |")
+        lines.append(
+            f"| {g} | {s['points']} | {s['x']} | {s['spearman']:.2f} | [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}] |"
+        )
     (args.results / "rank_accuracy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -34,11 +34,23 @@ def load_trials(folder: Path) -> list[dict]:
             if r["state"] != "COMPLETE" or not r["accuracy"] or not r["seed_accuracies"]:
                 continue
             ch = [int(c) for c in r["channels"].split("-")]
-            opt = {k: float(r[k]) if r.get(k) else None for k in ("test_accuracy", "nuclear_norm",
-                                                                  "nuclear_norm_normalized")}
-            rows.append(dict(number=int(r["number"]), accuracy=float(r["accuracy"]), channels=ch,
-                             seeds=json.loads(r["seed_accuracies"]), r2=linear_r2(ch), rule=r["rule"] or None,
-                             macs=float(r["macs"]), params=float(r["params"]), **opt))
+            opt = {
+                k: float(r[k]) if r.get(k) else None
+                for k in ("test_accuracy", "nuclear_norm", "nuclear_norm_normalized")
+            }
+            rows.append(
+                dict(
+                    number=int(r["number"]),
+                    accuracy=float(r["accuracy"]),
+                    channels=ch,
+                    seeds=json.loads(r["seed_accuracies"]),
+                    r2=linear_r2(ch),
+                    rule=r["rule"] or None,
+                    macs=float(r["macs"]),
+                    params=float(r["params"]),
+                    **opt,
+                )
+            )
     return rows
 
 
@@ -47,9 +59,10 @@ def analyse(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
     seed_std = statistics.fmean(statistics.stdev(r["seeds"]) for r in rows) if n_seeds > 1 else float("nan")
     groups = split_groups(rows, key=lambda r: r["accuracy"])
     means = {g: statistics.fmean(r["accuracy"] for r in v) for g, v in groups.items()}
-    test_means = {g: statistics.fmean(r["test_accuracy"] for r in v) if all(r["test_accuracy"] is not None
-                                                                            for r in v) else None
-                  for g, v in groups.items()}
+    test_means = {
+        g: statistics.fmean(r["test_accuracy"] for r in v) if all(r["test_accuracy"] is not None for r in v) else None
+        for g, v in groups.items()
+    }
     names = list(groups)
     gaps = {f"{a} - {b}": means[a] - means[b] for a, b in zip(names, names[1:])}
     rho = spearman([r["r2"] for r in rows], [r["accuracy"] for r in rows])
@@ -62,23 +75,39 @@ def analyse(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
             boots.append(b)
     lo, hi = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))) if boots else (math.nan,) * 2
     return dict(
-        trials=len(rows), seeds_per_trial=n_seeds, seed_std=seed_std, seed_sem=seed_std / math.sqrt(n_seeds),
-        group_size=len(groups[names[0]]), group_mean_accuracy=means, group_mean_test_accuracy=test_means,
+        trials=len(rows),
+        seeds_per_trial=n_seeds,
+        seed_std=seed_std,
+        seed_sem=seed_std / math.sqrt(n_seeds),
+        group_size=len(groups[names[0]]),
+        group_mean_accuracy=means,
+        group_mean_test_accuracy=test_means,
         group_mean_r2={g: float(linear_r2(np.mean([r["channels"] for r in v], axis=0))) for g, v in groups.items()},
-        gaps=gaps, gaps_exceed_seed_std={k: v > seed_std for k, v in gaps.items()},
-        spearman_r2_accuracy=rho, spearman_ci95=[lo, hi], bootstrap=len(boots),
+        gaps=gaps,
+        gaps_exceed_seed_std={k: v > seed_std for k, v in gaps.items()},
+        spearman_r2_accuracy=rho,
+        spearman_ci95=[lo, hi],
+        bootstrap=len(boots),
         accuracy_range=[min(r["accuracy"] for r in rows), max(r["accuracy"] for r in rows)],
-        seeded_rules={r["rule"]: dict(accuracy=r["accuracy"], rank=1 + sorted(
-            (x["accuracy"] for x in rows), reverse=True).index(r["accuracy"]))
-            for r in rows if r["rule"] in ("mobilenetv2_staircase", "rexnet_linear")},
+        seeded_rules={
+            r["rule"]: dict(
+                accuracy=r["accuracy"],
+                rank=1 + sorted((x["accuracy"] for x in rows), reverse=True).index(r["accuracy"]),
+            )
+            for r in rows
+            if r["rule"] in ("mobilenetv2_staircase", "rexnet_linear")
+        },
     )
 
 
 def to_markdown(a: dict) -> str:
-    lines = [f"{a['trials']} finished trials x {a['seeds_per_trial']} seeds; seed std {a['seed_std']:.2f} pt "
-             f"(standard error of a trial's mean {a['seed_sem']:.2f} pt); groups of {a['group_size']}.", "",
-             "| group (ranked on validation) | mean val top-1 | mean test top-1 | R² of the mean channel curve |",
-             "|---|---|---|---|"]
+    lines = [
+        f"{a['trials']} finished trials x {a['seeds_per_trial']} seeds; seed std {a['seed_std']:.2f} pt "
+        f"(standard error of a trial's mean {a['seed_sem']:.2f} pt); groups of {a['group_size']}.",
+        "",
+        "| group (ranked on validation) | mean val top-1 | mean test top-1 | R² of the mean channel curve |",
+        "|---|---|---|---|",
+    ]
     for g, m in a["group_mean_accuracy"].items():
         t = a["group_mean_test_accuracy"].get(g)
         lines.append(f"| {g} | {m:.2f} | {'–' if t is None else f'{t:.2f}'} | {a['group_mean_r2'][g]:.3f} |")
@@ -86,8 +115,10 @@ def to_markdown(a: dict) -> str:
     for k, v in a["gaps"].items():
         lines.append(f"- {k}: {v:.2f} pt ({'above' if a['gaps_exceed_seed_std'][k] else 'NOT above'} the seed std)")
     lo, hi = a["spearman_ci95"]
-    lines.append(f"- Spearman(linearity R², accuracy) = {a['spearman_r2_accuracy']:.2f}, bootstrap 95 % CI "
-                 f"[{lo:.2f}, {hi:.2f}] ({a['bootstrap']} resamples)")
+    lines.append(
+        f"- Spearman(linearity R², accuracy) = {a['spearman_r2_accuracy']:.2f}, bootstrap 95 % CI "
+        f"[{lo:.2f}, {hi:.2f}] ({a['bootstrap']} resamples)"
+    )
     for rule, v in a["seeded_rules"].items():
         lines.append(f"- {rule}: {v['accuracy']:.2f} (rank {v['rank']} of {a['trials']})")
     return "\n".join(lines) + "\n"

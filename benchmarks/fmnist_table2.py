@@ -30,10 +30,10 @@ from rexnet.data import build_datasets
 from rexnet.model import RexNet
 from rexnet.plan import count_macs, count_params
 from rexnet.rank.estimators import feature_stats
-from rexnet.train.table2 import PAPER_TABLE2, VARIANTS, proxy_plan
 from rexnet.train import TrainConfig, train
 from rexnet.train.checkpoint import load_checkpoint
 from rexnet.train.outputs import write_json
+from rexnet.train.table2 import PAPER_TABLE2, VARIANTS, proxy_plan
 
 IMAGE_SIZE, NUM_CLASSES, FEATURE_IMAGES = 32, 10, 512
 
@@ -51,8 +51,16 @@ def run_variant(k: int, seed: int, args: argparse.Namespace, images: torch.Tenso
     out = Path(args.runs) / f"row{k}-seed{seed}"
     summary = out / "summary.json"
     if not (summary.is_file() and json.loads(summary.read_text()).get("status") == "completed"):
-        cfg = TrainConfig.preset(args.preset, seed=seed, epochs=args.epochs, train_limit=args.train_limit, out=str(out),
-                                 progress=False, tensorboard=False, model="rexnet_100")
+        cfg = TrainConfig.preset(
+            args.preset,
+            seed=seed,
+            epochs=args.epochs,
+            train_limit=args.train_limit,
+            out=str(out),
+            progress=False,
+            tensorboard=False,
+            model="rexnet_100",
+        )
         torch.manual_seed(seed)
         t = time.time()
         res = train(cfg, resume=(out / "config.json").is_file(), model=RexNet(plan, num_classes=NUM_CLASSES))
@@ -74,26 +82,51 @@ def write_tables(results: dict[int, list[dict]], args: argparse.Namespace) -> No
     for k, runs in sorted(results.items()):
         name, dr1, drib, act = VARIANTS[k]
         plan = proxy_plan(dr1, drib, act)
-        rows.append(dict(variant=name, macs=count_macs(plan, IMAGE_SIZE, NUM_CLASSES),
-                         params=count_params(plan, NUM_CLASSES), paper=dict(zip(("flops_m", "top1", "nuclear_norm"),
-                                                                                PAPER_TABLE2[k])),
-                         runs=runs, **{m: _ms([r[m] for r in runs]) for m in (
-                             "val_top1", "test_top1", "rank", "effective_rank", "nuclear_norm",
-                             "nuclear_norm_normalized")}))
-    meta = dict(recipe=dict(preset=args.preset, epochs=args.epochs, train_limit=args.train_limit, image_size=IMAGE_SIZE,
-                            feature_images=FEATURE_IMAGES),
-                updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), torch=torch.__version__,
-                command="python benchmarks/fmnist_table2.py " + " ".join(sys.argv[1:]))
+        rows.append(
+            dict(
+                variant=name,
+                macs=count_macs(plan, IMAGE_SIZE, NUM_CLASSES),
+                params=count_params(plan, NUM_CLASSES),
+                paper=dict(zip(("flops_m", "top1", "nuclear_norm"), PAPER_TABLE2[k])),
+                runs=runs,
+                **{
+                    m: _ms([r[m] for r in runs])
+                    for m in (
+                        "val_top1",
+                        "test_top1",
+                        "rank",
+                        "effective_rank",
+                        "nuclear_norm",
+                        "nuclear_norm_normalized",
+                    )
+                },
+            )
+        )
+    meta = dict(
+        recipe=dict(
+            preset=args.preset,
+            epochs=args.epochs,
+            train_limit=args.train_limit,
+            image_size=IMAGE_SIZE,
+            feature_images=FEATURE_IMAGES,
+        ),
+        updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        torch=torch.__version__,
+        command="python benchmarks/fmnist_table2.py " + " ".join(sys.argv[1:]),
+    )
     write_json(dict(meta=meta, rows=rows), Path(args.out) / "table2.json")
 
     def f(ms: dict, d: int = 2) -> str:
         return f"{ms['mean']:.{d}f} ± {ms['std']:.{d}f}" if ms["std"] is not None else f"{ms['mean']:.{d}f}"
 
-    lines = [f"Recipe: `{args.preset}` preset, {args.epochs} epochs, training subset {args.train_limit or 'all'}, "
-             f"32 px; features of {FEATURE_IMAGES} validation images; updated {meta['updated']}.", "",
-             "| row | MACs (M) | params (K) | val top-1 | test top-1 | rank | eff. rank | nuclear norm | nuc/s_max "
-             "| seeds | paper top-1 / nuc. norm | direction (test top-1 / nuc.) vs paper |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Recipe: `{args.preset}` preset, {args.epochs} epochs, training subset {args.train_limit or 'all'}, "
+        f"32 px; features of {FEATURE_IMAGES} validation images; updated {meta['updated']}.",
+        "",
+        "| row | MACs (M) | params (K) | val top-1 | test top-1 | rank | eff. rank | nuclear norm | nuc/s_max "
+        "| seeds | paper top-1 / nuc. norm | direction (test top-1 / nuc.) vs paper |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for i, r in enumerate(rows):
         direction = "–"
         if i > 0 and rows[i - 1]["test_top1"]["n"] and r["test_top1"]["n"]:
@@ -101,13 +134,16 @@ def write_tables(results: dict[int, list[dict]], args: argparse.Namespace) -> No
             d_nuc = r["nuclear_norm"]["mean"] - rows[i - 1]["nuclear_norm"]["mean"]
             p_acc = r["paper"]["top1"] - rows[i - 1]["paper"]["top1"]
             p_nuc = r["paper"]["nuclear_norm"] - rows[i - 1]["paper"]["nuclear_norm"]
-            direction = (f"{d_acc:+.2f} pt ({'same' if d_acc * p_acc > 0 else 'opposite'}) / "
-                         f"{d_nuc:+.3g} ({'same' if d_nuc * p_nuc > 0 else 'opposite'})")
+            direction = (
+                f"{d_acc:+.2f} pt ({'same' if d_acc * p_acc > 0 else 'opposite'}) / "
+                f"{d_nuc:+.3g} ({'same' if d_nuc * p_nuc > 0 else 'opposite'})"
+            )
         lines.append(
             f"| {r['variant']} | {r['macs'] / 1e6:.2f} | {r['params'] / 1e3:.1f} | {f(r['val_top1'])} | "
             f"{f(r['test_top1'])} | {f(r['rank'], 1)} | {f(r['effective_rank'], 1)} | {f(r['nuclear_norm'], 1)} | "
             f"{f(r['nuclear_norm_normalized'], 1)} | {r['test_top1']['n']} | {r['paper']['top1']} / "
-            f"{r['paper']['nuclear_norm']} | {direction} |")
+            f"{r['paper']['nuclear_norm']} | {direction} |"
+        )
     (Path(args.out) / "table2.md").write_text("\n".join(lines) + "\n")
 
 

@@ -82,7 +82,8 @@ def main() -> None:
     res["infer ours fused bf16"] = infer_throughput(fused16, a.infer_batch, a.size, torch.bfloat16, a.iters)
     if comp:
         res["infer ours fused bf16 compiled"] = infer_throughput(
-            torch.compile(fused16, mode="max-autotune-no-cudagraphs"), a.infer_batch, a.size, torch.bfloat16, a.iters)
+            torch.compile(fused16, mode="max-autotune-no-cudagraphs"), a.infer_batch, a.size, torch.bfloat16, a.iters
+        )
     tm = timm.create_model(a.model).cuda().eval().to(memory_format=torch.channels_last)
     res["infer timm fp32"] = infer_throughput(tm, a.infer_batch, a.size, torch.float32, a.iters)
     res["infer timm bf16"] = infer_throughput(tm.to(torch.bfloat16), a.infer_batch, a.size, torch.bfloat16, a.iters)

@@ -133,8 +133,13 @@ def test_torch_load_only_in_the_safe_reader():
     calls = []
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
                 calls.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert calls and all(c.startswith("weights/io.py:") for c in calls), calls
 
@@ -146,9 +151,24 @@ def modules_after_import() -> set[str]:
     return set(json.loads(out))
 
 
-@pytest.mark.parametrize("heavy", ["rexnet.train", "rexnet.search", "rexnet.rank", "rexnet.deploy.quant",
-                                   "rexnet.deploy.bench", "rexnet.detection", "rexnet.cli", "optuna", "onnx",
-                                   "onnxruntime", "openvino", "matplotlib", "timm"])
+@pytest.mark.parametrize(
+    "heavy",
+    [
+        "rexnet.train",
+        "rexnet.search",
+        "rexnet.rank",
+        "rexnet.deploy.quant",
+        "rexnet.deploy.bench",
+        "rexnet.detection",
+        "rexnet.cli",
+        "optuna",
+        "onnx",
+        "onnxruntime",
+        "openvino",
+        "matplotlib",
+        "timm",
+    ],
+)
 def test_import_rexnet_loads_no_heavy_part(heavy, modules_after_import):
     """``import rexnet`` brings the model API (zoo, model, plan, weights) and nothing it does not need."""
     assert "rexnet.zoo" in modules_after_import

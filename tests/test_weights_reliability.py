@@ -83,8 +83,9 @@ def test_writer_killed_with_sigkill_leaves_no_file(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(tmp_path / "o.safetensors")],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, str(tmp_path / "o.safetensors")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "writing"
         os.kill(proc.pid, signal.SIGKILL)

@@ -26,6 +26,7 @@ def __getattr__(name: str) -> object:
         return fuse
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "BudgetError",
     "CheckpointError",

@@ -75,8 +75,7 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
@@ -137,8 +136,9 @@ def coerce(cls: type, name: str, value: Any) -> Any:
         if typing.get_origin(t) is Literal:
             if value in typing.get_args(t):
                 return value
-            raise ConfigError(f"bad value for {name}: {value!r}; expected one of: "
-                              f"{', '.join(map(str, typing.get_args(t)))}")
+            raise ConfigError(
+                f"bad value for {name}: {value!r}; expected one of: {', '.join(map(str, typing.get_args(t)))}"
+            )
         if typing.get_origin(t) is dict:
             return _mapping(name, value)
         try:
@@ -266,11 +266,19 @@ def _show(value: Any) -> str:
 
 def flag_overrides(args: argparse.Namespace, prefix: str = "cfg_") -> dict[str, Any]:
     """The config fields a parsed command line gives (flags from :func:`add_flags` that were used)."""
-    return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+    return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
 
 
-def check_range(name: str, value: Any, low: float | None = None, high: float | None = None, *,
-                open_low: bool = False, open_high: bool = False, none_means: str | None = None) -> None:
+def check_range(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+    none_means: str | None = None,
+) -> None:
     """Raise :class:`ConfigError` unless ``low <= value <= high`` (``None`` passes; bounds optional).
 
     Example:
@@ -293,4 +301,3 @@ def check_range(name: str, value: Any, low: float | None = None, high: float | N
         rng = f"{'<' if open_high else '<='} {high:g}"
     extra = f" (or None for {none_means})" if none_means else ""
     raise ConfigError(f"{name} must be {rng}{extra}, got {value!r}")
-

@@ -19,6 +19,7 @@ __all__ = [
     "InvertedBottleneck",
 ]
 
+
 def make_activation(name: str) -> nn.Module:
     """An activation module by name (the names of :data:`rexnet.plan.ACTIVATIONS`).
 

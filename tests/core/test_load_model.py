@@ -22,8 +22,18 @@ X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 
 def _training_checkpoint(path: Path, model: torch.nn.Module, name: str, **extra) -> Path:
-    state = dict(model=model.state_dict(), optimizer={}, scheduler={}, epoch=1, step_in_epoch=0, history=[],
-                 config={"image_size": 48}, model_name=name, num_classes=model.num_classes, **extra)
+    state = dict(
+        model=model.state_dict(),
+        optimizer={},
+        scheduler={},
+        epoch=1,
+        step_in_epoch=0,
+        history=[],
+        config={"image_size": 48},
+        model_name=name,
+        num_classes=model.num_classes,
+        **extra,
+    )
     return save_training_checkpoint(state, path)
 
 
@@ -46,8 +56,14 @@ def test_a_searched_plan_and_ema_weights_come_from_the_training_checkpoint(tmp_p
     model = randomize_bn(rexnet.RexNet(plan, num_classes=4))
     ema = randomize_bn(rexnet.RexNet(plan, num_classes=4))
     run = tmp_path / "run"
-    _training_checkpoint(run / "checkpoints" / "last.pt", model, "trial-7", plan=plan.to_dict(),
-                         ema=ema.state_dict(), class_names=["a", "b", "c", "d"])
+    _training_checkpoint(
+        run / "checkpoints" / "last.pt",
+        model,
+        "trial-7",
+        plan=plan.to_dict(),
+        ema=ema.state_dict(),
+        class_names=["a", "b", "c", "d"],
+    )
     loaded, meta = load_model(run)
     assert loaded.plan == plan and meta.name == "trial-7" and meta.class_names == ("a", "b", "c", "d")
     assert meta.image_size == 48 and meta.checkpoint.endswith("last.pt")  # no best.pt: the last
@@ -114,9 +130,14 @@ def test_deploy_does_not_import_train():
 
 
 def _calls_torch_load(path: Path) -> bool:
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "load"
-               and isinstance(n.func.value, ast.Name) and n.func.value.id == "torch"
-               for n in ast.walk(ast.parse(path.read_text())))
+    return any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "load"
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "torch"
+        for n in ast.walk(ast.parse(path.read_text()))
+    )
 
 
 def test_torch_load_is_called_only_by_the_safe_reader():

@@ -28,7 +28,7 @@ def make_idx_folder(root, n_train: int = 120, n_test: int = 30, compress: bool =
         labels = np.arange(n) % 10
         images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
         for i, c in enumerate(labels):
-            images[i, 2 * c + 4: 2 * c + 7] = 250
+            images[i, 2 * c + 4 : 2 * c + 7] = 250
         write_idx(root / f"{split}-images-idx3-ubyte", images, compress)
         write_idx(root / f"{split}-labels-idx1-ubyte", labels.astype(np.uint8), compress)
     return root

@@ -47,7 +47,7 @@ def test_crop_matches_torchvision_resized_crop():
     for k, (top, left, h, w) in enumerate(t.crop_boxes(keys, 28, 28).long().tolist()):
         ref = TF.resized_crop(x[k].float(), top, left, h, w, [32, 32], antialias=False)
         inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))
-        torch.testing.assert_close(out[k:k + 1][inner], _norm(ref[None].clamp(0, 255))[inner], atol=2e-3, rtol=0)
+        torch.testing.assert_close(out[k : k + 1][inner], _norm(ref[None].clamp(0, 255))[inner], atol=2e-3, rtol=0)
 
 
 def test_crop_boxes_follow_the_recipe():
@@ -79,7 +79,8 @@ def test_random_erasing_rate_and_noise():
     erased = (out - _norm(x)).abs().amax((1, 2, 3)) > 1e-3
     assert 0.18 < erased.float().mean() < 0.32
     assert BatchAugment(16, _aug(reprob=0.0), MEAN, STD)(x, image_keys(0, 0, torch.arange(400))).std() < 1e-5 + (
-        out.std())  # sanity: erasing adds noise the plain path has not
+        out.std()
+    )  # sanity: erasing adds noise the plain path has not
 
 
 def test_randaugment_has_no_batched_form():

@@ -24,12 +24,15 @@ def test_read_idx_roundtrip_plain_and_gzip(tmp_path):
     assert np.array_equal(read_idx(tmp_path / "b.gz"), a)
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "bad magic number empty"),
-    (b"\x00\x00\x07\x01", "bad magic"),  # unknown type code
-    (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
-    (bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + b"abc", "holds 3 bytes"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "bad magic number empty"),
+        (b"\x00\x00\x07\x01", "bad magic"),  # unknown type code
+        (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
+        (bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + b"abc", "holds 3 bytes"),
+    ],
+)
 def test_read_idx_rejects_malformed_files(tmp_path, content, match):
     (tmp_path / "bad").write_bytes(content)
     with pytest.raises(RexnetError, match=match):

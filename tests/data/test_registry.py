@@ -25,21 +25,27 @@ def test_a_new_dataset_is_one_registry_entry(monkeypatch):
     assert x.shape == (3, 16, 16) and 0 <= y < 4
 
 
-@pytest.mark.parametrize("data,expected", [
-    ("digits", ("digits", None)),
-    ("fashion-mnist", ("fashion-mnist", None)),
-    ("mnist:/some/dir", ("mnist", "/some/dir")),
-    ("cifar100:/c", ("cifar100", "/c")),
-])
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        ("digits", ("digits", None)),
+        ("fashion-mnist", ("fashion-mnist", None)),
+        ("mnist:/some/dir", ("mnist", "/some/dir")),
+        ("cifar100:/c", ("cifar100", "/c")),
+    ],
+)
 def test_resolve_data(data, expected):
     assert resolve_data(data) == expected
 
 
-@pytest.mark.parametrize("data,message", [
-    ("digits:/x", "embedded and takes no folder"),
-    ("cifar10", "needs a folder: cifar10:DIR"),
-    ("/no/such/folder", "not a folder; expected one of: digits | shapes"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ("digits:/x", "embedded and takes no folder"),
+        ("cifar10", "needs a folder: cifar10:DIR"),
+        ("/no/such/folder", "not a folder; expected one of: digits | shapes"),
+    ],
+)
 def test_resolve_data_errors(data, message):
     with pytest.raises(RexnetError, match=message):
         resolve_data(data)

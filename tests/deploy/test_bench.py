@@ -20,15 +20,33 @@ from rexnet.zoo import get_plan
 
 def test_tiny_bench_measures_every_path_and_writes_files(tmp_path: Path) -> None:
     # the harness, not the models, is under test: our smallest variant and a small timm model
-    cfg = tiny_config(model="rexnet_060", timm_model="mobilenetv3_small_050", image_size=32, batch_throughput=2,
-                      rounds=2, latency_iters=1, warmup=0, calib_images=4, train_batch=2, openvino=False)
+    cfg = tiny_config(
+        model="rexnet_060",
+        timm_model="mobilenetv3_small_050",
+        image_size=32,
+        batch_throughput=2,
+        rounds=2,
+        latency_iters=1,
+        warmup=0,
+        calib_images=4,
+        train_batch=2,
+        openvino=False,
+    )
     res = run_bench(cfg, tmp_path)
     assert (tmp_path / "latency_vs_macs.png").read_bytes()[:4] == b"\x89PNG"
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["config"] == cfg.to_dict() and data["config"]["model"] == "rexnet_060"
     rows = {r["name"]: r for r in data["inference"]}
-    assert {"ours eager", "ours fused", "ours onnxruntime", "ours bf16", "ours int8 onnxruntime",
-            "timm eager", "timm onnxruntime", "timm int8 onnxruntime"} <= set(rows)
+    assert {
+        "ours eager",
+        "ours fused",
+        "ours onnxruntime",
+        "ours bf16",
+        "ours int8 onnxruntime",
+        "timm eager",
+        "timm onnxruntime",
+        "timm int8 onnxruntime",
+    } <= set(rows)
     assert rows["ours eager"]["macs"] == count_macs(get_plan("rexnet_060"), 32, 1000)
     linux = sys.platform.startswith("linux")
     for name, r in rows.items():
@@ -55,12 +73,33 @@ def test_tiny_bench_measures_every_path_and_writes_files(tmp_path: Path) -> None
 
 
 def test_cli_bench_tiny(tmp_path: Path) -> None:
-    rc = main(["bench", "--tiny", "--allow-spinning", "--out", str(tmp_path), "-m", "rexnet_060", "--image-size", "32",
-               "--rounds", "1", "--no-train", "--only", "ours eager", "ours fused"])
+    rc = main(
+        [
+            "bench",
+            "--tiny",
+            "--allow-spinning",
+            "--out",
+            str(tmp_path),
+            "-m",
+            "rexnet_060",
+            "--image-size",
+            "32",
+            "--rounds",
+            "1",
+            "--no-train",
+            "--only",
+            "ours eager",
+            "ours fused",
+        ]
+    )
     assert rc == 0
     data = json.loads((tmp_path / "bench.json").read_text())
-    assert data["config"] == TINY.replace(model="rexnet_060", image_size=32, rounds=1, train=False,
-                                          only=("ours eager", "ours fused")).to_dict()
+    assert (
+        data["config"]
+        == TINY.replace(
+            model="rexnet_060", image_size=32, rounds=1, train=False, only=("ours eager", "ours fused")
+        ).to_dict()
+    )
     rows = {r["name"]: r for r in data["inference"]}
     assert set(rows) == {"ours eager", "ours fused"}  # --only was honoured
     assert data["training"] == []  # --no-train was honoured
@@ -75,8 +114,23 @@ def test_bench_flags_are_generated_from_the_config() -> None:
     p = build_parser()
     dests = {a.dest for a in _bench_parser(p)._actions}
     assert {f"cfg_{f.name}" for f in dataclasses.fields(BenchConfig)} <= dests
-    args = p.parse_args(["bench", "-o", "x", "-m", "rexnet_060", "--warmup", "0", "--no-int8", "--fp32-peak-gmacs",
-                         "100", "--only", "ours eager", "timm eager"])
+    args = p.parse_args(
+        [
+            "bench",
+            "-o",
+            "x",
+            "-m",
+            "rexnet_060",
+            "--warmup",
+            "0",
+            "--no-int8",
+            "--fp32-peak-gmacs",
+            "100",
+            "--only",
+            "ours eager",
+            "timm eager",
+        ]
+    )
     cfg = BenchConfig().replace(**flag_overrides(args))
     assert (cfg.model, cfg.warmup, cfg.int8, cfg.fp32_peak_gmacs) == ("rexnet_060", 0, False, 100.0)
     assert cfg.only == ("ours eager", "timm eager") and cfg.compile  # not given: the default
@@ -135,9 +189,18 @@ def test_peak_memory() -> None:
 @pytest.mark.slow
 def test_bench_peers_openvino_best_ratio_and_peaks(tmp_path: Path) -> None:
     pytest.importorskip("openvino")
-    cfg = tiny_config(model="rexnet_060", timm_model="mobilenetv3_small_050", image_size=32, batch_throughput=2,
-                      rounds=2, latency_iters=1, warmup=0, int8=False, train=False,
-                      only=("ours fused", "ours openvino", "timm eager", "timm openvino"))
+    cfg = tiny_config(
+        model="rexnet_060",
+        timm_model="mobilenetv3_small_050",
+        image_size=32,
+        batch_throughput=2,
+        rounds=2,
+        latency_iters=1,
+        warmup=0,
+        int8=False,
+        train=False,
+        only=("ours fused", "ours openvino", "timm eager", "timm openvino"),
+    )
     res = run_bench(cfg, tmp_path)
     rows = {r["name"]: r for r in res["inference"]}
     assert {"ours openvino f32", "ours openvino bf16", "timm openvino f32", "timm openvino bf16"} <= set(rows)
@@ -159,7 +222,8 @@ def test_cpu_peak_rules() -> None:
     zen4 = cpu_peak(2, {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni"}, "AuthenticAMD", 2.6)
     assert zen4["macs_per_cycle"] == {"fp32": 16, "bf16": 32, "int8": 64}
     assert zen4["fp32"] == pytest.approx(2 * 2.6 * 16)
-    spr = cpu_peak(2, {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"},
-                   "GenuineIntel", 2.6)
+    spr = cpu_peak(
+        2, {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"}, "GenuineIntel", 2.6
+    )
     assert spr["macs_per_cycle"] == {"fp32": 32, "bf16": 512, "int8": 1024}
     assert cpu_peak(1, {"avx2", "fma"}, "GenuineIntel", 3.0)["macs_per_cycle"]["int8"] == 32

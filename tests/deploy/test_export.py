@@ -48,8 +48,9 @@ def test_torchscript_equals_eager(rexnet_small: nn.Module, tmp_path: Path, metho
 def test_export_model_function_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     res = export_model("rexnet_060", tmp_path / "a.onnx", "onnx", image_size=64)
     assert res.max_abs_diff <= 1e-4 and res.opset == ONNX_OPSET and Path(res.path).is_file()
-    rc = main(["export", "rexnet_060", "--format", "torchscript", "--out", str(tmp_path / "a.pt"),
-               "--image-size", "64"])
+    rc = main(
+        ["export", "rexnet_060", "--format", "torchscript", "--out", str(tmp_path / "a.pt"), "--image-size", "64"]
+    )
     assert rc == 0 and (tmp_path / "a.pt").is_file()
     assert "max |diff|" in capsys.readouterr().out
 

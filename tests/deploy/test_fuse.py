@@ -25,8 +25,9 @@ def test_fused_equals_eval_every_variant(name: str) -> None:
         for b, h, w in SIZES:
             x = torch.randn(b, 3, h, w)
             ref = model(x)
-            torch.testing.assert_close(fused(x.contiguous(memory_format=torch.channels_last)), ref,
-                                       atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                fused(x.contiguous(memory_format=torch.channels_last)), ref, atol=1e-5, rtol=1e-5
+            )
             torch.testing.assert_close(fused(x), ref, atol=1e-5, rtol=1e-5)
 
 
@@ -58,9 +59,11 @@ def test_fold_conv_bn_matches_with_stride_dilation_groups() -> None:
 def test_fuse_heads_and_backbones() -> None:
     torch.manual_seed(0)
     x = torch.randn(1, 3, 64, 64)
-    for model in (randomize(rexnet.create_model("rexnet_100", num_classes=0)),
-                  randomize(rexnet.create_model("rexnet_lite_100", output_stride=16)),
-                  randomize(rexnet.create_model("rexnet_100", features_only=True))):
+    for model in (
+        randomize(rexnet.create_model("rexnet_100", num_classes=0)),
+        randomize(rexnet.create_model("rexnet_lite_100", output_stride=16)),
+        randomize(rexnet.create_model("rexnet_100", features_only=True)),
+    ):
         fused = rexnet.fuse(model)
         with torch.inference_mode():
             ref, out = model(x), fused(x)

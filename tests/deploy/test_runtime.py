@@ -170,8 +170,16 @@ def test_bench_candidates_load_the_checkpoint_once_with_its_size(digits_checkpoi
     from rexnet.deploy.candidates import build_candidates
     from rexnet.zoo import load_model
 
-    cfg = tiny_config(model="rexnet_060", only=("ours eager",), timm=False, onnx=False, openvino=False, bf16=False,
-                      int8=False, calib_images=8)
+    cfg = tiny_config(
+        model="rexnet_060",
+        only=("ours eager",),
+        timm=False,
+        onnx=False,
+        openvino=False,
+        bf16=False,
+        int8=False,
+        calib_images=8,
+    )
     cands, extra = build_candidates(cfg, digits_checkpoint)
     assert [c.name for c in cands] == ["ours eager"]
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))

@@ -91,11 +91,33 @@ def test_a_new_block_kind_is_one_registry_entry(monkeypatch, tmp_path):
     p = get_protocol("default", spatial=4)
     w = draw_weights("conv5x5", 2, 3, 8, p, torch.Generator().manual_seed(0))
     assert w["w"].shape == (2, 8, 3, 5, 5)
-    res = run_rank_study(blocks=["conv5x5"], activations=["identity"], ratios=[0.5], networks=4, progress=False,
-                         protocol=p)
+    res = run_rank_study(
+        blocks=["conv5x5"], activations=["identity"], ratios=[0.5], networks=4, progress=False, protocol=p
+    )
     assert 0 < res.value("conv5x5", "identity", 0.5) <= 1
-    assert main(["rank", "study", "--out", str(tmp_path / "s"), "--blocks", "conv5x5", "-n", "2", "--ratios", "1",
-                 "--activations", "relu", "--no-progress", "--no-plot", "--set", "spatial=4"]) == 0
+    assert (
+        main(
+            [
+                "rank",
+                "study",
+                "--out",
+                str(tmp_path / "s"),
+                "--blocks",
+                "conv5x5",
+                "-n",
+                "2",
+                "--ratios",
+                "1",
+                "--activations",
+                "relu",
+                "--no-progress",
+                "--no-plot",
+                "--set",
+                "spatial=4",
+            ]
+        )
+        == 0
+    )
 
 
 def test_unknown_block_names_the_registered_ones():

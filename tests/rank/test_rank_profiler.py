@@ -52,8 +52,20 @@ def test_profile_bad_layer_and_model():
 
 def test_cli_rank_profile(tmp_path):
     out = tmp_path / "prof"
-    rc = main(["rank-profile", "rexnet_100", "--out", str(out), "--compare", "tv:mobilenet_v2", "-b", "2",
-               "--image-size", "64"])
+    rc = main(
+        [
+            "rank-profile",
+            "rexnet_100",
+            "--out",
+            str(out),
+            "--compare",
+            "tv:mobilenet_v2",
+            "-b",
+            "2",
+            "--image-size",
+            "64",
+        ]
+    )
     assert rc == 0
     with open(out / "rank_profile.csv") as fh:
         rows = list(csv.reader(fh))

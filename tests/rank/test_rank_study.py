@@ -24,8 +24,9 @@ def default_at_01():
 
 @pytest.mark.parametrize("block", BLOCKS)
 def test_identity_is_the_diagonal(block):
-    res = run_rank_study(blocks=[block], activations=["identity"], ratios=[0.1, 0.3, 0.7, 1.0], networks=12,
-                         progress=False)
+    res = run_rank_study(
+        blocks=[block], activations=["identity"], ratios=[0.1, 0.3, 0.7, 1.0], networks=12, progress=False
+    )
     for r in (0.1, 0.3, 0.7, 1.0):
         assert res.value(block, "identity", r) == pytest.approx(r, abs=0.02)
 
@@ -57,8 +58,24 @@ def test_findings_reported_honestly(default_at_01):
 
 def test_cli_writes_run_folder(tmp_path):
     out = tmp_path / "run"
-    rc = main(["rank-study", "--out", str(out), "--blocks", "conv1x1,ib_dw", "--activations", "identity,relu,silu",
-               "--ratios", "0.1,0.5,1.0", "--networks", "8", "--seed", "3", "--no-progress"])
+    rc = main(
+        [
+            "rank-study",
+            "--out",
+            str(out),
+            "--blocks",
+            "conv1x1,ib_dw",
+            "--activations",
+            "identity,relu,silu",
+            "--ratios",
+            "0.1,0.5,1.0",
+            "--networks",
+            "8",
+            "--seed",
+            "3",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     with open(out / "rank_study.csv") as fh:
         rows = list(csv.reader(fh))
@@ -72,8 +89,15 @@ def test_cli_writes_run_folder(tmp_path):
 
 
 def test_deterministic_and_resumable(tmp_path):
-    kw = dict(blocks=["conv3x3", "ib_conv"], activations=["identity", "relu6", "elu"], ratios=[0.2, 0.6],
-              networks=6, seed=11, progress=False, plot=False)
+    kw = dict(
+        blocks=["conv3x3", "ib_conv"],
+        activations=["identity", "relu6", "elu"],
+        ratios=[0.2, 0.6],
+        networks=6,
+        seed=11,
+        progress=False,
+        plot=False,
+    )
     a = run_rank_study(tmp_path / "a", **kw)
     # interrupted run: only some points logged, the last line cut mid-write
     b_dir = tmp_path / "b"
@@ -99,9 +123,14 @@ def test_gram_and_svd_agree():
 
 
 def test_protocol_options_run():
-    res = run_rank_study(blocks=["conv1x1", "conv3x3", "ib_dw"], activations=["identity", "Mish"], ratios=[0.25],
-                         networks=4, progress=False,
-                         protocol=get_protocol("P1", spatial=3, d_out_min=16, d_out_max=24, estimator="rtol:1e-2"))
+    res = run_rank_study(
+        blocks=["conv1x1", "conv3x3", "ib_dw"],
+        activations=["identity", "Mish"],
+        ratios=[0.25],
+        networks=4,
+        progress=False,
+        protocol=get_protocol("P1", spatial=3, d_out_min=16, d_out_max=24, estimator="rtol:1e-2"),
+    )
     assert res.value("conv1x1", "identity", 0.25) == pytest.approx(0.25, abs=0.05)
     assert res.value("conv3x3", "identity", 0.25) > 0.5  # a real 3x3 conv mixes 9 taps: no diagonal
     assert 0 < res.value("ib_dw", "Mish", 0.25) <= 1
@@ -132,9 +161,29 @@ def test_cli_bad_input_exit_code(tmp_path, capsys):
 
 
 def test_cli_protocol_overrides(tmp_path):
-    rc = main(["rank-study", "--out", str(tmp_path), "--blocks", "conv1x1", "--activations", "identity,Tanh",
-               "--ratios", "0.5", "-n", "2", "--protocol", "P1", "--set", "estimator=rtol:1e-2", "--set",
-               "d_out_max=40", "--no-progress", "--no-plot"])
+    rc = main(
+        [
+            "rank-study",
+            "--out",
+            str(tmp_path),
+            "--blocks",
+            "conv1x1",
+            "--activations",
+            "identity,Tanh",
+            "--ratios",
+            "0.5",
+            "-n",
+            "2",
+            "--protocol",
+            "P1",
+            "--set",
+            "estimator=rtol:1e-2",
+            "--set",
+            "d_out_max=40",
+            "--no-progress",
+            "--no-plot",
+        ]
+    )
     assert rc == 0
     proto = json.loads((tmp_path / "config.json").read_text())["protocol"]
     assert proto["estimator"] == "rtol:1e-2" and proto["d_out_max"] == 40 and proto["norm"] == "bn_before"

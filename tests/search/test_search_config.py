@@ -14,14 +14,29 @@ from rexnet.cli import build_parser
 from rexnet.search import SearchConfig
 
 # the search of benchmarks/fmnist_all.sh, whose study (benchmarks/results/fmnist/search/search.db) must keep resuming
-FMNIST = ("search run --out OUT --data fashion-mnist --image-size 16 --budget-macs 7.5M --trials 70 --seeds 3 "
-          "--epochs 4 --max-samples 6000 --val-samples 5000 --seed 1 --threads 1 --train-options "
-          """'{"batch_size":128,"hflip":0.5,"aug_scale":[0.85,1.0],"aug_ratio":[0.9,1.11],"warmup_epochs":0.5}'""")
+FMNIST = (
+    "search run --out OUT --data fashion-mnist --image-size 16 --budget-macs 7.5M --trials 70 --seeds 3 "
+    "--epochs 4 --max-samples 6000 --val-samples 5000 --seed 1 --threads 1 --train-options "
+    """'{"batch_size":128,"hflip":0.5,"aug_scale":[0.85,1.0],"aug_ratio":[0.9,1.11],"warmup_epochs":0.5}'"""
+)
 # what that study stores (read from its database): a worker must bring exactly these to join it
 FMNIST_STORED = {
-    "space": {"blocks": 5, "budget_macs": 7500000.0, "budget_params": None, "tolerance": 0.03, "image_size": 16,
-              "num_classes": 10, "min_channels": 8, "max_channels": 4096, "stem_stride": 1},
-    "epochs": 4, "seeds": 3, "objectives": "accuracy", "data": "fashion-mnist", "sampler": "random",
+    "space": {
+        "blocks": 5,
+        "budget_macs": 7500000.0,
+        "budget_params": None,
+        "tolerance": 0.03,
+        "image_size": 16,
+        "num_classes": 10,
+        "min_channels": 8,
+        "max_channels": 4096,
+        "stem_stride": 1,
+    },
+    "epochs": 4,
+    "seeds": 3,
+    "objectives": "accuracy",
+    "data": "fashion-mnist",
+    "sampler": "random",
     "samples": {"train": 6000, "val": 5000},
 }
 
@@ -32,8 +47,13 @@ def _parse(cmd: str) -> SearchConfig:
 
 def test_existing_command_line_builds_the_stored_study_config() -> None:
     cfg = _parse(FMNIST)
-    assert cfg.train_options == {"batch_size": 128, "hflip": 0.5, "aug_scale": [0.85, 1.0],
-                                 "aug_ratio": [0.9, 1.11], "warmup_epochs": 0.5}
+    assert cfg.train_options == {
+        "batch_size": 128,
+        "hflip": 0.5,
+        "aug_scale": [0.85, 1.0],
+        "aug_ratio": [0.9, 1.11],
+        "warmup_epochs": 0.5,
+    }
     assert cfg.study_attrs(cfg.space(num_classes=10)) == FMNIST_STORED
     assert cfg.train_batch() == 128
 
@@ -44,8 +64,10 @@ def test_every_field_is_a_flag_and_old_flag_names_still_work() -> None:
     assert set(flag_overrides(args)) == set()  # nothing given: the config's defaults apply
     dests = {a.dest for sp in _subparsers(parser, "search", "run") for a in sp._actions}
     assert {f"cfg_{f.name}" for f in dataclasses.fields(SearchConfig)} <= dests
-    cfg = _parse("search run --out x --heartbeat 2 --grace 7 --no-wait --no-seed-rules --prune --sampler tpe "
-                 "--budget-params 0.2M --threads none")
+    cfg = _parse(
+        "search run --out x --heartbeat 2 --grace 7 --no-wait --no-seed-rules --prune --sampler tpe "
+        "--budget-params 0.2M --threads none"
+    )
     assert (cfg.heartbeat_interval, cfg.grace_period, cfg.wait, cfg.seed_rules, cfg.prune) == (2, 7, False, False, True)
     assert cfg.sampler == "tpe" and cfg.budget_params == pytest.approx(2e5) and cfg.threads is None
 

@@ -11,8 +11,22 @@ from rexnet.cli import main
 from rexnet.search import default_storage
 
 # tiny but real: 30 M MACs would take minutes on 2 shared cores; the plan arithmetic is the same
-ARGS = ["--trials", "4", "--epochs", "1", "--seeds", "1", "--budget-macs", "6M", "--max-samples", "96",
-        "--threads", "1", "--train-options", '{"batch_size": 32}']
+ARGS = [
+    "--trials",
+    "4",
+    "--epochs",
+    "1",
+    "--seeds",
+    "1",
+    "--budget-macs",
+    "6M",
+    "--max-samples",
+    "96",
+    "--threads",
+    "1",
+    "--train-options",
+    '{"batch_size": 32}',
+]
 
 
 @pytest.fixture(scope="module")

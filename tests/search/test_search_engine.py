@@ -144,8 +144,10 @@ class StatsTrainer(FakeTrainer):
 def test_per_seed_statistics_are_recorded_and_reported(tmp_path) -> None:
     search.run(tmp_path, trials=3, trainer=StatsTrainer(), **FAST)
     for t in _study(tmp_path).get_trials():
-        assert t.user_attrs["seed_stats"] == {"test_accuracy": [v - 1.0 for v in t.user_attrs["seed_accuracies"]],
-                                             "nuclear_norm": [10.0, 11.0]}
+        assert t.user_attrs["seed_stats"] == {
+            "test_accuracy": [v - 1.0 for v in t.user_attrs["seed_accuracies"]],
+            "nuclear_norm": [10.0, 11.0],
+        }
         assert t.value == pytest.approx(sum(t.user_attrs["seed_accuracies"]) / 2)  # ranked on validation only
     paths = search.report(tmp_path)
     rows = list(csv.DictReader(open(paths["csv"])))
@@ -186,7 +188,13 @@ def test_augmentation_train_options_shape_the_search_data(tmp_path, monkeypatch)
 
     monkeypatch.setattr(api, "load_data", fake_load)
     with pytest.raises(KeyboardInterrupt):
-        search.run(tmp_path, data="digits", trials=1, epochs=1, seeds=1,
-                   train_options={"aug_scale": [0.85, 1.0], "hflip": 0.5, "reprob": 0.1})
+        search.run(
+            tmp_path,
+            data="digits",
+            trials=1,
+            epochs=1,
+            seeds=1,
+            train_options={"aug_scale": [0.85, 1.0], "hflip": 0.5, "reprob": 0.1},
+        )
     aug = seen["augment"]
     assert tuple(aug.scale) == (0.85, 1.0) and aug.hflip == 0.5 and aug.reprob == 0.1 and aug.randaug_n == 0

@@ -29,8 +29,9 @@ def pg_url() -> str:
     url = os.environ.get("REXNET_TEST_POSTGRES_URL")
     if not url:
         try:
-            proc = subprocess.run(["bash", str(ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True,
-                                  timeout=900)
+            proc = subprocess.run(
+                ["bash", str(ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True, timeout=900
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             pytest.skip(f"PostgreSQL could not be started by .ci/postgres.sh: {e}")
         if proc.returncode != 0 or not proc.stdout.strip():
@@ -62,12 +63,49 @@ def _check_slots(study: optuna.Study, n: int) -> list[optuna.trial.FrozenTrial]:
 
 def test_two_cli_workers_share_one_study(pg_url: str, tmp_path: Path) -> None:
     name, n = f"two-{uuid.uuid4().hex[:8]}", 8
-    args = ["--storage", pg_url, "--study", name, "--trials", str(n), "--epochs", "1", "--seeds", "1",
-            "--budget-macs", "2M", "--image-size", "16", "--max-samples", "64", "--heartbeat", "1",
-            "--train-options", '{"batch_size": 32}']
-    procs = [subprocess.Popen([sys.executable, "-m", "rexnet", "search", "run", "--out", str(tmp_path / f"w{i}"),
-                               "--seed", str(i), *args], env=_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    args = [
+        "--storage",
+        pg_url,
+        "--study",
+        name,
+        "--trials",
+        str(n),
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--budget-macs",
+        "2M",
+        "--image-size",
+        "16",
+        "--max-samples",
+        "64",
+        "--heartbeat",
+        "1",
+        "--train-options",
+        '{"batch_size": 32}',
+    ]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rexnet",
+                "search",
+                "run",
+                "--out",
+                str(tmp_path / f"w{i}"),
+                "--seed",
+                str(i),
+                *args,
+            ],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=240)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     trials = _check_slots(optuna.load_study(study_name=name, storage=pg_url), n)
@@ -96,8 +134,12 @@ def test_killed_worker_trial_is_retried(pg_url: str, tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     start = lambda i: subprocess.Popen(  # noqa: E731
-        [sys.executable, str(script), str(tmp_path / f"w{i}"), pg_url, name, str(n)], env=_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, str(script), str(tmp_path / f"w{i}"), pg_url, name, str(n)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     victim = start(0)
     deadline, study, killed = time.monotonic() + 120, None, None
     while time.monotonic() < deadline and killed is None:  # wait until the victim is mid-trial

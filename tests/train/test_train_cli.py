@@ -28,8 +28,9 @@ HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 def test_train_on_folder_with_corrupt_jpeg_reports_it(tmp_path, capsys):
     bad = make_folder(tmp_path / "data", per_class=16, size=24)
     out = tmp_path / "run"
-    assert main(["train", *_TINY, "--data", str(tmp_path / "data"), "-e", "2", "--image-size", "32",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["train", *_TINY, "--data", str(tmp_path / "data"), "-e", "2", "--image-size", "32", "-o", str(out)]) == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_completed"] == 2
     assert [s["path"] for s in summary["skipped_images"]] == [str(bad)]
@@ -58,13 +59,54 @@ def test_torchrun_two_processes_matches_single_process(tmp_path):
     (sharded, all-reduced) evaluation itself is checked exactly against a single-process evaluation of
     the DDP weights.
     """
-    common = ["-m", "rexnet_060", "--train-limit", "96", "--val-limit", "64", "-b", "16", "-e", "1", "--threads",
-              "1", "--lr", "0.05", "--dropout", "0", "--no-progress", "--no-tensorboard", "--no-channels-last"]
-    ddp = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                            "-m", "rexnet", "train", *common, "-o", str(tmp_path / "ddp")],
-                           env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    single = subprocess.run([sys.executable, "-m", "rexnet", "train", *common, "--accum-steps", "2",
-                             "-o", str(tmp_path / "one")], env=_env(), capture_output=True, text=True, timeout=240)
+    common = [
+        "-m",
+        "rexnet_060",
+        "--train-limit",
+        "96",
+        "--val-limit",
+        "64",
+        "-b",
+        "16",
+        "-e",
+        "1",
+        "--threads",
+        "1",
+        "--lr",
+        "0.05",
+        "--dropout",
+        "0",
+        "--no-progress",
+        "--no-tensorboard",
+        "--no-channels-last",
+    ]
+    ddp = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "rexnet",
+            "train",
+            *common,
+            "-o",
+            str(tmp_path / "ddp"),
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    single = subprocess.run(
+        [sys.executable, "-m", "rexnet", "train", *common, "--accum-steps", "2", "-o", str(tmp_path / "one")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert single.returncode == 0, single.stdout + single.stderr
     assert ddp.wait(timeout=240) == 0, ddp.communicate()[0]
     a = json.loads((tmp_path / "ddp" / "metrics.jsonl").read_text())

@@ -39,8 +39,15 @@ def test_shapes_and_limits():
 def test_train_transform_recipe():
     t = build_train_transform(32, AugmentConfig())
     names = [type(op).__name__ for op in t.transforms]
-    assert names == ["ToImage", "RandomResizedCrop", "RandomHorizontalFlip", "RandAugmentMstd", "ToDtype",
-                     "Normalize", "RandomErasing"]
+    assert names == [
+        "ToImage",
+        "RandomResizedCrop",
+        "RandomHorizontalFlip",
+        "RandAugmentMstd",
+        "ToDtype",
+        "Normalize",
+        "RandomErasing",
+    ]
     assert t.transforms[1].scale == (0.08, 1.0) and t.transforms[-1].p == 0.2
     assert t.transforms[-1].value is None  # None = per-pixel normal noise (timm's --remode pixel)
     torch.manual_seed(0)

@@ -17,13 +17,17 @@ from rexnet.train import evaluate, load_checkpoint
 
 def test_hand_checked_top1_top5_linear():
     # logits = inputs (identity weights); 6 classes, so top-5 can miss
-    x = torch.tensor([[6, 5, 4, 3, 2, 1],   # label 0: top-1 hit
-                      [6, 5, 4, 3, 2, 1],   # label 5: ranked 6th -> top-1 and top-5 miss
-                      [1, 2, 3, 4, 5, 6],   # label 5: top-1 hit
-                      [1, 2, 3, 4, 5, 6],   # label 1: ranked 5th -> top-5 hit only
-                      [2, 3, 9, 4, 5, 1],   # label 3: ranked 3rd -> top-5 hit only
-                      [3, 1, 2, 6, 4, 5]],  # label 3: top-1 hit
-                     dtype=torch.float32)
+    x = torch.tensor(
+        [
+            [6, 5, 4, 3, 2, 1],  # label 0: top-1 hit
+            [6, 5, 4, 3, 2, 1],  # label 5: ranked 6th -> top-1 and top-5 miss
+            [1, 2, 3, 4, 5, 6],  # label 5: top-1 hit
+            [1, 2, 3, 4, 5, 6],  # label 1: ranked 5th -> top-5 hit only
+            [2, 3, 9, 4, 5, 1],  # label 3: ranked 3rd -> top-5 hit only
+            [3, 1, 2, 6, 4, 5],
+        ],  # label 3: top-1 hit
+        dtype=torch.float32,
+    )
     y = torch.tensor([0, 5, 5, 1, 3, 3])
     model = nn.Linear(6, 6, bias=False)
     with torch.no_grad():
@@ -51,8 +55,24 @@ def test_hand_checked_rexnet_and_cli_eval(tmp_path, capsys):
     top5 = 100.0 * int(sum((labels == c).sum() for c in (1, 2, 6, 8, 9))) / n
     rexnet.save_weights(_constant_rexnet(), tmp_path / "const.safetensors", name="rexnet_060")
     out = tmp_path / "eval.json"
-    assert main(["eval", "-m", "rexnet_060", "-c", str(tmp_path / "const.safetensors"), "--data", "digits",
-                 "--image-size", "32", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "-m",
+                "rexnet_060",
+                "-c",
+                str(tmp_path / "const.safetensors"),
+                "--data",
+                "digits",
+                "--image-size",
+                "32",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert (res["top1"], res["top5"], res["count"]) == (top1, top5, n)
     assert (tmp_path / "eval.png").exists()
@@ -63,8 +83,26 @@ def test_finetune_then_predict_from_cli(tmp_path, capsys):
     src = tmp_path / "src.safetensors"
     rexnet.save_weights(rexnet.create_model("rexnet_060", num_classes=10), src, name="rexnet_060")
     out = tmp_path / "ft"
-    common = ["-m", "rexnet_060", "--data", "shapes", "--train-limit", "32", "--val-limit", "16", "-b", "16",
-              "-e", "1", "--threads", "1", "--no-progress", "--no-tensorboard", "-o", str(out)]
+    common = [
+        "-m",
+        "rexnet_060",
+        "--data",
+        "shapes",
+        "--train-limit",
+        "32",
+        "--val-limit",
+        "16",
+        "-b",
+        "16",
+        "-e",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--no-tensorboard",
+        "-o",
+        str(out),
+    ]
     assert main(["finetune", *common]) == 2  # --pretrained is required
     assert main(["finetune", *common, "--pretrained", str(src), "--freeze-backbone"]) == 0
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
@@ -92,8 +130,7 @@ def test_load_model_on_a_run_folder_returns_the_trained_weights(tmp_path):
     bundle = build_datasets("digits", 32, model="rexnet_060", train_limit=32, val_limit=16)
     torch.manual_seed(0)
     trained = rexnet.create_model("rexnet_060", num_classes=10)
-    fit(trained, bundle.train, bundle.val, tiny_cfg(epochs=1), out_dir=tmp_path / "run",
-        class_names=bundle.class_names)
+    fit(trained, bundle.train, bundle.val, tiny_cfg(epochs=1), out_dir=tmp_path / "run", class_names=bundle.class_names)
     model, meta = load_model(tmp_path / "run")
     assert not model.training and meta.source == "training" and meta.name == "rexnet_060"
     assert meta.checkpoint.endswith("best.pt") and meta.image_size == 32 and meta.num_classes == 10

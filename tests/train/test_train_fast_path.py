@@ -21,8 +21,14 @@ from .helpers import tiny_cfg
 
 
 def _bundle(cfg: TrainConfig):
-    return build_datasets(cfg.data, cfg.image_size, model=cfg.model, augment=augment_from_config(cfg),
-                          train_limit=cfg.train_limit, val_limit=cfg.val_limit)
+    return build_datasets(
+        cfg.data,
+        cfg.image_size,
+        model=cfg.model,
+        augment=augment_from_config(cfg),
+        train_limit=cfg.train_limit,
+        val_limit=cfg.val_limit,
+    )
 
 
 def test_defaults_are_the_fast_path():

@@ -60,8 +60,9 @@ class _Flaky(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 8, 3, 2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                 nn.Flatten(), nn.Linear(8, 10))
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)
+        )
         self.broken = False
 
     def forward(self, x):
@@ -84,8 +85,16 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(bundle, tmp_path):
 
 
 def test_run_folder_contents(bundle, tmp_path):
-    cfg = tiny_cfg(tensorboard=True, ema=True, ema_decay=0.9, clip_grad=1.0, amp="bf16", channels_last=True,
-                   accum_steps=2, epochs=1)
+    cfg = tiny_cfg(
+        tensorboard=True,
+        ema=True,
+        ema_decay=0.9,
+        clip_grad=1.0,
+        amp="bf16",
+        channels_last=True,
+        accum_steps=2,
+        epochs=1,
+    )
     res = fit(_model(), bundle.train, bundle.val, cfg, out_dir=tmp_path, class_names=bundle.class_names)
     names = {p.name for p in tmp_path.iterdir()}
     assert {"config.json", "metrics.jsonl", "summary.json", "curves.png", "checkpoints"} <= names
@@ -94,8 +103,17 @@ def test_run_folder_contents(bundle, tmp_path):
     else:
         assert "tensorboard" not in names
     line = json.loads((tmp_path / "metrics.jsonl").read_text())
-    for key in ("epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_sec", "seconds",
-                "val_top1_ema"):
+    for key in (
+        "epoch",
+        "lr",
+        "train_loss",
+        "val_loss",
+        "val_top1",
+        "val_top5",
+        "images_per_sec",
+        "seconds",
+        "val_top1_ema",
+    ):
         assert key in line
     ck = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     for key in ("model", "optimizer", "scheduler", "scaler", "ema", "rng", "epoch", "config", "plan"):

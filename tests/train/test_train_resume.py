@@ -22,14 +22,35 @@ from rexnet.train import fit, load_checkpoint, save_checkpoint
 
 from .helpers import tiny_cfg
 
-_ARGS = ["-m", "rexnet_060", "--train-limit", "96", "--val-limit", "32", "-b", "16", "-e", "3", "--threads", "1",
-         "--lr", "0.05", "--no-progress", "--no-tensorboard"]
+_ARGS = [
+    "-m",
+    "rexnet_060",
+    "--train-limit",
+    "96",
+    "--val-limit",
+    "32",
+    "-b",
+    "16",
+    "-e",
+    "3",
+    "--threads",
+    "1",
+    "--lr",
+    "0.05",
+    "--no-progress",
+    "--no-tensorboard",
+]
 
 
 def _cli(out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(rexnet.__file__).parents[1])}
-    return subprocess.Popen([sys.executable, "-m", "rexnet", "train", *_ARGS, "-o", str(out), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rexnet", "train", *_ARGS, "-o", str(out), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _lines(path: Path) -> list[dict]:
@@ -118,8 +139,15 @@ def test_truncated_checkpoint_is_refused(tmp_path, capsys):
 
 def test_crash_during_save_keeps_previous_last(tmp_path, monkeypatch):
     last = tmp_path / "last.pt"
-    good = {"model": {"w": torch.ones(3)}, "optimizer": {}, "scheduler": {}, "epoch": 1, "step_in_epoch": 0,
-            "history": [], "config": {}}
+    good = {
+        "model": {"w": torch.ones(3)},
+        "optimizer": {},
+        "scheduler": {},
+        "epoch": 1,
+        "step_in_epoch": 0,
+        "history": [],
+        "config": {},
+    }
     save_checkpoint(good, last)
     before = last.read_bytes()
     real_save = torch.save

@@ -12,14 +12,28 @@ from ..deploy.bench import passive_omp_env
 
 
 def _export(args: argparse.Namespace) -> int:
-    res = export_model(args.name, args.out, args.format, checkpoint=args.checkpoint, image_size=args.image_size,
-                       opset=args.opset, verify=not args.no_verify, precision=args.precision,
-                       calib_data=args.calib_data, calib_images=args.calib_images)
+    res = export_model(
+        args.name,
+        args.out,
+        args.format,
+        checkpoint=args.checkpoint,
+        image_size=args.image_size,
+        opset=args.opset,
+        verify=not args.no_verify,
+        precision=args.precision,
+        calib_data=args.calib_data,
+        calib_images=args.calib_images,
+    )
     extra = f", opset {res.opset}" if res.opset else ""
-    agree = "" if res.top1_agreement is None else (f", cosine >= {res.cosine_min:.5f}, top-1 agreement "
-                                                   f"{100 * res.top1_agreement:.1f}%")
-    print(f"wrote {res.path} ({res.format} {res.precision}{extra}); max |diff| vs PyTorch eager: "
-          f"{res.max_abs_diff:.3g}{agree} on inputs {res.check_shapes}")
+    agree = (
+        ""
+        if res.top1_agreement is None
+        else (f", cosine >= {res.cosine_min:.5f}, top-1 agreement {100 * res.top1_agreement:.1f}%")
+    )
+    print(
+        f"wrote {res.path} ({res.format} {res.precision}{extra}); max |diff| vs PyTorch eager: "
+        f"{res.max_abs_diff:.3g}{agree} on inputs {res.check_shapes}"
+    )
     return 0
 
 
@@ -35,8 +49,11 @@ def _bench(args: argparse.Namespace) -> int:
     res = run_bench(cfg, args.out, checkpoint=args.checkpoint)
     print(json.dumps(res["ratios"], indent=2))
     m = res["machine"]
-    print(f"CPU: {m['cpu']} ({m['threads']} threads); peak GMAC/s " + ", ".join(
-        f"{k} {v:.0f}" for k, v in m["peak_gmacs"].items()) + f" = {m['peak_how']}")
+    print(
+        f"CPU: {m['cpu']} ({m['threads']} threads); peak GMAC/s "
+        + ", ".join(f"{k} {v:.0f}" for k, v in m["peak_gmacs"].items())
+        + f" = {m['peak_how']}"
+    )
     for label, batch in (("throughput", cfg.batch_throughput), ("latency", cfg.batch_latency)):
         b = res["ratios"].get("best_ours_vs_best_peer", {}).get(label)
         if b:
@@ -46,40 +63,64 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a model to " + ", ".join(EXPORT_FORMATS) + " and check it against "
-                                      "PyTorch", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="formats:\n" + "\n".join(f"  {n:<18} {f.description}"
-                                                             for n, f in EXPORT_FORMATS.items()))
+    p = sub.add_parser(
+        "export",
+        help="export a model to " + ", ".join(EXPORT_FORMATS) + " and check it against PyTorch",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="formats:\n" + "\n".join(f"  {n:<18} {f.description}" for n, f in EXPORT_FORMATS.items()),
+    )
     p.add_argument("name", help="model name (see 'rexnet models'), or a training run folder / checkpoint")
-    p.add_argument("--checkpoint", default=None,
-                   help="run folder, training checkpoint or weights file for NAME (default: random weights)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="run folder, training checkpoint or weights file for NAME (default: random weights)",
+    )
     p.add_argument("--format", choices=list(EXPORT_FORMATS), default="onnx", help="output format (default: onnx)")
-    p.add_argument("-o", "--out", required=True,
-                   help="output " + ", ".join(f"{n}: {'folder' if f.suffix == '/' else '*' + f.suffix}"
-                                              for n, f in EXPORT_FORMATS.items()))
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        help="output "
+        + ", ".join(f"{n}: {'folder' if f.suffix == '/' else '*' + f.suffix}" for n, f in EXPORT_FORMATS.items()),
+    )
     precisions = list(dict.fromkeys(x for f in EXPORT_FORMATS.values() for x in f.precisions))
-    p.add_argument("--precision", choices=precisions, default=None,
-                   help="; ".join(f"{n}: {', '.join(f.precisions)}" for n, f in EXPORT_FORMATS.items())
-                   + " (the first is the default; int8 needs --calib-data)")
-    p.add_argument("--calib-data", default=None,
-                   help="int8 calibration images: a dataset name (digits, fashion-mnist, ...) or an image folder")
+    p.add_argument(
+        "--precision",
+        choices=precisions,
+        default=None,
+        help="; ".join(f"{n}: {', '.join(f.precisions)}" for n, f in EXPORT_FORMATS.items())
+        + " (the first is the default; int8 needs --calib-data)",
+    )
+    p.add_argument(
+        "--calib-data",
+        default=None,
+        help="int8 calibration images: a dataset name (digits, fashion-mnist, ...) or an image folder",
+    )
     p.add_argument("--calib-images", type=int, default=256, help="calibration images (default: 256)")
     p.add_argument("--image-size", type=int, default=None, help="trace/check input size (default: the model's)")
     p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default: {ONNX_OPSET})")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime/OpenVINO/TorchScript check")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("bench", help="side-by-side CPU benchmark vs timm (every runtime) and torchvision "
-                                     "(JSON + Markdown + plot)")
+    p = sub.add_parser(
+        "bench", help="side-by-side CPU benchmark vs timm (every runtime) and torchvision (JSON + Markdown + plot)"
+    )
     p.add_argument("-o", "--out", required=True, help="output folder for bench.json, bench.md, latency_vs_macs.png")
     p.add_argument("--tiny", action="store_true", help="smoke-test configuration (64px, no compile, 2 rounds)")
     p.add_argument("--checkpoint", default=None, help="weights for our model (e.g. from 'rexnet train')")
     from .._config import add_flags
 
-    add_flags(p.add_argument_group("benchmark settings"), BenchConfig, alt_defaults=("--tiny", TINY),
-              aliases={"model": ["-m"]})
-    p.add_argument("--allow-spinning", action="store_true",
-                   help="keep OpenMP busy-waiting (default: re-run with OMP_WAIT_POLICY=PASSIVE)")
+    add_flags(
+        p.add_argument_group("benchmark settings"),
+        BenchConfig,
+        alt_defaults=("--tiny", TINY),
+        aliases={"model": ["-m"]},
+    )
+    p.add_argument(
+        "--allow-spinning",
+        action="store_true",
+        help="keep OpenMP busy-waiting (default: re-run with OMP_WAIT_POLICY=PASSIVE)",
+    )
     p.set_defaults(func=_bench)
 
 
@@ -87,11 +128,19 @@ def eval_exported(args: argparse.Namespace) -> int:
     """``rexnet eval -c FILE.onnx|FILE.xml [--runtime R]``: evaluate an exported model (called from cli/train.py)."""
     from ..deploy.runtime import evaluate_exported
 
-    res = evaluate_exported(args.checkpoint, args.data, runtime=getattr(args, "runtime", None),
-                            image_size=args.image_size, batch_size=args.batch_size,
-                            split=getattr(args, "split", None) or "val", strict=args.strict)
-    print(f"{res['model'] or args.checkpoint} ({res['runtime']}, {res['precision']}) on {res['data']} {res['split']} "
-          f"({res['count']} images): top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}")
+    res = evaluate_exported(
+        args.checkpoint,
+        args.data,
+        runtime=getattr(args, "runtime", None),
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        split=getattr(args, "split", None) or "val",
+        strict=args.strict,
+    )
+    print(
+        f"{res['model'] or args.checkpoint} ({res['runtime']}, {res['precision']}) on {res['data']} {res['split']} "
+        f"({res['count']} images): top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}"
+    )
     if args.per_class:
         for name, a in res["per_class"].items():
             print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
@@ -109,8 +158,13 @@ def predict_exported(args: argparse.Namespace) -> int:
     """``rexnet predict IMAGES -c FILE.onnx|FILE.xml [--runtime R]`` (called from cli/train.py)."""
     from ..deploy.runtime import predict_exported as run
 
-    res = run(args.checkpoint, args.images, runtime=getattr(args, "runtime", None), top_k=args.top_k,
-              image_size=args.image_size)
+    res = run(
+        args.checkpoint,
+        args.images,
+        runtime=getattr(args, "runtime", None),
+        top_k=args.top_k,
+        image_size=args.image_size,
+    )
     if args.json:
         print(json.dumps(res, indent=2))
     else:

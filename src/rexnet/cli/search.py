@@ -30,9 +30,11 @@ def _run(args: argparse.Namespace) -> int:
 
     res = run(args.out, SearchConfig(**flag_overrides(args)))
     c = res.counts
-    print(f"study {res.study!r}: {res.finished}/{res.target_trials} slots finished "
-          f"(complete {c['COMPLETE']}, pruned {c['PRUNED']}, failed {c['FAIL']}, running {c['RUNNING']}, "
-          f"waiting {c['WAITING']}); this worker: {res.ran_here}")
+    print(
+        f"study {res.study!r}: {res.finished}/{res.target_trials} slots finished "
+        f"(complete {c['COMPLETE']}, pruned {c['PRUNED']}, failed {c['FAIL']}, running {c['RUNNING']}, "
+        f"waiting {c['WAITING']}); this worker: {res.ran_here}"
+    )
     if res.report:
         for path in res.report.values():
             print(f"wrote {path}")

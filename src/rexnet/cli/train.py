@@ -28,9 +28,13 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="recipe preset (default: quick)")
     p.add_argument("--config", metavar="FILE", help="YAML/JSON file of config keys (may hold 'preset')")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (default: newest run folder)")
-    p.add_argument("--allow-change", metavar="KEYS", default="",
-                   help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
-                        "other changes are refused")
+    p.add_argument(
+        "--allow-change",
+        metavar="KEYS",
+        default="",
+        help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
+        "other changes are refused",
+    )
     g = p.add_argument_group("config fields (default: the preset's value)")
     quick, paper = TrainConfig.preset("quick"), TrainConfig.preset("paper")
     hints = typing.get_type_hints(TrainConfig)
@@ -40,8 +44,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         default = f"quick: {q}" + (f", paper: {pp}" if pp != q else "")
         help_ = f"{f.metadata.get('help', '')} ({default})"
         if hints[f.name] is bool:
-            g.add_argument(*flags, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None,
-                           help=help_)
+            g.add_argument(
+                *flags, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None, help=help_
+            )
         else:
             g.add_argument(*flags, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(), help=help_)
 
@@ -81,9 +86,11 @@ def _train(args: argparse.Namespace, **forced: Any) -> int:
     m = res.metrics
     print(f"run folder: {res.out_dir}")
     if m.get("epochs_completed"):
-        print(f"status: {res.status}; epochs {m['epochs_completed']}/{cfg.epochs}; "
-              f"val top-1 {res.val_top1:.2f}% (best {res.best_top1:.2f}% at epoch {m.get('best_epoch')}), "
-              f"top-5 {m.get('val_top5', float('nan')):.2f}%; {m.get('total_seconds', 0):.0f}s")
+        print(
+            f"status: {res.status}; epochs {m['epochs_completed']}/{cfg.epochs}; "
+            f"val top-1 {res.val_top1:.2f}% (best {res.best_top1:.2f}% at epoch {m.get('best_epoch')}), "
+            f"top-5 {m.get('val_top5', float('nan')):.2f}%; {m.get('total_seconds', 0):.0f}s"
+        )
     else:
         print(f"status: {res.status}; no epoch completed yet")
     if m.get("skipped_images"):
@@ -110,12 +117,25 @@ def _eval(args: argparse.Namespace) -> int:
         return eval_exported(args)
     from ..train import evaluate_checkpoint
 
-    res = evaluate_checkpoint(args.checkpoint, args.model, args.data, image_size=args.image_size,
-                              batch_size=args.batch_size, workers=args.workers, device=args.device, amp=args.amp,
-                              ema=args.ema, out=args.out, confusion_png=args.confusion, strict=args.strict,
-                              split=args.split)
-    print(f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): top-1 {res['top1']:.2f}%  "
-          f"top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}")
+    res = evaluate_checkpoint(
+        args.checkpoint,
+        args.model,
+        args.data,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        amp=args.amp,
+        ema=args.ema,
+        out=args.out,
+        confusion_png=args.confusion,
+        strict=args.strict,
+        split=args.split,
+    )
+    print(
+        f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): top-1 {res['top1']:.2f}%  "
+        f"top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}"
+    )
     if args.per_class:
         for name, a in res["per_class"].items():
             print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
@@ -133,8 +153,9 @@ def _predict(args: argparse.Namespace) -> int:
         return predict_exported(args)
     from ..train import predict_files
 
-    res = predict_files(args.checkpoint, args.images, args.model, top_k=args.top_k, image_size=args.image_size,
-                        ema=args.ema)
+    res = predict_files(
+        args.checkpoint, args.images, args.model, top_k=args.top_k, image_size=args.image_size, ema=args.ema
+    )
     if args.json:
         print(json.dumps(res, indent=2))
     else:
@@ -148,25 +169,34 @@ def _predict(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train``, ``finetune``, ``eval`` and ``predict``."""
-    p = sub.add_parser("train", help="train a model (default: rexnet_100 on the embedded digits, quick preset)",
-                       description="Train with the paper's recipe (--preset paper) or the quick demo preset. "
-                                   "Writes config.json, metrics.jsonl, summary.json, checkpoints/, curves.png.")
+    p = sub.add_parser(
+        "train",
+        help="train a model (default: rexnet_100 on the embedded digits, quick preset)",
+        description="Train with the paper's recipe (--preset paper) or the quick demo preset. "
+        "Writes config.json, metrics.jsonl, summary.json, checkpoints/, curves.png.",
+    )
     _add_config_flags(p)
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("finetune", help="train from --pretrained weights with a new head (--freeze-backbone)",
-                       description="Same flags as 'train'; --pretrained PATH is required, the classifier is "
-                                   "replaced for --num-classes (default: the dataset's).")
+    p = sub.add_parser(
+        "finetune",
+        help="train from --pretrained weights with a new head (--freeze-backbone)",
+        description="Same flags as 'train'; --pretrained PATH is required, the classifier is "
+        "replaced for --num-classes (default: the dataset's).",
+    )
     _add_config_flags(p)
     p.set_defaults(func=_finetune)
 
     p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
     p.add_argument("-m", "--model", default=None, help="model name (default: the one the checkpoint records or fits)")
     p.add_argument("-c", "--checkpoint", required=True, help="a run folder, its checkpoints/best.pt, or a weights file")
-    p.add_argument("--data", default="digits",
-                   help=f"{data_help()} (default: digits)")
-    p.add_argument("--split", default="val", choices=("val", "test"),
-                   help="held-out validation split, or the official test split (fashion-mnist, mnist)")
+    p.add_argument("--data", default="digits", help=f"{data_help()} (default: digits)")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("val", "test"),
+        help="held-out validation split, or the official test split (fashion-mnist, mnist)",
+    )
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("-b", "--batch-size", type=int, default=128, help="batch size (default: 128)")
     p.add_argument("-j", "--workers", type=int, default=0, help="DataLoader workers (default: 0)")
@@ -177,8 +207,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="print per-class accuracy")
     p.add_argument("-o", "--out", default=None, help="write results JSON here (+ confusion matrix .png next to it)")
     p.add_argument("--confusion", default=None, help="write the confusion-matrix image here")
-    p.add_argument("--runtime", default=None, choices=("onnxruntime", "openvino"),
-                   help="run an exported model (-c FILE.onnx / FILE.xml) in this runtime (default: by suffix)")
+    p.add_argument(
+        "--runtime",
+        default=None,
+        choices=("onnxruntime", "openvino"),
+        help="run an exported model (-c FILE.onnx / FILE.xml) in this runtime (default: by suffix)",
+    )
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("predict", help="top-k classes for image files")
@@ -189,6 +223,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--runtime", default=None, choices=("onnxruntime", "openvino"),
-                   help="run an exported model (-c FILE.onnx / FILE.xml) in this runtime (default: by suffix)")
+    p.add_argument(
+        "--runtime",
+        default=None,
+        choices=("onnxruntime", "openvino"),
+        help="run an exported model (-c FILE.onnx / FILE.xml) in this runtime (default: by suffix)",
+    )
     p.set_defaults(func=_predict)

@@ -90,13 +90,19 @@ class BatchAugment:
         ValueError: ``aug`` asks for RandAugment, or an unknown interpolation.
 
     Example:
-        >>> t = BatchAugment(32, AugmentConfig(randaug_n=0, reprob=0.0))
+        >>> t = BatchAugment(32, AugmentConfig(randaug_n=0, reprob=0.0), mean=(0.5,) * 3, std=(0.5,) * 3)
         >>> t(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), image_keys(0, 0, torch.arange(4))).shape
         torch.Size([4, 3, 32, 32])
     """
 
-    def __init__(self, image_size: int, aug: AugmentConfig, mean: Sequence[float], std: Sequence[float],
-                 interpolation: str = "bicubic") -> None:
+    def __init__(
+        self,
+        image_size: int,
+        aug: AugmentConfig,
+        mean: Sequence[float],
+        std: Sequence[float],
+        interpolation: str = "bicubic",
+    ) -> None:
         if not self.supports(aug):
             raise ValueError("RandAugment has no batched implementation; use the per-image transform")
         if interpolation not in ("bicubic", "bilinear", "nearest"):
@@ -164,8 +170,13 @@ class BatchAugment:
         return x
 
 
-def _random_erase(x: torch.Tensor, p: float, keys: torch.Tensor, scale: tuple[float, float] = (0.02, 0.33),
-                  ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+def _random_erase(
+    x: torch.Tensor,
+    p: float,
+    keys: torch.Tensor,
+    scale: tuple[float, float] = (0.02, 0.33),
+    ratio: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
     """torchvision's ``RandomErasing(p, value='random')`` per image: a box of normal noise."""
     _, _, height, width = x.shape
     area = height * width
@@ -187,10 +198,15 @@ def _random_erase(x: torch.Tensor, p: float, keys: torch.Tensor, scale: tuple[fl
     top, left, h, w = top[sel], left[sel], h[sel], w[sel]
     ys = torch.arange(height).view(1, height, 1)
     xs = torch.arange(width).view(1, 1, width)
-    box = ((ys >= top.view(-1, 1, 1)) & (ys < (top + h).view(-1, 1, 1)) & (xs >= left.view(-1, 1, 1))
-           & (xs < (left + w).view(-1, 1, 1)))
-    noise = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(int(k)))
-                         for k in keys[sel] & ((1 << 62) - 1)])
+    box = (
+        (ys >= top.view(-1, 1, 1))
+        & (ys < (top + h).view(-1, 1, 1))
+        & (xs >= left.view(-1, 1, 1))
+        & (xs < (left + w).view(-1, 1, 1))
+    )
+    noise = torch.stack(
+        [torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(int(k))) for k in keys[sel] & ((1 << 62) - 1)]
+    )
     x[sel] = torch.where(box[:, None], noise, x[sel])
     return x
 
@@ -207,8 +223,15 @@ class TensorBatchLoader:
         seed: The run seed; with the epoch and the image index it keys each image's augmentation.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, sampler: Iterable[tuple[int, int]],
-                 batch_size: int, augment: BatchAugment, seed: int) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        sampler: Iterable[tuple[int, int]],
+        batch_size: int,
+        augment: BatchAugment,
+        seed: int,
+    ) -> None:
         self.images, self.labels, self.sampler = images, labels, sampler
         self.batch_size, self.augment, self.seed = batch_size, augment, seed
 
@@ -252,4 +275,4 @@ class CachedEvalLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, list]]:
         x, y = self._cache()
         for s in range(0, len(y), self.batch_size):
-            yield x[s:s + self.batch_size], y[s:s + self.batch_size], []
+            yield x[s : s + self.batch_size], y[s : s + self.batch_size], []

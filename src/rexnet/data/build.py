@@ -101,7 +101,7 @@ def build_datasets(
     Example:
         >>> b = build_datasets("digits", 32)
         >>> len(b.train), len(b.val), b.num_classes
-        (1437, 360, 10)
+        (1438, 359, 10)
     """
     norm = model_norm(model)
     interp = norm["interpolation"]
@@ -110,13 +110,15 @@ def build_datasets(
     memory = DATASETS[source].load(path) if DATASETS[source].load is not None else None
     # in-memory sets are shown whole at evaluation (no centre crop): their objects fill the frame
     crop_pct = 1.0 if memory is not None and memory.full_frame else norm["crop_pct"]
-    eval_tf = build_eval_transform(image_size, crop_pct=crop_pct, mean=norm["mean"], std=norm["std"],
-                                   interpolation=interp)
+    eval_tf = build_eval_transform(
+        image_size, crop_pct=crop_pct, mean=norm["mean"], std=norm["std"], interpolation=interp
+    )
     train_tf = build_train_transform(image_size, aug, mean=norm["mean"], std=norm["std"], interpolation=interp)
     test_ds: Dataset | None = None
     if memory is not None:
-        batch_tf = (BatchAugment(image_size, aug, norm["mean"], norm["std"], interp)
-                    if BatchAugment.supports(aug) else None)
+        batch_tf = (
+            BatchAugment(image_size, aug, norm["mean"], norm["std"], interp) if BatchAugment.supports(aug) else None
+        )
         classes = memory.classes
         x, y = memory.images, memory.labels
         tr, va = memory.train_index, memory.val_index
@@ -144,8 +146,11 @@ def build_datasets(
         data = f"folder:{root}"
     train_ds = _limit(train_ds, train_limit) if train_ds is not None else None
     val_ds = _limit(val_ds, val_limit)
-    info = dict(train_size=len(train_ds) if train_ds is not None else 0, val_size=len(val_ds),
-                test_size=len(test_ds) if test_ds is not None else 0)
+    info = dict(
+        train_size=len(train_ds) if train_ds is not None else 0,
+        val_size=len(val_ds),
+        test_size=len(test_ds) if test_ds is not None else 0,
+    )
     return DatasetBundle(train_ds, val_ds, len(classes), list(classes), data, info, test_ds)
 
 
@@ -193,8 +198,16 @@ def _idx(name: str) -> Callable[[str | None], _InMemory]:
     def load(folder: str | None) -> _InMemory:
         d = load_idx_dataset(name, folder)
         tr, va = _stratified_split(d.train_labels, IDX_VAL_FRACTION)
-        return _InMemory(f"{name}:{d.folder}", d.train_images[:, None], d.train_labels, tr, va, d.classes,
-                         (d.test_images[:, None], d.test_labels), full_frame=True)
+        return _InMemory(
+            f"{name}:{d.folder}",
+            d.train_images[:, None],
+            d.train_labels,
+            tr,
+            va,
+            d.classes,
+            (d.test_images[:, None], d.test_labels),
+            full_frame=True,
+        )
 
     return load
 
@@ -203,25 +216,45 @@ def _cifar(folder: str | None) -> _InMemory:
     x_tr, y_tr, x_te, y_te, classes = load_cifar(folder or "")
     # the official test split is the held-out split here (as CIFAR results are usually reported)
     n = len(y_tr)
-    return _InMemory(f"cifar:{folder}", torch.cat([x_tr, x_te]), torch.cat([y_tr, y_te]), list(range(n)),
-                     list(range(n, n + len(y_te))), classes)
+    return _InMemory(
+        f"cifar:{folder}",
+        torch.cat([x_tr, x_te]),
+        torch.cat([y_tr, y_te]),
+        list(range(n)),
+        list(range(n, n + len(y_te))),
+        classes,
+    )
 
 
 #: Every kind of ``--data``, in help order; adding a dataset is one entry here.
 DATASETS: dict[str, DatasetSource] = {
-    "digits": DatasetSource("embedded: scikit-learn's 8x8 handwritten digits upscaled to 32 px (1,438 train / 359 val)",
-                            _digits),
+    "digits": DatasetSource(
+        "embedded: scikit-learn's 8x8 handwritten digits upscaled to 32 px (1,438 train / 359 val)", _digits
+    ),
     "shapes": DatasetSource("embedded: procedural coloured shapes, 10 classes (2,000 train / 500 val)", _shapes),
-    "fashion-mnist": DatasetSource("Fashion-MNIST from the Debian package dataset-fashion-mnist (55,000 train / "
-                                   "5,000 val / 10,000 test), or fashion-mnist:DIR", _idx("fashion-mnist"), "optional"),
-    "mnist": DatasetSource("MNIST: mnist:DIR, a folder of the four IDX files (without DIR: "
-                           "/usr/share/datasets/mnist)", _idx("mnist"), "optional"),
-    "cifar10": DatasetSource("cifar10:DIR, the CIFAR-10 python folder (test split = held-out split)", _cifar,
-                             "required"),
-    "cifar100": DatasetSource("cifar100:DIR, the CIFAR-100 python folder (test split = held-out split)", _cifar,
-                              "required"),
-    "folder": DatasetSource("folder:DIR or just DIR: an image folder, DIR/train + DIR/val (ImageNet layout) or "
-                            "DIR/<class>/... split per class", None, "required"),
+    "fashion-mnist": DatasetSource(
+        "Fashion-MNIST from the Debian package dataset-fashion-mnist (55,000 train / "
+        "5,000 val / 10,000 test), or fashion-mnist:DIR",
+        _idx("fashion-mnist"),
+        "optional",
+    ),
+    "mnist": DatasetSource(
+        "MNIST: mnist:DIR, a folder of the four IDX files (without DIR: /usr/share/datasets/mnist)",
+        _idx("mnist"),
+        "optional",
+    ),
+    "cifar10": DatasetSource(
+        "cifar10:DIR, the CIFAR-10 python folder (test split = held-out split)", _cifar, "required"
+    ),
+    "cifar100": DatasetSource(
+        "cifar100:DIR, the CIFAR-100 python folder (test split = held-out split)", _cifar, "required"
+    ),
+    "folder": DatasetSource(
+        "folder:DIR or just DIR: an image folder, DIR/train + DIR/val (ImageNet layout) or "
+        "DIR/<class>/... split per class",
+        None,
+        "required",
+    ),
 }
 #: The embedded sets: no download, no folder.
 EMBEDDED_DATASETS = tuple(name for name, src in DATASETS.items() if src.folder == "none")

@@ -80,8 +80,10 @@ def load_cifar(folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
     root = _root(folder)
     kind = is_cifar_folder(root)
     if kind is None:
-        raise RexnetError(f"{folder} is not a CIFAR-10/100 python folder (expected data_batch_1..5 + test_batch, "
-                          "or train + test + meta)")
+        raise RexnetError(
+            f"{folder} is not a CIFAR-10/100 python folder (expected data_batch_1..5 + test_batch, "
+            "or train + test + meta)"
+        )
     if kind == "cifar10":
         train_files, test_files, label_key = _CIFAR10_TRAIN, ["test_batch"], "labels"
         meta = _read(root / "batches.meta") if (root / "batches.meta").is_file() else {}
@@ -102,8 +104,10 @@ def load_cifar(folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
             except (TypeError, ValueError) as e:
                 raise RexnetError(f"{root / name}: 'data' or '{label_key}' is not numeric ({e})") from None
             if x.size % (3 * 32 * 32) or x.size // (3 * 32 * 32) != len(y):
-                raise RexnetError(f"{root / name}: 'data' holds {x.size} values, not {len(y)} images of 3x32x32 "
-                                  f"(one per label); not a CIFAR file")
+                raise RexnetError(
+                    f"{root / name}: 'data' holds {x.size} values, not {len(y)} images of 3x32x32 "
+                    f"(one per label); not a CIFAR file"
+                )
             xs.append(x.reshape(-1, 3, 32, 32))
             ys.append(y)
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))

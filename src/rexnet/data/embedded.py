@@ -40,9 +40,14 @@ class TensorImageDataset(Dataset):
             (:class:`~rexnet.data.batched.BatchAugment`); the training loop uses it when it can.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str],
-                 transform: Callable[[Any], torch.Tensor] | None = None,
-                 batch_transform: Callable[..., torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        classes: list[str],
+        transform: Callable[[Any], torch.Tensor] | None = None,
+        batch_transform: Callable[..., torch.Tensor] | None = None,
+    ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
             raise RexnetError(f"images must be uint8 (N, 1|3, H, W), got {images.dtype} {tuple(images.shape)}")
         self.images, self.labels, self.classes, self.transform = images, labels, list(classes), transform
@@ -127,8 +132,9 @@ def _shape_mask(kind: str, yy: torch.Tensor, xx: torch.Tensor, r: torch.Tensor, 
     raise ValueError(kind)
 
 
-def make_shapes_split(size: int = 32, per_class: int = 250, val_fraction: float = 0.2,
-                      seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
+def make_shapes_split(
+    size: int = 32, per_class: int = 250, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
     """Procedurally drawn shapes (uint8 ``(N, 3, size, size)``), labels and a stratified split."""
     g = torch.Generator().manual_seed(seed)
     coords = torch.arange(size, dtype=torch.float32)

@@ -23,8 +23,16 @@ Classifier = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def count_predictions(model: Classifier, loader: Iterable, num_classes: int, device: torch.device, *,
-                      amp: str = "none", channels_last: bool = False, progress: bool = False) -> dict[str, Any]:
+def count_predictions(
+    model: Classifier,
+    loader: Iterable,
+    num_classes: int,
+    device: torch.device,
+    *,
+    amp: str = "none",
+    channels_last: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Sums over ``loader`` (batches of ``(images, labels, skipped)``) in this process.
 
     Returns:
@@ -57,10 +65,17 @@ def count_predictions(model: Classifier, loader: Iterable, num_classes: int, dev
         sums[1] += hit[:, 0].sum().item()
         sums[2] += hit.any(dim=1).sum().item()
         sums[3] += len(labels)
-        confusion += torch.bincount(labels.cpu() * num_classes + top[:, 0].cpu(),
-                                    minlength=num_classes**2).view(num_classes, num_classes)
-    return dict(loss_sum=float(sums[0]), top1=float(sums[1]), top5=float(sums[2]), count=int(sums[3]),
-                confusion=confusion, skipped=skipped)
+        confusion += torch.bincount(labels.cpu() * num_classes + top[:, 0].cpu(), minlength=num_classes**2).view(
+            num_classes, num_classes
+        )
+    return dict(
+        loss_sum=float(sums[0]),
+        top1=float(sums[1]),
+        top5=float(sums[2]),
+        count=int(sums[3]),
+        confusion=confusion,
+        skipped=skipped,
+    )
 
 
 def summarize(sums: dict[str, Any], class_names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -69,11 +84,18 @@ def summarize(sums: dict[str, Any], class_names: Sequence[str] | None = None) ->
     conf = sums["confusion"]
     per_class_n = conf.sum(1)
     names = list(class_names) if class_names else [str(i) for i in range(len(conf))]
-    per_class = {names[i]: (100.0 * float(conf[i, i]) / int(per_class_n[i]) if per_class_n[i] else None)
-                 for i in range(len(conf))}
+    per_class = {
+        names[i]: (100.0 * float(conf[i, i]) / int(per_class_n[i]) if per_class_n[i] else None)
+        for i in range(len(conf))
+    }
     return dict(
-        top1=100.0 * sums["top1"] / n, top5=100.0 * sums["top5"] / n, loss=sums["loss_sum"] / n,
-        count=sums["count"], per_class=per_class, confusion=conf.tolist(), class_names=names,
+        top1=100.0 * sums["top1"] / n,
+        top5=100.0 * sums["top5"] / n,
+        loss=sums["loss_sum"] / n,
+        count=sums["count"],
+        per_class=per_class,
+        confusion=conf.tolist(),
+        class_names=names,
         skipped=[{"path": p, "reason": r} for p, r in sums["skipped"]],
     )
 
@@ -132,8 +154,9 @@ def evaluate(
     if tensor_source(dataset) is not None and workers == 0:  # in memory: transform once, then slice
         loader = CachedEvalLoader(dataset, batch_size)
     else:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                            collate_fn=collate_skipping)
+        loader = DataLoader(
+            dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skipping
+        )
     sums = count_predictions(model, loader, int(k), dev, amp=amp, channels_last=channels_last, progress=progress)
     return summarize(sums, class_names)
 

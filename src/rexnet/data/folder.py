@@ -95,13 +95,19 @@ def find_class_folders(root: str | os.PathLike) -> list[str]:
     classes = [n for n in names if _walk_images(str(root / n), set(reals), first_only=True)]
     empty = [n for n in names if n not in classes]
     if not classes:
-        raise RexnetError(f"{root}: no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) in any class sub-folder "
-                          f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+        raise RexnetError(
+            f"{root}: no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) in any class sub-folder "
+            f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+        )
     if empty:
         log.warning("%s: ignoring %d empty class folder(s) (no images): %s", root, len(empty), ", ".join(empty))
     if len(classes) == 1:
-        log.warning("%s has a single class (%s): a classifier learns nothing from it; expected "
-                    "ROOT/<class>/<image> with two or more classes", root, classes[0])
+        log.warning(
+            "%s has a single class (%s): a classifier learns nothing from it; expected "
+            "ROOT/<class>/<image> with two or more classes",
+            root,
+            classes[0],
+        )
     return classes
 
 
@@ -116,12 +122,16 @@ class SafeImageFolder(DatasetFolder):
         strict: Raise :class:`CorruptImageError` on the first unreadable image instead.
     """
 
-    def __init__(self, root: str | os.PathLike, transform: Callable[[Any], Any] | None = None,
-                 classes: Sequence[str] | None = None, strict: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        transform: Callable[[Any], Any] | None = None,
+        classes: Sequence[str] | None = None,
+        strict: bool = False,
+    ) -> None:
         self._fixed_classes = list(classes) if classes is not None else None
         self.strict = strict
-        super().__init__(str(root), loader=_load_rgb, extensions=IMG_EXTENSIONS, transform=transform,
-                         allow_empty=True)
+        super().__init__(str(root), loader=_load_rgb, extensions=IMG_EXTENSIONS, transform=transform, allow_empty=True)
         if not self.samples:
             raise RexnetError(f"no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) found under {root}")
 
@@ -130,16 +140,28 @@ class SafeImageFolder(DatasetFolder):
             classes = find_class_folders(directory)
         else:
             classes = self._fixed_classes
-            extra = [n for n in _subfolders(Path(directory)) if n not in set(classes)
-                     and _walk_images(str(Path(directory) / n), set(), first_only=True)]
+            extra = [
+                n
+                for n in _subfolders(Path(directory))
+                if n not in set(classes) and _walk_images(str(Path(directory) / n), set(), first_only=True)
+            ]
             if extra:
-                log.warning("%s: class folder(s) %s are not among the %d training classes; their images are "
-                            "ignored", directory, ", ".join(extra), len(classes))
+                log.warning(
+                    "%s: class folder(s) %s are not among the %d training classes; their images are ignored",
+                    directory,
+                    ", ".join(extra),
+                    len(classes),
+                )
         return classes, {c: i for i, c in enumerate(classes)}
 
     @staticmethod
-    def make_dataset(directory: str | os.PathLike, class_to_idx: dict[str, int], extensions: Any = None,
-                     is_valid_file: Any = None, allow_empty: bool = False) -> list[tuple[str, int]]:
+    def make_dataset(
+        directory: str | os.PathLike,
+        class_to_idx: dict[str, int],
+        extensions: Any = None,
+        is_valid_file: Any = None,
+        allow_empty: bool = False,
+    ) -> list[tuple[str, int]]:
         """``(path, class index)`` pairs; symlinks followed once per real directory, files deduplicated."""
         directory = str(directory)
         tops = {c: os.path.join(directory, c) for c in sorted(class_to_idx)}
@@ -157,8 +179,9 @@ class SafeImageFolder(DatasetFolder):
                 seen_files.add(real)
                 samples.append((path, class_to_idx[c]))
         if dupes:
-            log.warning("%s: %d image path(s) lead to files already listed (symlinks); each file is used once",
-                        directory, dupes)
+            log.warning(
+                "%s: %d image path(s) lead to files already listed (symlinks); each file is used once", directory, dupes
+            )
         return samples
 
     def __getitem__(self, index: int) -> tuple[Any, int] | SkippedImage:

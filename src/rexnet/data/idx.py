@@ -26,8 +26,18 @@ from ..errors import RexnetError
 
 __all__ = ["IDX_DATASETS", "IdxData", "find_idx_folder", "load_idx_dataset", "read_idx"]
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 #: name -> (class names, torchvision folder name, default search places)
 IDX_DATASETS: dict[str, tuple[list[str], str, tuple[str, ...]]] = {
     "fashion-mnist": (FASHION_CLASSES, "FashionMNIST", ("/usr/share/datasets/fashion-mnist",)),
@@ -46,8 +56,15 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 class IdxData:
     """The four arrays of an IDX dataset plus its class names and where they came from."""
 
-    def __init__(self, train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
-                 test_labels: torch.Tensor, classes: list[str], folder: Path) -> None:
+    def __init__(
+        self,
+        train_images: torch.Tensor,
+        train_labels: torch.Tensor,
+        test_images: torch.Tensor,
+        test_labels: torch.Tensor,
+        classes: list[str],
+        folder: Path,
+    ) -> None:
         self.train_images, self.train_labels = train_images, train_labels
         self.test_images, self.test_labels = test_images, test_labels
         self.classes, self.folder = classes, folder
@@ -72,12 +89,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     header = 4 + 4 * ndim
     if ndim == 0 or len(data) < header:
         raise RexnetError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(data[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
     dtype = np.dtype(_DTYPES[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
-        raise RexnetError(f"{path}: header says {shape} ({expected} bytes) but the file holds "
-                          f"{len(data) - header} bytes of data")
+        raise RexnetError(
+            f"{path}: header says {shape} ({expected} bytes) but the file holds {len(data) - header} bytes of data"
+        )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -118,10 +136,15 @@ def find_idx_folder(name: str, folder: str | os.PathLike | None = None) -> Path:
             if cand.is_dir() and _has_all(cand):
                 return cand
     files = ", ".join(f"{s}[.gz]" for s in _FILES.values())
-    how = ("install the Debian package (apt-get install dataset-fashion-mnist) or pass "
-           "--data fashion-mnist:DIR" if name == "fashion-mnist" else f"pass --data {name}:DIR")
-    raise RexnetError(f"{name} not found (looked in {', '.join(tried)}); it needs the four IDX files "
-                      f"({files}): {how}, where DIR holds those files (torchvision's {tv_name}/raw layout works)")
+    how = (
+        "install the Debian package (apt-get install dataset-fashion-mnist) or pass --data fashion-mnist:DIR"
+        if name == "fashion-mnist"
+        else f"pass --data {name}:DIR"
+    )
+    raise RexnetError(
+        f"{name} not found (looked in {', '.join(tried)}); it needs the four IDX files "
+        f"({files}): {how}, where DIR holds those files (torchvision's {tv_name}/raw layout works)"
+    )
 
 
 def load_idx_dataset(name: str, folder: str | os.PathLike | None = None) -> IdxData:

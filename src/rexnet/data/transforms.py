@@ -88,14 +88,16 @@ def build_train_transform(
     interp = InterpolationMode(interpolation)
     ops: list[Any] = [
         v2.ToImage(),
-        v2.RandomResizedCrop(image_size, scale=tuple(aug.scale), ratio=tuple(aug.ratio), interpolation=interp,
-                             antialias=True),
+        v2.RandomResizedCrop(
+            image_size, scale=tuple(aug.scale), ratio=tuple(aug.ratio), interpolation=interp, antialias=True
+        ),
     ]
     if aug.hflip > 0:
         ops.append(v2.RandomHorizontalFlip(aug.hflip))
     if aug.randaug_n > 0:
-        ops.append(RandAugmentMstd(aug.randaug_n, aug.randaug_m, aug.randaug_mstd,
-                                   interpolation=InterpolationMode.BILINEAR))
+        ops.append(
+            RandAugmentMstd(aug.randaug_n, aug.randaug_m, aug.randaug_mstd, interpolation=InterpolationMode.BILINEAR)
+        )
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     if aug.reprob > 0:
         ops.append(v2.RandomErasing(p=aug.reprob, value="random"))

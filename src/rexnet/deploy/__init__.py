@@ -10,6 +10,9 @@ Example:
 import importlib
 from typing import Any
 
+# eager: light, and ``fuse`` must be the function, not the submodule of the same name
+from .fuse import FusedBottleneck, FusedRexNet, fold_conv_bn, fuse
+
 #: public name -> the submodule defining it; each is imported on first use, so ``import rexnet.deploy``
 #: (and ``rexnet.fuse``) does not load onnx, openvino or the benchmark.
 _EXPORTS = {
@@ -32,10 +35,6 @@ _EXPORTS = {
     "export_torchscript": "export",
     "read_sidecar": "export",
     "verify_onnx": "export",
-    "FusedBottleneck": "fuse",
-    "FusedRexNet": "fuse",
-    "fold_conv_bn": "fuse",
-    "fuse": "fuse",
     "OV_PRECISIONS": "openvino_ir",
     "OpenVinoModel": "openvino_ir",
     "openvino_available": "openvino_ir",

@@ -26,12 +26,21 @@ __all__ = ["PRECISION_PATHS", "precision_accuracy", "accuracy_markdown"]
 _log = logging.getLogger(__name__)
 
 #: Paths :func:`precision_accuracy` can score (``fp32 eager`` is always the reference).
-PRECISION_PATHS = ("fused fp32", "onnxruntime fp32", "bf16 eager", "onnxruntime int8", "openvino f32",
-                   "openvino bf16", "openvino int8", "int8 pt2e+compile")
+PRECISION_PATHS = (
+    "fused fp32",
+    "onnxruntime fp32",
+    "bf16 eager",
+    "onnxruntime int8",
+    "openvino f32",
+    "openvino bf16",
+    "openvino int8",
+    "int8 pt2e+compile",
+)
 
 
-def _build(name: str, model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path,
-           threads: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
+def _build(
+    name: str, model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
     from .export import export_onnx
     from .fuse import fuse
     from .quant import OnnxModel, quantize_int8, quantize_int8_pt2e, to_bf16
@@ -107,9 +116,18 @@ def precision_accuracy(
     fp32_top1 = 100.0 * float((ref.argmax(1) == labels).float().mean())
     needs_calib = any("int8" in p for p in paths)
     calib = calibration_batches(data, size, meta.name, calib_images) if needs_calib else []
-    out: dict[str, Any] = dict(checkpoint=str(checkpoint), data=bundle.name, split=split, images=n, image_size=size,
-                               model=meta.name, calib_images=sum(len(c) for c in calib), fp32_top1=fp32_top1,
-                               paths={}, skipped={})
+    out: dict[str, Any] = dict(
+        checkpoint=str(checkpoint),
+        data=bundle.name,
+        split=split,
+        images=n,
+        image_size=size,
+        model=meta.name,
+        calib_images=sum(len(c) for c in calib),
+        fp32_top1=fp32_top1,
+        paths={},
+        skipped={},
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in paths:
             t0 = time.time()
@@ -123,24 +141,35 @@ def precision_accuracy(
                 _log.warning("skipping %s: %s", name, e)
                 continue
             top1 = 100.0 * float((logits.argmax(1) == labels).float().mean())
-            out["paths"][name] = dict(top1=top1, delta_pt=top1 - fp32_top1, **agreement(ref, logits),
-                                      seconds=round(time.time() - t0, 1))
-            _log.info("%s: top-1 %.2f%% (%+.2f pt), agreement %.2f%%", name, top1, top1 - fp32_top1,
-                      100 * out["paths"][name]["top1_agreement"])
+            out["paths"][name] = dict(
+                top1=top1, delta_pt=top1 - fp32_top1, **agreement(ref, logits), seconds=round(time.time() - t0, 1)
+            )
+            _log.info(
+                "%s: top-1 %.2f%% (%+.2f pt), agreement %.2f%%",
+                name,
+                top1,
+                top1 - fp32_top1,
+                100 * out["paths"][name]["top1_agreement"],
+            )
     return out
 
 
 def accuracy_markdown(res: dict[str, Any], max_delta_pt: float = 0.3, min_agreement: float = 0.99) -> str:
     """A Markdown table of :func:`precision_accuracy`'s result, each path checked against the targets."""
-    lines = [f"{res['model']} from `{res['checkpoint']}` on {res['data']} {res['split']} split "
-             f"({res['images']} images, {res['image_size']} px); int8 calibrated on {res['calib_images']} training "
-             f"images. fp32 eager top-1: **{res['fp32_top1']:.2f} %**.", "",
-             "| path | top-1 | Δ vs fp32 (pt) | top-1 agreement | cosine (mean / min) | target met |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"{res['model']} from `{res['checkpoint']}` on {res['data']} {res['split']} split "
+        f"({res['images']} images, {res['image_size']} px); int8 calibrated on {res['calib_images']} training "
+        f"images. fp32 eager top-1: **{res['fp32_top1']:.2f} %**.",
+        "",
+        "| path | top-1 | Δ vs fp32 (pt) | top-1 agreement | cosine (mean / min) | target met |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for name, r in res["paths"].items():
         ok = r["top1_agreement"] >= min_agreement and abs(r["delta_pt"]) <= max_delta_pt
-        lines.append(f"| {name} | {r['top1']:.2f} % | {r['delta_pt']:+.2f} | {100 * r['top1_agreement']:.2f} % "
-                     f"| {r['cosine_mean']:.5f} / {r['cosine_min']:.4f} | {'yes' if ok else '**no**'} |")
+        lines.append(
+            f"| {name} | {r['top1']:.2f} % | {r['delta_pt']:+.2f} | {100 * r['top1_agreement']:.2f} % "
+            f"| {r['cosine_mean']:.5f} / {r['cosine_min']:.4f} | {'yes' if ok else '**no**'} |"
+        )
     for name, why in res.get("skipped", {}).items():
         lines.append(f"| {name} | – | – | – | – | skipped: {why} |")
     return "\n".join(lines) + "\n"

@@ -49,47 +49,75 @@ class BenchConfig(Config):
     kind = "bench option"
 
     model: str = field(default="rexnet_100", metadata={"help": "our model"})
-    timm_model: str = field(default="rexnet_100", metadata={
-        "help": "timm's model to compare with (and to train side by side)"})
+    timm_model: str = field(
+        default="rexnet_100", metadata={"help": "timm's model to compare with (and to train side by side)"}
+    )
     image_size: int = field(default=224, metadata={"help": "input size for latency/throughput and training"})
     batch_latency: int = field(default=1, metadata={"help": "batch size of the latency runs"})
     batch_throughput: int = field(default=32, metadata={"help": "batch size of the throughput runs"})
     rounds: int = field(default=5, metadata={"help": "interleaved timing rounds (medians are over these)"})
-    latency_iters: int = field(default=10, metadata={
-        "help": "calls per round at batch_latency (their mean is one sample)"})
+    latency_iters: int = field(
+        default=10, metadata={"help": "calls per round at batch_latency (their mean is one sample)"}
+    )
     warmup: int = field(default=2, metadata={"help": "untimed calls per candidate before the rounds"})
-    compile: bool = field(default=True, metadata={
-        "help": "include the torch.compile paths (ours and timm's); compiling takes minutes"})
-    compile_batch1: bool = field(default=False, metadata={
-        "help": "also time the compiled paths at batch_latency (one more compilation each: shapes are static)"})
+    compile: bool = field(
+        default=True, metadata={"help": "include the torch.compile paths (ours and timm's); compiling takes minutes"}
+    )
+    compile_batch1: bool = field(
+        default=False,
+        metadata={
+            "help": "also time the compiled paths at batch_latency (one more compilation each: shapes are static)"
+        },
+    )
     bf16: bool = field(default=True, metadata={"help": "include the bf16 paths"})
     int8: bool = field(default=True, metadata={"help": "include the int8 paths"})
     onnx: bool = field(default=True, metadata={"help": "include the onnxruntime paths"})
-    torchvision: bool = field(default=True, metadata={
-        "help": "include torchvision's mobilenet_v2, mobilenet_v3_large and efficientnet_b0"})
+    torchvision: bool = field(
+        default=True, metadata={"help": "include torchvision's mobilenet_v2, mobilenet_v3_large and efficientnet_b0"}
+    )
     timm: bool = field(default=True, metadata={"help": "include timm's model (the reference; without it no ratios)"})
     train: bool = field(default=True, metadata={"help": "measure training steps too (ours vs timm)"})
     train_batch: int = field(default=32, metadata={"help": "training-step batch size"})
     train_rounds: int = field(default=3, metadata={"help": "training-step rounds"})
-    calib_images: int = field(default=256, metadata={
-        "help": "images for int8 calibration (random unless calib_data is given)"})
-    calib_data: str | None = field(default=None, metadata={
-        "help": "calibrate int8 on this dataset (e.g. digits) and, with a training checkpoint, report int8/bf16 "
-                "accuracy on it (None: random images)"})
-    threads: int | None = field(default=None, metadata={
-        "help": "torch/onnxruntime threads (None: all cores torch sees)"})
-    fp32_peak_gmacs: float | None = field(default=None, metadata={
-        "help": "the CPU's fp32 peak in GMAC/s (None: threads x GHz x MACs/cycle of its ISA, see cpu_peak)"})
-    only: tuple[str, ...] = field(default=(), metadata={
-        "metavar": "NAME", "help": "only candidates whose name contains one of these"})
-    openvino: bool = field(default=True, metadata={
-        "help": "include the OpenVINO paths, ours and the peer's (skipped when not installed)"})
-    peers: bool = field(default=True, metadata={
-        "help": "run every runtime on the peer's (timm) model too: onnxruntime fp32/int8, OpenVINO"})
+    calib_images: int = field(
+        default=256, metadata={"help": "images for int8 calibration (random unless calib_data is given)"}
+    )
+    calib_data: str | None = field(
+        default=None,
+        metadata={
+            "help": "calibrate int8 on this dataset (e.g. digits) and, with a training checkpoint, report int8/bf16 "
+            "accuracy on it (None: random images)"
+        },
+    )
+    threads: int | None = field(
+        default=None, metadata={"help": "torch/onnxruntime threads (None: all cores torch sees)"}
+    )
+    fp32_peak_gmacs: float | None = field(
+        default=None,
+        metadata={"help": "the CPU's fp32 peak in GMAC/s (None: threads x GHz x MACs/cycle of its ISA, see cpu_peak)"},
+    )
+    only: tuple[str, ...] = field(
+        default=(), metadata={"metavar": "NAME", "help": "only candidates whose name contains one of these"}
+    )
+    openvino: bool = field(
+        default=True, metadata={"help": "include the OpenVINO paths, ours and the peer's (skipped when not installed)"}
+    )
+    peers: bool = field(
+        default=True,
+        metadata={"help": "run every runtime on the peer's (timm) model too: onnxruntime fp32/int8, OpenVINO"},
+    )
 
     def validate(self) -> None:
-        for key in ("image_size", "batch_latency", "batch_throughput", "rounds", "latency_iters", "train_batch",
-                    "train_rounds", "calib_images"):
+        for key in (
+            "image_size",
+            "batch_latency",
+            "batch_throughput",
+            "rounds",
+            "latency_iters",
+            "train_batch",
+            "train_rounds",
+            "calib_images",
+        ):
             check_range(key, getattr(self, key), 1)
         check_range("warmup", self.warmup, 0)
         check_range("threads", self.threads, 1, none_means="all cores")
@@ -97,8 +125,18 @@ class BenchConfig(Config):
 
 
 #: A configuration for tests and smoke runs: seconds, not minutes.
-TINY = BenchConfig(image_size=64, batch_throughput=4, rounds=2, latency_iters=2, warmup=1,
-                   compile=False, torchvision=False, train_batch=4, train_rounds=1, calib_images=8)
+TINY = BenchConfig(
+    image_size=64,
+    batch_throughput=4,
+    rounds=2,
+    latency_iters=2,
+    warmup=1,
+    compile=False,
+    torchvision=False,
+    train_batch=4,
+    train_rounds=1,
+    calib_images=8,
+)
 
 
 def _status_bytes(key: str) -> int:
@@ -128,8 +166,9 @@ def peak_memory_mib(fn: Callable[[], Any]) -> float | None:
     return max(0, _status_bytes("VmHWM") - base) / 2**20
 
 
-def _interleaved(cands: list[Candidate], inputs: dict[str, torch.Tensor], rounds: int, iters: int,
-                 warmup: int) -> dict[str, list[float]]:
+def _interleaved(
+    cands: list[Candidate], inputs: dict[str, torch.Tensor], rounds: int, iters: int, warmup: int
+) -> dict[str, list[float]]:
     """Seconds per call for each candidate, one sample per round, rounds interleaved."""
     samples: dict[str, list[float]] = {c.name: [] for c in cands}
     with torch.inference_mode():
@@ -137,7 +176,7 @@ def _interleaved(cands: list[Candidate], inputs: dict[str, torch.Tensor], rounds
             for _ in range(warmup):
                 c.fn(inputs[c.name])
         for r in range(rounds):
-            order = cands[r % len(cands):] + cands[: r % len(cands)]
+            order = cands[r % len(cands) :] + cands[: r % len(cands)]
             for c in order:
                 x = inputs[c.name]
                 t0 = time.perf_counter()
@@ -148,8 +187,9 @@ def _interleaved(cands: list[Candidate], inputs: dict[str, torch.Tensor], rounds
     return samples
 
 
-def _train_interleaved(cands: list[Candidate], x: torch.Tensor, y: torch.Tensor, rounds: int,
-                       warmup: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+def _train_interleaved(
+    cands: list[Candidate], x: torch.Tensor, y: torch.Tensor, rounds: int, warmup: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
     samples: dict[str, list[float]] = {c.name: [] for c in cands}
     peaks: dict[str, float] = {}
     for c in cands:
@@ -157,7 +197,7 @@ def _train_interleaved(cands: list[Candidate], x: torch.Tensor, y: torch.Tensor,
             c.fn((x, y))
         peaks[c.name] = peak_memory_mib(lambda c=c: c.fn((x, y)))
     for r in range(rounds):
-        for c in cands[r % len(cands):] + cands[: r % len(cands)]:
+        for c in cands[r % len(cands) :] + cands[: r % len(cands)]:
             t0 = time.perf_counter()
             c.fn((x, y))
             samples[c.name].append(time.perf_counter() - t0)
@@ -171,8 +211,9 @@ def _load() -> list[float]:
         return []
 
 
-def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None = None,
-              checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
+def run_bench(
+    config: BenchConfig | None = None, out: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None
+) -> dict[str, Any]:
     """Run the side-by-side benchmark and (with ``out``) write ``bench.json``, ``bench.md``, ``latency_vs_macs.png``.
 
     Args:
@@ -200,8 +241,9 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
     torch.manual_seed(0)
     t_start, load_before = time.time(), _load()
     if cfg.model in list_models():  # refuse sizes that would not fit before building a dozen copies
-        check_inference_memory(get_plan(cfg.model), cfg.image_size, 1000,
-                               max(cfg.batch_throughput, cfg.batch_latency), what=cfg.model)
+        check_inference_memory(
+            get_plan(cfg.model), cfg.image_size, 1000, max(cfg.batch_throughput, cfg.batch_latency), what=cfg.model
+        )
     cands, extra = build_candidates(cfg, checkpoint)
     if not cands:
         raise RexnetError(f"no benchmark candidate left after only={cfg.only!r}")
@@ -213,8 +255,13 @@ def run_bench(config: BenchConfig | None = None, out: str | os.PathLike | None =
     training = _time_training(cfg, g) if cfg.train else []
     results = dict(
         config=cfg.to_dict(),
-        machine={**minfo, "fp32_peak_gmacs": peak, "load_before": load_before, "load_after": _load(),
-                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset: active spinning)")},
+        machine={
+            **minfo,
+            "fp32_peak_gmacs": peak,
+            "load_before": load_before,
+            "load_after": _load(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset: active spinning)"),
+        },
         inference=rows,
         training=training,
         agreement=extra.get("agreement", {}),
@@ -235,8 +282,10 @@ def _time_inference(cfg: BenchConfig, cands: list[Candidate], g: torch.Generator
     for c in cands:
         macs = c.macs if c.macs is not None else foreign_macs(c.module, size)
         rows[c.name] = dict(name=c.name, group=c.group, precision=c.precision, params=c.params, macs=macs)
-    for key, batch, iters in (("latency_ms", cfg.batch_latency, cfg.latency_iters),
-                              ("throughput", cfg.batch_throughput, 1)):
+    for key, batch, iters in (
+        ("latency_ms", cfg.batch_latency, cfg.latency_iters),
+        ("throughput", cfg.batch_throughput, 1),
+    ):
         _log.info("timing batch %d", batch)
         x = torch.randn(batch, 3, size, size, generator=g)
         active = [c for c in cands if batch in c.batches]
@@ -247,13 +296,15 @@ def _time_inference(cfg: BenchConfig, cands: list[Candidate], g: torch.Generator
         for c in active:
             med, row = statistics.median(samples[c.name]), rows[c.name]
             if key == "latency_ms":
-                row.update(latency_ms=med * 1e3, latency_ms_min=min(samples[c.name]) * 1e3,
-                           latency_samples_s=samples[c.name])
+                row.update(
+                    latency_ms=med * 1e3, latency_ms_min=min(samples[c.name]) * 1e3, latency_samples_s=samples[c.name]
+                )
             else:
                 row.update(throughput=batch / med, throughput_min_s=min(samples[c.name]), samples_s=samples[c.name])
         for c in active:
             rows[c.name][f"peak_mem_mib_b{batch}"] = peak_memory_mib(
-                lambda c=c, x=inputs[c.name]: torch.inference_mode()(c.fn)(x))
+                lambda c=c, x=inputs[c.name]: torch.inference_mode()(c.fn)(x)
+            )
     return list(rows.values())
 
 
@@ -275,8 +326,15 @@ def _time_training(cfg: BenchConfig, g: torch.Generator) -> list[dict[str, Any]]
     xt = torch.randn(cfg.train_batch, 3, size, size, generator=g)
     yt = torch.randint(0, 1000, (cfg.train_batch,), generator=g)
     tsamples, peaks = _train_interleaved(tcands, xt, yt, cfg.train_rounds, 1)
-    return [dict(name=c.name, throughput=cfg.train_batch / statistics.median(tsamples[c.name]),
-                 peak_mem_mib=peaks[c.name], samples_s=tsamples[c.name]) for c in tcands]
+    return [
+        dict(
+            name=c.name,
+            throughput=cfg.train_batch / statistics.median(tsamples[c.name]),
+            peak_mem_mib=peaks[c.name],
+            samples_s=tsamples[c.name],
+        )
+        for c in tcands
+    ]
 
 
 def _best(rows: dict[str, dict[str, Any]], group: str, key: str, higher: bool) -> str | None:
@@ -298,18 +356,23 @@ def _ratios(res: dict[str, Any]) -> dict[str, Any]:
             # paired: the ratio within each round, then the median over rounds (robust to load drift)
             if r.get("samples_s") and ref.get("samples_s"):
                 out.setdefault("throughput_vs_timm", {})[name] = statistics.median(
-                    t / s for s, t in zip(r["samples_s"], ref["samples_s"]))
+                    t / s for s, t in zip(r["samples_s"], ref["samples_s"])
+                )
             if r.get("latency_samples_s") and ref.get("latency_samples_s"):
                 out.setdefault("latency_vs_timm", {})[name] = statistics.median(
-                    s / t for s, t in zip(r["latency_samples_s"], ref["latency_samples_s"]))
-    for label, key, samples, higher in (("throughput", "throughput", "samples_s", True),
-                                        ("latency", "latency_ms", "latency_samples_s", False)):
+                    s / t for s, t in zip(r["latency_samples_s"], ref["latency_samples_s"])
+                )
+    for label, key, samples, higher in (
+        ("throughput", "throughput", "samples_s", True),
+        ("latency", "latency_ms", "latency_samples_s", False),
+    ):
         ours, peer = _best(rows, "ours", key, higher), _best(rows, "timm", key, higher)
         if ours and peer:
             a, b = rows[ours][samples], rows[peer][samples]
             # speed ratio (> 1: ours faster), paired per round like the rest
             out.setdefault("best_ours_vs_best_peer", {})[label] = dict(
-                ours=ours, peer=peer, ratio=statistics.median(p / o for o, p in zip(a, b)))
+                ours=ours, peer=peer, ratio=statistics.median(p / o for o, p in zip(a, b))
+            )
     train = {r["name"]: r for r in res["training"]}
     tref = train.get("timm")
     if tref:
@@ -336,5 +399,3 @@ def passive_omp_env() -> dict[str, str] | None:
 def tiny_config(**overrides: Any) -> BenchConfig:
     """:data:`TINY` with ``overrides`` applied (checked: unknown keys and bad values raise ``ConfigError``)."""
     return TINY.replace(**overrides)
-
-

@@ -53,8 +53,9 @@ def _vendor() -> str:
     return "unknown"
 
 
-def cpu_peak(threads: int | None = None, flags: set[str] | None = None, vendor: str | None = None,
-             ghz: float | None = None) -> dict[str, Any]:
+def cpu_peak(
+    threads: int | None = None, flags: set[str] | None = None, vendor: str | None = None, ghz: float | None = None
+) -> dict[str, Any]:
     """The CPU's peak multiply-accumulate rate (GMAC/s) in fp32, bf16 and int8, from its ISA flags.
 
     ``peak = threads x GHz x MACs per cycle per core``, one thread per core, at the clock
@@ -98,8 +99,10 @@ def cpu_peak(threads: int | None = None, flags: set[str] | None = None, vendor: 
     else:
         int8, int8_how = 2 * fp32, "no VNNI = 2x fp32"
     per = {"fp32": fp32, "bf16": bf16, "int8": int8}
-    how = (f"{threads} threads (one per core) x {ghz:.2f} GHz (/proc/cpuinfo) x MACs/cycle/core: fp32 {isa}; "
-           f"bf16 {bf16_how}; int8 {int8_how}")
+    how = (
+        f"{threads} threads (one per core) x {ghz:.2f} GHz (/proc/cpuinfo) x MACs/cycle/core: fp32 {isa}; "
+        f"bf16 {bf16_how}; int8 {int8_how}"
+    )
     return {**{k: threads * ghz * v for k, v in per.items()}, "macs_per_cycle": per, "how": how}
 
 
@@ -120,8 +123,11 @@ def machine_info() -> dict[str, Any]:
         vendor=_vendor(),
         threads=threads,
         ghz=ghz,
-        isa=sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16",
-                                              "amx_int8", "avx_vnni"}),
+        isa=sorted(
+            f
+            for f in flags
+            if f in {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "avx_vnni"}
+        ),
         fp32_peak_gmacs=peak["fp32"],
         peak_gmacs={k: peak[k] for k in ("fp32", "bf16", "int8")},
         peak_how=peak["how"],
@@ -139,16 +145,21 @@ def agreement_lines(agr: dict[str, Any]) -> list[str]:
     """The agreement table: one row per reduced-precision path (``n/a`` where the fp32 argmax is noise)."""
     lines: list[str] = []
     if len(agr) > 1:
-        lines += ["", f"Agreement with fp32 eager on {agr.get('source')}:", "",
-                  "| path | top-1 agreement | cosine (mean) | cosine (min) | max abs diff |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Agreement with fp32 eager on {agr.get('source')}:",
+            "",
+            "| path | top-1 agreement | cosine (mean) | cosine (min) | max abs diff |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for name, a in agr.items():
             if name != "source":
                 top1 = f"{a['top1_agreement'] * 100:.2f} %"
                 if a.get("decisive_fraction", 1.0) < 0.5:  # near-equal fp32 logits: argmax is noise
                     top1 = "n/a (fp32 logits near-equal: untrained weights?)"
-                lines.append(f"| {name} | {top1} | {a['cosine_mean']:.6f} "
-                             f"| {a['cosine_min']:.6f} | {a['max_abs_diff']:.3g} |")
+                lines.append(
+                    f"| {name} | {top1} | {a['cosine_mean']:.6f} | {a['cosine_min']:.6f} | {a['max_abs_diff']:.3g} |"
+                )
     return lines
 
 
@@ -165,8 +176,12 @@ def markdown_report(res: dict[str, Any]) -> str:
         f"after {m['load_after']}; {cfg['rounds']} interleaved rounds, medians; {res['seconds']} s in all.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
         f"Peak (derived from the CPU): fp32 {m['fp32_peak_gmacs']:.0f} GMAC/s"
-        + (f", bf16 {m['peak_gmacs']['bf16']:.0f}, int8 {m['peak_gmacs']['int8']:.0f} ({m['peak_how']})"
-           if m.get("peak_gmacs") else "") + ". Ratios (× timm) are per-round ratios to "
+        + (
+            f", bf16 {m['peak_gmacs']['bf16']:.0f}, int8 {m['peak_gmacs']['int8']:.0f} ({m['peak_how']})"
+            if m.get("peak_gmacs")
+            else ""
+        )
+        + ". Ratios (× timm) are per-round ratios to "
         "`timm eager` in the same round, median over rounds (latency: lower is better; throughput: higher). "
         f"OMP_WAIT_POLICY={m.get('omp_wait_policy')}. Peak mem: resident memory added during one call.",
         "",
@@ -188,17 +203,26 @@ def markdown_report(res: dict[str, Any]) -> str:
     for label, batch in (("throughput", bt), ("latency", bl)):
         if label in best:
             b = best[label]
-            lines.append(f"\n**Best ours ÷ best peer at batch {batch}: {b['ratio']:.2f}×** "
-                         f"(`{b['ours']}` vs `{b['peer']}`; speed, paired per round, median).")
+            lines.append(
+                f"\n**Best ours ÷ best peer at batch {batch}: {b['ratio']:.2f}×** "
+                f"(`{b['ours']}` vs `{b['peer']}`; speed, paired per round, median)."
+            )
     if res["training"]:
         tr = res["ratios"].get("train_throughput_vs_timm", {})
         tm = res["ratios"].get("train_peak_mem_vs_timm", {})
-        lines += ["", f"Training step (forward + backward + SGD, batch {cfg['train_batch']}, "
-                  f"{cfg['train_rounds']} rounds, medians):", "",
-                  "| model | img/s | × timm | peak mem (MiB) | × timm |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Training step (forward + backward + SGD, batch {cfg['train_batch']}, "
+            f"{cfg['train_rounds']} rounds, medians):",
+            "",
+            "| model | img/s | × timm | peak mem (MiB) | × timm |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for r in res["training"]:
-            lines.append(f"| {r['name']} | {r['throughput']:.2f} | {_fmt(tr.get(r['name']))} "
-                         f"| {_fmt(r['peak_mem_mib'], '.0f')} | {_fmt(tm.get(r['name']))} |")
+            lines.append(
+                f"| {r['name']} | {r['throughput']:.2f} | {_fmt(tr.get(r['name']))} "
+                f"| {_fmt(r['peak_mem_mib'], '.0f')} | {_fmt(tm.get(r['name']))} |"
+            )
     lines += agreement_lines(res.get("agreement") or {})
     acc = res.get("accuracy") or {}
     if len(acc) > 1:
@@ -217,10 +241,15 @@ def _plot(res: dict[str, Any], path: Path) -> None:
     colors = {"ours": "tab:red", "timm": "tab:blue", "torchvision": "tab:green"}
     for r in res["inference"]:
         if r.get("macs") and r.get("latency_ms"):
-            ax.scatter(r["macs"] / 1e9, r["latency_ms"], color=colors.get(r["group"], "gray"),
-                       marker="o" if r["precision"] == "fp32" else "s")
-            ax.annotate(r["name"], (r["macs"] / 1e9, r["latency_ms"]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.scatter(
+                r["macs"] / 1e9,
+                r["latency_ms"],
+                color=colors.get(r["group"], "gray"),
+                marker="o" if r["precision"] == "fp32" else "s",
+            )
+            ax.annotate(
+                r["name"], (r["macs"] / 1e9, r["latency_ms"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
     ax.set_xlabel("GMACs per image")
     ax.set_ylabel(f"batch-{res['config']['batch_latency']} latency (ms, median)")
     ax.set_title(f"Latency vs MACs at {res['config']['image_size']}px — {res['machine']['cpu']}", fontsize=9)

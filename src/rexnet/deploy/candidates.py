@@ -130,8 +130,9 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
         return not cfg.only or any(s in name for s in cfg.only)
 
     def ours(name: str, precision: str, fn: Callable, prepare: Callable = _identity, **kw: Any) -> Candidate:
-        return Candidate(f"ours {name}", "ours", precision, fn, prepare, frozenset(kw.pop("batches", bt)),
-                         nparams, macs, model, **kw)
+        return Candidate(
+            f"ours {name}", "ours", precision, fn, prepare, frozenset(kw.pop("batches", bt)), nparams, macs, model, **kw
+        )
 
     fused = fuse(model)
     if want("ours eager"):
@@ -154,8 +155,9 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
         bf16 = to_bf16(model)
         cands.append(ours("bf16", "bf16", bf16))
         if cfg.compile:
-            cands.append(ours("bf16+compile", "bf16", FrozenCompiled(bf16, dynamic=False),
-                              batches={cfg.batch_throughput}))
+            cands.append(
+                ours("bf16+compile", "bf16", FrozenCompiled(bf16, dynamic=False), batches={cfg.batch_throughput})
+            )
     calib, bundle = [], None
     if cfg.int8 or cfg.calib_data:
         calib, bundle = _calibration(cfg, cfg.model, eval_size)
@@ -185,19 +187,42 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
         for arch in ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"):
             if want(f"torchvision {arch}"):
                 tv = torchvision.models.get_model(arch, weights=None).eval()
-                cands.append(Candidate(f"torchvision {arch}", "torchvision", "fp32", tv, _identity, frozenset(bt),
-                                       count_params(tv), None, tv))
-    extra = _agreement(cfg, model, {"fused": fused, "onnxruntime fp32": onnx_fp32, "bf16": bf16,
-                                    "int8 onnxruntime": int8, "int8 pt2e+compile": int8_pt2e,
-                                    **{name: fn for name, (_, fn) in ov.items()}}, bundle, eval_size)
+                cands.append(
+                    Candidate(
+                        f"torchvision {arch}",
+                        "torchvision",
+                        "fp32",
+                        tv,
+                        _identity,
+                        frozenset(bt),
+                        count_params(tv),
+                        None,
+                        tv,
+                    )
+                )
+    extra = _agreement(
+        cfg,
+        model,
+        {
+            "fused": fused,
+            "onnxruntime fp32": onnx_fp32,
+            "bf16": bf16,
+            "int8 onnxruntime": int8,
+            "int8 pt2e+compile": int8_pt2e,
+            **{name: fn for name, (_, fn) in ov.items()},
+        },
+        bundle,
+        eval_size,
+    )
     return cands, extra
 
 
 _PEER_PATHS = ("eager", "compiled", "onnxruntime", "int8 onnxruntime", "openvino")
 
 
-def _openvino_paths(cfg: Any, model: nn.Module, calib: list[torch.Tensor], size: int, want: Callable[[str], bool],
-                    who: str) -> dict[str, tuple[str, Callable]]:
+def _openvino_paths(
+    cfg: Any, model: nn.Module, calib: list[torch.Tensor], size: int, want: Callable[[str], bool], who: str
+) -> dict[str, tuple[str, Callable]]:
     """OpenVINO f32 (hint f32), bf16 (hint bf16: OpenVINO's default on CPUs with bf16) and NNCF int8."""
     from .openvino_ir import OpenVinoModel, openvino_available, to_openvino
 
@@ -218,8 +243,9 @@ def _openvino_paths(cfg: Any, model: nn.Module, calib: list[torch.Tensor], size:
     return out
 
 
-def _peer_candidates(cfg: Any, want: Callable[[str], bool], calib: list[torch.Tensor], size: int, bt: set[int],
-                     cbt: set[int], tmp: Path) -> list[Candidate]:
+def _peer_candidates(
+    cfg: Any, want: Callable[[str], bool], calib: list[torch.Tensor], size: int, bt: set[int], cbt: set[int], tmp: Path
+) -> list[Candidate]:
     """timm's model through every path we offer: eager, compile, onnxruntime fp32/int8, OpenVINO."""
     import timm
 
@@ -237,8 +263,13 @@ def _peer_candidates(cfg: Any, want: Callable[[str], bool], calib: list[torch.Te
     if not cfg.peers:
         return out
     if cfg.onnx and want("timm onnxruntime"):
-        out.append(peer("onnxruntime", "fp32", OnnxModel(export_onnx(tm, tmp / "timm.onnx", image_size=cfg.image_size,
-                                                                     fused=False), cfg.threads)))
+        out.append(
+            peer(
+                "onnxruntime",
+                "fp32",
+                OnnxModel(export_onnx(tm, tmp / "timm.onnx", image_size=cfg.image_size, fused=False), cfg.threads),
+            )
+        )
     if cfg.int8 and want("timm int8 onnxruntime") and calib:
         q = quantize_int8(tm, calib, tmp / "timm_int8.onnx", image_size=size)
         out.append(peer("int8 onnxruntime", "int8", OnnxModel(q.path, cfg.threads)))
@@ -299,8 +330,10 @@ def build_train_candidates(cfg: Any) -> list[Candidate]:
         return step
 
     torch.manual_seed(0)
-    out = [Candidate("ours", "ours", "fp32", step_fn(create_model(cfg.model), False)),
-           Candidate("ours channels_last", "ours", "fp32", step_fn(create_model(cfg.model), True))]
+    out = [
+        Candidate("ours", "ours", "fp32", step_fn(create_model(cfg.model), False)),
+        Candidate("ours channels_last", "ours", "fp32", step_fn(create_model(cfg.model), True)),
+    ]
     if cfg.timm:
         import timm
 

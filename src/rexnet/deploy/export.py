@@ -96,8 +96,10 @@ def _check_inputs(in_chans: int, image_size: int, calib: list[torch.Tensor], pre
         return [calib[0][:16], *calib[1:2]]
     g = torch.Generator().manual_seed(0)
     small = max(32, image_size // 2 + 1)
-    inputs = [torch.randn(2, in_chans, image_size, image_size, generator=g),
-              torch.randn(1, in_chans, small, small + 16, generator=g)]
+    inputs = [
+        torch.randn(2, in_chans, image_size, image_size, generator=g),
+        torch.randn(1, in_chans, small, small + 16, generator=g),
+    ]
     return inputs + [calib[0][:16]] if calib else inputs
 
 
@@ -123,8 +125,9 @@ def onnx_session(path: str | os.PathLike | bytes, threads: int | None = None) ->
     so.log_severity_level = 3
     # no busy-waiting: on a shared machine spinning workers steal the cores other threads need
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path) if not isinstance(path, bytes) else path, so,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(path) if not isinstance(path, bytes) else path, so, providers=["CPUExecutionProvider"]
+    )
 
 
 @torch.inference_mode()
@@ -139,8 +142,15 @@ def verify_onnx(path: str | os.PathLike, reference: nn.Module, inputs: list[torc
     return worst
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, image_size: int = 224,
-                opset: int = ONNX_OPSET, fused: bool = True, pad_to: int = PAD_CHANNELS) -> Path:
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    image_size: int = 224,
+    opset: int = ONNX_OPSET,
+    fused: bool = True,
+    pad_to: int = PAD_CHANNELS,
+) -> Path:
     """Write ``model`` as ONNX with dynamic batch/height/width (input ``input``, output ``logits``).
 
     Args:
@@ -167,13 +177,28 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, image_size: int = 
     dyn = {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=["logits"], dynamic_axes=dyn, do_constant_folding=True)
+        torch.onnx.export(
+            net,
+            (x,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes=dyn,
+            do_constant_folding=True,
+        )
     return path
 
 
-def export_torchscript(model: nn.Module, path: str | os.PathLike, *, method: Literal["script", "trace"] = "script",
-                       image_size: int = 224, fused: bool = True) -> Path:
+def export_torchscript(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    method: Literal["script", "trace"] = "script",
+    image_size: int = 224,
+    fused: bool = True,
+) -> Path:
     """Save ``model`` as TorchScript (``torch.jit.load`` reads it back without rexnet).
 
     Args:
@@ -344,21 +369,37 @@ class ExportFormat:
 
 #: Export formats by name; adding one here adds it to :func:`export_model` and ``rexnet export``.
 EXPORT_FORMATS: dict[str, ExportFormat] = {
-    "onnx": ExportFormat("ONNX, checked in onnxruntime (int8: static QDQ)", ".onnx", _write_onnx, _run_onnx,
-                         ("f32", "int8"), sidecar=True, uses_opset=True),
-    "openvino": ExportFormat("OpenVINO IR in a folder (bf16: runtime hint; int8: NNCF)", "/", _write_openvino,
-                             _run_openvino, ("f32", "bf16", "int8"), sidecar=True),
-    "torchscript": ExportFormat("TorchScript, scripted", ".pt", functools.partial(_write_torchscript, method="script"),
-                                _run_torchscript),
-    "torchscript-trace": ExportFormat("TorchScript, traced", ".pt",
-                                      functools.partial(_write_torchscript, method="trace"), _run_torchscript),
+    "onnx": ExportFormat(
+        "ONNX, checked in onnxruntime (int8: static QDQ)",
+        ".onnx",
+        _write_onnx,
+        _run_onnx,
+        ("f32", "int8"),
+        sidecar=True,
+        uses_opset=True,
+    ),
+    "openvino": ExportFormat(
+        "OpenVINO IR in a folder (bf16: runtime hint; int8: NNCF)",
+        "/",
+        _write_openvino,
+        _run_openvino,
+        ("f32", "bf16", "int8"),
+        sidecar=True,
+    ),
+    "torchscript": ExportFormat(
+        "TorchScript, scripted", ".pt", functools.partial(_write_torchscript, method="script"), _run_torchscript
+    ),
+    "torchscript-trace": ExportFormat(
+        "TorchScript, traced", ".pt", functools.partial(_write_torchscript, method="trace"), _run_torchscript
+    ),
 }
 #: ``--precision`` choices per format (the first is the default).
 EXPORT_PRECISIONS = {name: fmt.precisions for name, fmt in EXPORT_FORMATS.items()}
 
 
-def _check_request(format: str, opset: int, image_size: int | None, precision: str | None,
-                   calib_data: str | None) -> tuple[ExportFormat, str]:
+def _check_request(
+    format: str, opset: int, image_size: int | None, precision: str | None, calib_data: str | None
+) -> tuple[ExportFormat, str]:
     """The format and precision to use; raises :class:`ExportError` on a bad combination."""
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; expected one of: {', '.join(EXPORT_FORMATS)}")
@@ -369,15 +410,17 @@ def _check_request(format: str, opset: int, image_size: int | None, precision: s
     fmt = EXPORT_FORMATS[format]
     precision = precision or fmt.precisions[0]
     if precision not in fmt.precisions:
-        raise ExportError(f"precision {precision!r} is not available for {format}; expected one of: "
-                          f"{', '.join(fmt.precisions)}")
+        raise ExportError(
+            f"precision {precision!r} is not available for {format}; expected one of: {', '.join(fmt.precisions)}"
+        )
     if precision == "int8" and not calib_data:
         raise ExportError("int8 export needs calibration images: pass --calib-data (a dataset name or folder)")
     return fmt, precision
 
 
-def _verify(path: Path, fn: Any, model: nn.Module, inputs: list[torch.Tensor],
-            precision: str) -> tuple[float, float, float]:
+def _verify(
+    path: Path, fn: Any, model: nn.Module, inputs: list[torch.Tensor], precision: str
+) -> tuple[float, float, float]:
     """``(max |diff|, min cosine, top-1 agreement)`` of the written file vs eager; raises when too far apart."""
     diff, cos, cos_mean, agree = _compare(fn, model, inputs)
     if precision == "f32" and diff > 1e-3:
@@ -451,5 +494,13 @@ def export_model(
     inputs = _check_inputs(getattr(model, "in_chans", 3), size, calib, precision)
     diff, cos, agree = _verify(path, fmt.run(path), model, inputs, precision) if verify else (0.0, None, None)
     _log.info("wrote %s (%s %s), max |diff| vs eager %.3g", path, format, precision, diff)
-    return ExportResult(str(path), format, diff, [tuple(x.shape) for x in inputs],
-                        opset if fmt.uses_opset else None, precision, cos, agree)
+    return ExportResult(
+        str(path),
+        format,
+        diff,
+        [tuple(x.shape) for x in inputs],
+        opset if fmt.uses_opset else None,
+        precision,
+        cos,
+        agree,
+    )

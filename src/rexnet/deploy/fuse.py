@@ -35,9 +35,19 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """
     scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
     bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-                      device=conv.weight.device, dtype=conv.weight.dtype)
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
     fused.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
     fused.bias.copy_((bias - bn.running_mean.double()) * scale + bn.bias.double())
     return fused
@@ -56,8 +66,7 @@ def _conv_act(unit: ConvBnAct) -> nn.Sequential:
 
 
 def _linear_from_1x1(conv: nn.Conv2d) -> nn.Linear:
-    lin = nn.Linear(conv.in_channels, conv.out_channels, bias=True,
-                    device=conv.weight.device, dtype=conv.weight.dtype)
+    lin = nn.Linear(conv.in_channels, conv.out_channels, bias=True, device=conv.weight.device, dtype=conv.weight.dtype)
     with torch.no_grad():
         lin.weight.copy_(conv.weight.flatten(1))
         lin.bias.copy_(conv.bias if conv.bias is not None else torch.zeros_like(lin.bias))

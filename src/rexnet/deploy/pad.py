@@ -96,7 +96,8 @@ def pad_channels(model: nn.Module, multiple: int = 16) -> nn.Module:
 
     Example:
         >>> import rexnet, torch
-        >>> from rexnet.deploy import fuse, pad_channels
+        >>> from rexnet.deploy import fuse
+        >>> from rexnet.deploy.pad import pad_channels
         >>> m = rexnet.create_model("rexnet_100").eval()
         >>> x = torch.randn(1, 3, 64, 64)
         >>> bool(torch.allclose(pad_channels(fuse(m, channels_last=False))(x), m(x), atol=1e-5))

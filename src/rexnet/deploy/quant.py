@@ -20,8 +20,16 @@ from ..errors import RexnetError
 from .export import FrozenCompiled, _is_rexnet, export_onnx, onnx_session
 from .fuse import fuse
 
-__all__ = ["Bf16Model", "to_bf16", "quantize_int8", "quantize_int8_pt2e", "pt2e_available", "OnnxModel", "agreement",
-           "predict_logits"]
+__all__ = [
+    "Bf16Model",
+    "to_bf16",
+    "quantize_int8",
+    "quantize_int8_pt2e",
+    "pt2e_available",
+    "OnnxModel",
+    "agreement",
+    "predict_logits",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -113,8 +121,11 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     if method not in methods:
         raise RexnetError(f"unknown calibration method {method!r}; expected one of: {', '.join(methods)}")
     out = Path(out)
@@ -132,16 +143,23 @@ def quantize_int8(
 
             from .openvino_ir import SE_NODE_PATTERNS
 
-            exclude = [n.name for n in onnx.load(str(pre)).graph.node
-                       if any(re.match(p, n.name) for p in SE_NODE_PATTERNS)]
+            exclude = [
+                n.name for n in onnx.load(str(pre)).graph.node if any(re.match(p, n.name) for p in SE_NODE_PATTERNS)
+            ]
         root = logging.getLogger()
         level = root.level
         root.setLevel(max(level, logging.WARNING))  # onnxruntime logs every rescaled bias at INFO on the root logger
         try:
             quantize_static(
-                str(pre), str(out), _Reader("input", calibration),
-                quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                per_channel=per_channel, calibrate_method=methods[method], nodes_to_exclude=exclude,
+                str(pre),
+                str(out),
+                _Reader("input", calibration),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                calibrate_method=methods[method],
+                nodes_to_exclude=exclude,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
         finally:
@@ -179,8 +197,6 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
         max_abs_diff=float((ref - oth).abs().max()),
         decisive_fraction=float(decisive.float().mean()),
     )
-
-
 
 
 def pt2e_available() -> bool:

@@ -132,9 +132,16 @@ class _State:
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def state_dict(self) -> dict[str, Any]:
-        return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-                    scheduler=self.scheduler.state_dict(), loader_rng=self.loader_rng.get_state(),
-                    torch_rng=torch.get_rng_state(), epoch=self.epoch, best=self.best, history=self.history)
+        return dict(
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            loader_rng=self.loader_rng.get_state(),
+            torch_rng=torch.get_rng_state(),
+            epoch=self.epoch,
+            best=self.best,
+            history=self.history,
+        )
 
     def load_state_dict(self, ck: dict[str, Any]) -> None:
         self.model.load_state_dict(ck["model"])
@@ -145,8 +152,9 @@ class _State:
         self.epoch, self.best, self.history = ck["epoch"], ck["best"], list(ck["history"])
 
 
-def _train_loader(cfg: DetectConfig, train_set: DetectionDataset, world: int,
-                  g: torch.Generator) -> tuple[DataLoader, Any]:
+def _train_loader(
+    cfg: DetectConfig, train_set: DetectionDataset, world: int, g: torch.Generator
+) -> tuple[DataLoader, Any]:
     """The training loader and its ``DistributedSampler`` (``None`` for one process)."""
     sampler = None
     if world > 1:  # torchrun: each process takes batch_size / world images of a shared permutation
@@ -169,13 +177,13 @@ def _new_state(cfg: DetectConfig, num_classes: int, steps_per_epoch: int, g: tor
     model = build_detector(cfg, num_classes).to(cfg.device)
     opt = _optimizer(model, cfg)
     # linear warm-up from 0.001 x lr, then cosine to 0 (factors of cfg.lr)
-    sched = WarmupCosineLR(opt, cfg.epochs * steps_per_epoch, cfg.warmup_iters, peak=1.0, warmup_lr=0.001,
-                           min_lr=0.0)
+    sched = WarmupCosineLR(opt, cfg.epochs * steps_per_epoch, cfg.warmup_iters, peak=1.0, warmup_lr=0.001, min_lr=0.0)
     return _State(model, opt, sched, g)
 
 
-def _train_one_epoch(net: nn.Module, state: _State, loader: DataLoader, cfg: DetectConfig,
-                     show: bool) -> dict[str, Any]:
+def _train_one_epoch(
+    net: nn.Module, state: _State, loader: DataLoader, cfg: DetectConfig, show: bool
+) -> dict[str, Any]:
     """One epoch of ``net`` (the model, or its DDP wrapper); the epoch's row (lr, seconds, mean losses)."""
     net.train()
     t0, sums, n = time.perf_counter(), {}, 0
@@ -199,8 +207,11 @@ def _train_one_epoch(net: nn.Module, state: _State, loader: DataLoader, cfg: Det
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{float(loss):.3f}")
-    row: dict[str, Any] = {"epoch": state.epoch + 1, "lr": state.optimizer.param_groups[0]["lr"],
-                           "seconds": time.perf_counter() - t0}
+    row: dict[str, Any] = {
+        "epoch": state.epoch + 1,
+        "lr": state.optimizer.param_groups[0]["lr"],
+        "seconds": time.perf_counter() - t0,
+    }
     row.update({f"train_{k}": v / max(n, 1) for k, v in sums.items()})
     return row
 
@@ -223,8 +234,14 @@ def _save(state: _State, run: Path, cfg: DetectConfig, train_set: DetectionDatas
     is_best = ap is not None and ap > state.best
     if is_best:
         state.best = ap
-    ck = dict(format=FORMAT, **state.state_dict(), config=dataclasses.asdict(cfg), num_classes=train_set.num_classes,
-              class_names=train_set.class_names, cat_ids=train_set.cat_ids)
+    ck = dict(
+        format=FORMAT,
+        **state.state_dict(),
+        config=dataclasses.asdict(cfg),
+        num_classes=train_set.num_classes,
+        class_names=train_set.class_names,
+        cat_ids=train_set.cat_ids,
+    )
     if is_best:
         atomic_torch_save(ck, run / "checkpoints" / "best.pt")
     atomic_torch_save(ck, run / "checkpoints" / "last.pt")

@@ -213,8 +213,9 @@ BLOCK_KINDS: dict[str, BlockKind] = {
     "conv1x1": BlockKind("(a) 1x1 conv", _draw_conv(1), _apply_conv, cost=lambda r: 1.0),
     "conv3x3": BlockKind("(b) 3x3 conv", _draw_conv(3), _apply_conv, cost=lambda r: 1.0),
     # IB-conv's inner 3x3 conv grows with (t * d_in)**2
-    "ib_conv": BlockKind("(c) IB with conv", _draw_ib(False), _apply_ib(False), cost=lambda r: 1 + 20 * r**2,
-                         bottleneck=True),
+    "ib_conv": BlockKind(
+        "(c) IB with conv", _draw_ib(False), _apply_ib(False), cost=lambda r: 1 + 20 * r**2, bottleneck=True
+    ),
     "ib_dw": BlockKind("(d) IB with dwconv", _draw_ib(True), _apply_ib(True), cost=lambda r: 2.0, bottleneck=True),
 }
 BLOCKS = tuple(BLOCK_KINDS)
@@ -246,7 +247,12 @@ def check_blocks(blocks: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def block_outputs(
-    block: str, x: torch.Tensor, d_out: int, acts: Sequence[Act], p: Protocol, gen: torch.Generator,
+    block: str,
+    x: torch.Tensor,
+    d_out: int,
+    acts: Sequence[Act],
+    p: Protocol,
+    gen: torch.Generator,
     hidden: int | None = None,
 ) -> list[torch.Tensor]:
     """Draw ``b = x.shape[0]`` random blocks and return their outputs, one tensor per activation."""
@@ -310,7 +316,7 @@ def point_rank_ratios(
             for e in ests:
                 r = ranks[e] / d
                 for i, a in enumerate(activations):
-                    result[e][a][idx] = r[i * b:(i + 1) * b]
+                    result[e][a][idx] = r[i * b : (i + 1) * b]
             dims[idx] = d_in / d
             if progress:
                 progress(b)

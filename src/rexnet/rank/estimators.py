@@ -243,6 +243,9 @@ def feature_stats(features: torch.Tensor) -> dict[str, float]:
     f = features.double()
     s = singular_values(f, "svd")
     nuc = float(nuclear_norm(s))
-    return dict(rank=float(rank_from_singular_values(s, tuple(f.shape), "matrix_rank", torch.float32)),
-                effective_rank=float(rank_from_singular_values(s, tuple(f.shape), "erank")),
-                nuclear_norm=nuc, nuclear_norm_normalized=nuc / max(float(s[0]), 1e-300))
+    return dict(
+        rank=float(rank_from_singular_values(s, tuple(f.shape), "matrix_rank", torch.float32)),
+        effective_rank=float(rank_from_singular_values(s, tuple(f.shape), "erank")),
+        nuclear_norm=nuc,
+        nuclear_norm_normalized=nuc / max(float(s[0]), 1e-300),
+    )

@@ -78,15 +78,22 @@ def _o2a(w: _View) -> Finding:
     worst = min(margin, key=margin.__getitem__)
     bad = [c for c in cells if margin[c] < 0.01]
     status = HOLDS if not bad else PARTLY if len(bad) < len(cells) else FAILS
-    return Finding("O2a", st, crit, status,
-                   f"smallest margin {margin[worst]:+.3f} ({worst[0]}, {worst[1]}, {worst[2]:g}); "
-                   f"{len(bad)} of {len(cells)} cells below")
+    return Finding(
+        "O2a",
+        st,
+        crit,
+        status,
+        f"smallest margin {margin[worst]:+.3f} ({worst[0]}, {worst[1]}, {worst[2]:g}); "
+        f"{len(bad)} of {len(cells)} cells below",
+    )
 
 
 def _o2b(w: _View) -> Finding:
     st = "Complicated nonlinearities (ELU, SiLU, SoftPlus, HSwish) expand the rank more than ReLU-like ones."
-    crit = ("at the smallest ratio in each plain conv: holds if every complicated one beats every simple one, "
-            "partly if only their means are ordered")
+    crit = (
+        "at the smallest ratio in each plain conv: holds if every complicated one beats every simple one, "
+        "partly if only their means are ordered"
+    )
     convs = [b for b in w.blocks if b.startswith("conv")]
     simple = [a for a in SIMPLE if a in w.acts]
     comp = [a for a in COMPLICATED if a in w.acts]
@@ -101,9 +108,11 @@ def _o2b(w: _View) -> Finding:
         strict &= not losers
         means &= m_c > m_s
         order = sorted(simple + comp, key=lambda a: w.get(b, a, r))
-        parts.append(f"{b}@{r:g}: simple {m_s:.3f} vs complicated {m_c:.3f}; order "
-                     + " < ".join(f"{a} {w.get(b, a, r):.3f}" for a in order)
-                     + (f"; not above ReLU-like: {', '.join(losers)}" if losers else ""))
+        parts.append(
+            f"{b}@{r:g}: simple {m_s:.3f} vs complicated {m_c:.3f}; order "
+            + " < ".join(f"{a} {w.get(b, a, r):.3f}" for a in order)
+            + (f"; not above ReLU-like: {', '.join(losers)}" if losers else "")
+        )
     status = HOLDS if strict else PARTLY if means else FAILS
     return Finding("O2b", st, crit, status, " | ".join(parts))
 
@@ -125,8 +134,10 @@ def _o3(w: _View) -> Finding:
 
 def _g1(w: _View) -> Finding:
     st = "Guide 1: expand at most 6x in a 1x1 conv (dimension ratio >= 1/6)."
-    crit = ("conv1x1, nonlinearities: mean rank deficit (1 - rank ratio) at ratios < 1/6 is >= 2x the deficit "
-            "at ratios in [1/6, 1/3] (the loss concentrates beyond 6x expansion)")
+    crit = (
+        "conv1x1, nonlinearities: mean rank deficit (1 - rank ratio) at ratios < 1/6 is >= 2x the deficit "
+        "at ratios in [1/6, 1/3] (the loss concentrates beyond 6x expansion)"
+    )
     below = [r for r in w.ratios if r < 1 / 6]
     near = [r for r in w.ratios if 1 / 6 <= r <= 1 / 3]
     if "conv1x1" not in w.blocks or not below or not near or not w.nonlin:
@@ -134,9 +145,14 @@ def _g1(w: _View) -> Finding:
     d_lo = 1 - w.mean("conv1x1", w.nonlin, below)
     d_hi = 1 - w.mean("conv1x1", w.nonlin, near)
     ok = d_lo >= 2 * d_hi
-    return Finding("G1", st, crit, HOLDS if ok else FAILS,
-                   f"deficit {d_lo:.3f} at {', '.join(f'{r:g}' for r in below)} vs {d_hi:.3f} at "
-                   f"{', '.join(f'{r:g}' for r in near)}")
+    return Finding(
+        "G1",
+        st,
+        crit,
+        HOLDS if ok else FAILS,
+        f"deficit {d_lo:.3f} at {', '.join(f'{r:g}' for r in below)} vs {d_hi:.3f} at "
+        f"{', '.join(f'{r:g}' for r in near)}",
+    )
 
 
 def _g2(w: _View) -> Finding:
@@ -151,8 +167,10 @@ def _g2(w: _View) -> Finding:
 
 def _g3(w: _View) -> Finding:
     st = "Guide 3: put complicated nonlinearities after 1x1/3x3 convs, not after the depthwise conv."
-    crit = ("advantage of complicated over ReLU-like activations at the smallest ratio is larger in the plain "
-            "convs than in ib_dw (whose activations sit around the depthwise conv)")
+    crit = (
+        "advantage of complicated over ReLU-like activations at the smallest ratio is larger in the plain "
+        "convs than in ib_dw (whose activations sit around the depthwise conv)"
+    )
     convs = [b for b in w.blocks if b.startswith("conv")]
     simple = [a for a in SIMPLE if a in w.acts]
     comp = [a for a in COMPLICATED if a in w.acts]
@@ -161,8 +179,13 @@ def _g3(w: _View) -> Finding:
     r = w.ratios[0]
     adv = {b: w.mean(b, comp, [r]) - w.mean(b, simple, [r]) for b in convs + ["ib_dw"]}
     conv_adv = _mean(adv[b] for b in convs)
-    return Finding("G3", st, crit, HOLDS if conv_adv > adv["ib_dw"] else FAILS,
-                   f"advantage @{r:g}: convs {conv_adv:+.3f} vs ib_dw {adv['ib_dw']:+.3f}")
+    return Finding(
+        "G3",
+        st,
+        crit,
+        HOLDS if conv_adv > adv["ib_dw"] else FAILS,
+        f"advantage @{r:g}: convs {conv_adv:+.3f} vs ib_dw {adv['ib_dw']:+.3f}",
+    )
 
 
 _CHECKS: tuple[Callable[[_View], Finding], ...] = (_o1, _o2a, _o2b, _o3, _g1, _g2, _g3)

@@ -93,9 +93,16 @@ def run_protocol_grid(
     protos = [base_p.replace(**c) for c in combos]  # validates every value up front
     for e in estimators:
         base_p.replace(estimator=e)
-    config = {"grid": {k: list(v) for k, v in grid.items()}, "estimators": list(estimators),
-              "base": base_p.to_dict(), "blocks": list(blocks), "activations": list(activations),
-              "ratios": list(ratios), "networks": networks, "seed": seed}
+    config = {
+        "grid": {k: list(v) for k, v in grid.items()},
+        "estimators": list(estimators),
+        "base": base_p.to_dict(),
+        "blocks": list(blocks),
+        "activations": list(activations),
+        "ratios": list(ratios),
+        "networks": networks,
+        "seed": seed,
+    }
     done: dict[str, dict[str, Any]] = {}
     log_path = None
     if out_dir is not None:
@@ -158,8 +165,15 @@ def _write_grid_csv(rows: Sequence[GridRow], path: Path, keys: list[str], blocks
         w = csv.writer(fh)
         w.writerow([*keys, "estimator", "score", *[f"rms_{b}" for b in blocks], "order_agreement"])
         for g in rows:
-            w.writerow([*(g.options[k] for k in keys), g.estimator, f"{g.score:.4f}",
-                        *(f"{g.panels.get(b, float('nan')):.4f}" for b in blocks), f"{g.order_agreement:.3f}"])
+            w.writerow(
+                [
+                    *(g.options[k] for k in keys),
+                    g.estimator,
+                    f"{g.score:.4f}",
+                    *(f"{g.panels.get(b, float('nan')):.4f}" for b in blocks),
+                    f"{g.order_agreement:.3f}",
+                ]
+            )
 
 
 def format_grid(rows: Sequence[GridRow], top: int = 8) -> str:
@@ -170,10 +184,15 @@ def format_grid(rows: Sequence[GridRow], top: int = 8) -> str:
     lines = [f"{'options':<48} {'estimator':<12} {'score':>6} " + " ".join(f"{b:>8}" for b in blocks) + "  order"]
     for g in rows[:top]:
         opts = ",".join(f"{k}={v}" for k, v in g.options.items())
-        lines.append(f"{opts:<48} {g.estimator:<12} {g.score:6.3f} "
-                     + " ".join(f"{g.panels[b]:8.3f}" for b in blocks) + f"  {g.order_agreement:.2f}")
+        lines.append(
+            f"{opts:<48} {g.estimator:<12} {g.score:6.3f} "
+            + " ".join(f"{g.panels[b]:8.3f}" for b in blocks)
+            + f"  {g.order_agreement:.2f}"
+        )
     best = rows[0]
-    lines.append(f"best: {best.options} with {best.estimator}: mean per-panel RMS residual {best.score:.3f} "
-                 f"({', '.join(f'{b} {v:.3f}' for b, v in best.panels.items())}); "
-                 f"conv1x1 order agreement {best.order_agreement:.2f}")
+    lines.append(
+        f"best: {best.options} with {best.estimator}: mean per-panel RMS residual {best.score:.3f} "
+        f"({', '.join(f'{b} {v:.3f}' for b, v in best.panels.items())}); "
+        f"conv1x1 order agreement {best.order_agreement:.2f}"
+    )
     return "\n".join(lines)

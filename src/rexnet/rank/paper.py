@@ -20,17 +20,32 @@ def _iv(lo: float, hi: float | None = None) -> _R:
     return (lo, lo if hi is None else hi)
 
 
-_IB_CONV = {0.1: _iv(0.30, 0.38), 0.2: _iv(0.55, 0.69), 0.3: _iv(0.75, 0.84), 0.4: _iv(0.85, 0.91),
-            0.5: _iv(0.92, 0.96), 0.6: _iv(0.95, 0.97), 0.8: _iv(0.99), 1.0: _iv(1.0)}
-_IB_DW = {0.1: _iv(0.19, 0.26), 0.2: _iv(0.36, 0.44), 0.3: _iv(0.48, 0.58), 0.5: _iv(0.70, 0.76),
-          0.7: _iv(0.84, 0.87), 1.0: _iv(1.0)}
+_IB_CONV = {
+    0.1: _iv(0.30, 0.38),
+    0.2: _iv(0.55, 0.69),
+    0.3: _iv(0.75, 0.84),
+    0.4: _iv(0.85, 0.91),
+    0.5: _iv(0.92, 0.96),
+    0.6: _iv(0.95, 0.97),
+    0.8: _iv(0.99),
+    1.0: _iv(1.0),
+}
+_IB_DW = {
+    0.1: _iv(0.19, 0.26),
+    0.2: _iv(0.36, 0.44),
+    0.3: _iv(0.48, 0.58),
+    0.5: _iv(0.70, 0.76),
+    0.7: _iv(0.84, 0.87),
+    1.0: _iv(1.0),
+}
 _NONLIN = ("relu6", "relu", "leaky_relu", "elu", "softplus", "hardswish", "silu")
 _RELU = {0.1: _iv(0.85, 0.86), 0.2: _iv(0.90, 0.91), 0.4: _iv(0.94), 1.0: _iv(0.96, 0.965)}
 
 #: ``{block: {activation: {ratio: (lo, hi)}}}``; identity is handled by :func:`paper_reading`.
 PAPER_FIG1: dict[str, dict[str, dict[float, _R]]] = {
     "conv1x1": {
-        "relu": _RELU, "relu6": _RELU,
+        "relu": _RELU,
+        "relu6": _RELU,
         "leaky_relu": {0.1: _iv(0.875), 0.2: _iv(0.93), 1.0: _iv(0.99)},
         "elu": {0.1: _iv(0.915), 0.2: _iv(0.96)},
         "softplus": {0.1: _iv(0.935)},
@@ -38,9 +53,11 @@ PAPER_FIG1: dict[str, dict[str, dict[float, _R]]] = {
         "silu": {0.1: _iv(0.955), 0.2: _iv(0.985), 0.4: _iv(0.99, 1.0)},
     },
     "conv3x3": {
-        "relu": {0.1: _iv(0.87), 1.0: _iv(0.97)}, "relu6": {0.1: _iv(0.87), 1.0: _iv(0.97)},
+        "relu": {0.1: _iv(0.87), 1.0: _iv(0.97)},
+        "relu6": {0.1: _iv(0.87), 1.0: _iv(0.97)},
         "elu": {0.1: _iv(0.92)},
-        "hardswish": {0.1: _iv(0.96), 1.0: _iv(1.0)}, "silu": {0.1: _iv(0.96), 1.0: _iv(1.0)},
+        "hardswish": {0.1: _iv(0.96), 1.0: _iv(1.0)},
+        "silu": {0.1: _iv(0.96), 1.0: _iv(1.0)},
     },
     "ib_conv": {a: _IB_CONV for a in _NONLIN},
     "ib_dw": {a: _IB_DW for a in _NONLIN},

@@ -37,8 +37,7 @@ def _paper_overlay(ax: Any, block: str, acts: Sequence[str], colors: Mapping[str
         xs = sorted(readings)
         lo = [readings[x][0] for x in xs]
         hi = [readings[x][1] for x in xs]
-        ax.vlines(xs, [v - 0.004 for v in lo], [v + 0.004 for v in hi], colors=color, lw=5, alpha=0.35,
-                  label=label)
+        ax.vlines(xs, [v - 0.004 for v in lo], [v + 0.004 for v in hi], colors=color, lw=5, alpha=0.35, label=label)
         if label is None:  # per-activation readings are short: mark their middle too
             ax.scatter(xs, [(a + b) / 2 for a, b in zip(lo, hi)], marker="_", s=90, color=color, linewidths=2)
     return True

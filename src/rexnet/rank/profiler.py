@@ -149,6 +149,7 @@ def profile_rank(
             if name not in outputs:
                 order.append(name)
             outputs[name] = out.detach()
+
         return fn
 
     handles = [modules[n].register_forward_hook(hook(n)) for n in chosen]
@@ -193,8 +194,9 @@ def build_model(spec: str, checkpoint: str | os.PathLike | None = None) -> nn.Mo
         name = spec[3:]
         if name not in torchvision.models.list_models():
             valid = ", ".join(n for n in torchvision.models.list_models(torchvision.models) if "mobilenet" in n)
-            raise RexnetError(f"unknown torchvision model {name!r}; e.g.: {valid} "
-                              "(see torchvision.models.list_models())")
+            raise RexnetError(
+                f"unknown torchvision model {name!r}; e.g.: {valid} (see torchvision.models.list_models())"
+            )
         model = torchvision.models.get_model(name, weights=None)
         if checkpoint is not None:
             model.load_state_dict(read_state_dict(checkpoint)[0])

@@ -89,8 +89,13 @@ class Protocol:
     leaky_slope: float = 0.01
 
     def __post_init__(self) -> None:
-        for field, valid in (("input", INPUTS), ("init", INITS), ("norm", NORMS),
-                             ("dtype", ("float32", "float64")), ("svd_method", ("svd", "gram", "inertia"))):
+        for field, valid in (
+            ("input", INPUTS),
+            ("init", INITS),
+            ("norm", NORMS),
+            ("dtype", ("float32", "float64")),
+            ("svd_method", ("svd", "gram", "inertia")),
+        ):
             if getattr(self, field) not in valid:
                 value = getattr(self, field)
                 raise RexnetError(f"protocol {field} {value!r} unknown; expected one of: {', '.join(valid)}")

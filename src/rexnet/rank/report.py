@@ -31,14 +31,28 @@ class ProfileReport:
         """Per-layer tables plus, per model, the last layer's spectrum summary."""
         parts = []
         for label, prof in self.profiles.items():
-            rows = [(r.layer, r.channels, r.samples, int(r.rank), f"{r.rank_ratio:.3f}", f"{r.nuclear_norm:.4g}",
-                     f"{r.effective_rank:.1f}") for r in prof.rows]
-            parts.append(f"{label}:\n" + format_table(
-                ("layer", "channels", "samples", "rank", "rank_ratio", "nuclear_norm", "erank"), rows))
+            rows = [
+                (
+                    r.layer,
+                    r.channels,
+                    r.samples,
+                    int(r.rank),
+                    f"{r.rank_ratio:.3f}",
+                    f"{r.nuclear_norm:.4g}",
+                    f"{r.effective_rank:.1f}",
+                )
+                for r in prof.rows
+            ]
+            parts.append(
+                f"{label}:\n"
+                + format_table(("layer", "channels", "samples", "rank", "rank_ratio", "nuclear_norm", "erank"), rows)
+            )
             last = prof.rows[-1].layer
             s = prof.normalized_spectrum(last)
-            parts.append(f"{label} {last}: median normalized singular value {float(s.median()):.4f}, "
-                         f"share below 0.02: {float((s < 0.02).double().mean()):.2f}")
+            parts.append(
+                f"{label} {last}: median normalized singular value {float(s.median()):.4f}, "
+                f"share below 0.02: {float((s < 0.02).double().mean()):.2f}"
+            )
         return "\n".join(parts)
 
 
@@ -116,12 +130,21 @@ def run_rank_profile(
         label: [dict(vars(r), normalized_spectrum=[float(v) for v in p.normalized_spectrum(r.layer)]) for r in p.rows]
         for label, p in profiles.items()
     }
-    meta = {"batch_size": batch_size, "image_size": image_size, "estimator": estimator, "flatten": flatten,
-            "seed": seed, "bn_mode": modes,
-            "checkpoint": str(checkpoint) if checkpoint else None}
+    meta = {
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "estimator": estimator,
+        "flatten": flatten,
+        "seed": seed,
+        "bn_mode": modes,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+    }
     (out / "rank_profile.json").write_text(json.dumps({"config": meta, "profiles": dump}) + "\n")
     from .plotting import plot_profile
 
-    plot_profile({k: p.rows for k, p in profiles.items()}, out / "rank_profile.png",
-                 spectra={k: p.spectra[p.rows[-1].layer] for k, p in profiles.items()})
+    plot_profile(
+        {k: p.rows for k, p in profiles.items()},
+        out / "rank_profile.png",
+        spectra={k: p.spectra[p.rows[-1].layer] for k, p in profiles.items()},
+    )
     return ProfileReport(profiles)

@@ -122,8 +122,12 @@ def _load_points(path: Path) -> dict[tuple[str, float], dict[str, Any]]:
     return done
 
 
-def _rows(points: dict[tuple[str, float], dict[str, Any]], blocks: Sequence[str], activations: Sequence[str],
-          ratios: Sequence[float]) -> list[StudyRow]:
+def _rows(
+    points: dict[tuple[str, float], dict[str, Any]],
+    blocks: Sequence[str],
+    activations: Sequence[str],
+    ratios: Sequence[float],
+) -> list[StudyRow]:
     rows = []
     for b in blocks:
         for a in activations:
@@ -140,15 +144,32 @@ def write_study_csv(rows: Sequence[StudyRow], path: str | os.PathLike) -> None:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
         for r in rows:
-            w.writerow([r.block, r.activation, f"{r.ratio:g}", f"{r.rank_ratio_mean:.6f}", f"{r.rank_ratio_std:.6f}",
-                        r.networks])
+            w.writerow(
+                [
+                    r.block,
+                    r.activation,
+                    f"{r.ratio:g}",
+                    f"{r.rank_ratio_mean:.6f}",
+                    f"{r.rank_ratio_std:.6f}",
+                    r.networks,
+                ]
+            )
 
 
 def read_study_csv(path: str | os.PathLike) -> list[StudyRow]:
     """Read a ``rank_study.csv`` back into rows."""
     with open(path, newline="") as fh:
-        return [StudyRow(d["block"], d["activation"], float(d["ratio"]), float(d["rank_ratio_mean"]),
-                         float(d["rank_ratio_std"]), int(d["networks"])) for d in csv.DictReader(fh)]
+        return [
+            StudyRow(
+                d["block"],
+                d["activation"],
+                float(d["ratio"]),
+                float(d["rank_ratio_mean"]),
+                float(d["rank_ratio_std"]),
+                int(d["networks"]),
+            )
+            for d in csv.DictReader(fh)
+        ]
 
 
 def run_rank_study(
@@ -195,8 +216,15 @@ def run_rank_study(
     """
     blocks, ratios, activations = _check_args(blocks, ratios, activations, networks, workers)
     proto = get_protocol(protocol)
-    config = {"blocks": list(blocks), "activations": list(activations), "ratios": list(ratios),
-              "networks": networks, "seed": seed, "protocol": proto.to_dict(), "torch": torch.__version__}
+    config = {
+        "blocks": list(blocks),
+        "activations": list(activations),
+        "ratios": list(ratios),
+        "networks": networks,
+        "seed": seed,
+        "protocol": proto.to_dict(),
+        "torch": torch.__version__,
+    }
     out = Path(out_dir) if out_dir is not None else None
     points, log_path = _open_run_folder(out, config) if out is not None else ({}, None)
     todo = [(b, r) for b in blocks for r in ratios if (b, r) not in points]
@@ -235,8 +263,9 @@ def run_rank_study(
     return result
 
 
-def _check_args(blocks: Sequence[str], ratios: Sequence[float], activations: Sequence[str], networks: int,
-                workers: int | None) -> tuple[tuple[str, ...], tuple[float, ...], tuple[str, ...]]:
+def _check_args(
+    blocks: Sequence[str], ratios: Sequence[float], activations: Sequence[str], networks: int, workers: int | None
+) -> tuple[tuple[str, ...], tuple[float, ...], tuple[str, ...]]:
     checked = check_blocks(list(blocks)), check_ratios(list(ratios)), tuple(activations)
     if not activations:
         raise RexnetError("no activation given")
@@ -263,8 +292,15 @@ def _open_run_folder(out: Path, config: dict[str, Any]) -> tuple[dict[tuple[str,
     return {k: v for k, v in points.items() if set(v["stats"]) == acts and v["networks"] == networks}, log_path
 
 
-def _compute_points(todo: Sequence[tuple[str, float]], activations: Sequence[str], networks: int, proto: Protocol,
-                    seed: int, workers: int, finish: Any) -> None:
+def _compute_points(
+    todo: Sequence[tuple[str, float]],
+    activations: Sequence[str],
+    networks: int,
+    proto: Protocol,
+    seed: int,
+    workers: int,
+    finish: Any,
+) -> None:
     """Compute each (block, ratio) point, in this process or ``workers`` spawned ones; ``finish`` gets each record."""
     threads = torch.get_num_threads()
     try:
@@ -294,7 +330,10 @@ def _write_outputs(result: StudyResult, out: Path, proto: Protocol, plot: bool) 
 
         _, panels, _ = score_against_paper(result.values())
         networks = result.config["networks"]
-        plot_study(result.rows, out / "rank_study.png",
-                   panel_notes={p.block: f"RMS to paper {p.rms:.3f}" for p in panels},
-                   title=f"rank study, protocol {preset_name(proto)} ({proto.input}/{proto.init}/{proto.norm}, "
-                   f"{proto.estimator}, t={_expansion(proto)}), {networks} nets/point; bars: paper's readings")
+        plot_study(
+            result.rows,
+            out / "rank_study.png",
+            panel_notes={p.block: f"RMS to paper {p.rms:.3f}" for p in panels},
+            title=f"rank study, protocol {preset_name(proto)} ({proto.input}/{proto.init}/{proto.norm}, "
+            f"{proto.estimator}, t={_expansion(proto)}), {networks} nets/point; bars: paper's readings",
+        )

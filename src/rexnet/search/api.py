@@ -65,8 +65,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def run(out: str | Path, config: SearchConfig | None = None, *, trainer: Trainer | None = None,
-        write_report: bool = True, **overrides: Any) -> SearchResult:
+def run(
+    out: str | Path,
+    config: SearchConfig | None = None,
+    *,
+    trainer: Trainer | None = None,
+    write_report: bool = True,
+    **overrides: Any,
+) -> SearchResult:
     """Run one search worker: create or join the study, train its open slots, write the report.
 
     Every candidate is checked against the budget with the plan arithmetic (and rescaled to it)
@@ -101,12 +107,20 @@ def run(out: str | Path, config: SearchConfig | None = None, *, trainer: Trainer
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     url = cfg.storage or default_storage(out)
-    rdb = open_storage(url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period,
-                       max_retry=cfg.max_retry)
+    rdb = open_storage(
+        url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period, max_retry=cfg.max_retry
+    )
     st = _open_study(cfg, rdb, space)
-    objective = Objective(space, bundle, trainer or fit_trainer(dict(cfg.train_options or {}), cfg.threads),
-                          epochs=cfg.epochs, seeds=cfg.seeds, multi_objective=cfg.multi_objective, prune=cfg.prune,
-                          memory_check=fits)
+    objective = Objective(
+        space,
+        bundle,
+        trainer or fit_trainer(dict(cfg.train_options or {}), cfg.threads),
+        epochs=cfg.epochs,
+        seeds=cfg.seeds,
+        multi_objective=cfg.multi_objective,
+        prune=cfg.prune,
+        memory_check=fits,
+    )
     with _sigterm_as_interrupt():
         ran = work(st, rdb, objective, wait=cfg.wait, max_retry=cfg.max_retry)
     counts = slot_counts(st)
@@ -146,12 +160,21 @@ def _space_and_data(cfg: SearchConfig, trainer: Trainer | None) -> tuple[SearchS
 def _open_study(cfg: SearchConfig, rdb: Any, space: SearchSpace) -> optuna.Study:
     """Create or join the study; a restarted or extended one gets a fresh sampler stream."""
     multi = cfg.multi_objective
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(0, cfg.epochs // 3)) \
-        if cfg.prune else optuna.pruners.NopPruner()
-    st = open_study(rdb, cfg.study, config=cfg.study_attrs(space), target_trials=cfg.trials,
-                    sampler=make_sampler(cfg.sampler, cfg.seed, multi),
-                    directions=["maximize", "minimize"] if multi else ["maximize"], pruner=pruner,
-                    seed_rules=cfg.seed_rules)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(0, cfg.epochs // 3))
+        if cfg.prune
+        else optuna.pruners.NopPruner()
+    )
+    st = open_study(
+        rdb,
+        cfg.study,
+        config=cfg.study_attrs(space),
+        target_trials=cfg.trials,
+        sampler=make_sampler(cfg.sampler, cfg.seed, multi),
+        directions=["maximize", "minimize"] if multi else ["maximize"],
+        pruner=pruner,
+        seed_rules=cfg.seed_rules,
+    )
     done = sum(n for state, n in slot_counts(st).items() if state in ("COMPLETE", "PRUNED", "FAIL"))
     if cfg.seed is not None and done:
         # replaying the sampler's stream would repeat candidates

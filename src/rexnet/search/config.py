@@ -43,56 +43,92 @@ class SearchConfig(Config):
     kind = "search option"
 
     # where the study lives
-    storage: str | None = field(default=None, metadata={
-        "help": "SQLAlchemy URL, e.g. postgresql://user@host/db (None: sqlite:///OUT/search.db)"})
+    storage: str | None = field(
+        default=None,
+        metadata={"help": "SQLAlchemy URL, e.g. postgresql://user@host/db (None: sqlite:///OUT/search.db)"},
+    )
     study: str = field(default=DEFAULT_STUDY, metadata={"help": "study name shared by the workers"})
     # the space
     blocks: int = field(default=5, metadata={"help": "inverted bottlenecks d"})
-    budget_macs: float | None = field(default=None, metadata={
-        "parse": parse_count, "metavar": "COUNT",
-        "help": "MAC budget at --image-size, e.g. 30M (None: the paper's, 30M/100M/300M for d=5/9/13, "
-                "unless a parameter budget is given)"})
-    budget_params: float | None = field(default=None, metadata={
-        "parse": parse_count, "metavar": "COUNT", "help": "parameter budget, e.g. 0.2M (None: none)"})
+    budget_macs: float | None = field(
+        default=None,
+        metadata={
+            "parse": parse_count,
+            "metavar": "COUNT",
+            "help": "MAC budget at --image-size, e.g. 30M (None: the paper's, 30M/100M/300M for d=5/9/13, "
+            "unless a parameter budget is given)",
+        },
+    )
+    budget_params: float | None = field(
+        default=None,
+        metadata={"parse": parse_count, "metavar": "COUNT", "help": "parameter budget, e.g. 0.2M (None: none)"},
+    )
     tolerance: float = field(default=0.03, metadata={"help": "plans use between 1-TOLERANCE and 1 of the budget"})
     image_size: int = field(default=32, metadata={"help": "proxy input size"})
     # the study
-    trials: int = field(default=20, metadata={
-        "help": "slots of the study (total finished trials wanted, not per worker; larger adds slots)"})
+    trials: int = field(
+        default=20,
+        metadata={"help": "slots of the study (total finished trials wanted, not per worker; larger adds slots)"},
+    )
     epochs: int = field(default=30, metadata={"help": "epochs per seed (paper: 30)"})
     seeds: int = field(default=3, metadata={"help": "seeds averaged per candidate (paper: 3)"})
-    data: str | None = field(default="digits", metadata={
-        "help": f"{data_help()}; None: no data (only with a custom trainer)"})
+    data: str | None = field(
+        default="digits", metadata={"help": f"{data_help()}; None: no data (only with a custom trainer)"}
+    )
     sampler: Sampler = field(default="random", metadata={"help": "random, tpe or nsga2"})
-    objectives: Objectives | None = field(default=None, metadata={
-        "help": "accuracy, or accuracy-macs: maximise accuracy, minimise MACs (None: accuracy-macs for nsga2, "
-                "accuracy otherwise)"})
+    objectives: Objectives | None = field(
+        default=None,
+        metadata={
+            "help": "accuracy, or accuracy-macs: maximise accuracy, minimise MACs (None: accuracy-macs for nsga2, "
+            "accuracy otherwise)"
+        },
+    )
     prune: bool = field(default=False, metadata={"help": "median-prune hopeless trials (single objective only)"})
     seed: int | None = field(default=None, metadata={"help": "sampler seed; give each worker its own (None: random)"})
-    max_samples: int | None = field(default=None, metadata={
-        "help": "cut the training set to this many samples, for quick runs (None: all)"})
-    val_samples: int | None = field(default=None, metadata={
-        "help": "cut the validation split that ranks the candidates (None: a quarter of max_samples when that "
-                "is given, else all)"})
+    max_samples: int | None = field(
+        default=None, metadata={"help": "cut the training set to this many samples, for quick runs (None: all)"}
+    )
+    val_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "cut the validation split that ranks the candidates (None: a quarter of max_samples when that "
+            "is given, else all)"
+        },
+    )
     # each trial
-    threads: int | None = field(default=1, metadata={
-        "help": "torch threads per trial; 1 suits one worker per core (None: torch's default)"})
-    train_options: dict[str, Any] | None = field(default=None, metadata={
-        "metavar": "JSON",
-        "help": "extra TrainConfig fields as a JSON object, e.g. '{\"batch_size\": 64}' (None: none)"})
-    max_memory: float | None = field(default=None, metadata={
-        "parse": parse_count, "metavar": "BYTES",
-        "help": "bytes one candidate's training may take, checked before the study starts and before each "
-                "candidate is built, e.g. 8G = 8e9 (None: 80% of the available memory)"})
+    threads: int | None = field(
+        default=1, metadata={"help": "torch threads per trial; 1 suits one worker per core (None: torch's default)"}
+    )
+    train_options: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "metavar": "JSON",
+            "help": "extra TrainConfig fields as a JSON object, e.g. '{\"batch_size\": 64}' (None: none)",
+        },
+    )
+    max_memory: float | None = field(
+        default=None,
+        metadata={
+            "parse": parse_count,
+            "metavar": "BYTES",
+            "help": "bytes one candidate's training may take, checked before the study starts and before each "
+            "candidate is built, e.g. 8G = 8e9 (None: 80% of the available memory)",
+        },
+    )
     # the workers
     heartbeat_interval: int = field(default=10, metadata={"help": "seconds between a running trial's heartbeats"})
-    grace_period: int | None = field(default=None, metadata={
-        "help": "seconds of silence before a trial is declared dead and retried (None: 3 heartbeats)"})
+    grace_period: int | None = field(
+        default=None,
+        metadata={"help": "seconds of silence before a trial is declared dead and retried (None: 3 heartbeats)"},
+    )
     max_retry: int = field(default=3, metadata={"help": "retries per slot after a crash or a dead worker"})
-    wait: bool = field(default=True, metadata={
-        "help": "wait for other workers' running trials (to take over their retries) before exiting"})
-    seed_rules: bool = field(default=True, metadata={
-        "help": "put MobileNetV2's staircase and ReXNet's line into the first two slots"})
+    wait: bool = field(
+        default=True,
+        metadata={"help": "wait for other workers' running trials (to take over their retries) before exiting"},
+    )
+    seed_rules: bool = field(
+        default=True, metadata={"help": "put MobileNetV2's staircase and ReXNet's line into the first two slots"}
+    )
 
     def validate(self) -> None:
         for key in ("blocks", "trials", "epochs", "seeds", "heartbeat_interval"):
@@ -106,8 +142,10 @@ class SearchConfig(Config):
         for key in ("budget_macs", "budget_params", "max_memory"):
             check_range(key, getattr(self, key), 0, open_low=True)
         if self.prune and self.multi_objective:
-            raise ConfigError("prune=True needs a single objective (objectives='accuracy'); Optuna cannot prune "
-                              "multi-objective trials")
+            raise ConfigError(
+                "prune=True needs a single objective (objectives='accuracy'); Optuna cannot prune "
+                "multi-objective trials"
+            )
         if self.train_options:
             from ..train.config import TrainConfig
 
@@ -129,14 +167,26 @@ class SearchConfig(Config):
     def space(self, num_classes: int | None = None) -> SearchSpace:
         """The :class:`SearchSpace` these settings describe (``num_classes``: the data's)."""
         extra = {} if num_classes is None else {"num_classes": int(num_classes)}
-        return SearchSpace(blocks=self.blocks, budget_macs=self.budget_macs, budget_params=self.budget_params,
-                           tolerance=self.tolerance, image_size=self.image_size, **extra)
+        return SearchSpace(
+            blocks=self.blocks,
+            budget_macs=self.budget_macs,
+            budget_params=self.budget_params,
+            tolerance=self.tolerance,
+            image_size=self.image_size,
+            **extra,
+        )
 
     def study_attrs(self, space: SearchSpace) -> dict[str, Any]:
         """What the study stores and every joining worker must match (the format of existing studies)."""
-        return {"space": space.to_dict(), "epochs": self.epochs, "seeds": self.seeds, "objectives": self.objective,
-                "data": str(self.data), "sampler": self.sampler,
-                "samples": {"train": self.max_samples, "val": self.val_samples}}
+        return {
+            "space": space.to_dict(),
+            "epochs": self.epochs,
+            "seeds": self.seeds,
+            "objectives": self.objective,
+            "data": str(self.data),
+            "sampler": self.sampler,
+            "samples": {"train": self.max_samples, "val": self.val_samples},
+        }
 
     def train_batch(self) -> int:
         """Training batch size of each candidate (``train_options`` or the training default)."""

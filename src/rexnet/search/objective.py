@@ -70,8 +70,13 @@ class Objective:
             except ResourceError as e:  # refused before it is built
                 trial.set_user_attr("infeasible", str(e))
                 raise optuna.TrialPruned(str(e)) from None
-        _log.info("trial %d: channels %s, %.2f M MACs, %.3f M params", trial.number,
-                  "-".join(map(str, info["channels"])), info["macs"] / 1e6, info["params"] / 1e6)
+        _log.info(
+            "trial %d: channels %s, %.2f M MACs, %.3f M params",
+            trial.number,
+            "-".join(map(str, info["channels"])),
+            info["macs"] / 1e6,
+            info["params"] / 1e6,
+        )
 
         curves: list[list[float]] = []
         finals: list[float] = []

@@ -29,9 +29,32 @@ __all__ = ["GROUPS", "linear_r2", "report", "split_groups", "spearman"]
 
 #: Group names, colours as in the paper's Figure 2.
 GROUPS = (("Top-10%", "tab:red"), ("Mid-10%", "tab:blue"), ("Bot-10%", "tab:green"))
-CSV_COLUMNS = ("number", "state", "slot", "rule", "accuracy", "macs", "params", "utilisation", "channels",
-               "a", "b", "ratio", "breaks", "rises", "linear_r2", "seed_accuracies", "test_accuracy", "nuclear_norm",
-               "nuclear_norm_normalized", "seed_stats", "retry_of", "worker", "duration_s", "error")
+CSV_COLUMNS = (
+    "number",
+    "state",
+    "slot",
+    "rule",
+    "accuracy",
+    "macs",
+    "params",
+    "utilisation",
+    "channels",
+    "a",
+    "b",
+    "ratio",
+    "breaks",
+    "rises",
+    "linear_r2",
+    "seed_accuracies",
+    "test_accuracy",
+    "nuclear_norm",
+    "nuclear_norm_normalized",
+    "seed_stats",
+    "retry_of",
+    "worker",
+    "duration_s",
+    "error",
+)
 
 
 def linear_r2(values: Sequence[float]) -> float:
@@ -78,7 +101,7 @@ def split_groups(trials: Sequence[Any], key: Any) -> dict[str, list[Any]]:
     n = len(ranked)
     g = max(1, round(n / 10))
     mid = (n - g) // 2
-    return dict(zip((name for name, _ in GROUPS), (ranked[:g], ranked[mid:mid + g], ranked[n - g:])))
+    return dict(zip((name for name, _ in GROUPS), (ranked[:g], ranked[mid : mid + g], ranked[n - g :])))
 
 
 def _row(t: FrozenTrial) -> dict[str, Any]:
@@ -228,12 +251,20 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         raise RexnetError(f"study {name!r} has no finished trial yet ({len(trials)} trials); wrote {csv_path} only")
     attrs, groups = st.user_attrs, split_groups(done, key=lambda t: t.values[0])
     sp = attrs.get("space", {})
-    title = (f"{sp.get('blocks')} IBs, {sp.get('budget_macs', 0) / 1e6:g} M MACs at {sp.get('image_size')}px, "
-             f"{len(done)} trials ({attrs.get('data')})")
+    title = (
+        f"{sp.get('blocks')} IBs, {sp.get('budget_macs', 0) / 1e6:g} M MACs at {sp.get('image_size')}px, "
+        f"{len(done)} trials ({attrs.get('data')})"
+    )
     curves = {g: np.array([t.user_attrs["channels"] for t in groups[g]], dtype=float) for g, _ in GROUPS}
     nuc = [(n, t.values[0]) for t in done if (n := _seed_mean(t.user_attrs, "nuclear_norm")) is not None]
-    lines = [*_header(name, attrs, trials, done, groups), *_group_rows(groups, curves), *_findings(done, groups, nuc),
-             "", "![Figure 2](figure2.png)", ""]
+    lines = [
+        *_header(name, attrs, trials, done, groups),
+        *_group_rows(groups, curves),
+        *_findings(done, groups, nuc),
+        "",
+        "![Figure 2](figure2.png)",
+        "",
+    ]
     table_path, fig_path = out / "table3.md", out / "figure2.png"
     _write_atomic(table_path, "\n".join(lines))
     _figure(fig_path, curves, title)
@@ -255,8 +286,13 @@ def _write_csv(path: Path, trials: Sequence[FrozenTrial]) -> None:
     os.replace(tmp, path)
 
 
-def _header(name: str, attrs: dict[str, Any], trials: Sequence[FrozenTrial], done: Sequence[FrozenTrial],
-            groups: dict[str, list[FrozenTrial]]) -> list[str]:
+def _header(
+    name: str,
+    attrs: dict[str, Any],
+    trials: Sequence[FrozenTrial],
+    done: Sequence[FrozenTrial],
+    groups: dict[str, list[FrozenTrial]],
+) -> list[str]:
     """Title, the study's settings, the trial counts and the table's head."""
     sp = attrs.get("space", {})
     return [
@@ -268,8 +304,12 @@ def _header(name: str, attrs: dict[str, Any], trials: Sequence[FrozenTrial], don
         f"proxy `{attrs.get('data')}`, {attrs.get('epochs')} epoch(s) x {attrs.get('seeds')} seed(s); "
         f"sampler {attrs.get('sampler')}.",
         f"{len(done)} finished trials (of {len(trials)}: "
-        + ", ".join(f"{s.name.lower()} {sum(t.state == s for t in trials)}" for s in TrialState
-                    if any(t.state == s for t in trials)) + "); "
+        + ", ".join(
+            f"{s.name.lower()} {sum(t.state == s for t in trials)}"
+            for s in TrialState
+            if any(t.state == s for t in trials)
+        )
+        + "); "
         f"groups of {len(groups['Top-10%'])}.",
         "",
         "| group | accuracy | params (M) | MACs (M) | R² of mean curve vs. line | mean channels |",
@@ -290,8 +330,9 @@ def _group_rows(groups: dict[str, list[FrozenTrial]], curves: dict[str, np.ndarr
     return lines
 
 
-def _findings(done: Sequence[FrozenTrial], groups: dict[str, list[FrozenTrial]],
-              nuc: Sequence[tuple[float, float]]) -> list[str]:
+def _findings(
+    done: Sequence[FrozenTrial], groups: dict[str, list[FrozenTrial]], nuc: Sequence[tuple[float, float]]
+) -> list[str]:
     """Best and worst trials, the seeded rules' ranks, and the two rank correlations."""
     best, worst = groups["Top-10%"][0], groups["Bot-10%"][-1]
     lines = [
@@ -302,14 +343,20 @@ def _findings(done: Sequence[FrozenTrial], groups: dict[str, list[FrozenTrial]],
     ranked = sorted(done, key=lambda t: t.values[0], reverse=True)
     for t in ranked:
         if t.user_attrs.get("rule") in ("mobilenetv2_staircase", "rexnet_linear"):
-            lines.append(f"- Seeded {t.user_attrs['rule']}: {'-'.join(map(str, t.user_attrs['channels']))} "
-                         f"({t.values[0]:.2f}, rank {ranked.index(t) + 1} of {len(ranked)})")
+            lines.append(
+                f"- Seeded {t.user_attrs['rule']}: {'-'.join(map(str, t.user_attrs['channels']))} "
+                f"({t.values[0]:.2f}, rank {ranked.index(t) + 1} of {len(ranked)})"
+            )
     rho = spearman([linear_r2(t.user_attrs["channels"]) for t in done], [t.values[0] for t in done])
-    lines.append(f"- Linearity vs. accuracy: Spearman rho = {rho:.2f} over {len(done)} trials between each trial's R² "
-                 "(its channels against the block index, fitted to a line) and its accuracy "
-                 "(positive: more linear configurations score higher).")
+    lines.append(
+        f"- Linearity vs. accuracy: Spearman rho = {rho:.2f} over {len(done)} trials between each trial's R² "
+        "(its channels against the block index, fitted to a line) and its accuracy "
+        "(positive: more linear configurations score higher)."
+    )
     if len(nuc) >= 3:
-        lines.append(f"- Rank vs. accuracy (the paper's nuclear-norm scatter): Spearman rho = "
-                     f"{spearman(*zip(*nuc)):.2f} over {len(nuc)} trials between the nuclear norm of a trained "
-                     "candidate's final features (mean over seeds) and its accuracy; see rank_vs_accuracy.png.")
+        lines.append(
+            f"- Rank vs. accuracy (the paper's nuclear-norm scatter): Spearman rho = "
+            f"{spearman(*zip(*nuc)):.2f} over {len(nuc)} trials between the nuclear norm of a trained "
+            "candidate's final features (mean over seeds) and its accuracy; see rank_vs_accuracy.png."
+        )
     return lines

@@ -79,8 +79,9 @@ def _sqlite_connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | None = None,
-                 max_retry: int = 3, attempts: int = 5) -> BaseStorage:
+def open_storage(
+    url: str, *, heartbeat_interval: int = 10, grace_period: int | None = None, max_retry: int = 3, attempts: int = 5
+) -> BaseStorage:
     """An RDB storage (SQLite file or any SQLAlchemy URL, e.g. ``postgresql://...``) with heartbeats.
 
     Returned wrapped in Optuna's trial cache (``optuna.storages.get_storage``), the object studies
@@ -96,19 +97,21 @@ def open_storage(url: str, *, heartbeat_interval: int = 10, grace_period: int | 
     url = database_url(url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-        engine_kwargs["creator"] = functools.partial(_sqlite_connect, url[len("sqlite:///"):])
+        engine_kwargs["creator"] = functools.partial(_sqlite_connect, url[len("sqlite:///") :])
     last: Exception | None = None
     for i in range(attempts):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return optuna.storages.get_storage(RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period or 3 * heartbeat_interval,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-                ))
+                return optuna.storages.get_storage(
+                    RDBStorage(
+                        url,
+                        engine_kwargs=engine_kwargs,
+                        heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period or 3 * heartbeat_interval,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+                    )
+                )
         except ImportError as e:
             raise RexnetError(f"storage {url!r}: database driver missing ({e})") from e
         except Exception as e:  # noqa: BLE001 - concurrent table creation; retry
@@ -182,8 +185,10 @@ def open_study(
     deadline = time.monotonic() + ready_timeout
     while "target_trials" not in study.user_attrs:
         if time.monotonic() > deadline:
-            raise RexnetError(f"study {name!r} exists but was never initialised (no 'target_trials' after "
-                              f"{ready_timeout:.0f} s); delete it or use another --study")
+            raise RexnetError(
+                f"study {name!r} exists but was never initialised (no 'target_trials' after "
+                f"{ready_timeout:.0f} s); delete it or use another --study"
+            )
         time.sleep(0.5)
     stored = study.user_attrs
     checked = [*_MUST_MATCH, *(k for k in _MUST_MATCH_IF_RECORDED if k in stored)]

@@ -29,8 +29,9 @@ class Trainer(Protocol):
     ) -> float | Mapping[str, float]: ...
 
 
-def load_data(data: str, image_size: int, max_samples: int | None = None, val_samples: int | None = None,
-              augment: Any = None) -> Any:
+def load_data(
+    data: str, image_size: int, max_samples: int | None = None, val_samples: int | None = None, augment: Any = None
+) -> Any:
     """The proxy dataset: :func:`rexnet.data.build_datasets`, optionally cut to ``max_samples``.
 
     Args:
@@ -68,8 +69,9 @@ def _metric(metrics: Mapping[str, Any]) -> float:
     raise KeyError(f"no validation accuracy among {sorted(metrics)}")
 
 
-def fit_trainer(options: Mapping[str, Any] | None = None, threads: int | None = None,
-                feature_images: int = 512) -> Trainer:
+def fit_trainer(
+    options: Mapping[str, Any] | None = None, threads: int | None = None, feature_images: int = 512
+) -> Trainer:
     """The default trainer: builds :class:`rexnet.model.RexNet` from the plan and calls ``fit``.
 
     Args:

@@ -86,13 +86,18 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:
         study.tell(trial, **kwargs)
         return True
     except UpdateFinishedTrialError:
-        _log.warning("trial %d was declared dead by another worker while running; its retry runs instead",
-                     trial.number)
+        _log.warning("trial %d was declared dead by another worker while running; its retry runs instead", trial.number)
         return False
 
 
-def _run_one(study: optuna.Study, storage: BaseStorage, trial_id: int, objective: Callable[[optuna.Trial], Any],
-             retry: RetryHeartbeatStaleTrialCallback, interval: float) -> TrialState:
+def _run_one(
+    study: optuna.Study,
+    storage: BaseStorage,
+    trial_id: int,
+    objective: Callable[[optuna.Trial], Any],
+    retry: RetryHeartbeatStaleTrialCallback,
+    interval: float,
+) -> TrialState:
     storage.set_trial_user_attr(trial_id, "worker", worker_id())
     trial = optuna.trial.Trial(study, trial_id)
     start = time.perf_counter()
@@ -104,8 +109,11 @@ def _run_one(study: optuna.Study, storage: BaseStorage, trial_id: int, objective
             _tell(study, trial, state=TrialState.PRUNED)
             return TrialState.PRUNED
         except (KeyboardInterrupt, RexnetError) as e:  # a stop, or bad settings: stop the worker, keep the slot
-            _log.warning("trial %d %s; re-enqueued for the next run", trial.number,
-                         "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by bad input ({e})")
+            _log.warning(
+                "trial %d %s; re-enqueued for the next run",
+                trial.number,
+                "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by bad input ({e})",
+            )
             if _tell(study, trial, state=TrialState.FAIL):
                 _REQUEUE(study, storage.get_trial(trial_id))
             raise

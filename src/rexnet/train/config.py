@@ -72,27 +72,42 @@ class TrainConfig(Config):
     randaug_mstd: float = field(default=0.5, metadata={"help": "RandAugment magnitude noise std"})
     reprob: float = field(default=0.0, metadata={"help": "RandomErasing probability (pixel mode)"})
     # execution
-    amp: str = field(default="none", metadata={
-        "help": "mixed precision: none | bf16 | fp16 | auto (bf16 on CPUs with native bf16: AVX512-BF16 or AMX)"})
+    amp: str = field(
+        default="none",
+        metadata={
+            "help": "mixed precision: none | bf16 | fp16 | auto (bf16 on CPUs with native bf16: AVX512-BF16 or AMX)"
+        },
+    )
     channels_last: bool = field(default=True, metadata={"help": "channels_last memory format (faster on CPU)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model (inductor)"})
-    aug_backend: str = field(default="auto", metadata={
-        "help": "auto | batched | per-sample: augment whole batches in memory (in-memory data, no RandAugment) "
-                "or each image in DataLoader workers; auto = batched where possible"})
+    aug_backend: str = field(
+        default="auto",
+        metadata={
+            "help": "auto | batched | per-sample: augment whole batches in memory (in-memory data, no RandAugment) "
+            "or each image in DataLoader workers; auto = batched where possible"
+        },
+    )
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under DDP (GPU only)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     workers: int = field(default=0, metadata={"help": "DataLoader worker processes (per-sample augmentation)"})
-    threads: int | None = field(default=None, metadata={
-        "help": "torch CPU threads (None: the cores this process may use, split over local DDP processes)"})
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads (None: the cores this process may use, split over local DDP processes)"},
+    )
     seed: int = field(default=0, metadata={"help": "random seed"})
     deterministic: bool = field(default=True, metadata={"help": "deterministic kernels (bitwise resume on CPU)"})
     # output
     out: str | None = field(default=None, metadata={"help": "run folder (default: runs/<model>-<data>)"})
     save_every_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps inside an epoch"})
-    progress: bool = field(default=True, metadata={
-        "help": "progress: a tqdm bar on a terminal; plain log lines (see log_every_steps) to a file or pipe"})
-    log_every_steps: int = field(default=0, metadata={
-        "help": "without a terminal, also log a line every N steps (0: one line per epoch)"})
+    progress: bool = field(
+        default=True,
+        metadata={
+            "help": "progress: a tqdm bar on a terminal; plain log lines (see log_every_steps) to a file or pipe"
+        },
+    )
+    log_every_steps: int = field(
+        default=0, metadata={"help": "without a terminal, also log a line every N steps (0: one line per epoch)"}
+    )
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events if installed"})
 
     def validate(self) -> None:
@@ -127,7 +142,6 @@ class TrainConfig(Config):
         return preset_config(name).replace(**overrides)
 
 
-
 #: ``paper``: the recipe of the paper / official README (SGD Nesterov, LR 0.5 at 512, WD 1e-5
 #: not on BN/bias, 5 warm-up epochs + cosine, label smoothing 0.1, dropout 0.2, 400 epochs,
 #: RandAugment m9 mstd0.5, random erasing 0.2 pixel mode, mixed precision).
@@ -139,18 +153,42 @@ class TrainConfig(Config):
 #: variant for the 8-10-epoch experiments that a CPU budget allows.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
-    "fashion": dict(data="fashion-mnist", epochs=30, batch_size=128, hflip=0.5, reprob=0.25, aug_scale=(0.5, 1.0),
-                    warmup_epochs=2.0),
+    "fashion": dict(
+        data="fashion-mnist", epochs=30, batch_size=128, hflip=0.5, reprob=0.25, aug_scale=(0.5, 1.0), warmup_epochs=2.0
+    ),
     # The short-schedule recipe of the CPU experiments: crops that keep the garment whole and no erasing. With
     # `fashion`'s augmentation, 4 epochs on 12,000 images reached 73.5 % validation (mobilenetv2_100); eval-size
     # images with flips reached 87.7 % after 2 epochs on 15,000 (rexnet_100, benchmarks/fmnist_short_train.py).
-    "fashion-short": dict(data="fashion-mnist", epochs=8, batch_size=128, hflip=0.5, aug_scale=(0.85, 1.0),
-                          aug_ratio=(0.9, 1.11), warmup_epochs=1.0),
+    "fashion-short": dict(
+        data="fashion-mnist",
+        epochs=8,
+        batch_size=128,
+        hflip=0.5,
+        aug_scale=(0.85, 1.0),
+        aug_ratio=(0.9, 1.11),
+        warmup_epochs=1.0,
+    ),
     "paper": dict(
-        image_size=224, epochs=400, batch_size=512, base_lr=0.5, base_batch=512, warmup_epochs=5.0,
-        weight_decay=1e-5, min_lr=1e-6, aug_scale=(0.08, 1.0), aug_ratio=(0.75, 1.333), hflip=0.5,
-        randaug_n=2, randaug_m=9.0, randaug_mstd=0.5, reprob=0.2, amp="auto", channels_last=True, workers=8,
-        deterministic=False, threads=None,
+        image_size=224,
+        epochs=400,
+        batch_size=512,
+        base_lr=0.5,
+        base_batch=512,
+        warmup_epochs=5.0,
+        weight_decay=1e-5,
+        min_lr=1e-6,
+        aug_scale=(0.08, 1.0),
+        aug_ratio=(0.75, 1.333),
+        hflip=0.5,
+        randaug_n=2,
+        randaug_m=9.0,
+        randaug_mstd=0.5,
+        reprob=0.2,
+        amp="auto",
+        channels_last=True,
+        workers=8,
+        deterministic=False,
+        threads=None,
     ),
 }
 
@@ -175,8 +213,7 @@ def _check_ranges(cfg: TrainConfig) -> None:
     if cfg.amp not in ("none", "bf16", "fp16", "auto"):
         raise ConfigError(f"bad value for amp: {cfg.amp!r}; expected one of: none, bf16, fp16, auto")
     if cfg.aug_backend not in ("auto", "batched", "per-sample"):
-        raise ConfigError(f"bad value for aug_backend: {cfg.aug_backend!r}; expected one of: auto, batched, "
-                          "per-sample")
+        raise ConfigError(f"bad value for aug_backend: {cfg.aug_backend!r}; expected one of: auto, batched, per-sample")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"threads must be >= 1 (or None for all available cores), got {cfg.threads}")
     for key in ("epochs", "batch_size", "accum_steps", "image_size", "base_batch"):
@@ -190,21 +227,39 @@ def _check_ranges(cfg: TrainConfig) -> None:
         if getattr(cfg, key) is not None and not getattr(cfg, key) > 0:
             raise ConfigError(f"{key} must be > 0, got {getattr(cfg, key)}")
     # (key, low, high, high allowed): a value outside fails in torch much later, with a traceback
-    for key, lo, hi, closed in (("label_smoothing", 0, 1, False), ("dropout", 0, 1, False), ("drop_path", 0, 1, False),
-                                ("momentum", 0, 1, False), ("ema_decay", 0, 1, False), ("hflip", 0, 1, True),
-                                ("reprob", 0, 1, True), ("randaug_m", 0, 30, True), ("min_lr", 0, math.inf, False),
-                                ("warmup_lr", 0, math.inf, False), ("randaug_mstd", 0, math.inf, False),
-                                ("randaug_n", 0, math.inf, False)):
+    for key, lo, hi, closed in (
+        ("label_smoothing", 0, 1, False),
+        ("dropout", 0, 1, False),
+        ("drop_path", 0, 1, False),
+        ("momentum", 0, 1, False),
+        ("ema_decay", 0, 1, False),
+        ("hflip", 0, 1, True),
+        ("reprob", 0, 1, True),
+        ("randaug_m", 0, 30, True),
+        ("min_lr", 0, math.inf, False),
+        ("warmup_lr", 0, math.inf, False),
+        ("randaug_mstd", 0, math.inf, False),
+        ("randaug_n", 0, math.inf, False),
+    ):
         v = getattr(cfg, key)
         if v is not None and not (lo <= v <= hi if closed else lo <= v < hi):
             raise ConfigError(f"{key} must be in [{lo}, {hi:g}{']' if closed else ')'}, got {v}")
     for key, hi in (("aug_scale", 1.0), ("aug_ratio", math.inf)):
         lo_v, hi_v = getattr(cfg, key)
         if not 0 < lo_v <= hi_v <= hi:
-            raise ConfigError(f"{key} must be (low, high) with 0 < low <= high{' <= 1' if hi == 1 else ''}, "
-                              f"got {lo_v}, {hi_v}")
-    for key in ("workers", "save_every_steps", "log_every_steps", "weight_decay", "warmup_epochs", "drop_path",
-                "reprob", "hflip"):
+            raise ConfigError(
+                f"{key} must be (low, high) with 0 < low <= high{' <= 1' if hi == 1 else ''}, got {lo_v}, {hi_v}"
+            )
+    for key in (
+        "workers",
+        "save_every_steps",
+        "log_every_steps",
+        "weight_decay",
+        "warmup_epochs",
+        "drop_path",
+        "reprob",
+        "hflip",
+    ):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}")
 

@@ -17,13 +17,29 @@ from .._device import autocast, cpu_has_native_bf16, resolve_device
 from ..data.evaluation import count_predictions, evaluate, predict, summarize
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum
 
-__all__ = ["evaluate", "predict", "autocast", "resolve_device", "eval_sums", "summarize", "shard",
-           "cpu_has_native_bf16"]
+__all__ = [
+    "evaluate",
+    "predict",
+    "autocast",
+    "resolve_device",
+    "eval_sums",
+    "summarize",
+    "shard",
+    "cpu_has_native_bf16",
+]
 
 
-def eval_sums(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, *,
-              amp: str = "none", channels_last: bool = False, info: DistInfo | None = None,
-              progress: bool = False) -> dict[str, Any]:
+def eval_sums(
+    model: nn.Module,
+    loader: DataLoader,
+    num_classes: int,
+    device: torch.device,
+    *,
+    amp: str = "none",
+    channels_last: bool = False,
+    info: DistInfo | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """:func:`~rexnet.data.evaluation.count_predictions` over a (possibly sharded) loader, reduced over processes.
 
     Returns:
@@ -31,14 +47,20 @@ def eval_sums(model: nn.Module, loader: DataLoader, num_classes: int, device: to
         true class) and ``skipped`` (list of ``(path, reason)``).
     """
     info = info or DistInfo()
-    sums = count_predictions(model, loader, num_classes, device, amp=amp, channels_last=channels_last,
-                             progress=progress and info.is_main)
+    sums = count_predictions(
+        model, loader, num_classes, device, amp=amp, channels_last=channels_last, progress=progress and info.is_main
+    )
     if info.enabled:
         totals = torch.tensor([sums["loss_sum"], sums["top1"], sums["top5"], sums["count"]], dtype=torch.float64)
         all_reduce_sum(totals, info)
-        sums.update(loss_sum=float(totals[0]), top1=float(totals[1]), top5=float(totals[2]), count=int(totals[3]),
-                    confusion=all_reduce_sum(sums["confusion"], info),
-                    skipped=[s for part in all_gather_objects(sums["skipped"], info) for s in part])
+        sums.update(
+            loss_sum=float(totals[0]),
+            top1=float(totals[1]),
+            top5=float(totals[2]),
+            count=int(totals[3]),
+            confusion=all_reduce_sum(sums["confusion"], info),
+            skipped=[s for part in all_gather_objects(sums["skipped"], info) for s in part],
+        )
     return sums
 
 

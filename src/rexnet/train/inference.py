@@ -97,10 +97,22 @@ def evaluate_checkpoint(
         raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}")
     trained = meta.class_names if meta.source == "training" else None
     if trained and list(trained) != list(bundle.class_names):
-        log.warning("the checkpoint's classes (%s) differ from %s's (%s): per-class results use the data's names",
-                    ", ".join(map(str, trained[:5])), bundle.name, ", ".join(bundle.class_names[:5]))
-    res = evaluate(net, dataset, batch_size=batch_size, num_classes=bundle.num_classes,
-                   class_names=bundle.class_names, device=dev, workers=workers, amp=amp)
+        log.warning(
+            "the checkpoint's classes (%s) differ from %s's (%s): per-class results use the data's names",
+            ", ".join(map(str, trained[:5])),
+            bundle.name,
+            ", ".join(bundle.class_names[:5]),
+        )
+    res = evaluate(
+        net,
+        dataset,
+        batch_size=batch_size,
+        num_classes=bundle.num_classes,
+        class_names=bundle.class_names,
+        device=dev,
+        workers=workers,
+        amp=amp,
+    )
     res = dict(model=meta.name, checkpoint=str(checkpoint), data=bundle.name, split=split, image_size=size, **res)
     if out is not None:
         write_json(res, out)

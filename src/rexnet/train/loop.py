@@ -67,8 +67,7 @@ class _StopFlag:
         if self.signal is not None:  # second signal: stop now
             raise KeyboardInterrupt
         self.signal = signum
-        log.warning("received %s: finishing this step, saving a checkpoint, then stopping",
-                    signal.Signals(signum).name)
+        log.warning("received %s: finishing this step, saving a checkpoint, then stopping", signal.Signals(signum).name)
 
     def __exit__(self, *exc: Any) -> None:
         for s, h in self._old.items():
@@ -76,11 +75,18 @@ class _StopFlag:
 
 
 def _loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: Any = None) -> DataLoader:
-    return DataLoader(ds, batch_size=batch, sampler=sampler, shuffle=False, num_workers=cfg.workers,
-                      collate_fn=collate_skipping, pin_memory=device.type == "cuda",
-                      persistent_workers=cfg.workers > 0 and sampler is not None,
-                      prefetch_factor=4 if cfg.workers > 0 else None,
-                      generator=torch.Generator())  # own generator: the global RNG stays the model's
+    return DataLoader(
+        ds,
+        batch_size=batch,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=cfg.workers,
+        collate_fn=collate_skipping,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.workers > 0 and sampler is not None,
+        prefetch_factor=4 if cfg.workers > 0 else None,
+        generator=torch.Generator(),
+    )  # own generator: the global RNG stays the model's
 
 
 def _train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: EpochSampler) -> Any:
@@ -89,8 +95,10 @@ def _train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.devic
     augment = getattr(src[0], "batch_transform", None) if src is not None else None
     if augment is None:
         if cfg.aug_backend == "batched":
-            raise RexnetError("aug_backend='batched' needs an in-memory dataset (digits, shapes, fashion-mnist, "
-                              "mnist, cifar) and no RandAugment (randaug_n=0); use aug_backend='auto'")
+            raise RexnetError(
+                "aug_backend='batched' needs an in-memory dataset (digits, shapes, fashion-mnist, "
+                "mnist, cifar) and no RandAugment (randaug_n=0); use aug_backend='auto'"
+            )
         return _loader(SeededView(ds, cfg.seed), batch, cfg, device, sampler)
     base, index = src  # type: ignore[misc]
     return TensorBatchLoader(base.images[index], base.labels[index], sampler, batch, augment, cfg.seed)
@@ -193,11 +201,19 @@ class TrainState:
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint's training part (weights saved NCHW whatever the training layout)."""
-        return dict(model=_layout_free(self.model.state_dict()), optimizer=self.optimizer.state_dict(),
-                    scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
-                    ema=_layout_free(self.ema.module.state_dict()) if self.ema else None, rng=rng_state(),
-                    epoch=self.epoch, step_in_epoch=self.step, partial=self.partial, history=self.history,
-                    best=self.best)
+        return dict(
+            model=_layout_free(self.model.state_dict()),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(),
+            ema=_layout_free(self.ema.module.state_dict()) if self.ema else None,
+            rng=rng_state(),
+            epoch=self.epoch,
+            step_in_epoch=self.step,
+            partial=self.partial,
+            history=self.history,
+            best=self.best,
+        )
 
     def load_state_dict(self, ck: dict[str, Any]) -> None:
         """Continue from checkpoint ``ck``; the LR follows this state's scheduler (the current config)."""
@@ -221,8 +237,15 @@ class _Run:
     steps of the loop (:meth:`train_one_epoch`, :meth:`validate`, :meth:`end_epoch`, :meth:`save`,
     :meth:`restore`) that act on a :class:`TrainState`."""
 
-    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig,
-                 out_dir: Any, class_names: list[str] | None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        train_set: Dataset,
+        val_set: Dataset,
+        cfg: TrainConfig,
+        out_dir: Any,
+        class_names: list[str] | None,
+    ) -> None:
         self.cfg, self.class_names, self.out_dir = cfg, class_names, out_dir
         self.info = info = init_distributed(cfg.device)
         self.device = resolve_device(cfg.device, info.local_rank)
@@ -232,8 +255,10 @@ class _Run:
         if not self.num_classes:
             raise RexnetError("fit needs class_names or a model with a num_classes attribute")
         if cfg.batch_size % (info.world_size * cfg.accum_steps):
-            raise RexnetError(f"batch_size {cfg.batch_size} must be divisible by processes x accum_steps "
-                              f"({info.world_size} x {cfg.accum_steps})")
+            raise RexnetError(
+                f"batch_size {cfg.batch_size} must be divisible by processes x accum_steps "
+                f"({info.world_size} x {cfg.accum_steps})"
+            )
         self.micro = cfg.batch_size // (info.world_size * cfg.accum_steps)
         torch.set_num_threads(cfg.threads or default_threads(cfg.image_size, self.micro))
         n = len(train_set)  # type: ignore[arg-type]
@@ -289,20 +314,31 @@ class _Run:
     def open_writer(self, state: TrainState, resumed: bool, run_info: dict[str, Any] | None) -> None:
         """The run folder: ``metrics.jsonl`` rewritten from the history, a fresh ``config.json``."""
         info = self.info
-        self.writer = RunWriter(self.out_dir if info.is_main else None, self.cfg.tensorboard,
-                                purge_step=state.epoch + 1 if resumed else None)
+        self.writer = RunWriter(
+            self.out_dir if info.is_main else None,
+            self.cfg.tensorboard,
+            purge_step=state.epoch + 1 if resumed else None,
+        )
         self.writer.reset_metrics(state.history)
-        self.writer.write("config.json", {**self.cfg.to_dict(), "world_size": info.world_size,
-                                          "device": str(self.device), "class_names": self.class_names,
-                                          **self.sizes, **(run_info or {})})
+        self.writer.write(
+            "config.json",
+            {
+                **self.cfg.to_dict(),
+                "world_size": info.world_size,
+                "device": str(self.device),
+                "class_names": self.class_names,
+                **self.sizes,
+                **(run_info or {}),
+            },
+        )
 
     def wrap(self, model: nn.Module) -> None:
         """DDP under torchrun (BN statistics are averaged before evaluation instead), then ``torch.compile``."""
         net = model
         if self.info.enabled:
             net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                broadcast_buffers=False)
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None, broadcast_buffers=False
+            )
         self.net = torch.compile(net) if self.cfg.compile else net  # type: ignore[assignment]
         self.ddp = net if self.info.enabled else None
 
@@ -313,10 +349,17 @@ class _Run:
             return
         cfg, model = self.cfg, state.model
         plan = getattr(model, "plan", None)
-        save_checkpoint({**state.state_dict(), "config": cfg.to_dict(),
-                         "model_name": getattr(model, "model_name", cfg.model), "num_classes": self.num_classes,
-                         "class_names": self.class_names,
-                         "plan": plan.to_dict() if hasattr(plan, "to_dict") else None}, self.ckpt_dir / name)
+        save_checkpoint(
+            {
+                **state.state_dict(),
+                "config": cfg.to_dict(),
+                "model_name": getattr(model, "model_name", cfg.model),
+                "num_classes": self.num_classes,
+                "class_names": self.class_names,
+                "plan": plan.to_dict() if hasattr(plan, "to_dict") else None,
+            },
+            self.ckpt_dir / name,
+        )
 
     def _copy_to_best(self) -> None:
         if self.ckpt_dir is not None and self.info.is_main:
@@ -337,8 +380,13 @@ class _Run:
         sums = state.partial = dict(state.partial) if state.step and state.partial else _new_sums()
         t_start, micro_i, lr = time.time(), 0, 0.0
         step_loss = torch.zeros(2, dtype=torch.float64)  # loss sum, count (this rank, this step)
-        bar = _Progress(cfg.progress and self.info.is_main, self.sampler.steps, state.step,
-                        f"epoch {state.epoch + 1}/{cfg.epochs}", cfg.log_every_steps)
+        bar = _Progress(
+            cfg.progress and self.info.is_main,
+            self.sampler.steps,
+            state.step,
+            f"epoch {state.epoch + 1}/{cfg.epochs}",
+            cfg.log_every_steps,
+        )
         for images, labels, bad in self.train_loader:
             self.skipped += [(b.path, b.reason) for b in bad]
             micro_i += 1
@@ -349,9 +397,13 @@ class _Run:
                 continue
             lr, interrupt = self._optimizer_step(state, step_loss, stop)
             seconds = sums["seconds"] + time.time() - t_start
-            bar.update(state.step, loss=f"{sums['loss'] / max(1, sums['count']):.3f}",
-                       acc=f"{100 * sums['correct'] * self.info.world_size / max(1, sums['count']):.1f}",
-                       img_s=f"{sums['count'] / max(seconds, 1e-9):.0f}", lr=f"{lr:.2e}")
+            bar.update(
+                state.step,
+                loss=f"{sums['loss'] / max(1, sums['count']):.3f}",
+                acc=f"{100 * sums['correct'] * self.info.world_size / max(1, sums['count']):.1f}",
+                img_s=f"{sums['count'] / max(seconds, 1e-9):.0f}",
+                lr=f"{lr:.2e}",
+            )
             periodic = cfg.save_every_steps and state.step % cfg.save_every_steps == 0
             if (interrupt or periodic) and state.step < self.sampler.steps:
                 self.save(replace(state, partial={**sums, "seconds": seconds}))
@@ -372,8 +424,9 @@ class _Run:
         else:
             torch.manual_seed(mix_seed(self.cfg.seed, state.epoch, self.info.rank, 4))
 
-    def _forward_backward(self, state: TrainState, images: torch.Tensor, labels: torch.Tensor, sync_now: bool,
-                          step_loss: torch.Tensor) -> None:
+    def _forward_backward(
+        self, state: TrainState, images: torch.Tensor, labels: torch.Tensor, sync_now: bool, step_loss: torch.Tensor
+    ) -> None:
         """One micro-batch: forward under autocast, scaled backward (no DDP all-reduce until the last one)."""
         cfg, device = self.cfg, self.device
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -417,21 +470,34 @@ class _Run:
 
     def _non_finite(self, loss: float, state: TrainState) -> NonFiniteLossError:
         ckpt = self.ckpt_dir
-        good = (ckpt / "last.pt" if ckpt and (ckpt / "last.pt").is_file()
-                else "none (no out_dir)" if ckpt is None else "none saved yet")
+        good = (
+            ckpt / "last.pt"
+            if ckpt and (ckpt / "last.pt").is_file()
+            else "none (no out_dir)"
+            if ckpt is None
+            else "none saved yet"
+        )
         return NonFiniteLossError(
             f"loss became {loss} at epoch {state.epoch + 1}, step {state.step + 1}; stopped without "
-            f"saving. Last good checkpoint: {good}. Try a lower --lr, --clip-grad 1.0 or --amp none.")
+            f"saving. Last good checkpoint: {good}. Try a lower --lr, --clip-grad 1.0 or --amp none."
+        )
 
-    def _epoch_train_metrics(self, state: TrainState, sums: dict[str, float], seconds: float,
-                             lr: float) -> dict[str, float]:
+    def _epoch_train_metrics(
+        self, state: TrainState, sums: dict[str, float], seconds: float, lr: float
+    ) -> dict[str, float]:
         if not sums["count"]:  # every image of the epoch was skipped as unreadable
             eg = f" (e.g. {self.skipped[0][0]}: {self.skipped[0][1]})" if self.skipped else ""
-            raise RexnetError(f"no readable training image in epoch {state.epoch + 1}: {len(self.skipped)} "
-                              f"image(s) skipped as unreadable{eg}; check the data folder")
+            raise RexnetError(
+                f"no readable training image in epoch {state.epoch + 1}: {len(self.skipped)} "
+                f"image(s) skipped as unreadable{eg}; check the data folder"
+            )
         correct = all_reduce_sum(torch.tensor([sums["correct"]], dtype=torch.float64), self.info)
-        return dict(loss=sums["loss"] / sums["count"], top1=100.0 * float(correct[0]) / sums["count"],
-                    images_per_sec=sums["count"] / seconds, lr=lr)
+        return dict(
+            loss=sums["loss"] / sums["count"],
+            top1=100.0 * float(correct[0]) / sums["count"],
+            images_per_sec=sums["count"] / seconds,
+            lr=lr,
+        )
 
     def validate(self, state: TrainState, train: dict[str, float]) -> dict[str, Any]:
         """Average BN statistics over ranks, evaluate the model (and the EMA); the epoch's metrics."""
@@ -439,9 +505,16 @@ class _Run:
         average_buffers(model, self.info)
         val = summarize(self._eval_sums(model), self.class_names)
         metrics: dict[str, Any] = dict(
-            epoch=state.epoch + 1, lr=train["lr"], train_loss=train["loss"], val_loss=val["loss"],
-            val_top1=val["top1"], val_top5=val["top5"], images_per_sec=train["images_per_sec"], seconds=0.0,
-            train_top1=train["top1"])
+            epoch=state.epoch + 1,
+            lr=train["lr"],
+            train_loss=train["loss"],
+            val_loss=val["loss"],
+            val_top1=val["top1"],
+            val_top5=val["top5"],
+            images_per_sec=train["images_per_sec"],
+            seconds=0.0,
+            train_top1=train["top1"],
+        )
         if state.ema is not None:
             ev = summarize(self._eval_sums(state.ema.module))
             metrics.update(val_loss_ema=ev["loss"], val_top1_ema=ev["top1"], val_top5_ema=ev["top5"])
@@ -449,8 +522,15 @@ class _Run:
         return metrics
 
     def _eval_sums(self, model: nn.Module) -> dict[str, Any]:
-        return eval_sums(model, self.val_loader, self.num_classes, self.device, amp=self.cfg.amp,  # type: ignore[arg-type]
-                         channels_last=self.cfg.channels_last, info=self.info)
+        return eval_sums(
+            model,
+            self.val_loader,
+            self.num_classes,
+            self.device,
+            amp=self.cfg.amp,  # type: ignore[arg-type]
+            channels_last=self.cfg.channels_last,
+            info=self.info,
+        )
 
     def end_epoch(self, state: TrainState, metrics: dict[str, Any]) -> None:
         """Close the epoch in ``state``; log it, append ``metrics.jsonl``, save ``last.pt`` (and ``best.pt``)."""
@@ -460,9 +540,17 @@ class _Run:
         if is_best:
             state.best = {"top1": metrics["val_top1"], "epoch": state.epoch}
         if self.info.is_main:
-            log.info("epoch %d/%d  train_loss %.4f  val_loss %.4f  top1 %.2f  top5 %.2f  %.0f img/s  %.1fs",
-                     state.epoch, self.cfg.epochs, metrics["train_loss"], metrics["val_loss"], metrics["val_top1"],
-                     metrics["val_top5"], metrics["images_per_sec"], metrics["seconds"])
+            log.info(
+                "epoch %d/%d  train_loss %.4f  val_loss %.4f  top1 %.2f  top5 %.2f  %.0f img/s  %.1fs",
+                state.epoch,
+                self.cfg.epochs,
+                metrics["train_loss"],
+                metrics["val_loss"],
+                metrics["val_top1"],
+                metrics["val_top5"],
+                metrics["images_per_sec"],
+                metrics["seconds"],
+            )
         self.writer.log_epoch(metrics)
         self.save(state)
         if is_best:
@@ -478,18 +566,28 @@ class _Run:
         # gather skipped files from all ranks only on a clean exit (a collective could hang otherwise)
         info = self.info
         skipped = _dedupe(self.skipped, info if status in ("completed", "interrupted") else DistInfo())
-        summary = dict(status=status, **last, best_top1=state.best["top1"], best_epoch=state.best["epoch"],
-                       epochs_completed=len(state.history), total_seconds=seconds,
-                       skipped_images=[{"path": p, "reason": r} for p, r in skipped],
-                       model=getattr(state.model, "model_name", self.cfg.model), data=self.cfg.data,
-                       world_size=info.world_size, device=str(self.device), torch=torch.__version__,
-                       threads=torch.get_num_threads())
+        summary = dict(
+            status=status,
+            **last,
+            best_top1=state.best["top1"],
+            best_epoch=state.best["epoch"],
+            epochs_completed=len(state.history),
+            total_seconds=seconds,
+            skipped_images=[{"path": p, "reason": r} for p, r in skipped],
+            model=getattr(state.model, "model_name", self.cfg.model),
+            data=self.cfg.data,
+            world_size=info.world_size,
+            device=str(self.device),
+            torch=torch.__version__,
+            threads=torch.get_num_threads(),
+        )
         if info.is_main:
             self.writer.write("summary.json", summary)
             self.writer.close(state.history)
             if skipped:
-                log.warning("skipped %d unreadable image(s):\n  %s", len(skipped),
-                            "\n  ".join(f"{p} ({r})" for p, r in skipped))
+                log.warning(
+                    "skipped %d unreadable image(s):\n  %s", len(skipped), "\n  ".join(f"{p} ({r})" for p, r in skipped)
+                )
         return summary
 
 
@@ -529,8 +627,12 @@ def fit(
         NonFiniteLossError: The loss became NaN/Inf (the last good checkpoint is kept).
         CheckpointError: ``resume`` names a missing, truncated or foreign checkpoint.
     """
-    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+    saved = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
     try:
         return _fit(model, train_set, val_set, cfg, out_dir, on_epoch_end, resume, class_names, run_info)
     finally:  # leave the process's global torch settings as we found them
@@ -539,9 +641,17 @@ def fit(
         torch.backends.cudnn.benchmark = saved[3]
 
 
-def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: TrainConfig, out_dir: Any,
-         on_epoch_end: Callable[[int, dict[str, Any]], None] | None, resume: bool | str | os.PathLike,
-         class_names: list[str] | None, run_info: dict[str, Any] | None) -> dict[str, Any]:
+def _fit(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    cfg: TrainConfig,
+    out_dir: Any,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None,
+    resume: bool | str | os.PathLike,
+    class_names: list[str] | None,
+    run_info: dict[str, Any] | None,
+) -> dict[str, Any]:
     t_start = time.time()
     run = _Run(model, train_set, val_set, cfg, out_dir, class_names)
     state = run.new_state(model)

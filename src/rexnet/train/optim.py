@@ -49,8 +49,15 @@ class WarmupCosineLR(torch.optim.lr_scheduler.LRScheduler):
         peak / warmup_lr / min_lr: As in :func:`lr_at`.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, peak: float,
-                 warmup_lr: float, min_lr: float) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int,
+        warmup_steps: int,
+        peak: float,
+        warmup_lr: float,
+        min_lr: float,
+    ) -> None:
         self.total_steps, self.warmup_steps = total_steps, warmup_steps
         self.peak, self.warmup_lr, self.min_lr = peak, warmup_lr, min_lr
         super().__init__(optimizer)

@@ -156,8 +156,15 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
         for i in range(k):
             for j in range(k):
                 if m[i, j]:
-                    ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if m[i, j] > m.max() / 2 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(m[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if m[i, j] > m.max() / 2 else "black",
+                    )
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

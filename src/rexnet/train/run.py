@@ -27,8 +27,16 @@ from .lock import RunLock
 from .loop import default_threads, fit
 from .outputs import write_json
 
-__all__ = ["RunResult", "train", "resume_config", "resume_changes", "augment_from_config", "build_model",
-           "ResumeMismatchError", "RESUME_FREE"]
+__all__ = [
+    "RunResult",
+    "train",
+    "resume_config",
+    "resume_changes",
+    "augment_from_config",
+    "build_model",
+    "ResumeMismatchError",
+    "RESUME_FREE",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +63,15 @@ class RunResult:
 
 def augment_from_config(cfg: TrainConfig) -> AugmentConfig:
     """The training augmentation a config describes."""
-    return AugmentConfig(scale=cfg.aug_scale, ratio=cfg.aug_ratio, hflip=cfg.hflip, randaug_n=cfg.randaug_n,
-                         randaug_m=cfg.randaug_m, randaug_mstd=cfg.randaug_mstd, reprob=cfg.reprob)
+    return AugmentConfig(
+        scale=cfg.aug_scale,
+        ratio=cfg.aug_ratio,
+        hflip=cfg.hflip,
+        randaug_n=cfg.randaug_n,
+        randaug_m=cfg.randaug_m,
+        randaug_mstd=cfg.randaug_mstd,
+        reprob=cfg.reprob,
+    )
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -68,12 +83,21 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     """
     micro = max(1, cfg.batch_size // cfg.accum_steps)
     check_training_memory(get_model_info(cfg.model).plan(), cfg.image_size, num_classes, micro, what=cfg.model)
-    model = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes,
-                         drop_head=cfg.pretrained is not None, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path)
+    model = create_model(
+        cfg.model,
+        pretrained=cfg.pretrained,
+        num_classes=num_classes,
+        drop_head=cfg.pretrained is not None,
+        drop_rate=cfg.dropout,
+        drop_path_rate=cfg.drop_path,
+    )
     width = dict(getattr(getattr(model, "plan", None), "params", ()) or ()).get("width_mult", 1.0)
     if cfg.drop_path == 0 and width >= 1.5 and cfg.pretrained is None:
-        log.warning("%s (width %.1f): the paper's authors recommend stochastic depth for widths >= 1.5, "
-                    "e.g. --drop-path 0.2", cfg.model, width)
+        log.warning(
+            "%s (width %.1f): the paper's authors recommend stochastic depth for widths >= 1.5, e.g. --drop-path 0.2",
+            cfg.model,
+            width,
+        )
     if cfg.freeze_backbone:
         if cfg.pretrained is None:
             log.warning("freeze_backbone without pretrained weights trains only a head on random features")
@@ -104,8 +128,9 @@ def _resolve_out(cfg: TrainConfig, resume: bool) -> Path:
 
 
 #: Fields that change how a run executes, not what it computes: free to change on resume.
-RESUME_FREE = frozenset({"out", "progress", "log_every_steps", "tensorboard", "threads", "workers",
-                         "save_every_steps", "device", "compile"})
+RESUME_FREE = frozenset(
+    {"out", "progress", "log_every_steps", "tensorboard", "threads", "workers", "save_every_steps", "device", "compile"}
+)
 # The checkpoint's weights are tied to these: no resume can change them.
 _RESUME_FIXED = ("model", "num_classes")
 
@@ -168,14 +193,18 @@ def resume_changes(saved: TrainConfig, cfg: TrainConfig, allow_change: Iterable[
     fixed = [k for k in _RESUME_FIXED if k in changes]
     if fixed:
         what = ", ".join(f"{k} {changes[k]['from']!r} -> {changes[k]['to']!r}" for k in fixed)
-        raise ResumeMismatchError(f"cannot resume with another {', '.join(fixed)} ({what}): the checkpoint's "
-                                  "weights belong to the run's; start a new run (--pretrained to start from them)")
+        raise ResumeMismatchError(
+            f"cannot resume with another {', '.join(fixed)} ({what}): the checkpoint's "
+            "weights belong to the run's; start a new run (--pretrained to start from them)"
+        )
     refused = [k for k in changes if k not in allowed]
     if refused:
         what = ", ".join(f"{k} {changes[k]['from']!r} -> {changes[k]['to']!r}" for k in refused)
         flag = ",".join(k.replace("_", "-") for k in refused)
-        raise ResumeMismatchError(f"--resume would change the run's settings: {what}; drop these options to "
-                                  f"continue the run as it was, or name them on purpose: --allow-change {flag}")
+        raise ResumeMismatchError(
+            f"--resume would change the run's settings: {what}; drop these options to "
+            f"continue the run as it was, or name them on purpose: --allow-change {flag}"
+        )
     return changes
 
 
@@ -184,16 +213,30 @@ def _test_best(model: torch.nn.Module, bundle: Any, cfg: TrainConfig, out: Path)
     best = out / "checkpoints" / "best.pt"
     if best.is_file():
         model.load_state_dict(load_checkpoint(best)["model"])
-    res = evaluate(model, bundle.test, batch_size=256, class_names=bundle.class_names, device=cfg.device,
-                   channels_last=cfg.channels_last, amp=cfg.amp)
-    log.info("test split (%d images, best-val checkpoint): top1 %.2f  top5 %.2f", res["count"], res["top1"],
-             res["top5"])
-    return dict(test_top1=res["top1"], test_top5=res["top5"], test_loss=res["loss"], test_size=res["count"],
-                test_per_class=res["per_class"])
+    res = evaluate(
+        model,
+        bundle.test,
+        batch_size=256,
+        class_names=bundle.class_names,
+        device=cfg.device,
+        channels_last=cfg.channels_last,
+        amp=cfg.amp,
+    )
+    log.info(
+        "test split (%d images, best-val checkpoint): top1 %.2f  top5 %.2f", res["count"], res["top1"], res["top5"]
+    )
+    return dict(
+        test_top1=res["top1"],
+        test_top5=res["top5"],
+        test_loss=res["loss"],
+        test_size=res["count"],
+        test_per_class=res["per_class"],
+    )
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | None = None,
-          allow_change: Iterable[str] = ()) -> RunResult:
+def train(
+    cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | None = None, allow_change: Iterable[str] = ()
+) -> RunResult:
     """Train ``cfg.model`` on ``cfg.data`` and write the run folder (under torchrun: DDP).
 
     Args:
@@ -248,20 +291,32 @@ def _resume_record(cfg: TrainConfig, out: Path, allow_change: Iterable[str]) -> 
         if ck["step_in_epoch"]:  # the skip of the seen images is counted in batches of the old size
             raise ResumeMismatchError(
                 f"{last} stopped mid-epoch (epoch {ck['epoch'] + 1}, step {ck['step_in_epoch']}); a new batch size "
-                "would skip the wrong images. Resume with the old batch size to the end of the epoch first")
+                "would skip the wrong images. Resume with the old batch size to the end of the epoch first"
+            )
     if changes:
-        log.warning("resuming %s with changed settings: %s", out,
-                    ", ".join(f"{k} {v['from']!r} -> {v['to']!r}" for k, v in changes.items()))
+        log.warning(
+            "resuming %s with changed settings: %s",
+            out,
+            ", ".join(f"{k} {v['from']!r} -> {v['to']!r}" for k, v in changes.items()),
+        )
         history.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changes": changes})
     return {"resume_changes": history} if history else {}
 
 
-def _train(cfg: TrainConfig, out: Path, info: Any, resume: bool, allow_change: Iterable[str],
-           model: torch.nn.Module | None) -> RunResult:
+def _train(
+    cfg: TrainConfig, out: Path, info: Any, resume: bool, allow_change: Iterable[str], model: torch.nn.Module | None
+) -> RunResult:
     run_info = _resume_record(cfg, out, allow_change) if resume and (out / "config.json").is_file() else {}
     torch.set_num_threads(cfg.threads or default_threads(cfg.image_size, cfg.batch_size))
-    bundle = build_datasets(cfg.data, cfg.image_size, model=cfg.model, augment=augment_from_config(cfg),
-                            strict=cfg.strict, train_limit=cfg.train_limit, val_limit=cfg.val_limit)
+    bundle = build_datasets(
+        cfg.data,
+        cfg.image_size,
+        model=cfg.model,
+        augment=augment_from_config(cfg),
+        strict=cfg.strict,
+        train_limit=cfg.train_limit,
+        val_limit=cfg.val_limit,
+    )
     num_classes = cfg.num_classes or bundle.num_classes
     if num_classes != bundle.num_classes:
         raise ConfigError(f"num_classes={cfg.num_classes} but {bundle.name} has {bundle.num_classes} classes")
@@ -269,10 +324,25 @@ def _train(cfg: TrainConfig, out: Path, info: Any, resume: bool, allow_change: I
     if model is None:
         model = build_model(cfg, num_classes)
     if info.is_main:
-        log.info("training %s on %s (%d train / %d val images, %d classes) -> %s", cfg.model, bundle.name,
-                 len(bundle.train), len(bundle.val), num_classes, out)
-    res = fit(model, bundle.train, bundle.val, cfg, out_dir=out, resume=resume, class_names=bundle.class_names,
-              run_info=run_info)
+        log.info(
+            "training %s on %s (%d train / %d val images, %d classes) -> %s",
+            cfg.model,
+            bundle.name,
+            len(bundle.train),
+            len(bundle.val),
+            num_classes,
+            out,
+        )
+    res = fit(
+        model,
+        bundle.train,
+        bundle.val,
+        cfg,
+        out_dir=out,
+        resume=resume,
+        class_names=bundle.class_names,
+        run_info=run_info,
+    )
     history = res.pop("history")
     if bundle.test is not None and res["status"] == "completed" and info.is_main:
         res.update(_test_best(model, bundle, cfg, Path(out)))

@@ -33,8 +33,9 @@ class EpochSampler(Sampler):
         shuffle: Shuffle (train) or keep order.
     """
 
-    def __init__(self, n: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1,
-                 shuffle: bool = True) -> None:
+    def __init__(
+        self, n: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True
+    ) -> None:
         if global_batch % world_size:
             raise ValueError(f"global batch {global_batch} must be divisible by world size {world_size}")
         self.n, self.global_batch, self.seed = n, global_batch, seed
@@ -63,8 +64,8 @@ class EpochSampler(Sampler):
         mine: list[int] = []
         for b in range(self.steps):
             start = b * self.global_batch + self.rank * local
-            mine += order[start:start + local]
-        for i in mine[self.skip:]:
+            mine += order[start : start + local]
+        for i in mine[self.skip :]:
             yield self.epoch, i
 
 

@@ -48,8 +48,20 @@ VARIANTS: tuple[tuple[str, float, float, str], ...] = (
     ("+ ReLU6 -> SiLU (first act in each IB)", 1 / 6, 0.8, "silu"),
 )
 PAPER_TABLE2 = ((103, 48.0, 5997.5), (99, 52.1, 6655.9), (105, 53.8, 6703.2), (105, 54.6, 6895.9))
-CSV_COLUMNS = ("variant", "macs", "params", "rank", "rank_ratio", "effective_rank", "nuclear_norm",
-               "nuclear_norm_normalized", "val_top1", "paper_flops_m", "paper_top1", "paper_nuclear_norm")
+CSV_COLUMNS = (
+    "variant",
+    "macs",
+    "params",
+    "rank",
+    "rank_ratio",
+    "effective_rank",
+    "nuclear_norm",
+    "nuclear_norm_normalized",
+    "val_top1",
+    "paper_flops_m",
+    "paper_top1",
+    "paper_nuclear_norm",
+)
 
 
 def proxy_plan(dr_1x1: float, ib_dr: float, act_exp: str, c2: int = 64) -> Any:
@@ -58,8 +70,17 @@ def proxy_plan(dr_1x1: float, ib_dr: float, act_exp: str, c2: int = 64) -> Any:
         raise RexnetError(f"dimension ratios must be in (0, 1], got 1x1 {dr_1x1} and IB {ib_dr}")
     c1 = max(1, round(c2 * ib_dr))
     c0 = max(1, round(c1 * ib_dr))
-    return ib_plan([c1, c2], [1, 2], stem_channels=c0, stem_act="relu6", act_exp=act_exp, act_dw="relu6",
-                   final_channels=round(c2 / dr_1x1), final_act="relu6", family="table2_proxy")
+    return ib_plan(
+        [c1, c2],
+        [1, 2],
+        stem_channels=c0,
+        stem_act="relu6",
+        act_exp=act_exp,
+        act_dw="relu6",
+        final_channels=round(c2 / dr_1x1),
+        final_act="relu6",
+        family="table2_proxy",
+    )
 
 
 @dataclass(frozen=True)
@@ -85,12 +106,34 @@ class VerificationReport:
 
     def table(self) -> str:
         """The rows beside the paper's Table 2."""
-        body = [(r.variant, f"{r.macs / 1e6:.2f}M", f"{r.rank:.1f}", f"{r.rank_ratio:.3f}", f"{r.effective_rank:.1f}",
-                 f"{r.nuclear_norm:.4g}", f"{r.nuclear_norm_normalized:.1f}",
-                 "-" if r.val_top1 is None else f"{r.val_top1:.1f}", f"{p[0]}M / {p[1]} / {p[2]}")
-                for r, p in zip(self.rows, PAPER_TABLE2)]
-        return format_table(("variant", "MACs", "rank", "rank/min(C,B)", "erank", "nuc.norm", "nuc/s_max",
-                             "top1 %", "paper FLOPs/top1/nuc"), body)
+        body = [
+            (
+                r.variant,
+                f"{r.macs / 1e6:.2f}M",
+                f"{r.rank:.1f}",
+                f"{r.rank_ratio:.3f}",
+                f"{r.effective_rank:.1f}",
+                f"{r.nuclear_norm:.4g}",
+                f"{r.nuclear_norm_normalized:.1f}",
+                "-" if r.val_top1 is None else f"{r.val_top1:.1f}",
+                f"{p[0]}M / {p[1]} / {p[2]}",
+            )
+            for r, p in zip(self.rows, PAPER_TABLE2)
+        ]
+        return format_table(
+            (
+                "variant",
+                "MACs",
+                "rank",
+                "rank/min(C,B)",
+                "erank",
+                "nuc.norm",
+                "nuc/s_max",
+                "top1 %",
+                "paper FLOPs/top1/nuc",
+            ),
+            body,
+        )
 
 
 def _features(model: torch.nn.Module, images: torch.Tensor, trained: bool) -> torch.Tensor:
@@ -140,9 +183,11 @@ def run_verification(
 
     if train_epochs < 0 or seeds < 1 or batch_size < 2:
         raise RexnetError(
-            f"need train_epochs >= 0, seeds >= 1, batch_size >= 2; got {train_epochs}, {seeds}, {batch_size}")
-    data = build_datasets(data, image_size=image_size, model=None, train_limit=train_limit,
-                          augment=augment_from_config(TrainConfig()))
+            f"need train_epochs >= 0, seeds >= 1, batch_size >= 2; got {train_epochs}, {seeds}, {batch_size}"
+        )
+    data = build_datasets(
+        data, image_size=image_size, model=None, train_limit=train_limit, augment=augment_from_config(TrainConfig())
+    )
     n = min(batch_size, len(data.val))
     images = torch.stack([data.val[i][0] for i in range(n)])
     rows = []
@@ -156,9 +201,16 @@ def run_verification(
             if train_epochs:
                 from . import TrainConfig, fit
 
-                cfg = TrainConfig(epochs=train_epochs, batch_size=64, seed=seed, progress=progress,
-                                  device="cpu", tensorboard=False, warmup_epochs=min(1.0, train_epochs / 4),
-                                  threads=1)
+                cfg = TrainConfig(
+                    epochs=train_epochs,
+                    batch_size=64,
+                    seed=seed,
+                    progress=progress,
+                    device="cpu",
+                    tensorboard=False,
+                    warmup_epochs=min(1.0, train_epochs / 4),
+                    threads=1,
+                )
                 res = fit(model, data.train, data.val, cfg)
                 if res.get("status") == "interrupted":  # fit caught SIGINT/SIGTERM: stop the recipe too
                     raise KeyboardInterrupt
@@ -167,14 +219,27 @@ def run_verification(
             s = singular_values(f, "svd")
             c, b = f.shape
             rank = float(rank_from_singular_values(s, (c, b), "matrix_rank", torch.float32))
-            stats.append((rank, rank / min(c, b), float(rank_from_singular_values(s, (c, b), "erank")),
-                          float(nuclear_norm(s)), float(nuclear_norm(s) / s[0].clamp_min(1e-30)),
-                          top1 if top1 is not None else float("nan")))
+            stats.append(
+                (
+                    rank,
+                    rank / min(c, b),
+                    float(rank_from_singular_values(s, (c, b), "erank")),
+                    float(nuclear_norm(s)),
+                    float(nuclear_norm(s) / s[0].clamp_min(1e-30)),
+                    top1 if top1 is not None else float("nan"),
+                )
+            )
             log.info("%s seed %d: rank %.0f nuclear norm %.4g top1 %s", name, seed, rank, stats[-1][3], top1)
         mean = [sum(x[i] for x in stats) / len(stats) for i in range(6)]
-        rows.append(VerificationRow(name, count_macs(plan, image_size, data.num_classes),
-                                    count_params(plan, data.num_classes), *mean[:5],
-                                    mean[5] if train_epochs else None))
+        rows.append(
+            VerificationRow(
+                name,
+                count_macs(plan, image_size, data.num_classes),
+                count_params(plan, data.num_classes),
+                *mean[:5],
+                mean[5] if train_epochs else None,
+            )
+        )
     report = VerificationReport(rows, image_size, train_epochs)
     if out_dir is not None:
         out = Path(out_dir)
@@ -183,8 +248,18 @@ def run_verification(
             w = csv.writer(fh)
             w.writerow(CSV_COLUMNS)
             for r, p in zip(rows, PAPER_TABLE2):
-                w.writerow([r.variant, r.macs, r.params, f"{r.rank:.2f}", f"{r.rank_ratio:.4f}",
-                            f"{r.effective_rank:.2f}",
-                            f"{r.nuclear_norm:.6g}", f"{r.nuclear_norm_normalized:.4f}",
-                            "" if r.val_top1 is None else f"{r.val_top1:.2f}", *p])
+                w.writerow(
+                    [
+                        r.variant,
+                        r.macs,
+                        r.params,
+                        f"{r.rank:.2f}",
+                        f"{r.rank_ratio:.4f}",
+                        f"{r.effective_rank:.2f}",
+                        f"{r.nuclear_norm:.6g}",
+                        f"{r.nuclear_norm_normalized:.4f}",
+                        "" if r.val_top1 is None else f"{r.val_top1:.2f}",
+                        *p,
+                    ]
+                )
     return report

@@ -154,8 +154,7 @@ def load_weights(
             sd[FIRST_CONV_KEY] = adapt_input_conv(first.shape[1], w)
             notes.append(f"adapted {FIRST_CONV_KEY} from {w.shape[1]} to {first.shape[1]} input channels")
     shapes = {k: tuple(v.shape) for k, v in own.items()}
-    _check_fit(sd, shapes, set(CLASSIFIER_KEYS) if head_dropped else set(), model.plan, label, layout, raw,
-               candidates)
+    _check_fit(sd, shapes, set(CLASSIFIER_KEYS) if head_dropped else set(), model.plan, label, layout, raw, candidates)
     model.load_state_dict(sd, strict=not head_dropped)
     _log.info("loaded %s (%s layout)%s", label, layout, "".join(f"; {n}" for n in notes))
     return model
@@ -171,8 +170,9 @@ def _drop_head(sd: StateDict, own: StateDict, drop_head: bool | None, notes: lis
     for k in CLASSIFIER_KEYS:
         sd.pop(k, None)
     if found is not None and head_in_model:
-        notes.append(f"dropped the checkpoint's {found}-class classifier (the model's has "
-                     f"{own['classifier.bias'].shape[0]})")
+        notes.append(
+            f"dropped the checkpoint's {found}-class classifier (the model's has {own['classifier.bias'].shape[0]})"
+        )
     return True
 
 
@@ -199,8 +199,11 @@ def _check_fit(
             lines.append(hint)
         elif candidates is not None:
             guesses = guess_variant(raw, candidates, layout)
-            lines.append(f"  The checkpoint looks like: {', '.join(guesses)}." if guesses
-                         else "  It matches no registered variant.")
+            lines.append(
+                f"  The checkpoint looks like: {', '.join(guesses)}."
+                if guesses
+                else "  It matches no registered variant."
+            )
         raise CheckpointError("\n".join(lines))
 
 
@@ -227,12 +230,16 @@ def _misfit_hint(
     """What to pass when only the classifier or only the input channels differ."""
     only = [k for k, _, _ in mismatched] if not missing and not unexpected else []
     if only and all(k in CLASSIFIER_KEYS for k in only):
-        return ("  only the classifier differs: pass drop_head=True to fine-tune "
-                "(CLI: rexnet finetune --pretrained FILE replaces the head).")
+        return (
+            "  only the classifier differs: pass drop_head=True to fine-tune "
+            "(CLI: rexnet finetune --pretrained FILE replaces the head)."
+        )
     if only == [FIRST_CONV_KEY] and _same_but_in_chans(*mismatched[0][1:]):
         exp, found = mismatched[0][1:]
-        return (f"  only the input channels differ ({found[1]} in the file, {exp[1]} in the model): "
-                "pass adapt_in_chans=True (create_model does) to adapt the first conv.")
+        return (
+            f"  only the input channels differ ({found[1]} in the file, {exp[1]} in the model): "
+            "pass adapt_in_chans=True (create_model does) to adapt the first conv."
+        )
     return None
 
 
@@ -299,8 +306,9 @@ def check_destination(dst: str | os.PathLike, force: bool) -> None:
     """Refuse an output path of an unknown suffix, a folder, or an existing file without ``force``."""
     dst = Path(dst)
     if dst.suffix not in (".safetensors", ".pth", ".pt"):
-        raise CheckpointError(f"{dst}: the destination must end in .safetensors, .pth or .pt (the suffix names "
-                              "the format written)")
+        raise CheckpointError(
+            f"{dst}: the destination must end in .safetensors, .pth or .pt (the suffix names the format written)"
+        )
     if dst.is_dir():
         raise CheckpointError(f"{dst} is a directory; give the output file name")
     if dst.exists() and not force:

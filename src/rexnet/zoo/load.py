@@ -76,8 +76,14 @@ class ModelMeta:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: ``model``, ``num_classes``, ``class_names``, ``image_size``, preprocessing, ``checkpoint``."""
         names = list(self.class_names) if self.class_names is not None else None
-        return dict(model=self.name, num_classes=self.num_classes, class_names=names, image_size=self.image_size,
-                    **self.preprocessing, checkpoint=self.checkpoint)
+        return dict(
+            model=self.name,
+            num_classes=self.num_classes,
+            class_names=names,
+            image_size=self.image_size,
+            **self.preprocessing,
+            checkpoint=self.checkpoint,
+        )
 
 
 def load_model(
@@ -138,8 +144,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if p.is_dir():
         found = next((p / f for f in RUN_CHECKPOINTS if (p / f).is_file()), None)
         if found is None:
-            raise CheckpointError(f"{p} is a folder without a checkpoint; expected one of: "
-                                  f"{', '.join(RUN_CHECKPOINTS)}")
+            raise CheckpointError(
+                f"{p} is a folder without a checkpoint; expected one of: {', '.join(RUN_CHECKPOINTS)}"
+            )
         return found
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
