@@ -173,3 +173,11 @@ def test_import_rexnet_loads_no_heavy_part(heavy, modules_after_import):
     """``import rexnet`` brings the model API (zoo, model, plan, weights) and nothing it does not need."""
     assert "rexnet.zoo" in modules_after_import
     assert heavy not in modules_after_import
+
+
+def test_tests_mirror_the_source():
+    """Each test folder is named after the package or module of src/rexnet it tests."""
+    tests = Path(__file__).parent
+    folders = {p.parent.name for p in tests.glob("*/test_*.py")}
+    parts = {p.stem for p in SRC.glob("*.py")} | {p.parent.name for p in SRC.glob("*/__init__.py")}
+    assert folders and folders <= parts, sorted(folders - parts)

@@ -166,40 +166,16 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
         cands.append(ours("int8 onnxruntime", "int8", OnnxModel(int8.path, cfg.threads)))
     int8_pt2e = None
     if cfg.int8 and cfg.compile and want("ours int8 pt2e+compile"):
-        if pt2e_available():
-            # static graphs: one for timing (calibrated on random images of the timing shape), one
-            # calibrated on the calibration set (real data when given) for the agreement figures
-            g3 = torch.Generator().manual_seed(3)
-            timed = quantize_int8_pt2e(model, [torch.randn(cfg.batch_throughput, 3, size, size, generator=g3)])
+        timed, int8_pt2e = _pt2e_paths(cfg, model, calib, size)
+        if timed is not None:
             cands.append(ours("int8 pt2e+compile", "int8", timed, batches={cfg.batch_throughput}))
-            full = [x for x in calib if x.shape[0] == calib[0].shape[0]]
-            int8_pt2e = _FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
-        else:
-            _log.warning("torchao not installed: skipping the int8 PT2E + compile path")
     ov = _openvino_paths(cfg, model, calib, eval_size, want, "ours")
     for name, (precision, fn) in ov.items():
         cands.append(ours(name, precision, fn))
     if cfg.timm and any(want(f"timm {s}") for s in _PEER_PATHS):
         cands += _peer_candidates(cfg, want, calib, eval_size, bt, cbt, tmp)
     if cfg.torchvision:
-        import torchvision
-
-        for arch in ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"):
-            if want(f"torchvision {arch}"):
-                tv = torchvision.models.get_model(arch, weights=None).eval()
-                cands.append(
-                    Candidate(
-                        f"torchvision {arch}",
-                        "torchvision",
-                        "fp32",
-                        tv,
-                        _identity,
-                        frozenset(bt),
-                        count_params(tv),
-                        None,
-                        tv,
-                    )
-                )
+        cands += _torchvision_candidates(want, bt)
     extra = _agreement(
         cfg,
         model,
@@ -215,6 +191,33 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
         eval_size,
     )
     return cands, extra
+
+
+def _pt2e_paths(cfg: Any, model: nn.Module, calib: list[torch.Tensor], size: int) -> tuple[Any, Any]:
+    """(timed graph, agreement graph) of the int8 PT2E + compile path, or ``(None, None)`` without torchao."""
+    if not pt2e_available():
+        _log.warning("torchao not installed: skipping the int8 PT2E + compile path")
+        return None, None
+    # static graphs: one for timing (calibrated on random images of the timing shape), one
+    # calibrated on the calibration set (real data when given) for the agreement figures
+    g3 = torch.Generator().manual_seed(3)
+    timed = quantize_int8_pt2e(model, [torch.randn(cfg.batch_throughput, 3, size, size, generator=g3)])
+    full = [x for x in calib if x.shape[0] == calib[0].shape[0]]
+    return timed, _FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
+
+
+def _torchvision_candidates(want: Callable[[str], bool], batches: set[int]) -> list[Candidate]:
+    import torchvision
+
+    cands = []
+    for arch in ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"):
+        if want(f"torchvision {arch}"):
+            tv = torchvision.models.get_model(arch, weights=None).eval()
+            name = f"torchvision {arch}"
+            cands.append(
+                Candidate(name, "torchvision", "fp32", tv, _identity, frozenset(batches), count_params(tv), None, tv)
+            )
+    return cands
 
 
 _PEER_PATHS = ("eager", "compiled", "onnxruntime", "int8 onnxruntime", "openvino")

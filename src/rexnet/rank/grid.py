@@ -103,22 +103,7 @@ def run_protocol_grid(
         "networks": networks,
         "seed": seed,
     }
-    done: dict[str, dict[str, Any]] = {}
-    log_path = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        cfg, log_path = out / "grid_config.json", out / "grid_points.jsonl"
-        if cfg.exists() and json.loads(cfg.read_text()) != config:
-            raise RexnetError(f"{out} holds a grid with a different config; use a new --out folder")
-        cfg.write_text(json.dumps(config, indent=2) + "\n")
-        if log_path.exists():
-            for line in log_path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                done[json.dumps(rec["options"], sort_keys=True)] = rec
+    done, log_path = _open_grid_folder(Path(out_dir), config) if out_dir is not None else ({}, None)
     bar = None
     todo = [(c, p) for c, p in zip(combos, protos) if json.dumps(c, sort_keys=True) not in done]
     if progress:
@@ -158,6 +143,24 @@ def run_protocol_grid(
     if out_dir is not None:
         _write_grid_csv(rows, Path(out_dir) / "grid.csv", list(grid), blocks)
     return rows
+
+
+def _open_grid_folder(out: Path, config: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], Path]:
+    """Create or resume ``out``: the protocols already computed under the same config (another is refused)."""
+    out.mkdir(parents=True, exist_ok=True)
+    cfg, log_path = out / "grid_config.json", out / "grid_points.jsonl"
+    if cfg.exists() and json.loads(cfg.read_text()) != config:
+        raise RexnetError(f"{out} holds a grid with a different config; use a new --out folder")
+    cfg.write_text(json.dumps(config, indent=2) + "\n")
+    done: dict[str, dict[str, Any]] = {}
+    if log_path.exists():
+        for line in log_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by an interrupt
+                continue
+            done[json.dumps(rec["options"], sort_keys=True)] = rec
+    return done, log_path
 
 
 def _write_grid_csv(rows: Sequence[GridRow], path: Path, keys: list[str], blocks: Sequence[str]) -> None:

@@ -177,7 +177,6 @@ def run_verification(
         The :class:`VerificationReport`.
     """
     from ..data import build_datasets
-    from ..model import RexNet
     from .config import TrainConfig
     from .run import augment_from_config
 
@@ -193,73 +192,65 @@ def run_verification(
     rows = []
     for name, dr1, drib, act in VARIANTS:
         plan = proxy_plan(dr1, drib, act)
-        stats: list[tuple[float, ...]] = []
-        for seed in range(seeds):
-            torch.manual_seed(seed)
-            model = RexNet(plan, num_classes=data.num_classes)
-            top1 = None
-            if train_epochs:
-                from . import TrainConfig, fit
-
-                cfg = TrainConfig(
-                    epochs=train_epochs,
-                    batch_size=64,
-                    seed=seed,
-                    progress=progress,
-                    device="cpu",
-                    tensorboard=False,
-                    warmup_epochs=min(1.0, train_epochs / 4),
-                    threads=1,
-                )
-                res = fit(model, data.train, data.val, cfg)
-                if res.get("status") == "interrupted":  # fit caught SIGINT/SIGTERM: stop the recipe too
-                    raise KeyboardInterrupt
-                top1 = float(res["val_top1"])
-            f = _features(model, images, trained=bool(train_epochs)).T.double()  # C x B
-            s = singular_values(f, "svd")
-            c, b = f.shape
-            rank = float(rank_from_singular_values(s, (c, b), "matrix_rank", torch.float32))
-            stats.append(
-                (
-                    rank,
-                    rank / min(c, b),
-                    float(rank_from_singular_values(s, (c, b), "erank")),
-                    float(nuclear_norm(s)),
-                    float(nuclear_norm(s) / s[0].clamp_min(1e-30)),
-                    top1 if top1 is not None else float("nan"),
-                )
-            )
-            log.info("%s seed %d: rank %.0f nuclear norm %.4g top1 %s", name, seed, rank, stats[-1][3], top1)
+        stats = [_one_model(plan, data, images, seed, train_epochs, progress, name) for seed in range(seeds)]
         mean = [sum(x[i] for x in stats) / len(stats) for i in range(6)]
-        rows.append(
-            VerificationRow(
-                name,
-                count_macs(plan, image_size, data.num_classes),
-                count_params(plan, data.num_classes),
-                *mean[:5],
-                mean[5] if train_epochs else None,
-            )
-        )
+        macs, params = count_macs(plan, image_size, data.num_classes), count_params(plan, data.num_classes)
+        rows.append(VerificationRow(name, macs, params, *mean[:5], mean[5] if train_epochs else None))
     report = VerificationReport(rows, image_size, train_epochs)
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "verification.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(CSV_COLUMNS)
-            for r, p in zip(rows, PAPER_TABLE2):
-                w.writerow(
-                    [
-                        r.variant,
-                        r.macs,
-                        r.params,
-                        f"{r.rank:.2f}",
-                        f"{r.rank_ratio:.4f}",
-                        f"{r.effective_rank:.2f}",
-                        f"{r.nuclear_norm:.6g}",
-                        f"{r.nuclear_norm_normalized:.4f}",
-                        "" if r.val_top1 is None else f"{r.val_top1:.2f}",
-                        *p,
-                    ]
-                )
+        _write_csv(rows, Path(out_dir))
     return report
+
+
+def _one_model(
+    plan: Any, data: Any, images: torch.Tensor, seed: int, train_epochs: int, progress: bool, name: str
+) -> tuple[float, ...]:
+    """(rank, rank ratio, effective rank, nuclear norm, normalised nuclear norm, top-1 or NaN) of one seed."""
+    from ..model import RexNet
+    from . import TrainConfig, fit
+
+    torch.manual_seed(seed)
+    model = RexNet(plan, num_classes=data.num_classes)
+    top1 = None
+    if train_epochs:
+        cfg = TrainConfig(
+            epochs=train_epochs,
+            batch_size=64,
+            seed=seed,
+            progress=progress,
+            device="cpu",
+            tensorboard=False,
+            warmup_epochs=min(1.0, train_epochs / 4),
+            threads=1,
+        )
+        res = fit(model, data.train, data.val, cfg)
+        if res.get("status") == "interrupted":  # fit caught SIGINT/SIGTERM: stop the recipe too
+            raise KeyboardInterrupt
+        top1 = float(res["val_top1"])
+    f = _features(model, images, trained=bool(train_epochs)).T.double()  # C x B
+    s = singular_values(f, "svd")
+    c, b = f.shape
+    rank = float(rank_from_singular_values(s, (c, b), "matrix_rank", torch.float32))
+    nuclear = float(nuclear_norm(s))
+    log.info("%s seed %d: rank %.0f nuclear norm %.4g top1 %s", name, seed, rank, nuclear, top1)
+    return (
+        rank,
+        rank / min(c, b),
+        float(rank_from_singular_values(s, (c, b), "erank")),
+        nuclear,
+        float(nuclear_norm(s) / s[0].clamp_min(1e-30)),
+        top1 if top1 is not None else float("nan"),
+    )
+
+
+def _write_csv(rows: list[VerificationRow], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "verification.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for r, paper in zip(rows, PAPER_TABLE2):
+            top1 = "" if r.val_top1 is None else f"{r.val_top1:.2f}"
+            w.writerow(
+                [r.variant, r.macs, r.params, f"{r.rank:.2f}", f"{r.rank_ratio:.4f}", f"{r.effective_rank:.2f}"]
+                + [f"{r.nuclear_norm:.6g}", f"{r.nuclear_norm_normalized:.4f}", top1, *paper]
+            )

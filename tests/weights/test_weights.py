@@ -13,7 +13,7 @@ from rexnet.cli import main as cli_main
 from rexnet.weights import detect_layout, from_our_layout, guess_variant, read_state_dict, to_our_layout
 from rexnet.zoo import registry_plans
 
-from .conftest import randomize_bn
+from ..conftest import randomize_bn
 
 TIMM_NAMES = [
     "rexnet_100",

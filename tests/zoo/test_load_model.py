@@ -15,7 +15,7 @@ from rexnet.plan import rexnet_plan
 from rexnet.weights import save_training_checkpoint
 from rexnet.zoo import get_plan, load_model
 
-from .conftest import randomize_bn
+from ..conftest import randomize_bn
 
 SRC = Path(rexnet.__file__).parent
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))

@@ -9,7 +9,7 @@ import torch
 from rexnet import CheckpointError, RexnetError, create_model, load_weights, save_weights
 from rexnet.weights import adapt_input_conv
 
-from .conftest import randomize_bn
+from ..conftest import randomize_bn
 
 
 @pytest.fixture(scope="module")

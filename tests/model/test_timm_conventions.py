@@ -9,7 +9,7 @@ from rexnet import RexnetError, UnknownModelError, create_model, get_model_info,
 from rexnet.layers import DropPath
 from rexnet.weights import module_map
 
-from .conftest import randomize_bn
+from ..conftest import randomize_bn
 
 
 def _pair(name: str, tmp_path, **kwargs):

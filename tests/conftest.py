@@ -1,3 +1,5 @@
+"""Shared by every test: a seeded torch RNG, and models with non-trivial BN statistics."""
+
 import pytest
 import torch
 
