@@ -1,4 +1,4 @@
-"""``rank-profile`` as a function: profile one model (and optionally a second), write CSV, JSON and PNG."""
+"""``rexnet rank profile`` as a function: profile one model (and optionally a second), write CSV, JSON and PNG."""
 
 from __future__ import annotations
 
