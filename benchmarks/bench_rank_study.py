@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from rexnet._device import cpu_model
 from rexnet.rank import run_rank_study
 from rexnet.rank.paper import score_against_paper
 
@@ -32,16 +32,6 @@ def _cpu() -> float:
     """CPU seconds of this process and its finished children (the worker processes)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def bench_one(preset: str, out: Path, networks: int, seed: int, workers: int | None) -> dict:
@@ -66,7 +56,7 @@ def bench_one(preset: str, out: Path, networks: int, seed: int, workers: int | N
         "load_after": [round(x, 2) for x in load1],
         "rms": {p.block: round(p.rms, 4) for p in panels},
         "order_agreement": round(order, 3),
-        "cpu": _cpu_name(),
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),

@@ -51,23 +51,17 @@ E2E_SETTINGS = {
 }
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def _cpu_model() -> str:
+    from rexnet._device import cpu_model
+
+    return cpu_model()
 
 
 def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f.startswith(("avx512_bf16", "amx", "avx512f", "avx512_vnni", "avx2")))
+    """The ISA flags that decide the fast paths (bf16, VNNI, AMX)."""
+    from rexnet._device import cpu_flags as _cpu_flags
+
+    return sorted(f for f in _cpu_flags() if f.startswith(("avx512_bf16", "amx", "avx512f", "avx512_vnni", "avx2")))
 
 
 def _child_step(path: str, size: int, batch: int, threads: int, steps: int, warmup: int) -> dict:
@@ -309,7 +303,7 @@ def main() -> None:
 
     res = dict(step=bench_step, e2e=bench_e2e, search=bench_search)[args.what](args)
     res.update(
-        cpu=cpu_name(),
+        cpu=_cpu_model(),
         cpu_flags=cpu_flags(),
         cores=len(os.sched_getaffinity(0)),
         torch=torch.__version__,

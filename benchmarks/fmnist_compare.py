@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from rexnet._device import cpu_model
 from rexnet.data import build_datasets
 from rexnet.model import RexNet
 from rexnet.plan import count_macs, count_params, rexnet_plan
@@ -135,7 +136,7 @@ def write_table(specs: dict, results: dict, args: argparse.Namespace) -> None:
         recipe=dict(
             preset=args.preset, epochs=args.epochs, train_limit=args.train_limit, image_size=IMAGE_SIZE, lr=args.lr
         ),
-        cpu=_cpu(),
+        cpu=f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
         torch=torch.__version__,
         updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         command="python benchmarks/fmnist_compare.py " + " ".join(sys.argv[1:]),
@@ -160,13 +161,6 @@ def write_table(specs: dict, results: dict, args: argparse.Namespace) -> None:
     tmp = Path(args.out) / ".compare.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, Path(args.out) / "compare.md")
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip() + f", {len(os.sched_getaffinity(0))} cores"
-    return "unknown CPU"
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rexnet._device import cpu_model
 from rexnet.search.report import split_groups
 from rexnet.search.space import (
     SearchSpace,
@@ -137,7 +138,7 @@ def main() -> None:
         train_options=args.train_options,
         seeds=args.seeds,
         search_trials=len(trials),
-        cpu=_cpu(),
+        cpu=cpu_model(),
         updated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         command="python benchmarks/fmnist_controlled.py " + " ".join(sys.argv[1:]),
     )
@@ -159,13 +160,6 @@ def main() -> None:
             logging.info("%s seed %d: val %.2f test %.2f", name, seed, res["accuracy"], res["test_accuracy"])
             write_table(state, out)
     write_table(state, out)
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

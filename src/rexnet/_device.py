@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import platform
+from pathlib import Path
 
 import torch
 
 from .errors import RexnetError
 
-__all__ = ["resolve_device", "cpu_has_native_bf16", "autocast"]
+__all__ = ["resolve_device", "cpu_has_native_bf16", "autocast", "cpu_field", "cpu_model", "cpu_flags"]
 
 
 def resolve_device(device: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
@@ -31,14 +33,31 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int =
     return dev
 
 
+def cpu_field(key: str) -> str | None:
+    """The first ``key`` line of ``/proc/cpuinfo`` (``model name``, ``flags``, ``cpu MHz``, ...); ``None`` if absent."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() == key:
+                return line.split(":", 1)[1].strip()
+    except OSError:  # not Linux
+        pass
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as benchmark reports name the machine."""
+    return cpu_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's ISA flags (empty where ``/proc/cpuinfo`` is missing)."""
+    return set((cpu_field("flags") or "").split())
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
+    flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 

@@ -10,47 +10,20 @@ from typing import Any
 
 import torch
 
+from .._device import cpu_field, cpu_flags, cpu_model
+
 __all__ = ["machine_info", "cpu_peak", "write_reports", "markdown_report"]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return platform.processor() or "unknown"
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:  # pragma: no cover
-        pass
-    return set()
 
 
 def _cpu_ghz() -> float:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("cpu MHz"):
-                return float(line.split(":", 1)[1]) / 1e3
-    except (OSError, ValueError):  # pragma: no cover
-        pass
-    return 2.0
+        return float(cpu_field("cpu MHz") or "2000") / 1e3
+    except ValueError:  # pragma: no cover
+        return 2.0
 
 
 def _vendor() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return "unknown"
+    return cpu_field("vendor_id") or "unknown"
 
 
 def cpu_peak(
@@ -72,7 +45,7 @@ def cpu_peak(
         ``fp32``, ``bf16``, ``int8`` (GMAC/s), ``macs_per_cycle`` per precision and ``how``,
         the derivation in words.
     """
-    flags = _cpu_flags() if flags is None else flags
+    flags = cpu_flags() if flags is None else flags
     vendor = _vendor() if vendor is None else vendor
     threads = threads or torch.get_num_threads()
     ghz = ghz or _cpu_ghz()
@@ -108,7 +81,7 @@ def cpu_peak(
 
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, ISA features, library versions, date and the peak MAC rates (:func:`cpu_peak`)."""
-    flags = _cpu_flags()
+    flags = cpu_flags()
     threads = torch.get_num_threads()
     ghz = _cpu_ghz()
     peak = cpu_peak(threads, flags, _vendor(), ghz)
@@ -119,7 +92,7 @@ def machine_info() -> dict[str, Any]:
         except ImportError:
             versions[mod] = None
     return dict(
-        cpu=_cpu_model(),
+        cpu=cpu_model(),
         vendor=_vendor(),
         threads=threads,
         ghz=ghz,
