@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..zoo import load_model
-from .export import FrozenCompiled, compile_model, export_onnx
+from .compiled import FrozenCompiled, compile_model
+from .export import export_onnx
 from .fuse import fuse
 from .quant import OnnxModel, agreement, predict_logits, pt2e_available, quantize_int8, quantize_int8_pt2e, to_bf16
 

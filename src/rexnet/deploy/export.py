@@ -1,4 +1,4 @@
-"""Export: ONNX (verified in onnxruntime), OpenVINO IR, TorchScript (script or trace), ``torch.compile``.
+"""Export: ONNX (verified in onnxruntime), OpenVINO IR and TorchScript (``torch.compile``: compiled.py).
 
 ONNX files use opset :data:`ONNX_OPSET` (17) through torch's TorchScript-based exporter, with
 dynamic batch, height and width: one file serves every input size. The fused model is exported
@@ -39,7 +39,6 @@ __all__ = [
     "export_onnx",
     "export_torchscript",
     "export_model",
-    "compile_model",
     "onnx_session",
     "verify_onnx",
     "write_sidecar",
@@ -223,41 +222,6 @@ def export_torchscript(
             raise ExportError(f"unknown TorchScript method {method!r}; expected one of: script, trace")
         ts.save(str(path))
     return path
-
-
-class FrozenCompiled(nn.Module):
-    """A ``torch.compile``d module whose compilations run with inductor's ``freezing`` on.
-
-    Freezing has to be set in inductor's global config while a graph compiles (the
-    ``options=`` route does not reach the int8 lowering); compilation happens lazily at the
-    first call of each shape, so every call runs under ``config.patch(freezing=True)``.
-    """
-
-    def __init__(self, module: nn.Module, **compile_kwargs: Any) -> None:
-        super().__init__()
-        self.compiled = torch.compile(module, **compile_kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import torch._inductor.config as inductor_config
-
-        with inductor_config.patch(freezing=True):
-            return self.compiled(x)
-
-
-def compile_model(model: nn.Module, *, fused: bool = True, dynamic: bool | None = False, **kwargs: Any) -> nn.Module:
-    """``torch.compile`` for CPU inference: BN folded, channels-last, inductor with frozen weights.
-
-    Freezing lets inductor pre-pack the conv weights for oneDNN and fuse each conv with its
-    activation. Feed channels-last inputs. The first call compiles (a minute or two on 2 cores).
-
-    Args:
-        model: A RexNet model (fused first when ``fused``).
-        fused: Fold BatchNorms first.
-        dynamic: Passed to ``torch.compile`` (``False``: one graph per input shape).
-        **kwargs: Further ``torch.compile`` arguments.
-    """
-    net = fuse(model) if fused else model.eval()
-    return FrozenCompiled(net, dynamic=dynamic, **kwargs)
 
 
 def write_sidecar(path: str | os.PathLike, meta: dict[str, Any]) -> Path:

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import RexnetError
-from .export import FrozenCompiled, _is_rexnet, export_onnx, onnx_session
+from .compiled import FrozenCompiled
+from .export import _is_rexnet, export_onnx, onnx_session
 from .fuse import fuse
 
 __all__ = [
