@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from ..data import data_help
 from ..deploy import EXPORT_FORMATS, ONNX_OPSET, TINY, BenchConfig, export_model, run_bench
 from ..deploy.bench import passive_omp_env
 
@@ -94,7 +95,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--calib-data",
         default=None,
-        help="int8 calibration images: a dataset name (digits, fashion-mnist, ...) or an image folder",
+        help=f"int8 calibration images: {data_help()}",
     )
     p.add_argument("--calib-images", type=int, default=256, help="calibration images (default: 256)")
     p.add_argument("--image-size", type=int, default=None, help="trace/check input size (default: the model's)")
