@@ -15,8 +15,6 @@ import logging
 import math
 import os
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,19 +24,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .._signals import repair_altstack
-from ..data.batched import CachedEvalLoader, TensorBatchLoader, tensor_source
-from ..data.folder import collate_skipping
 from ..errors import RexnetError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum, average_buffers, init_distributed
 from .evaluate import autocast, eval_sums, resolve_device, shard, summarize
+from .loaders import _eval_loader, _train_loader, default_threads
 from .optim import ModelEma, WarmupCosineLR, build_optimizer, build_scheduler
 from .outputs import RunWriter
-from .sampling import EpochSampler, SeededView, mix_seed
+from .progress import _Progress, _StopFlag
+from .sampling import EpochSampler, mix_seed
 
 __all__ = ["fit", "TrainState", "NonFiniteLossError", "default_threads"]
 
@@ -47,116 +44,6 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(RexnetError):
     """The loss became NaN or infinite; the run stopped without saving the bad state."""
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the loop checks after each optimiser step."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            repair_altstack()  # an earlier OpenVINO model may have left a dangling one: Ctrl-C would segfault
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signal is not None:  # second signal: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-        log.warning("received %s: finishing this step, saving a checkpoint, then stopping", signal.Signals(signum).name)
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
-def _loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: Any = None) -> DataLoader:
-    return DataLoader(
-        ds,
-        batch_size=batch,
-        sampler=sampler,
-        shuffle=False,
-        num_workers=cfg.workers,
-        collate_fn=collate_skipping,
-        pin_memory=device.type == "cuda",
-        persistent_workers=cfg.workers > 0 and sampler is not None,
-        prefetch_factor=4 if cfg.workers > 0 else None,
-        generator=torch.Generator(),
-    )  # own generator: the global RNG stays the model's
-
-
-def _train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: EpochSampler) -> Any:
-    """Batched in-memory augmentation where the data allows it (see ``cfg.aug_backend``), else a DataLoader."""
-    src = tensor_source(ds) if cfg.aug_backend != "per-sample" else None
-    augment = getattr(src[0], "batch_transform", None) if src is not None else None
-    if augment is None:
-        if cfg.aug_backend == "batched":
-            raise RexnetError(
-                "aug_backend='batched' needs an in-memory dataset (digits, shapes, fashion-mnist, "
-                "mnist, cifar) and no RandAugment (randaug_n=0); use aug_backend='auto'"
-            )
-        return _loader(SeededView(ds, cfg.seed), batch, cfg, device, sampler)
-    base, index = src  # type: ignore[misc]
-    return TensorBatchLoader(base.images[index], base.labels[index], sampler, batch, augment, cfg.seed)
-
-
-_EVAL_CACHE_BYTES = 1 << 30  # cache evaluation tensors up to 1 GiB; larger sets stream per image
-
-
-def _eval_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device) -> Any:
-    src = tensor_source(ds)
-    if src is not None and cfg.aug_backend != "per-sample":
-        c, size = 3, cfg.image_size
-        if len(ds) * c * size * size * 4 <= _EVAL_CACHE_BYTES:  # type: ignore[arg-type]
-            return CachedEvalLoader(ds, batch)
-    return _loader(ds, batch, cfg, device)
-
-
-#: Pixels per micro-batch below which one thread is faster: the per-op work is too small for OpenMP's
-#: wake-ups (32 px, batch 64: 1 thread 340 img/s, 2 threads 270, 2-core EPYC; benchmarks/RESULTS.md).
-SMALL_WORK_PIXELS = 1 << 19
-
-
-def default_threads(image_size: int | None = None, micro_batch: int | None = None) -> int:
-    """CPU threads for one training process: the cores it may use, split over the local DDP processes;
-    one thread when a micro-batch is too small to share (``micro_batch * image_size**2 < SMALL_WORK_PIXELS``)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    cores = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    if image_size and micro_batch and micro_batch * image_size**2 < SMALL_WORK_PIXELS:
-        return 1
-    return cores
-
-
-class _Progress:
-    """A tqdm bar on a terminal; otherwise a log line every ``every`` steps (none inside the epoch if 0)."""
-
-    def __init__(self, enabled: bool, total: int, initial: int, desc: str, every: int) -> None:
-        self.bar, self.every, self.total, self.desc = None, every if enabled else 0, total, desc
-        if enabled and _is_terminal():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
-
-    def update(self, step: int, **stats: str) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(**stats)
-            self.bar.update(1)
-        elif self.every and step % self.every == 0:
-            log.info("%s step %d/%d  %s", self.desc, step, self.total, "  ".join(f"{k} {v}" for k, v in stats.items()))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _is_terminal() -> bool:
-    import sys
-
-    return sys.stderr.isatty()
 
 
 def _layout_free(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

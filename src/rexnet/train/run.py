@@ -23,8 +23,9 @@ from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .distributed import init_distributed
 from .evaluate import evaluate
+from .loaders import default_threads
 from .lock import RunLock
-from .loop import default_threads, fit
+from .loop import fit
 from .outputs import write_json
 
 __all__ = [
