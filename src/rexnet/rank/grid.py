@@ -24,6 +24,7 @@ from ..errors import RexnetError
 from .blocks import BLOCKS, check_blocks, point_rank_ratios
 from .paper import score_against_paper
 from .protocols import PAPER_ACTIVATIONS, Protocol, check_ratios, get_protocol
+from .study import read_jsonl
 
 __all__ = ["DEFAULT_GRID", "DEFAULT_GRID_ESTIMATORS", "GridRow", "run_protocol_grid"]
 
@@ -152,15 +153,7 @@ def _open_grid_folder(out: Path, config: dict[str, Any]) -> tuple[dict[str, dict
     if cfg.exists() and json.loads(cfg.read_text()) != config:
         raise RexnetError(f"{out} holds a grid with a different config; use a new --out folder")
     cfg.write_text(json.dumps(config, indent=2) + "\n")
-    done: dict[str, dict[str, Any]] = {}
-    if log_path.exists():
-        for line in log_path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by an interrupt
-                continue
-            done[json.dumps(rec["options"], sort_keys=True)] = rec
-    return done, log_path
+    return {json.dumps(rec["options"], sort_keys=True): rec for rec in read_jsonl(log_path)}, log_path
 
 
 def _write_grid_csv(rows: Sequence[GridRow], path: Path, keys: list[str], blocks: Sequence[str]) -> None:

@@ -110,16 +110,19 @@ def _cost(block: str, ratio: float) -> float:
     return get_block_kind(block).cost(ratio)
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log (none if it does not exist), skipping a line cut by an interrupt."""
+    records = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 def _load_points(path: Path) -> dict[tuple[str, float], dict[str, Any]]:
-    done: dict[tuple[str, float], dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by an interrupt
-                continue
-            done[(rec["block"], float(rec["ratio"]))] = rec
-    return done
+    return {(rec["block"], float(rec["ratio"])): rec for rec in read_jsonl(path)}
 
 
 def _rows(
