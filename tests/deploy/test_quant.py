@@ -47,7 +47,7 @@ def test_agreement_on_near_equal_logits_is_reported_as_meaningless() -> None:
     flat = torch.ones(16, 10) + 1e-5 * torch.randn(16, 10)
     a = agreement(flat, flat + 1e-3 * torch.randn(16, 10))
     assert a["decisive_fraction"] == 0.0 and a["cosine_min"] > 0.9999
-    clear = torch.randn(16, 10)
+    clear = 5 * torch.eye(10)[torch.arange(16) % 10] + 0.1 * torch.randn(16, 10)  # every row decisive
     assert agreement(clear, clear)["decisive_fraction"] == 1.0
     text = "\n".join(agreement_lines({"source": "random", "bf16": a}))
     assert "n/a (fp32 logits near-equal" in text and "| bf16 | 0.00 %" not in text
