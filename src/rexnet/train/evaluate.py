@@ -1,8 +1,7 @@
 """Evaluation during training: the shared scoring loop (:mod:`rexnet.data.evaluation`) reduced over processes.
 
-``evaluate``, ``predict``, ``summarize``, ``autocast`` and ``resolve_device`` live in
-:mod:`rexnet.data.evaluation` and :mod:`rexnet._device` (deploy uses them too); they are re-exported here
-for the training loop and for ``rexnet.train``'s public names.
+``evaluate`` and ``predict`` live in :mod:`rexnet.data.evaluation` (deploy uses them too); they are
+re-exported here because ``rexnet.train`` has always offered them.
 """
 
 from __future__ import annotations
@@ -13,20 +12,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .._device import autocast, cpu_has_native_bf16, resolve_device
-from ..data.evaluation import count_predictions, evaluate, predict, summarize
+from ..data.evaluation import count_predictions, evaluate, predict
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum
 
-__all__ = [
-    "evaluate",
-    "predict",
-    "autocast",
-    "resolve_device",
-    "eval_sums",
-    "summarize",
-    "shard",
-    "cpu_has_native_bf16",
-]
+__all__ = ["evaluate", "predict", "eval_sums", "shard"]
 
 
 def eval_sums(

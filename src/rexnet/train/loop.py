@@ -26,11 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from .._device import autocast, resolve_device
+from ..data.evaluation import summarize
 from ..errors import RexnetError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum, average_buffers, init_distributed
-from .evaluate import autocast, eval_sums, resolve_device, shard, summarize
+from .evaluate import eval_sums, shard
 from .loaders import _eval_loader, _train_loader, default_threads
 from .optim import ModelEma, WarmupCosineLR, build_optimizer, build_scheduler
 from .outputs import RunWriter
