@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -275,7 +276,8 @@ def _write_onnx(job: ExportJob) -> Path:
     if job.precision == "int8":
         from .quant import quantize_int8
 
-        return Path(quantize_int8(job.model, job.calib, job.out, image_size=job.image_size).path)
+        progress = sys.stderr.isatty()  # the bias correction takes ~45 s at 224 px
+        return Path(quantize_int8(job.model, job.calib, job.out, image_size=job.image_size, progress=progress).path)
     return export_onnx(job.model, job.out, image_size=job.image_size, opset=job.opset)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -100,6 +101,9 @@ def quantize_int8(
     method: str = "minmax",
     image_size: int = 224,
     keep_se_float: bool = True,
+    bias_correction: bool = True,
+    bias_correction_images: int | None = 128,
+    progress: bool = False,
 ) -> OnnxModel:
     """Int8 post-training static quantization with onnxruntime (QDQ, per-channel weights).
 
@@ -115,6 +119,13 @@ def quantize_int8(
         image_size: Example input size for the fp32 export.
         keep_se_float: Leave our squeeze-excitation layers in float (see
             :func:`~rexnet.deploy.to_openvino`); matches nothing in a peer's graph.
+        bias_correction: Move each conv's bias so its mean output on calibration images matches
+            fp32 (:func:`~rexnet.deploy.bias_correction.correct_biases`). onnxruntime's quantizer
+            has none; on a 90 %-accurate Fashion-MNIST model it lifted top-1 agreement with fp32
+            from 98.86 % to 99.1-99.25 %. Changes bias values only, not speed.
+        bias_correction_images: Calibration images the correction measures on (``None``: all);
+            its time grows with convs x images.
+        progress: Show a progress bar for the bias correction.
 
     Returns:
         An :class:`OnnxModel` running the quantized file.
@@ -129,6 +140,7 @@ def quantize_int8(
     }
     if method not in methods:
         raise RexnetError(f"unknown calibration method {method!r}; expected one of: {', '.join(methods)}")
+    calibration = list(calibration)  # read twice: calibration, then bias correction
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -150,10 +162,11 @@ def quantize_int8(
         root = logging.getLogger()
         level = root.level
         root.setLevel(max(level, logging.WARNING))  # onnxruntime logs every rescaled bias at INFO on the root logger
+        quantized = Path(tmp) / "int8.onnx"
         try:
             quantize_static(
                 str(pre),
-                str(out),
+                str(quantized),
                 _Reader("input", calibration),
                 quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8,
@@ -165,6 +178,17 @@ def quantize_int8(
             )
         finally:
             root.setLevel(level)
+        if bias_correction:
+            import onnx
+
+            from .bias_correction import correct_biases
+
+            qdq = onnx.load(str(quantized))
+            correct_biases(onnx.load(str(pre)), qdq, calibration, images=bias_correction_images, progress=progress)
+            onnx.save(qdq, str(quantized))
+        partial = out.with_name(out.name + ".partial")
+        shutil.copyfile(quantized, partial)
+        os.replace(partial, out)  # atomic: a reader never sees half a model
     _log.info("wrote int8 model %s", out)
     return OnnxModel(out)
 
