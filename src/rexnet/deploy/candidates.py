@@ -227,7 +227,8 @@ _PEER_PATHS = ("eager", "compiled", "onnxruntime", "int8 onnxruntime", "openvino
 def _openvino_paths(
     cfg: Any, model: nn.Module, calib: list[torch.Tensor], size: int, want: Callable[[str], bool], who: str
 ) -> dict[str, tuple[str, Callable]]:
-    """OpenVINO f32 (hint f32), bf16 (hint bf16: OpenVINO's default on CPUs with bf16) and NNCF int8."""
+    """OpenVINO f32 (hint f32), bf16 (hint bf16: OpenVINO's default on CPUs with bf16) and NNCF int8 (the
+    IR's own hint: OpenVINO's default)."""
     from .openvino_ir import OpenVinoModel, openvino_available, to_openvino
 
     out: dict[str, tuple[str, Callable]] = {}
@@ -243,7 +244,7 @@ def _openvino_paths(
     if cfg.int8 and want(f"{who} openvino int8") and calib:
         # fast bias correction: only bias values differ from the full one, not the speed
         q = to_openvino(model, "int8", calibration=calib, image_size=size, fast_bias_correction=True)
-        out["openvino int8"] = ("int8", OpenVinoModel(q, "f32", cfg.threads))
+        out["openvino int8"] = ("int8", OpenVinoModel(q, threads=cfg.threads))
     return out
 
 
@@ -275,7 +276,8 @@ def _peer_candidates(
             )
         )
     if cfg.int8 and want("timm int8 onnxruntime") and calib:
-        q = quantize_int8(tm, calib, tmp / "timm_int8.onnx", image_size=size)
+        # timed only: bias correction changes bias values, not speed
+        q = quantize_int8(tm, calib, tmp / "timm_int8.onnx", image_size=size, bias_correction=False)
         out.append(peer("int8 onnxruntime", "int8", OnnxModel(q.path, cfg.threads)))
     for name, (precision, fn) in _openvino_paths(cfg, tm, calib, size, want, "timm").items():
         out.append(peer(name, precision, fn))

@@ -5,7 +5,9 @@ timm's node types), so it keeps the dynamic batch/height/width. Precision on Ope
 is partly a *runtime* setting: ``f32`` and ``bf16`` IRs hold the same f32 weights and differ in
 the ``INFERENCE_PRECISION_HINT`` recorded in the IR's ``runtime_options`` (the default hint is
 bf16 on CPUs with AVX512-BF16 or AMX, so f32 has to be asked for). ``int8`` inserts NNCF's
-quantize/dequantize nodes, calibrated on real images; what stays in floating point runs in f32.
+quantize/dequantize nodes, calibrated on real images; what stays in floating point (SiLU, the SE
+gate, the pooling) runs at OpenVINO's default precision, bf16 where the CPU has it: on Fashion-MNIST
+that cost 0.02-0.08 pt of top-1 agreement and gained ~7 % speed over an f32 hint.
 
 Needs ``pip install openvino nncf`` (the ``deploy`` extra).
 """
@@ -33,7 +35,8 @@ _log = logging.getLogger(__name__)
 
 #: Precisions :func:`to_openvino` writes.
 OV_PRECISIONS = ("f32", "bf16", "int8")
-_HINT = {"f32": "f32", "bf16": "bf16", "int8": "f32"}
+#: Recorded ``INFERENCE_PRECISION_HINT`` per precision; ``None``: OpenVINO's default for the CPU.
+_HINT: dict[str, str | None] = {"f32": "f32", "bf16": "bf16", "int8": None}
 #: Node names of the SE layers in our exported graph (``FusedBottleneck._forward_export``).
 SE_NODE_PATTERNS = (r".*/blocks\.\d+/Conv(_1)?(/WithoutBiases)?$", r".*/blocks\.\d+/Mul$")
 
@@ -75,7 +78,7 @@ def to_openvino(
     calibration: Iterable[torch.Tensor] | None = None,
     image_size: int = 224,
     subset_size: int | None = None,
-    preset: str = "mixed",
+    preset: str = "performance",
     fast_bias_correction: bool = False,
     keep_se_float: bool = False,
 ) -> Any:
@@ -88,8 +91,11 @@ def to_openvino(
         calibration: Batches of preprocessed NCHW float32 images; required for ``int8``.
         image_size: Example input size for the ONNX export.
         subset_size: Calibration images NNCF uses (default: all the batches hold).
-        preset: NNCF preset: ``mixed`` (asymmetric activations: SiLU outputs are mostly
-            positive with a small negative tail) or ``performance`` (symmetric).
+        preset: NNCF preset: ``performance`` (symmetric activations) or ``mixed`` (asymmetric
+            activations, for SiLU's mostly positive outputs). ``performance`` is the default: with
+            full bias correction it kept top-1 agreement at 99.19 / 99.61 % on two Fashion-MNIST
+            models (``mixed``: 99.18 / 99.53 %) and ran ~15 % faster at batch 32, ~10 % at batch 1
+            (224 px, 2 threads, AMD EPYC Zen 4).
         fast_bias_correction: NNCF's fast bias correction instead of the full one (default off:
             on the Fashion-MNIST model the full one raised top-1 agreement from 98.1 % to 99.2 %,
             for ~1.5x the quantization time).
@@ -136,7 +142,8 @@ def to_openvino(
             )
         finally:
             nncf_log.setLevel(level)
-    ov_model.set_rt_info(_HINT[precision], ["runtime_options", "INFERENCE_PRECISION_HINT"])
+    if _HINT[precision] is not None:
+        ov_model.set_rt_info(_HINT[precision], ["runtime_options", "INFERENCE_PRECISION_HINT"])
     ov_model.set_rt_info(precision, ["rexnet", "precision"])
     return ov_model
 
