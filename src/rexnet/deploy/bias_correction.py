@@ -2,8 +2,9 @@
 
 onnxruntime's static quantizer rounds weights and activations to int8 but, unlike NNCF, never
 corrects the shift that rounding leaves in each layer's output mean. That shift accumulates
-through the network: on a 90 %-accurate Fashion-MNIST rexnet_100 it cost 1.1 % top-1 agreement
-with fp32. This module measures it on calibration images and folds it into the conv biases.
+through the network. This module measures it on calibration images and folds it into the conv
+biases: on a 90 %-accurate Fashion-MNIST rexnet_100 that raised top-1 agreement with fp32 from
+98.86 % to 99.11 % (``benchmarks/RESULTS.md``, issue 11).
 
 The correction is sequential, in graph order: conv ``k`` is measured with the convs before it
 already corrected, and its bias is moved so that its mean output per channel over the images
