@@ -18,9 +18,9 @@ from rexnet.plan import count_macs
 from rexnet.zoo import get_plan
 
 
-def test_tiny_bench_measures_every_path_and_writes_files(tmp_path: Path) -> None:
-    # the harness, not the models, is under test: our smallest variant and a small timm model
-    cfg = tiny_config(
+def _harness_config(**overrides: object) -> BenchConfig:
+    """The harness, not the models, is under test: our smallest variant and a small timm model at 32 px."""
+    return tiny_config(
         model="rexnet_060",
         timm_model="mobilenetv3_small_050",
         image_size=32,
@@ -28,6 +28,12 @@ def test_tiny_bench_measures_every_path_and_writes_files(tmp_path: Path) -> None
         rounds=2,
         latency_iters=1,
         warmup=0,
+        **overrides,
+    )
+
+
+def test_tiny_bench_measures_every_path_and_writes_files(tmp_path: Path) -> None:
+    cfg = _harness_config(
         calib_images=4,
         train_batch=2,
         openvino=False,
@@ -189,14 +195,7 @@ def test_peak_memory() -> None:
 @pytest.mark.slow
 def test_bench_peers_openvino_best_ratio_and_peaks(tmp_path: Path) -> None:
     pytest.importorskip("openvino")
-    cfg = tiny_config(
-        model="rexnet_060",
-        timm_model="mobilenetv3_small_050",
-        image_size=32,
-        batch_throughput=2,
-        rounds=2,
-        latency_iters=1,
-        warmup=0,
+    cfg = _harness_config(
         int8=False,
         train=False,
         only=("ours fused", "ours openvino", "timm eager", "timm openvino"),

@@ -178,6 +178,7 @@ def quantize_int8(
             )
         finally:
             root.setLevel(level)
+        partial = out.with_name(out.name + ".partial")
         if bias_correction:
             import onnx
 
@@ -185,9 +186,9 @@ def quantize_int8(
 
             qdq = onnx.load(str(quantized))
             correct_biases(onnx.load(str(pre)), qdq, calibration, images=bias_correction_images, progress=progress)
-            onnx.save(qdq, str(quantized))
-        partial = out.with_name(out.name + ".partial")
-        shutil.copyfile(quantized, partial)
+            onnx.save(qdq, str(partial))
+        else:
+            shutil.copyfile(quantized, partial)
         os.replace(partial, out)  # atomic: a reader never sees half a model
     _log.info("wrote int8 model %s", out)
     return OnnxModel(out)
