@@ -8,7 +8,7 @@ Example:
 """
 
 from . import _env  # noqa: F401  (first: sets OpenMP's wait policy before torch loads)
-from .errors import BudgetError, CheckpointError, RexnetError, UnknownModelError
+from .errors import BudgetError, CheckpointError, InputError, RexnetError, UnknownModelError
 from .features import FeatureInfo
 from .model import RexNet, RexNetFeatures
 from .plan import NetworkPlan, count_macs, count_params, rexnet_plan
@@ -35,6 +35,7 @@ __all__ = [
     "RexNet",
     "RexNetFeatures",
     "RexnetError",
+    "InputError",
     "UnknownModelError",
     "convert_checkpoint",
     "count_macs",

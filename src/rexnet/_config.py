@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import math
 import os
 import re
 import types
@@ -23,17 +24,13 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
-from .errors import RexnetError
+from .errors import ConfigError
 
 __all__ = ["Config", "ConfigError", "add_flags", "check_range", "coerce", "flag_overrides", "parse_count"]
 
 C = TypeVar("C", bound="Config")
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
-
-
-class ConfigError(RexnetError):
-    """An unknown config key, or a value of the wrong type or out of range."""
 
 
 def parse_count(text: str) -> float:
@@ -186,7 +183,10 @@ def _convert(t: Any, value: Any) -> Any:
     if t is float:
         if isinstance(value, bool):
             raise ValueError(value)
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):  # NaN and inf pass every "x > 0" check: refuse them here, for every field
+            raise ValueError(value)
+        return number
     if t is str:
         if not isinstance(value, (str, os.PathLike)):
             raise ValueError(value)

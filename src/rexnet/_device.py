@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import RexnetError
+from .errors import InputError
 
 __all__ = ["resolve_device", "cpu_has_native_bf16", "autocast", "cpu_field", "cpu_model", "cpu_flags"]
 
@@ -18,18 +18,18 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int =
     """``auto`` -> the local CUDA device if there is one, else CPU.
 
     Raises:
-        RexnetError: An unparsable device, or CUDA asked for where there is none (or not that many).
+        InputError: An unparsable device, or CUDA asked for where there is none (or not that many).
     """
     if device is None or device == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise RexnetError(f"bad device {device!r}; expected auto, cpu, cuda or cuda:N") from None
+        raise InputError(f"bad device {device!r}; expected auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RexnetError(f"device {device!r} asked for, but no CUDA GPU is available here; use --device cpu or auto")
+        raise InputError(f"device {device!r} asked for, but no CUDA GPU is available here; use --device cpu or auto")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise RexnetError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+        raise InputError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     return dev
 
 

@@ -9,7 +9,7 @@ import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import RexnetError
+from .errors import InputError, RexnetError
 
 __all__ = ["FeatureInfo", "feature_take_indices", "resolve_out_indices"]
 
@@ -24,27 +24,27 @@ def feature_take_indices(num_levels: int, indices: Indices = None) -> tuple[list
         indices: ``None`` (all), an int ``n`` (the last ``n``), or a sequence (negatives from the end).
 
     Raises:
-        RexnetError: An index out of range, an empty selection or ``n`` outside ``1..num_levels``.
+        InputError: An index out of range, an empty selection or ``n`` outside ``1..num_levels``.
     """
     if indices is None:
         indices = num_levels
     if isinstance(indices, bool):  # bool is an int; True would silently mean "the last level"
-        raise RexnetError(f"indices must be an int or a sequence of ints, got {indices!r}")
+        raise InputError(f"indices must be an int or a sequence of ints, got {indices!r}")
     if isinstance(indices, int):
         if not 0 < indices <= num_levels:
-            raise RexnetError(f"last-n indices ({indices}) must be in 1..{num_levels}")
+            raise InputError(f"last-n indices ({indices}) must be in 1..{num_levels}")
         take = list(range(num_levels - indices, num_levels))
     else:
         take = []
         for i in indices:
             idx = num_levels + i if i < 0 else i
             if not 0 <= idx < num_levels:
-                raise RexnetError(
+                raise InputError(
                     f"feature index {i} is out of range for {num_levels} levels (-{num_levels}..{num_levels - 1})"
                 )
             take.append(idx)
         if not take:
-            raise RexnetError("indices select no feature level")
+            raise InputError("indices select no feature level")
     return take, max(take)
 
 
@@ -52,14 +52,14 @@ def resolve_out_indices(out_indices: Indices, num_levels: int) -> tuple[int, ...
     """``out_indices`` of a ``features_only`` backbone as sorted absolute levels (maps come out in that order).
 
     Raises:
-        RexnetError: As :func:`feature_take_indices`, or a level named twice.
+        InputError: As :func:`feature_take_indices`, or a level named twice.
     """
     try:
         take, _ = feature_take_indices(num_levels, out_indices)
     except RexnetError as e:
-        raise RexnetError(f"out_indices {out_indices!r}: {e}") from None
+        raise InputError(f"out_indices {out_indices!r}: {e}") from None
     if len(set(take)) != len(take):
-        raise RexnetError(f"out_indices {out_indices!r} names a level twice")
+        raise InputError(f"out_indices {out_indices!r} names a level twice")
     return tuple(sorted(take))
 
 

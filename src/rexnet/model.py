@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .errors import RexnetError
+from .errors import InputError
 from .features import FeatureInfo, Indices, feature_take_indices, resolve_out_indices
 from .layers import ConvBnAct, GlobalPool, InvertedBottleneck
 from .plan.spec import NetworkPlan
@@ -253,7 +253,7 @@ class RexNet(nn.Module):
             ``(final_features, maps)``, or ``maps`` if ``intermediates_only``.
         """
         if output_fmt != "NCHW":
-            raise RexnetError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+            raise InputError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         take, max_index = feature_take_indices(len(self.stage_ends), indices)
         take_blocks = [self.stage_ends[i] for i in take]
         last = self.stage_ends[max_index]

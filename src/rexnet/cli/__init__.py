@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..errors import RexnetError
+from ..errors import RexnetError, RunOutcomeError
 
 __all__ = ["main", "build_parser"]
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code (2 for bad input)."""
+    """Run the CLI; returns the process exit code (2 bad input, 1 a failed run, 130 interrupted; see ``errors``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -56,9 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except RexnetError as e:
-        print(f"rexnet {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except RexnetError as e:  # the user's input (2) or the run's outcome (1, 130): a message, no traceback
+        what = e.outcome if isinstance(e, RunOutcomeError) else "error"
+        print(f"rexnet {args.command}: {what}: {e}", file=sys.stderr)
+        return e.exit_code
     except OSError as e:
         if e.errno not in _USER_OS_ERRORS:  # anything else may be a bug: keep its traceback
             raise

@@ -57,9 +57,9 @@ def _export(args: argparse.Namespace) -> int:
 
     model, meta = load_detector(args.checkpoint)
     if meta["config"]["arch"] != "ssdlite":
-        from ..errors import RexnetError
+        from ..errors import InputError
 
-        raise RexnetError(f"ONNX export covers SSDLite; {args.checkpoint} holds {meta['config']['arch']!r}")
+        raise InputError(f"ONNX export covers SSDLite; {args.checkpoint} holds {meta['config']['arch']!r}")
     res = export_ssdlite_onnx(model, args.out, opset=args.opset, verify=not args.no_verify)
     print(
         f"wrote {res.path}; onnxruntime vs eager max |diff|: boxes {res.max_abs_diff_boxes:.3g} px, "

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from ..data import data_help
-from ..errors import RexnetError
+from ..errors import InputError
 from ..rank import BLOCKS, PAPER_ACTIVATIONS, PRESETS
 
 _DEFAULT_BLOCKS = ",".join(BLOCKS)
@@ -25,7 +25,7 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(t) for t in _names(text)]
     except ValueError:
-        raise RexnetError(f"expected comma-separated numbers, got {text!r}") from None
+        raise InputError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _value(text: str) -> Any:
@@ -42,7 +42,7 @@ def _options(items: list[str] | None, multi: bool = False) -> dict[str, Any]:
     for item in items or []:
         key, sep, val = item.partition("=")
         if not sep or not key:
-            raise RexnetError(f"expected KEY=VALUE, got {item!r}")
+            raise InputError(f"expected KEY=VALUE, got {item!r}")
         out[key.strip()] = [_value(v) for v in _names(val)] if multi else _value(val.strip())
     return out
 

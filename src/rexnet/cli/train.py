@@ -72,9 +72,9 @@ def _train(args: argparse.Namespace, **forced: Any) -> int:
 
     cfg = config_from_args(args, **forced)
     if args.allow_change and not args.resume:
-        from ..errors import RexnetError
+        from ..errors import InputError
 
-        raise RexnetError(f"--allow-change {args.allow_change} needs --resume")
+        raise InputError(f"--allow-change {args.allow_change} needs --resume")
     res = train(cfg, resume=args.resume, allow_change=args.allow_change.split(","))
     import torch.distributed as dist
 

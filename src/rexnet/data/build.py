@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .batched import BatchAugment
 from .cifar import is_cifar_folder, load_cifar
 from .embedded import SHAPE_CLASSES, TensorImageDataset, _stratified_split, load_digits_split, make_shapes_split
@@ -96,7 +96,7 @@ def build_datasets(
         folder yields a :class:`~rexnet.data.folder.SkippedImage` for an unreadable file.
 
     Raises:
-        RexnetError: Unknown name, missing folder, or a folder with no images.
+        InputError: Unknown name, missing folder, or a folder with no images.
 
     Example:
         >>> b = build_datasets("digits", 32)
@@ -140,7 +140,7 @@ def build_datasets(
             targets = torch.tensor(full_val.targets)
             tr, va = _stratified_split(targets, val_fraction)
             if not va:
-                raise RexnetError(f"{root}: too few images for a {val_fraction:.0%} validation split")
+                raise InputError(f"{root}: too few images for a {val_fraction:.0%} validation split")
             val_ds = Subset(full_val, va)
             train_ds = Subset(SafeImageFolder(root, train_tf, classes, strict), tr) if train else None
         data = f"folder:{root}"
@@ -272,17 +272,17 @@ def resolve_data(data: str) -> tuple[str, str | None]:
     """``--data`` as ``(name in DATASETS, folder or None)``: ``NAME``, ``NAME:DIR`` or a bare folder.
 
     Raises:
-        RexnetError: An unknown name, a missing folder, or a folder given to an embedded set.
+        InputError: An unknown name, a missing folder, or a folder given to an embedded set.
     """
     name, sep, path = data.partition(":")
     if sep and name in DATASETS:
         if DATASETS[name].folder == "none":
-            raise RexnetError(f"dataset {name!r} is embedded and takes no folder; got {data!r}")
+            raise InputError(f"dataset {name!r} is embedded and takes no folder; got {data!r}")
         return name, path
     if data in DATASETS:
         if DATASETS[data].folder == "required":
-            raise RexnetError(f"dataset {data!r} needs a folder: {data}:DIR")
+            raise InputError(f"dataset {data!r} needs a folder: {data}:DIR")
         return data, None
     if not Path(data).exists():
-        raise RexnetError(f"unknown dataset {data!r}: not a folder; expected one of: {data_help()}")
+        raise InputError(f"unknown dataset {data!r}: not a folder; expected one of: {data_help()}")
     return ("cifar10" if is_cifar_folder(data) else "folder"), data

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import RexnetError
+from ..errors import InputError
 
 __all__ = ["is_cifar_folder", "load_cifar"]
 
@@ -43,9 +43,9 @@ def _read(path: Path) -> dict[str, Any]:
         with open(path, "rb") as f:
             obj = _SafeUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, OSError, ValueError) as e:
-        raise RexnetError(f"cannot read CIFAR file {path}: {e}") from e
+        raise InputError(f"cannot read CIFAR file {path}: {e}") from e
     if not isinstance(obj, dict):
-        raise RexnetError(f"cannot read CIFAR file {path}: expected a dict, got {type(obj).__name__}")
+        raise InputError(f"cannot read CIFAR file {path}: expected a dict, got {type(obj).__name__}")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
@@ -75,12 +75,12 @@ def load_cifar(folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
         ``(N, 3, 32, 32)``.
 
     Raises:
-        RexnetError: Not a CIFAR folder, or a file that is unreadable or has unexpected content.
+        InputError: Not a CIFAR folder, or a file that is unreadable or has unexpected content.
     """
     root = _root(folder)
     kind = is_cifar_folder(root)
     if kind is None:
-        raise RexnetError(
+        raise InputError(
             f"{folder} is not a CIFAR-10/100 python folder (expected data_batch_1..5 + test_batch, "
             "or train + test + meta)"
         )
@@ -97,14 +97,14 @@ def load_cifar(folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
         for name in files:
             d = _read(root / name)
             if "data" not in d or label_key not in d:
-                raise RexnetError(f"{root / name}: missing 'data' or '{label_key}'")
+                raise InputError(f"{root / name}: missing 'data' or '{label_key}'")
             try:
                 x = np.asarray(d["data"], dtype=np.uint8)
                 y = np.asarray(d[label_key], dtype=np.int64).reshape(-1)
             except (TypeError, ValueError) as e:
-                raise RexnetError(f"{root / name}: 'data' or '{label_key}' is not numeric ({e})") from None
+                raise InputError(f"{root / name}: 'data' or '{label_key}' is not numeric ({e})") from None
             if x.size % (3 * 32 * 32) or x.size // (3 * 32 * 32) != len(y):
-                raise RexnetError(
+                raise InputError(
                     f"{root / name}: 'data' holds {x.size} values, not {len(y)} images of 3x32x32 "
                     f"(one per label); not a CIFAR file"
                 )

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..errors import RexnetError
+from ..errors import InputError
 
 __all__ = ["TensorImageDataset", "load_digits_split", "make_shapes_split", "SHAPE_CLASSES"]
 
@@ -49,7 +49,7 @@ class TensorImageDataset(Dataset):
         batch_transform: Callable[..., torch.Tensor] | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise RexnetError(f"images must be uint8 (N, 1|3, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise InputError(f"images must be uint8 (N, 1|3, H, W), got {images.dtype} {tuple(images.shape)}")
         self.images, self.labels, self.classes, self.transform = images, labels, list(classes), transform
         self.batch_transform = batch_transform
         self.targets = labels.tolist()
@@ -83,12 +83,12 @@ def load_digits_split(
     """The digits images upscaled to ``size`` (uint8, 3 channels), labels, and train/val indices.
 
     Raises:
-        RexnetError: scikit-learn is not installed.
+        InputError: scikit-learn is not installed.
     """
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
-        raise RexnetError(
+        raise InputError(
             "the embedded 'digits' dataset needs scikit-learn (pip install 'rexnet[data]'); "
             "or use --data shapes, which needs nothing"
         ) from e

@@ -20,15 +20,11 @@ from torch.utils.data import default_collate
 from torchvision.datasets import DatasetFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
-from ..errors import RexnetError
+from ..errors import CorruptImageError, InputError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CorruptImageError", "SkippedImage", "SafeImageFolder", "collate_skipping", "find_class_folders"]
-
-
-class CorruptImageError(RexnetError):
-    """An image that cannot be decoded, raised only in strict mode."""
 
 
 class SkippedImage(NamedTuple):
@@ -83,19 +79,19 @@ def find_class_folders(root: str | os.PathLike) -> list[str]:
     predict, and make top-k scores look better. A single class is allowed, with a warning.
 
     Raises:
-        RexnetError: ``root`` is missing or has no class sub-folder with images.
+        InputError: ``root`` is missing or has no class sub-folder with images.
     """
     root = Path(root)
     if not root.is_dir():
-        raise RexnetError(f"dataset folder not found: {root}")
+        raise InputError(f"dataset folder not found: {root}")
     names = _subfolders(root)
     if not names:
-        raise RexnetError(f"{root} has no class sub-folders (expected ROOT/<class>/<image>)")
+        raise InputError(f"{root} has no class sub-folders (expected ROOT/<class>/<image>)")
     reals = {os.path.realpath(root / n) for n in names}
     classes = [n for n in names if _walk_images(str(root / n), set(reals), first_only=True)]
     empty = [n for n in names if n not in classes]
     if not classes:
-        raise RexnetError(
+        raise InputError(
             f"{root}: no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) in any class sub-folder "
             f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
         )
@@ -133,7 +129,7 @@ class SafeImageFolder(DatasetFolder):
         self.strict = strict
         super().__init__(str(root), loader=_load_rgb, extensions=IMG_EXTENSIONS, transform=transform, allow_empty=True)
         if not self.samples:
-            raise RexnetError(f"no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) found under {root}")
+            raise InputError(f"no images ({', '.join(IMG_EXTENSIONS[:4])}, ...) found under {root}")
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         if self._fixed_classes is None:

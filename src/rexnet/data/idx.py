@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import RexnetError
+from ..errors import InputError
 
 __all__ = ["IDX_DATASETS", "IdxData", "find_idx_folder", "load_idx_dataset", "read_idx"]
 
@@ -74,7 +74,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (``.gz`` or plain) into a numpy array of its stored shape.
 
     Raises:
-        RexnetError: Unreadable file, bad magic number, or a size that does not match the header.
+        InputError: Unreadable file, bad magic number, or a size that does not match the header.
     """
     path = Path(path)
     try:
@@ -82,18 +82,18 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         with opener(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise RexnetError(f"cannot read IDX file {path}: {e}") from e
+        raise InputError(f"cannot read IDX file {path}: {e}") from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-        raise RexnetError(f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
+        raise InputError(f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
     ndim = data[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(data) < header:
-        raise RexnetError(f"{path}: truncated IDX header")
+        raise InputError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
     dtype = np.dtype(_DTYPES[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
-        raise RexnetError(
+        raise InputError(
             f"{path}: header says {shape} ({expected} bytes) but the file holds {len(data) - header} bytes of data"
         )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
@@ -119,10 +119,10 @@ def find_idx_folder(name: str, folder: str | os.PathLike | None = None) -> Path:
             searches ``$REXNET_DATA/<name>`` and the Debian package's place.
 
     Raises:
-        RexnetError: Unknown name, or no folder with all four files (the message says how to get them).
+        InputError: Unknown name, or no folder with all four files (the message says how to get them).
     """
     if name not in IDX_DATASETS:
-        raise RexnetError(f"unknown IDX dataset {name!r}; expected one of: {', '.join(IDX_DATASETS)}")
+        raise InputError(f"unknown IDX dataset {name!r}; expected one of: {', '.join(IDX_DATASETS)}")
     _, tv_name, defaults = IDX_DATASETS[name]
     if folder is not None:
         roots = [Path(folder)]
@@ -141,7 +141,7 @@ def find_idx_folder(name: str, folder: str | os.PathLike | None = None) -> Path:
         if name == "fashion-mnist"
         else f"pass --data {name}:DIR"
     )
-    raise RexnetError(
+    raise InputError(
         f"{name} not found (looked in {', '.join(tried)}); it needs the four IDX files "
         f"({files}): {how}, where DIR holds those files (torchvision's {tv_name}/raw layout works)"
     )
@@ -151,7 +151,7 @@ def load_idx_dataset(name: str, folder: str | os.PathLike | None = None) -> IdxD
     """Load the official train and test splits of ``name`` from ``folder`` (see :func:`find_idx_folder`).
 
     Raises:
-        RexnetError: Missing or malformed files, or images and labels that do not match.
+        InputError: Missing or malformed files, or images and labels that do not match.
     """
     root = find_idx_folder(name, folder)
     arrays = {}
@@ -164,10 +164,10 @@ def load_idx_dataset(name: str, folder: str | os.PathLike | None = None) -> IdxD
     for split in ("train", "test"):
         x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise RexnetError(f"{root}: {split} images {x.shape} and labels {y.shape} do not match")
+            raise InputError(f"{root}: {split} images {x.shape} and labels {y.shape} do not match")
         if x.dtype != np.uint8:
-            raise RexnetError(f"{root}: {split} images are {x.dtype}, expected uint8")
+            raise InputError(f"{root}: {split} images are {x.dtype}, expected uint8")
         if len(y) and (y.min() < 0 or y.max() >= len(classes)):
-            raise RexnetError(f"{root}: {split} labels outside 0..{len(classes) - 1}")
+            raise InputError(f"{root}: {split} labels outside 0..{len(classes) - 1}")
         out[split] = (torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64)))
     return IdxData(*out["train"], *out["test"], classes=classes, folder=root)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..errors import RexnetError
+from ..errors import InputError, RexnetError
 from .quant import agreement, predict_logits
 
 __all__ = ["PRECISION_PATHS", "precision_accuracy", "accuracy_markdown"]
@@ -64,7 +64,7 @@ def _build(
 
         full = [x for x in calib if x.shape[0] == calib[0].shape[0]]
         return _FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
-    raise RexnetError(f"unknown precision path {name!r}; expected one of: {', '.join(PRECISION_PATHS)}")
+    raise InputError(f"unknown precision path {name!r}; expected one of: {', '.join(PRECISION_PATHS)}")
 
 
 def precision_accuracy(
@@ -107,7 +107,7 @@ def precision_accuracy(
     bundle = build_datasets(data, size, train=False, model=meta.name)
     ds = _split(bundle, split)
     if bundle.num_classes != meta.num_classes:
-        raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}")
+        raise InputError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}")
     n = len(ds) if limit is None else min(limit, len(ds))
     xs = torch.stack([ds[i][0] for i in range(n)])
     labels = torch.tensor([int(ds[i][1]) for i in range(n)])

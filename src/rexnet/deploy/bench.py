@@ -23,7 +23,7 @@ import torch
 
 from .._config import Config, check_range
 from .._memory import check_inference_memory
-from ..errors import RexnetError
+from ..errors import InputError
 from ..zoo import get_plan, list_models
 from .bench_report import machine_info, write_reports
 from .candidates import Candidate, build_candidates, build_train_candidates, foreign_macs
@@ -235,7 +235,7 @@ def run_bench(
         import timm
 
         if not timm.is_model(cfg.timm_model):
-            raise RexnetError(f"unknown timm model {cfg.timm_model!r}; e.g. rexnet_100 (see timm.list_models())")
+            raise InputError(f"unknown timm model {cfg.timm_model!r}; e.g. rexnet_100 (see timm.list_models())")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)
@@ -246,7 +246,7 @@ def run_bench(
         )
     cands, extra = build_candidates(cfg, checkpoint)
     if not cands:
-        raise RexnetError(f"no benchmark candidate left after only={cfg.only!r}")
+        raise InputError(f"no benchmark candidate left after only={cfg.only!r}")
     g = torch.Generator().manual_seed(0)
     rows = _time_inference(cfg, cands, g)
     minfo = machine_info()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .export import onnx_session
 
 if TYPE_CHECKING:
@@ -80,13 +80,13 @@ def correct_biases(
         The number of convs corrected.
 
     Raises:
-        RexnetError: no calibration images, or no conv of ``qdq`` found in ``fp32``.
+        InputError: no calibration images, or no conv of ``qdq`` found in ``fp32``.
     """
     import onnx
     from tqdm import tqdm
 
     if not calibration:
-        raise RexnetError("bias correction needs calibration images")
+        raise InputError("bias correction needs calibration images")
     data = torch.cat([x.detach().float() for x in calibration])[:images].contiguous().numpy()
     fp32_convs = {n.output[0] for n in fp32.graph.node if n.op_type == "Conv"}
     convs = [
@@ -95,7 +95,7 @@ def correct_biases(
         if n.op_type == "Conv" and len(n.input) > 2 and n.input[2] and n.output[0] in fp32_convs
     ]
     if not convs:
-        raise RexnetError("bias correction: no conv with a bias shared by the fp32 and the quantized graph")
+        raise InputError("bias correction: no conv with a bias shared by the fp32 and the quantized graph")
     targets = _channel_means(fp32, [c.output[0] for c in convs], data, threads)
     initializers = {t.name: t for t in qdq.graph.initializer}
     producers = {o: n for n in qdq.graph.node for o in n.output}

@@ -8,7 +8,7 @@ import logging
 import torch
 from torch.utils.data import Dataset, Subset
 
-from ..errors import RexnetError
+from ..errors import InputError
 
 __all__ = ["calibration_batches"]
 
@@ -46,13 +46,13 @@ def calibration_batches(
         batch_size: Rows per returned batch.
 
     Raises:
-        RexnetError: Unknown dataset, or one without a training split.
+        InputError: Unknown dataset, or one without a training split.
     """
     from ..data import build_datasets
 
     bundle = build_datasets(data, image_size, train=True, model=model, train_limit=images)
     if bundle.train is None or len(bundle.train) == 0:  # type: ignore[arg-type]
-        raise RexnetError(f"{data}: no training images to calibrate on")
+        raise InputError(f"{data}: no training images to calibrate on")
     eval_tf = getattr(_base(bundle.val), "transform", None)
     train = bundle.train
     if eval_tf is not None and hasattr(_base(train), "transform"):
@@ -62,5 +62,5 @@ def calibration_batches(
     xs = [train[i][0] for i in range(len(train))]  # type: ignore[arg-type]
     xs = [x for x in xs if isinstance(x, torch.Tensor)]  # drop unreadable images (SkippedImage)
     if not xs:
-        raise RexnetError(f"{data}: no readable training images to calibrate on")
+        raise InputError(f"{data}: no readable training images to calibrate on")
     return list(torch.stack(xs).split(batch_size))

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .._memory import check_model_inference
-from ..errors import RexnetError
+from ..errors import ExportError
 from .fuse import fuse
 
 __all__ = [
@@ -54,10 +54,6 @@ MIN_OPSET, MAX_OPSET = 13, 20
 ONNX_OPSET = 17
 #: Channel multiple :func:`export_onnx` pads to by default (16 fp32 lanes of AVX-512; see ``deploy/pad.py``).
 PAD_CHANNELS = 16
-
-
-class ExportError(RexnetError):
-    """An export that failed or does not reproduce the PyTorch outputs."""
 
 
 @dataclass
@@ -430,7 +426,7 @@ def export_model(
         An :class:`ExportResult` with the max absolute difference (and cosine/top-1 agreement).
 
     Raises:
-        RexnetError: Unknown model, format or precision, unreadable checkpoint, int8 without
+        InputError: Unknown model, format or precision, unreadable checkpoint, int8 without
             ``calib_data``, or a file that does not reproduce PyTorch: f32 outputs more than 1e-3
             apart, bf16/int8 logits with a mean cosine similarity under 0.98 (int8: checked on
             calibration images, whose distribution its scales fit).

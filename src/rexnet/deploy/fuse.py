@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import RexnetError
+from ..errors import InputError
 from ..layers import ConvBnAct, InvertedBottleneck, SqueezeExcite
 from ..model import RexNet, RexNetFeatures
 
@@ -234,7 +234,7 @@ def fuse(model: nn.Module, channels_last: bool = True) -> nn.Module:
         A :class:`FusedRexNet` in eval mode, with ``requires_grad`` off.
 
     Raises:
-        RexnetError: ``model`` is not a ReXNet built by this library.
+        InputError: ``model`` is not a ReXNet built by this library.
 
     Example:
         >>> import rexnet, torch
@@ -245,7 +245,7 @@ def fuse(model: nn.Module, channels_last: bool = True) -> nn.Module:
     if isinstance(model, FusedRexNet):
         return model
     if not isinstance(model, RexNet):
-        raise RexnetError(f"fuse expects a rexnet RexNet model, got {type(model).__name__}")
+        raise InputError(f"fuse expects a rexnet RexNet model, got {type(model).__name__}")
     cls = _FusedFeatures if isinstance(model, RexNetFeatures) else FusedRexNet
     fused = cls(model).eval()
     for p in fused.parameters():

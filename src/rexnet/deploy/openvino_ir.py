@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .._signals import repair_altstack
-from ..errors import RexnetError
+from ..errors import InputError
 from .export import _is_rexnet, export_onnx
 
 __all__ = ["OV_PRECISIONS", "openvino_available", "to_openvino", "save_openvino", "OpenVinoModel"]
@@ -55,7 +55,7 @@ def openvino_available(with_nncf: bool = False) -> bool:
 
 def _require(with_nncf: bool = False) -> None:
     if not openvino_available(with_nncf):
-        raise RexnetError(
+        raise InputError(
             "the OpenVINO target needs openvino"
             + (" and nncf" if with_nncf else "")
             + ": pip install openvino nncf (or rexnet[deploy])"
@@ -109,10 +109,10 @@ def to_openvino(
         The ``openvino.Model``, with the precision hint in ``rt_info['runtime_options']``.
 
     Raises:
-        RexnetError: openvino/nncf missing, unknown precision, or int8 without calibration data.
+        InputError: openvino/nncf missing, unknown precision, or int8 without calibration data.
     """
     if precision not in OV_PRECISIONS:
-        raise RexnetError(f"unknown OpenVINO precision {precision!r}; expected one of: {', '.join(OV_PRECISIONS)}")
+        raise InputError(f"unknown OpenVINO precision {precision!r}; expected one of: {', '.join(OV_PRECISIONS)}")
     _require(with_nncf=precision == "int8")
     import openvino as ov
 
@@ -123,7 +123,7 @@ def to_openvino(
         # one image per item: NNCF counts subset_size in items and collects statistics per item
         images = [x[None] for b in (calibration or []) for x in b.detach().float().contiguous().numpy()]
         if not images:
-            raise RexnetError("int8 quantization needs calibration images (--calib-data)")
+            raise InputError("int8 quantization needs calibration images (--calib-data)")
         import nncf
 
         nncf_log = logging.getLogger("nncf")
@@ -182,7 +182,7 @@ class OpenVinoModel:
         self.core = ov.Core()
         self.path = str(model) if isinstance(model, (str, os.PathLike)) else None
         if self.path is not None and not Path(self.path).is_file():
-            raise RexnetError(f"OpenVINO model not found: {self.path}")
+            raise InputError(f"OpenVINO model not found: {self.path}")
         self.model = self.core.read_model(self.path) if self.path is not None else model
         if precision_hint is None and self.model.has_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]):
             precision_hint = self.model.get_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]).astype(str)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .compiled import FrozenCompiled
 from .export import _is_rexnet, export_onnx, onnx_session
 from .fuse import fuse
@@ -89,7 +89,7 @@ class _Reader:
         return None if x is None else {self.name: x.detach().float().contiguous().numpy()}
 
     def rewind(self) -> None:  # pragma: no cover - unused by MinMax calibration
-        raise RexnetError("calibration reader cannot rewind")
+        raise InputError("calibration reader cannot rewind")
 
 
 def quantize_int8(
@@ -139,7 +139,7 @@ def quantize_int8(
         "percentile": CalibrationMethod.Percentile,
     }
     if method not in methods:
-        raise RexnetError(f"unknown calibration method {method!r}; expected one of: {', '.join(methods)}")
+        raise InputError(f"unknown calibration method {method!r}; expected one of: {', '.join(methods)}")
     calibration = list(calibration)  # read twice: calibration, then bias correction
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +210,7 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
         largest logit). Untrained weights give near-equal logits, where agreement means nothing.
     """
     if reference.shape != other.shape:
-        raise RexnetError(f"logit shapes differ: {tuple(reference.shape)} vs {tuple(other.shape)}")
+        raise InputError(f"logit shapes differ: {tuple(reference.shape)} vs {tuple(other.shape)}")
     ref, oth = reference.float(), other.float()
     cos = torch.nn.functional.cosine_similarity(ref, oth, dim=1)
     top2 = ref.topk(min(2, ref.shape[1]), dim=1).values
@@ -243,10 +243,10 @@ def quantize_int8_pt2e(model: nn.Module, calibration: Iterable[torch.Tensor]) ->
     convolutions (AMX/VNNI) with fused requantization. Call it with that input shape.
 
     Raises:
-        RexnetError: torchao is not installed (``pip install torchao``).
+        InputError: torchao is not installed (``pip install torchao``).
     """
     if not pt2e_available():
-        raise RexnetError("int8 PT2E quantization needs torchao: pip install torchao")
+        raise InputError("int8 PT2E quantization needs torchao: pip install torchao")
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,

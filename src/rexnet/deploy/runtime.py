@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .export import read_sidecar
 
 __all__ = ["RUNTIMES", "load_exported", "evaluate_exported", "predict_exported", "is_exported_model"]
@@ -47,27 +47,27 @@ def load_exported(
         ``mean``/``std``/``crop_pct``/``interpolation``, ``precision`` and ``runtime``.
 
     Raises:
-        RexnetError: Missing file, unknown runtime or suffix, onnxruntime asked to run an IR, or
+        InputError: Missing file, unknown runtime or suffix, onnxruntime asked to run an IR, or
             the runtime not installed.
     """
     p = Path(path)
     if not p.is_file():
-        raise RexnetError(f"exported model not found: {p}")
+        raise InputError(f"exported model not found: {p}")
     suffix = p.suffix.lower()
     if suffix not in _SUFFIXES:
-        raise RexnetError(f"{p}: not an exported model; expected an .onnx file or an OpenVINO .xml")
+        raise InputError(f"{p}: not an exported model; expected an .onnx file or an OpenVINO .xml")
     runtime = runtime or _SUFFIXES[suffix]
     if runtime not in RUNTIMES:
-        raise RexnetError(f"unknown runtime {runtime!r}; expected one of: {', '.join(RUNTIMES)}")
+        raise InputError(f"unknown runtime {runtime!r}; expected one of: {', '.join(RUNTIMES)}")
     if runtime == "onnxruntime" and suffix == ".xml":
-        raise RexnetError(f"{p}: onnxruntime cannot run an OpenVINO IR; use --runtime openvino")
+        raise InputError(f"{p}: onnxruntime cannot run an OpenVINO IR; use --runtime openvino")
     if runtime == "onnxruntime":
         try:
             from .quant import OnnxModel
 
             fn: Callable[[torch.Tensor], torch.Tensor] = OnnxModel(p, threads)
         except ImportError as e:
-            raise RexnetError("onnxruntime is not installed: pip install onnxruntime") from e
+            raise InputError("onnxruntime is not installed: pip install onnxruntime") from e
     else:
         from .openvino_ir import OpenVinoModel
 
@@ -122,7 +122,7 @@ def evaluate_exported(
     bundle = build_datasets(data, size, train=False, model=meta["model"], strict=strict)
     ds = _split(bundle, split)
     if bundle.num_classes != meta["num_classes"]:
-        raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
+        raise InputError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
     res = evaluate(
         lambda x: fn(x.float().contiguous()),
         ds,
@@ -149,9 +149,9 @@ def _split(bundle: Any, split: str) -> Any:
     if split == "test":
         test = getattr(bundle, "test", None)
         if test is None:
-            raise RexnetError(f"{bundle.name} has no test split; use split 'val'")
+            raise InputError(f"{bundle.name} has no test split; use split 'val'")
         return test
-    raise RexnetError(f"unknown split {split!r}; expected one of: val, test")
+    raise InputError(f"unknown split {split!r}; expected one of: val, test")
 
 
 def predict_exported(

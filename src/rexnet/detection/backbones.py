@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from ..errors import RexnetError
+from ..errors import InputError
 from ..model import RexNet
 from ..plan.spec import NetworkPlan
 from ..zoo import create_model
@@ -84,7 +84,7 @@ def freeze_stages(net: RexNet, trainable_layers: int) -> None:
     """Keep gradients only in the last ``trainable_layers`` stages (torchvision's ``trainable_backbone_layers``)."""
     groups = stage_modules(net)
     if not 0 <= trainable_layers <= len(groups):
-        raise RexnetError(f"trainable_layers must be in [0, {len(groups)}], got {trainable_layers}")
+        raise InputError(f"trainable_layers must be in [0, {len(groups)}], got {trainable_layers}")
     for group in groups[: len(groups) - trainable_layers]:
         for m in group:
             m.requires_grad_(False)
@@ -165,11 +165,11 @@ class SSDLiteExtractor(nn.Module):
         super().__init__()
         strides = block_strides(net.plan)
         if 32 not in strides:
-            raise RexnetError("SSDLite needs a network with a stride-32 stage")
+            raise InputError("SSDLite needs a network with a stride-32 stage")
         self.split = strides.index(32)  # the first stride-32 block
         tap = net.blocks[self.split]
         if isinstance(tap.expand, nn.Identity) or tap.use_shortcut:
-            raise RexnetError("SSDLite taps the expansion of the first stride-32 block; this one has none")
+            raise InputError("SSDLite taps the expansion of the first stride-32 block; this one has none")
         self.stem = net.stem
         self.early = net.blocks[: self.split]
         self.tap = tap

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..data.embedded import load_digits_split
-from ..errors import RexnetError
+from ..errors import InputError
 
 __all__ = ["DetectionDataset", "CocoFolder", "make_demo_detection", "load_detection_data", "write_coco", "collate"]
 
@@ -96,22 +96,22 @@ class CocoFolder(DetectionDataset):
         masks: Return instance masks (from polygons or RLE; needs pycocotools).
 
     Raises:
-        RexnetError: Missing files, a file that is not COCO-format JSON.
+        InputError: Missing files, a file that is not COCO-format JSON.
     """
 
     def __init__(self, images: str | os.PathLike, annotations: str | os.PathLike, masks: bool = False) -> None:
         self.root, ann_path = Path(images), Path(annotations)
         if not ann_path.is_file():
-            raise RexnetError(f"annotation file not found: {ann_path}")
+            raise InputError(f"annotation file not found: {ann_path}")
         if not self.root.is_dir():
-            raise RexnetError(f"image folder not found: {self.root}")
+            raise InputError(f"image folder not found: {self.root}")
         try:
             coco = json.loads(ann_path.read_text())
             missing = [k for k in ("images", "annotations", "categories") if k not in coco]
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
-            raise RexnetError(f"{ann_path} is not COCO-format JSON: {e}") from e
+            raise InputError(f"{ann_path} is not COCO-format JSON: {e}") from e
         if missing:
-            raise RexnetError(f"{ann_path} is not COCO-format: missing {', '.join(missing)}")
+            raise InputError(f"{ann_path} is not COCO-format: missing {', '.join(missing)}")
         self.coco, self.has_masks = coco, masks
         super().__init__()
 
@@ -122,7 +122,7 @@ class CocoFolder(DetectionDataset):
         try:
             return decode_image(str(path), mode=ImageReadMode.RGB)
         except (RuntimeError, OSError) as e:
-            raise RexnetError(f"cannot read image {path}: {e}") from e
+            raise InputError(f"cannot read image {path}: {e}") from e
 
     def instance_masks(self, image_id: int, anns: list[dict[str, Any]], h: int, w: int) -> torch.Tensor:
         from pycocotools import mask as mask_utils
@@ -172,9 +172,9 @@ def make_demo_detection(
         masks: Include instance masks.
     """
     if split not in ("train", "val"):
-        raise RexnetError(f"split must be 'train' or 'val', got {split!r}")
+        raise InputError(f"split must be 'train' or 'val', got {split!r}")
     if image_size < 64:
-        raise RexnetError(f"image_size must be >= 64 for the demo set, got {image_size}")
+        raise InputError(f"image_size must be >= 64 for the demo set, got {image_size}")
     digits, labels, train_idx, val_idx = load_digits_split(size=8)
     pool = train_idx if split == "train" else val_idx
     n = num_images if num_images is not None else (400 if split == "train" else 100)
@@ -281,7 +281,7 @@ def load_detection_data(
             if limit is not None:
                 ds.image_ids = ds.image_ids[:limit]
             return ds
-    raise RexnetError(
+    raise InputError(
         f"no COCO annotations for split {split!r} under {root}: expected instances_{split}.json "
         f"or annotations/instances_{split}2017.json (or use --data demo)"
     )

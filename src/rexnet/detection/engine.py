@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import CheckpointError, RexnetError
+from .._files import hold_folder
+from ..errors import CheckpointError, InputError
 from ..train.distributed import average_buffers
 from ..train.optim import WarmupCosineLR
 from ..weights.io import atomic_torch_save, safe_torch_load
@@ -62,12 +63,12 @@ class DetectConfig:
 
     def __post_init__(self) -> None:
         if self.arch not in DETECTORS:
-            raise RexnetError(f"unknown detector {self.arch!r}; expected one of: {', '.join(DETECTORS)}")
+            raise InputError(f"unknown detector {self.arch!r}; expected one of: {', '.join(DETECTORS)}")
         if self.optimizer not in ("adamw", "sgd"):
-            raise RexnetError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+            raise InputError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
-                raise RexnetError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.arch == "maskrcnn_fpn":
             self.masks = True
 
@@ -76,7 +77,7 @@ class DetectConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise RexnetError(f"unknown detection config keys: {', '.join(unknown)}")
+            raise InputError(f"unknown detection config keys: {', '.join(unknown)}")
         return cls(**d)
 
 
@@ -195,7 +196,7 @@ def _train_one_epoch(
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             parts = {k: float(v) for k, v in losses.items()}
-            raise RexnetError(f"non-finite loss at epoch {state.epoch + 1}: {parts}")
+            raise InputError(f"non-finite loss at epoch {state.epoch + 1}: {parts}")
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -295,6 +296,7 @@ def fit_detector(
 def _open_run(run: Path, state: _State, cfg: DetectConfig, resume: bool, main: bool) -> None:
     """Create the run folder, restore ``last.pt`` when resuming, write ``config.json``."""
     (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    hold_folder(run)  # TODO(run machinery): the run lock will hold it
     last = run / "checkpoints" / "last.pt"
     if resume and last.is_file():
         state.load_state_dict(_load_checkpoint(last))
@@ -326,7 +328,7 @@ def _init_distributed(cfg: DetectConfig) -> Any:
 
     info = init_distributed(cfg.device)
     if cfg.batch_size // info.world_size < 2:
-        raise RexnetError(f"batch_size {cfg.batch_size} over {info.world_size} processes leaves < 2 images each")
+        raise InputError(f"batch_size {cfg.batch_size} over {info.world_size} processes leaves < 2 images each")
     return info
 
 
@@ -351,7 +353,7 @@ def train_detector(cfg: DetectConfig, out: str | os.PathLike, *, resume: bool = 
     if resume:
         saved = Path(out) / "config.json"
         if not saved.is_file():
-            raise RexnetError(f"nothing to resume in {out}: no config.json")
+            raise InputError(f"nothing to resume in {out}: no config.json")
         cfg = DetectConfig.from_dict({**json.loads(saved.read_text()), "progress": cfg.progress})
     train_set = load_detection_data(
         cfg.data, "train", image_size=cfg.image_size, masks=cfg.masks, limit=cfg.train_limit

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .data import DetectionDataset, collate
 
 __all__ = ["evaluate_coco", "run_detector", "METRIC_NAMES"]
@@ -29,7 +29,7 @@ def _pycocotools() -> Any:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError as e:
-        raise RexnetError("COCO evaluation needs pycocotools: pip install 'rexnet[detection]'") from e
+        raise InputError("COCO evaluation needs pycocotools: pip install 'rexnet[detection]'") from e
     return COCO, COCOeval, mask_utils
 
 

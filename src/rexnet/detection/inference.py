@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import RexnetError
+from ..errors import InputError
 
 __all__ = ["predict_image", "SSDLiteExport", "export_ssdlite_onnx", "OnnxCheck"]
 
@@ -20,11 +20,11 @@ def _read_image(path: str | os.PathLike) -> torch.Tensor:
     from torchvision.io import ImageReadMode, decode_image
 
     if not Path(path).is_file():
-        raise RexnetError(f"image not found: {path}")
+        raise InputError(f"image not found: {path}")
     try:
         return decode_image(str(path), mode=ImageReadMode.RGB)
     except (RuntimeError, OSError) as e:
-        raise RexnetError(f"cannot read image {path}: {e}") from e
+        raise InputError(f"cannot read image {path}: {e}") from e
 
 
 @torch.no_grad()
@@ -109,12 +109,12 @@ def export_ssdlite_onnx(
     """Export :class:`SSDLiteExport` of ``ssd`` to ONNX (dynamic batch) and compare onnxruntime with eager.
 
     Raises:
-        RexnetError: onnx/onnxruntime missing, or outputs differing by more than 1e-3.
+        InputError: onnx/onnxruntime missing, or outputs differing by more than 1e-3.
     """
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise RexnetError("ONNX export needs onnx and onnxruntime: pip install 'rexnet[deploy]'") from e
+        raise InputError("ONNX export needs onnx and onnxruntime: pip install 'rexnet[deploy]'") from e
     wrapper = SSDLiteExport(ssd).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,5 +140,5 @@ def export_ssdlite_onnx(
         db = float((torch.from_numpy(boxes) - ref_boxes).abs().max())
         ds = float((torch.from_numpy(scores) - ref_scores).abs().max())
         if db > 1e-3 * wrapper.size or ds > 1e-3:
-            raise RexnetError(f"onnxruntime differs from PyTorch: boxes {db:.3g} px, scores {ds:.3g}")
+            raise InputError(f"onnxruntime differs from PyTorch: boxes {db:.3g} px, scores {ds:.3g}")
     return OnnxCheck(path, db, ds, batch)

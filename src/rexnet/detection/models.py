@@ -27,7 +27,7 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.ssd import SSD
 from torchvision.models.detection.ssdlite import SSDLiteHead
 
-from ..errors import RexnetError
+from ..errors import InputError
 from ..zoo import IMAGENET_MEAN, IMAGENET_STD
 from .backbones import RexNetFPN, SSDLiteExtractor, level_channels, load_backbone
 
@@ -177,7 +177,7 @@ def ssdlite_rexnet(
         **kwargs: Passed to ``torchvision.models.detection.SSD`` (``score_thresh``, ``nms_thresh``, ...).
     """
     if image_size < 64:
-        raise RexnetError(f"image_size must be >= 64 for SSDLite's six maps, got {image_size}")
+        raise InputError(f"image_size must be >= 64 for SSDLite's six maps, got {image_size}")
     net = load_backbone(
         name,
         pretrained_backbone,
@@ -223,5 +223,5 @@ def create_detector(arch: str, backbone: str = "rexnet_100", **kwargs: Any) -> n
     try:
         builder = DETECTORS[arch]
     except KeyError:
-        raise RexnetError(f"unknown detector {arch!r}; expected one of: {', '.join(DETECTORS)}") from None
+        raise InputError(f"unknown detector {arch!r}; expected one of: {', '.join(DETECTORS)}") from None
     return builder(backbone, **kwargs)

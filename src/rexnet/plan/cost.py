@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .spec import NetworkPlan
 
 __all__ = ["Cost", "count_macs", "count_params", "plan_cost", "layer_costs", "conv_out_size"]
@@ -51,7 +51,7 @@ def layer_costs(
     """
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
     if h < 1 or w < 1:
-        raise RexnetError(f"image_size must be >= 1, got {image_size}")
+        raise InputError(f"image_size must be >= 1, got {image_size}")
     out: list[Cost] = []
 
     s = plan.stem

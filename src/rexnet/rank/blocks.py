@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .estimators import parse_estimator, rank_from_singular_values, singular_values, threshold_ranks
 from .protocols import Protocol, resolve_activation
 
@@ -225,24 +225,24 @@ def get_block_kind(name: str) -> BlockKind:
     """The registered :class:`BlockKind` called ``name``.
 
     Raises:
-        RexnetError: An unknown name, listing the valid ones.
+        InputError: An unknown name, listing the valid ones.
     """
     try:
         return BLOCK_KINDS[name]
     except KeyError:
-        raise RexnetError(f"unknown block {name!r}; expected one of: {', '.join(BLOCK_KINDS)}") from None
+        raise InputError(f"unknown block {name!r}; expected one of: {', '.join(BLOCK_KINDS)}") from None
 
 
 def check_blocks(blocks: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Validate block names.
 
     Raises:
-        RexnetError: An unknown block, listing the valid ones.
+        InputError: An unknown block, listing the valid ones.
     """
     for b in blocks:
         get_block_kind(b)
     if not blocks:
-        raise RexnetError(f"no block given; expected some of: {', '.join(BLOCK_KINDS)}")
+        raise InputError(f"no block given; expected some of: {', '.join(BLOCK_KINDS)}")
     return tuple(blocks)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import RexnetError
+from ..errors import InputError
 
 __all__ = [
     "ESTIMATORS",
@@ -48,23 +48,23 @@ def parse_estimator(spec: str) -> tuple[str, float | None]:
     """Split an estimator spec such as ``"rtol:1e-2"`` into ``("rtol", 0.01)``.
 
     Raises:
-        RexnetError: An unknown name, a missing or extra parameter, or an out-of-range value.
+        InputError: An unknown name, a missing or extra parameter, or an out-of-range value.
     """
     name, _, arg = spec.partition(":")
     if name not in ESTIMATORS:
-        raise RexnetError(
+        raise InputError(
             f"unknown rank estimator {spec!r}; expected one of: matrix_rank, rtol:R, energy:Q, erank, stable"
         )
     if not ESTIMATORS[name]:
         if arg:
-            raise RexnetError(f"estimator {name!r} takes no parameter, got {spec!r}")
+            raise InputError(f"estimator {name!r} takes no parameter, got {spec!r}")
         return name, None
     try:
         value = float(arg)
     except ValueError:
-        raise RexnetError(f"estimator {name!r} needs a number, e.g. '{name}:0.01', got {spec!r}") from None
+        raise InputError(f"estimator {name!r} needs a number, e.g. '{name}:0.01', got {spec!r}") from None
     if not 0.0 < value < 1.0 or (name == "energy" and value <= 0.0):
-        raise RexnetError(f"estimator {name!r} parameter must be in (0, 1), got {value}")
+        raise InputError(f"estimator {name!r} parameter must be in (0, 1), got {value}")
     return name, value
 
 
@@ -86,7 +86,7 @@ def singular_values(matrices: torch.Tensor, method: str = "svd") -> torch.Tensor
     if method in ("gram", "inertia"):  # inertia only counts; spectra come from the Gram path
         ev = torch.linalg.eigvalsh(_gram(matrices))
         return ev.clamp_min(0).sqrt().flip(-1).to(matrices.dtype)
-    raise RexnetError(f"unknown SVD method {method!r}; expected one of: {', '.join(_SVD_METHODS)}")
+    raise InputError(f"unknown SVD method {method!r}; expected one of: {', '.join(_SVD_METHODS)}")
 
 
 def _gram(matrices: torch.Tensor) -> torch.Tensor:
@@ -177,7 +177,7 @@ def threshold_ranks(
     for e in estimators:
         name, arg = parse_estimator(e)
         if name not in ("matrix_rank", "rtol"):
-            raise RexnetError(f"threshold_ranks needs matrix_rank or rtol:R, got {e!r}")
+            raise InputError(f"threshold_ranks needs matrix_rank or rtol:R, got {e!r}")
         tol = max(shape) * torch.finfo(dtype).eps if name == "matrix_rank" else float(arg)  # type: ignore[arg-type]
         r = torch.zeros(g.shape[0], dtype=torch.float64)
         if fast.numel():
@@ -239,7 +239,7 @@ def feature_stats(features: torch.Tensor) -> dict[str, float]:
         (4.0, 4.0, 4.0)
     """
     if features.dim() != 2 or 0 in features.shape:
-        raise RexnetError(f"feature_stats needs a non-empty C x B matrix, got shape {tuple(features.shape)}")
+        raise InputError(f"feature_stats needs a non-empty C x B matrix, got shape {tuple(features.shape)}")
     f = features.double()
     s = singular_values(f, "svd")
     nuc = float(nuclear_norm(s))

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .blocks import BLOCKS, check_blocks, point_rank_ratios
 from .paper import score_against_paper
 from .protocols import PAPER_ACTIVATIONS, Protocol, check_ratios, get_protocol
@@ -83,10 +83,10 @@ def run_protocol_grid(
         Scored rows, best (smallest mean per-panel RMS residual) first.
 
     Raises:
-        RexnetError: Unknown options or values, or an ``out_dir`` holding another grid.
+        InputError: Unknown options or values, or an ``out_dir`` holding another grid.
     """
     if networks < 1:
-        raise RexnetError(f"networks must be >= 1, got {networks}")
+        raise InputError(f"networks must be >= 1, got {networks}")
     grid = dict(grid or DEFAULT_GRID)
     blocks, ratios = check_blocks(list(blocks)), check_ratios(list(ratios))
     base_p = get_protocol(base)
@@ -151,7 +151,7 @@ def _open_grid_folder(out: Path, config: dict[str, Any]) -> tuple[dict[str, dict
     out.mkdir(parents=True, exist_ok=True)
     cfg, log_path = out / "grid_config.json", out / "grid_points.jsonl"
     if cfg.exists() and json.loads(cfg.read_text()) != config:
-        raise RexnetError(f"{out} holds a grid with a different config; use a new --out folder")
+        raise InputError(f"{out} holds a grid with a different config; use a new --out folder")
     cfg.write_text(json.dumps(config, indent=2) + "\n")
     return {json.dumps(rec["options"], sort_keys=True): rec for rec in read_jsonl(log_path)}, log_path
 

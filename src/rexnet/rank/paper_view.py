@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .paper import score_against_paper
 from .protocols import PAPER_ACTIVATIONS, Protocol, get_protocol, preset_name
 from .study import DEFAULT_RATIOS, StudyRow, read_study_csv, run_rank_study
@@ -48,11 +48,11 @@ class PaperView:
 def _rows_from(folder: Path, blocks: tuple[str, ...]) -> tuple[list[StudyRow], Protocol]:
     csv_path, cfg_path = folder / "rank_study.csv", folder / "config.json"
     if not csv_path.exists() or not cfg_path.exists():
-        raise RexnetError(f"{folder} holds no finished rank study (rank_study.csv and config.json)")
+        raise InputError(f"{folder} holds no finished rank study (rank_study.csv and config.json)")
     rows = [r for r in read_study_csv(csv_path) if r.block in blocks]
     missing = sorted(set(blocks) - {r.block for r in rows})
     if missing:
-        raise RexnetError(f"{folder} has no rows for block(s) {', '.join(missing)}")
+        raise InputError(f"{folder} has no rows for block(s) {', '.join(missing)}")
     return rows, get_protocol(json.loads(cfg_path.read_text())["protocol"])
 
 
@@ -82,7 +82,7 @@ def run_paper_view(
         progress: Show progress bars.
 
     Raises:
-        RexnetError: Unknown presets, or a reused folder without the needed blocks.
+        InputError: Unknown presets, or a reused folder without the needed blocks.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .estimators import nuclear_norm, rank_from_singular_values, singular_values
 
 __all__ = ["ProfileRow", "RankProfile", "default_layers", "feature_matrix", "profile_rank", "build_model"]
@@ -89,12 +89,12 @@ def feature_matrix(out: torch.Tensor, flatten: str = "spatial") -> torch.Tensor:
     if out.ndim == 2:
         return out.T
     if out.ndim < 2:
-        raise RexnetError(f"cannot rank a layer output of shape {tuple(out.shape)}; need (B, C, ...)")
+        raise InputError(f"cannot rank a layer output of shape {tuple(out.shape)}; need (B, C, ...)")
     if flatten == "pool":
         return out.flatten(2).mean(-1).T
     if flatten == "spatial":
         return out.transpose(0, 1).reshape(out.shape[1], -1)
-    raise RexnetError(f"unknown flatten {flatten!r}; expected one of: spatial, pool")
+    raise InputError(f"unknown flatten {flatten!r}; expected one of: spatial, pool")
 
 
 def profile_rank(
@@ -118,7 +118,7 @@ def profile_rank(
         One row per hooked layer, in forward order, and the layers' spectra.
 
     Raises:
-        RexnetError: A layer name that matches nothing (listing some valid ones), or a layer
+        InputError: A layer name that matches nothing (listing some valid ones), or a layer
             that does not run or does not return a tensor.
 
     Example:
@@ -137,7 +137,7 @@ def profile_rank(
             hits = [n for n in modules if n and fnmatch.fnmatchcase(n, pat)]
             if not hits:
                 some = ", ".join(default_layers(model)[:8])
-                raise RexnetError(f"layer {pat!r} matches no module; e.g.: {some}, ...")
+                raise InputError(f"layer {pat!r} matches no module; e.g.: {some}, ...")
             chosen += [h for h in hits if h not in chosen]
     outputs: dict[str, torch.Tensor] = {}
     order: list[str] = []
@@ -145,7 +145,7 @@ def profile_rank(
     def hook(name: str):  # noqa: ANN202
         def fn(_m: nn.Module, _i: object, out: object) -> None:
             if not isinstance(out, torch.Tensor):
-                raise RexnetError(f"layer {name!r} returns {type(out).__name__}, not a tensor")
+                raise InputError(f"layer {name!r} returns {type(out).__name__}, not a tensor")
             if name not in outputs:
                 order.append(name)
             outputs[name] = out.detach()
@@ -161,12 +161,12 @@ def profile_rank(
             h.remove()
     missing = [n for n in chosen if n not in outputs]
     if missing:
-        raise RexnetError(f"layers never ran in the forward pass: {', '.join(missing)}")
+        raise InputError(f"layers never ran in the forward pass: {', '.join(missing)}")
     rows, spectra = [], {}
     for name in order:
         out = outputs[name]
         if out.shape[0] != batch.shape[0]:
-            raise RexnetError(f"layer {name!r} output {tuple(out.shape)} has no batch dimension {batch.shape[0]}")
+            raise InputError(f"layer {name!r} output {tuple(out.shape)} has no batch dimension {batch.shape[0]}")
         mat = feature_matrix(out.float(), flatten)
         c, n = mat.shape
         if n < c:
@@ -184,7 +184,7 @@ def build_model(spec: str, checkpoint: str | os.PathLike | None = None) -> nn.Mo
     (torchvision), randomly initialised or with weights from ``checkpoint``, in eval mode.
 
     Raises:
-        RexnetError: An unknown name (listing valid ones) or an unreadable checkpoint.
+        InputError: An unknown name (listing valid ones) or an unreadable checkpoint.
     """
     if spec.startswith("tv:"):
         import torchvision
@@ -194,7 +194,7 @@ def build_model(spec: str, checkpoint: str | os.PathLike | None = None) -> nn.Mo
         name = spec[3:]
         if name not in torchvision.models.list_models():
             valid = ", ".join(n for n in torchvision.models.list_models(torchvision.models) if "mobilenet" in n)
-            raise RexnetError(
+            raise InputError(
                 f"unknown torchvision model {name!r}; e.g.: {valid} (see torchvision.models.list_models())"
             )
         model = torchvision.models.get_model(name, weights=None)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import RexnetError
+from ..errors import InputError
 from ..layers import make_activation
 from ..plan.spec import ACTIVATIONS
 from .estimators import parse_estimator
@@ -98,23 +98,23 @@ class Protocol:
         ):
             if getattr(self, field) not in valid:
                 value = getattr(self, field)
-                raise RexnetError(f"protocol {field} {value!r} unknown; expected one of: {', '.join(valid)}")
+                raise InputError(f"protocol {field} {value!r} unknown; expected one of: {', '.join(valid)}")
         parse_estimator(self.estimator)
         if not 1 <= self.d_out_min <= self.d_out_max:
-            raise RexnetError(f"need 1 <= d_out_min <= d_out_max, got {self.d_out_min}..{self.d_out_max}")
+            raise InputError(f"need 1 <= d_out_min <= d_out_max, got {self.d_out_min}..{self.d_out_max}")
         if self.n_mult <= 1.0:
-            raise RexnetError(f"n_mult must be > 1 (the paper: N > d_out), got {self.n_mult}")
+            raise InputError(f"n_mult must be > 1 (the paper: N > d_out), got {self.n_mult}")
         if self.expansion < 1.0:
-            raise RexnetError(f"expansion must be >= 1, got {self.expansion}")
+            raise InputError(f"expansion must be >= 1, got {self.expansion}")
         if self.expansion_max is not None and self.expansion_max < self.expansion:
-            raise RexnetError(f"expansion_max must be >= expansion ({self.expansion}), got {self.expansion_max}")
+            raise InputError(f"expansion_max must be >= expansion ({self.expansion}), got {self.expansion_max}")
         if self.shortcut not in (True, False):  # the CLI passes --set shortcut=0/1/false/true
             flag = {"0": False, "1": True, "false": False, "true": True}.get(str(self.shortcut).lower())
             if flag is None:
-                raise RexnetError(f"shortcut must be true or false, got {self.shortcut!r}")
+                raise InputError(f"shortcut must be true or false, got {self.shortcut!r}")
             object.__setattr__(self, "shortcut", flag)
         if self.spatial < 1:
-            raise RexnetError(f"spatial must be >= 1, got {self.spatial}")
+            raise InputError(f"spatial must be >= 1, got {self.spatial}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -124,7 +124,7 @@ class Protocol:
         """A copy with some fields changed (unknown fields raise :class:`RexnetError`)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise RexnetError(
+            raise InputError(
                 f"unknown protocol option(s) {sorted(unknown)}; "
                 f"expected: {', '.join(f.name for f in dataclasses.fields(self))}"
             )
@@ -157,7 +157,7 @@ def get_protocol(name_or_options: str | Protocol | dict[str, Any] | None = None,
     """A :class:`Protocol` from a preset name, a dict of options or a protocol, plus overrides.
 
     Raises:
-        RexnetError: An unknown preset or option.
+        InputError: An unknown preset or option.
     """
     if name_or_options is None:
         base = PRESETS["default"]
@@ -168,7 +168,7 @@ def get_protocol(name_or_options: str | Protocol | dict[str, Any] | None = None,
     elif name_or_options in PRESETS:
         base = PRESETS[name_or_options]
     else:
-        raise RexnetError(f"unknown protocol preset {name_or_options!r}; expected one of: {', '.join(PRESETS)}")
+        raise InputError(f"unknown protocol preset {name_or_options!r}; expected one of: {', '.join(PRESETS)}")
     return base.replace(**overrides) if overrides else base
 
 
@@ -185,7 +185,7 @@ def resolve_activation(name: str, leaky_slope: float = 0.01) -> nn.Module:
         (SiLU(), Mish())
 
     Raises:
-        RexnetError: The name is neither, listing the valid names.
+        InputError: The name is neither, listing the valid names.
     """
     if name == "leaky_relu":
         return nn.LeakyReLU(leaky_slope)
@@ -197,8 +197,8 @@ def resolve_activation(name: str, leaky_slope: float = 0.01) -> nn.Module:
         try:
             return cls()
         except TypeError as e:
-            raise RexnetError(f"activation {name!r} needs arguments and cannot be used by name ({e})") from None
-    raise RexnetError(
+            raise InputError(f"activation {name!r} needs arguments and cannot be used by name ({e})") from None
+    raise InputError(
         f"unknown activation {name!r}; expected one of: {', '.join(ACTIVATIONS)}, "
         "or a torch.nn activation class name such as Mish, GELU, Tanh"
     )
@@ -208,11 +208,11 @@ def check_ratios(ratios: list[float] | tuple[float, ...]) -> tuple[float, ...]:
     """Validate dimension ratios d_in/d_out: each must be in (0, 1].
 
     Raises:
-        RexnetError: A ratio outside (0, 1], or none at all.
+        InputError: A ratio outside (0, 1], or none at all.
     """
     if not ratios:
-        raise RexnetError("no dimension ratio given; expected values in (0, 1]")
+        raise InputError("no dimension ratio given; expected values in (0, 1]")
     for r in ratios:
         if not 0.0 < float(r) <= 1.0:
-            raise RexnetError(f"dimension ratio d_in/d_out must be in (0, 1], got {r}")
+            raise InputError(f"dimension ratio d_in/d_out must be in (0, 1], got {r}")
     return tuple(float(r) for r in ratios)

@@ -13,7 +13,7 @@ import torch
 
 from .._memory import check_model_inference
 from .._table import format_table
-from ..errors import RexnetError
+from ..errors import InputError
 from .profiler import RankProfile, build_model, profile_rank
 
 __all__ = ["PROFILE_COLUMNS", "ProfileReport", "run_rank_profile"]
@@ -104,10 +104,10 @@ def run_rank_profile(
         The :class:`ProfileReport`.
     """
     if bn not in ("auto", "train", "eval"):
-        raise RexnetError(f"unknown bn mode {bn!r}; expected one of: auto, train, eval")
+        raise InputError(f"unknown bn mode {bn!r}; expected one of: auto, train, eval")
     for name, value in (("batch size", batch_size), ("image size", image_size)):
         if value < 1:
-            raise RexnetError(f"{name} must be >= 1, got {value}")
+            raise InputError(f"{name} must be >= 1, got {value}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     profiles: dict[str, RankProfile] = {}

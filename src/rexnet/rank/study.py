@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .blocks import BLOCKS, check_blocks, get_block_kind, point_rank_ratios
 from .findings import Finding, check_findings, format_findings
 from .protocols import (
@@ -208,7 +208,7 @@ def run_rank_study(
         The :class:`StudyResult`, with the findings checked.
 
     Raises:
-        RexnetError: Unknown blocks/activations/options, a ratio outside (0, 1], or an
+        InputError: Unknown blocks/activations/options, a ratio outside (0, 1], or an
             ``out_dir`` holding a run with a different config.
 
     Example:
@@ -271,13 +271,13 @@ def _check_args(
 ) -> tuple[tuple[str, ...], tuple[float, ...], tuple[str, ...]]:
     checked = check_blocks(list(blocks)), check_ratios(list(ratios)), tuple(activations)
     if not activations:
-        raise RexnetError("no activation given")
+        raise InputError("no activation given")
     for a in activations:
         resolve_activation(a)
     if networks < 1:
-        raise RexnetError(f"networks must be >= 1, got {networks}")
+        raise InputError(f"networks must be >= 1, got {networks}")
     if workers is not None and workers < 1:
-        raise RexnetError(f"workers must be >= 1, got {workers}")
+        raise InputError(f"workers must be >= 1, got {workers}")
     return checked
 
 
@@ -288,7 +288,7 @@ def _open_run_folder(out: Path, config: dict[str, Any]) -> tuple[dict[tuple[str,
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
         if {k: v for k, v in old.items() if k != "torch"} != {k: v for k, v in config.items() if k != "torch"}:
-            raise RexnetError(f"{out} holds a run with a different config; use a new --out folder")
+            raise InputError(f"{out} holds a run with a different config; use a new --out folder")
     cfg_path.write_text(json.dumps(config, indent=2) + "\n")
     points = _load_points(log_path)
     acts, networks = set(config["activations"]), config["networks"]

@@ -22,7 +22,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import RexnetError
+from ..errors import InputError
 from .study import DEFAULT_STUDY, database_url, default_storage
 
 __all__ = ["GROUPS", "linear_r2", "report", "split_groups", "spearman"]
@@ -150,19 +150,19 @@ def _resolve_study(url: str, study: str | None) -> str:
     try:
         names = optuna.get_all_study_names(storage=url)
     except ImportError as e:
-        raise RexnetError(f"storage {url!r}: database driver missing ({e})") from None
+        raise InputError(f"storage {url!r}: database driver missing ({e})") from None
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's connection errors have many types
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise RexnetError(f"cannot open storage {url!r}: {reason}") from None
+        raise InputError(f"cannot open storage {url!r}: {reason}") from None
     if study is not None:
         if study not in names:
-            raise RexnetError(f"no study {study!r} in {url}; studies there: {', '.join(names) or '(none)'}")
+            raise InputError(f"no study {study!r} in {url}; studies there: {', '.join(names) or '(none)'}")
         return study
     if len(names) == 1:
         return names[0]
     if DEFAULT_STUDY in names:
         return DEFAULT_STUDY
-    raise RexnetError(f"{url} holds {len(names)} studies; pick one with study=...: {', '.join(names) or '(none)'}")
+    raise InputError(f"{url} holds {len(names)} studies; pick one with study=...: {', '.join(names) or '(none)'}")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -229,7 +229,7 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         Paths of the written files by kind (``csv``, ``table``, ``figure``).
 
     Raises:
-        RexnetError: No such storage/study, or no finished trial yet.
+        InputError: No such storage/study, or no finished trial yet.
 
     Example:
         >>> paths = report("runs/s5")  # doctest: +SKIP
@@ -239,7 +239,7 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
     out = Path(out)
     url = database_url(storage or default_storage(out))
     if storage is None and not (out / "search.db").exists():
-        raise RexnetError(f"no search database in {out} (expected {out / 'search.db'}); pass storage=...")
+        raise InputError(f"no search database in {out} (expected {out / 'search.db'}); pass storage=...")
     name = _resolve_study(url, study)
     st = optuna.load_study(study_name=name, storage=url)
     trials = st.get_trials(deepcopy=False)
@@ -248,7 +248,7 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
     _write_csv(csv_path, trials)
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.values and "channels" in t.user_attrs]
     if not done:
-        raise RexnetError(f"study {name!r} has no finished trial yet ({len(trials)} trials); wrote {csv_path} only")
+        raise InputError(f"study {name!r} has no finished trial yet ({len(trials)} trials); wrote {csv_path} only")
     attrs, groups = st.user_attrs, split_groups(done, key=lambda t: t.values[0])
     sp = attrs.get("space", {})
     title = (

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import BudgetError
+from ..errors import BudgetError, OutOfToleranceError
 from ..plan import (
     BudgetSolution,
     NetworkPlan,
@@ -59,10 +59,6 @@ PAPER_BUDGETS = {5: 30e6, 9: 100e6, 13: 300e6}
 # downsample at blocks 3, 6 and 13, for a total stride of 8.
 _MBV2_BLOCKS = 17
 _MBV2_CIFAR_DOWNSAMPLE = (3, 6, 13)
-
-
-class OutOfToleranceError(BudgetError):
-    """A sampled shape whose rescaled plan cannot land within the budget tolerance."""
 
 
 class _Suggester(Protocol):  # the part of optuna.Trial used here (keeps this module optuna-free)

@@ -24,7 +24,7 @@ from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from ..errors import RexnetError
+from ..errors import InputError, StudyMismatchError
 from .config import DEFAULT_STUDY, Sampler
 from .space import linear_params, staircase_params
 
@@ -47,10 +47,6 @@ SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
 _MUST_MATCH = ("space", "epochs", "seeds", "objectives")
 # Checked only when the study recorded them (studies created before they were stored still open).
 _MUST_MATCH_IF_RECORDED = ("data", "samples")
-
-
-class StudyMismatchError(RexnetError):
-    """A worker's settings differ from those the shared study was created with."""
 
 
 def default_storage(out: str | Path) -> str:
@@ -113,11 +109,11 @@ def open_storage(
                     )
                 )
         except ImportError as e:
-            raise RexnetError(f"storage {url!r}: database driver missing ({e})") from e
+            raise InputError(f"storage {url!r}: database driver missing ({e})") from e
         except Exception as e:  # noqa: BLE001 - concurrent table creation; retry
             last = e
             time.sleep(0.5 * (i + 1))
-    raise RexnetError(f"cannot open storage {url!r}: {last}")
+    raise InputError(f"cannot open storage {url!r}: {last}")
 
 
 def make_sampler(name: str, seed: int | None, multi_objective: bool) -> optuna.samplers.BaseSampler:
@@ -128,7 +124,7 @@ def make_sampler(name: str, seed: int | None, multi_objective: bool) -> optuna.s
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
-    raise RexnetError(f"unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS)}")
+    raise InputError(f"unknown sampler {name!r}; expected one of: {', '.join(SAMPLERS)}")
 
 
 def slot_counts(study: optuna.Study) -> dict[str, int]:
@@ -185,7 +181,7 @@ def open_study(
     deadline = time.monotonic() + ready_timeout
     while "target_trials" not in study.user_attrs:
         if time.monotonic() > deadline:
-            raise RexnetError(
+            raise InputError(
                 f"study {name!r} exists but was never initialised (no 'target_trials' after "
                 f"{ready_timeout:.0f} s); delete it or use another --study"
             )

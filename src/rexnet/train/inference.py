@@ -14,7 +14,7 @@ from .._device import resolve_device
 from .._memory import check_model_inference
 from ..data import build_datasets, build_eval_transform
 from ..data.evaluation import evaluate, predict_images
-from ..errors import RexnetError
+from ..errors import InputError
 from ..zoo import load_model
 from .outputs import plot_confusion, write_json
 
@@ -81,20 +81,20 @@ def evaluate_checkpoint(
     """
     _check_positive(batch_size=batch_size)
     if workers < 0:
-        raise RexnetError(f"workers must be >= 0, got {workers}")
+        raise InputError(f"workers must be >= 0, got {workers}")
     _check_image_size(image_size)
     dev = resolve_device(device)
     if split not in ("val", "test"):
-        raise RexnetError(f"unknown split {split!r}; expected one of: val, test")
+        raise InputError(f"unknown split {split!r}; expected one of: val, test")
     net, meta = _load(checkpoint, model, ema=ema)
     size = image_size or meta.image_size
     check_model_inference(net, size, batch_size, what=meta.name)
     bundle = build_datasets(data, size, train=False, model=_registered(meta.name), strict=strict)
     dataset = bundle.val if split == "val" else bundle.test
     if dataset is None:
-        raise RexnetError(f"{bundle.name} has no test split (only fashion-mnist and mnist do); use split='val'")
+        raise InputError(f"{bundle.name} has no test split (only fashion-mnist and mnist do); use split='val'")
     if bundle.num_classes != meta.num_classes:
-        raise RexnetError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}")
+        raise InputError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}")
     trained = meta.class_names if meta.source == "training" else None
     if trained and list(trained) != list(bundle.class_names):
         log.warning(
@@ -156,11 +156,11 @@ def _registered(name: str) -> str | None:
 def _check_positive(**values: int) -> None:
     for name, v in values.items():
         if v < 1:
-            raise RexnetError(f"{name} must be >= 1, got {v}")
+            raise InputError(f"{name} must be >= 1, got {v}")
 
 
 def _check_image_size(size: int | None) -> None:
     from .config import MIN_IMAGE_SIZE
 
     if size is not None and size < MIN_IMAGE_SIZE:
-        raise RexnetError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {size}")
+        raise InputError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {size}")

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.batched import CachedEvalLoader, TensorBatchLoader, tensor_source
 from ..data.folder import collate_skipping
-from ..errors import RexnetError
+from ..errors import InputError
 from .config import TrainConfig
 from .sampling import EpochSampler, SeededView
 
@@ -38,7 +38,7 @@ def _train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.devic
     augment = getattr(src[0], "batch_transform", None) if src is not None else None
     if augment is None:
         if cfg.aug_backend == "batched":
-            raise RexnetError(
+            raise InputError(
                 "aug_backend='batched' needs an in-memory dataset (digits, shapes, fashion-mnist, "
                 "mnist, cifar) and no RandAugment (randaug_n=0); use aug_backend='auto'"
             )

@@ -15,17 +15,14 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import RexnetError
+from .._files import hold_folder, release_folder
+from ..errors import RunLockedError
 
 __all__ = ["RunLockedError", "RunLock", "LOCK_NAME"]
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "run.lock"
-
-
-class RunLockedError(RexnetError):
-    """Another live process is writing the same run folder."""
 
 
 class RunLock:
@@ -79,11 +76,13 @@ class RunLock:
             0,
         )
         self._fd = fd
+        hold_folder(self.path.parent)  # the holder may replace the files of its run folder
         return self
 
     def release(self) -> None:
         if self._fd is None:
             return
+        release_folder(self.path.parent)
         try:
             os.unlink(self.path)  # while still locked: a waiting process retries on a fresh file
         except FileNotFoundError:

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from .._device import autocast, resolve_device
 from ..data.evaluation import summarize
-from ..errors import RexnetError
+from ..errors import InputError, NonFiniteLossError
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import DistInfo, all_gather_objects, all_reduce_sum, average_buffers, init_distributed
@@ -42,10 +42,6 @@ from .sampling import EpochSampler, mix_seed
 __all__ = ["fit", "TrainState", "NonFiniteLossError", "default_threads"]
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RexnetError):
-    """The loss became NaN or infinite; the run stopped without saving the bad state."""
 
 
 def _layout_free(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -142,9 +138,9 @@ class _Run:
         torch.backends.cudnn.benchmark = not cfg.deterministic
         self.num_classes = len(class_names) if class_names else getattr(model, "num_classes", None)
         if not self.num_classes:
-            raise RexnetError("fit needs class_names or a model with a num_classes attribute")
+            raise InputError("fit needs class_names or a model with a num_classes attribute")
         if cfg.batch_size % (info.world_size * cfg.accum_steps):
-            raise RexnetError(
+            raise InputError(
                 f"batch_size {cfg.batch_size} must be divisible by processes x accum_steps "
                 f"({info.world_size} x {cfg.accum_steps})"
             )
@@ -153,7 +149,7 @@ class _Run:
         n = len(train_set)  # type: ignore[arg-type]
         self.sampler = EpochSampler(n, cfg.batch_size, cfg.seed, info.rank, info.world_size)
         if self.sampler.steps == 0:
-            raise RexnetError(f"the training set ({n} images) is smaller than one batch ({cfg.batch_size})")
+            raise InputError(f"the training set ({n} images) is smaller than one batch ({cfg.batch_size})")
         self.train_loader = _train_loader(train_set, self.micro, cfg, self.device, self.sampler)
         self.val_loader = _eval_loader(shard(val_set, info), max(self.micro, 64), cfg, self.device)
         self.sizes = {"train_size": n, "val_size": len(val_set)}  # type: ignore[arg-type]
@@ -193,7 +189,7 @@ class _Run:
         if not isinstance(resume, bool):
             return Path(resume)
         if self.ckpt_dir is None:
-            raise RexnetError("resume=True needs an out_dir")
+            raise InputError("resume=True needs an out_dir")
         path = self.ckpt_dir / "last.pt"
         if not path.exists() and (Path(self.out_dir) / "config.json").exists():
             log.warning("no checkpoint in %s yet (stopped during epoch 1): starting from scratch", self.ckpt_dir)
@@ -376,7 +372,7 @@ class _Run:
     ) -> dict[str, float]:
         if not sums["count"]:  # every image of the epoch was skipped as unreadable
             eg = f" (e.g. {self.skipped[0][0]}: {self.skipped[0][1]})" if self.skipped else ""
-            raise RexnetError(
+            raise InputError(
                 f"no readable training image in epoch {state.epoch + 1}: {len(self.skipped)} "
                 f"image(s) skipped as unreadable{eg}; check the data folder"
             )

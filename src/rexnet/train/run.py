@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from .._memory import check_training_memory
 from ..data import AugmentConfig, build_datasets
-from ..errors import RexnetError
+from ..errors import InputError, ResumeMismatchError
 from ..zoo import create_model, get_model_info
 from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
@@ -116,14 +116,14 @@ def _resolve_out(cfg: TrainConfig, resume: bool) -> Path:
     if cfg.out:
         out = Path(cfg.out)
         if not resume and (out / "checkpoints" / "last.pt").exists():
-            raise RexnetError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+            raise InputError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         return out
     base = Path("runs") / f"{cfg.model}-{_slug(cfg.data)}"
     candidates = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
     used = [c for c in candidates if c.exists()]
     if resume:
         if not used:
-            raise RexnetError(f"nothing to resume: no run folder {base}; pass --out RUN_DIR")
+            raise InputError(f"nothing to resume: no run folder {base}; pass --out RUN_DIR")
         return used[-1]
     return next(c for c in candidates if not c.exists())
 
@@ -136,14 +136,10 @@ RESUME_FREE = frozenset(
 _RESUME_FIXED = ("model", "num_classes")
 
 
-class ResumeMismatchError(ConfigError):
-    """``resume`` with settings that differ from the run's, not named in ``allow_change``."""
-
-
 def _read_run_config(out_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(out_dir) / "config.json"
     if not path.is_file():
-        raise RexnetError(f"cannot resume: {path} not found (is {out_dir} a run folder?)")
+        raise InputError(f"cannot resume: {path} not found (is {out_dir} a run folder?)")
     try:
         saved = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -157,7 +153,7 @@ def resume_config(out_dir: str | os.PathLike) -> TrainConfig:
     """The config a run folder was started with (from ``config.json``), to resume it.
 
     Raises:
-        RexnetError: No ``config.json`` in ``out_dir``, or one that is corrupt or holds bad values.
+        InputError: No ``config.json`` in ``out_dir``, or one that is corrupt or holds bad values.
     """
     saved = _read_run_config(out_dir)
     known = {f for f in TrainConfig.__dataclass_fields__}
@@ -256,7 +252,7 @@ def train(
         A :class:`RunResult`.
 
     Raises:
-        RexnetError: Bad data/model names, a folder that already holds a run, unreadable checkpoints.
+        InputError: Bad data/model names, a folder that already holds a run, unreadable checkpoints.
         RunLockedError: Another live process is writing the same run folder.
         ResumeMismatchError: ``resume`` with settings that differ from the run's (see ``allow_change``).
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from .._table import format_table
-from ..errors import RexnetError
+from ..errors import InputError
 from ..plan import count_macs, count_params, ib_plan
 from ..rank.estimators import nuclear_norm, rank_from_singular_values, singular_values
 
@@ -67,7 +67,7 @@ CSV_COLUMNS = (
 def proxy_plan(dr_1x1: float, ib_dr: float, act_exp: str, c2: int = 64) -> Any:
     """The two-IB proxy network's plan (see the module docstring)."""
     if not 0 < dr_1x1 <= 1 or not 0 < ib_dr <= 1:
-        raise RexnetError(f"dimension ratios must be in (0, 1], got 1x1 {dr_1x1} and IB {ib_dr}")
+        raise InputError(f"dimension ratios must be in (0, 1], got 1x1 {dr_1x1} and IB {ib_dr}")
     c1 = max(1, round(c2 * ib_dr))
     c0 = max(1, round(c1 * ib_dr))
     return ib_plan(
@@ -181,7 +181,7 @@ def run_verification(
     from .run import augment_from_config
 
     if train_epochs < 0 or seeds < 1 or batch_size < 2:
-        raise RexnetError(
+        raise InputError(
             f"need train_epochs >= 0, seeds >= 1, batch_size >= 2; got {train_epochs}, {seeds}, {batch_size}"
         )
     data = build_datasets(

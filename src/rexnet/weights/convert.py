@@ -243,17 +243,24 @@ def _misfit_hint(
     return None
 
 
-def _write_safetensors(sd: StateDict, plan: NetworkPlan, path: str | os.PathLike, name: str | None) -> Path:
+def _write_safetensors(
+    sd: StateDict, plan: NetworkPlan, path: str | os.PathLike, name: str | None, overwrite: bool = False
+) -> Path:
     """Our layout as safetensors, with the plan (and the variant name) as metadata."""
     meta = {"format": "rexnet", "plan": json.dumps(plan.to_dict())}
     if name:
         meta["model"] = name
-    return write_safetensors(sd, path, meta)
+    return write_safetensors(sd, path, meta, overwrite=overwrite)
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, *, name: str | None = None) -> Path:
-    """Save ``model`` in our layout as safetensors, with its plan (and name) as metadata."""
-    return _write_safetensors(model.state_dict(), model.plan, path, name)
+def save_weights(
+    model: nn.Module, path: str | os.PathLike, *, name: str | None = None, overwrite: bool = False
+) -> Path:
+    """Save ``model`` in our layout as safetensors, with its plan (and name) as metadata.
+
+    ``overwrite`` replaces an existing file this process did not write (see :mod:`rexnet._files`).
+    """
+    return _write_safetensors(model.state_dict(), model.plan, path, name, overwrite)
 
 
 def convert_weights(
@@ -298,8 +305,8 @@ def convert_weights(
     _check_fit(sd, shapes, set(), plan, label, layout, raw, None)
     sd = {k: sd[k] for k in shapes}
     if dst.suffix == ".safetensors":
-        return _write_safetensors(sd, plan, dst, name)
-    return atomic_torch_save({"state_dict": sd, "model_name": name}, dst)
+        return _write_safetensors(sd, plan, dst, name, overwrite=force)
+    return atomic_torch_save({"state_dict": sd, "model_name": name}, dst, overwrite=force)
 
 
 def check_destination(dst: str | os.PathLike, force: bool) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import pickle
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
+from .._files import atomic_write
 from ..errors import CheckpointError
 
 __all__ = ["read_state_dict", "safe_torch_load", "write_safetensors", "atomic_torch_save", "unwrap_state_dict"]
@@ -96,98 +94,23 @@ def safe_torch_load(path: str | os.PathLike, *, mmap: bool = False) -> Any:
         raise CheckpointError(f"cannot read {path} ({size:,} bytes): truncated or corrupt checkpoint ({first})") from e
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    """Write ``path`` all or nothing: ``write(f)`` fills a binary file that replaces ``path`` once complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(path)
-    mask = os.umask(0)
-    os.umask(mask)
-    mode = 0o666 & ~mask  # the result follows the umask like any other file (temp files start at 0600)
-    if _write_unnamed(path, write, mode):
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_unnamed(path: Path, write: Callable[[BinaryIO], Any], mode: int) -> bool:
-    """Write into an unnamed file (Linux ``O_TMPFILE``) and give it a name only once it is complete.
-
-    A writer killed with SIGKILL then leaves nothing behind: the kernel frees an unnamed file when
-    its last descriptor closes. The finished file is linked under a temp name and renamed over
-    ``path`` (a link cannot replace). Returns False where ``O_TMPFILE`` is not supported (other
-    systems, some file systems), and the caller falls back to a named temp file.
-    """
-    flag = getattr(os, "O_TMPFILE", 0)
-    if not flag:
-        return False
-    try:
-        fd = os.open(path.parent, flag | os.O_WRONLY, mode)
-    except OSError:
-        return False
-    tmp = None
-    with os.fdopen(fd, "wb") as f:
-        try:
-            write(f)
-            f.flush()
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-            tmp = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-            # linkat(AT_SYMLINK_FOLLOW) names the file behind the descriptor; CPython calls linkat (not link,
-            # which would try to link the /proc symlink itself) only when a directory descriptor is given
-            root = os.open("/", os.O_RDONLY)
-            try:
-                os.link(f"/proc/self/fd/{fd}", tmp, src_dir_fd=root, follow_symlinks=True)
-            except OSError:  # no /proc, or a file system that refuses: write it again through a named file
-                tmp = None
-                return False
-            finally:
-                os.close(root)
-            os.replace(tmp, path)
-            return True
-        except BaseException:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-            raise
-
-
-def _remove_orphans(path: Path) -> None:
-    """Delete temp files a killed writer of ``path`` left behind (named ``.NAME.PID.*.tmp``, PID not running)."""
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass
-
-
 def write_safetensors(
-    state_dict: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, Any] | None = None
+    state_dict: dict[str, torch.Tensor],
+    path: str | os.PathLike,
+    metadata: dict[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> Path:
-    """Write tensors to ``path`` atomically (temp file + rename); metadata values are JSON-encoded."""
+    """Write tensors to ``path`` atomically under the output policy (:mod:`rexnet._files`); metadata values
+    are JSON-encoded. ``overwrite`` replaces a file this run did not write."""
     from safetensors.torch import save as save_safetensors
 
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    _atomic_write(path, lambda f: f.write(save_safetensors(tensors, metadata=meta)))
-    return path
+    return atomic_write(path, save_safetensors(tensors, metadata=meta), overwrite=overwrite, what="weights file")
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temp file then rename, so a crash never leaves a partial file."""
-    path = Path(path)
-    _atomic_write(path, lambda f: torch.save(obj, f))
-    return path
+def atomic_torch_save(obj: Any, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """``torch.save`` all or nothing, under the output policy (:mod:`rexnet._files`)."""
+    return atomic_write(path, lambda f: torch.save(obj, f), overwrite=overwrite, what="checkpoint")

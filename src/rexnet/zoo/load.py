@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import CheckpointError, RexnetError, UnknownModelError
+from ..errors import CheckpointError, InputError, UnknownModelError
 from ..model import RexNet
 from ..plan import NetworkPlan
 from ..plan.spec import plan_from_dict
@@ -116,7 +116,7 @@ def load_model(
         UnknownModelError: Neither a registered name nor an existing file or folder.
         CheckpointError: An unreadable or unsafe file, a folder without checkpoints, or weights that
             do not fit (the message names the shapes and the variant they fit).
-        RexnetError: A weights file whose variant cannot be told (pass the name).
+        InputError: A weights file whose variant cannot be told (pass the name).
 
     Example:
         >>> model, meta = load_model("rexnet_100", num_classes=10)
@@ -172,7 +172,7 @@ def _from_training(path: Path, name: str | None, num_classes: int | None, ema: b
     ck = read_training_checkpoint(path)
     arch = name or ck.get("model_name")
     if not arch:
-        raise RexnetError(f"{path} records no model name; pass it (CLI: --model NAME)")
+        raise InputError(f"{path} records no model name; pass it (CLI: --model NAME)")
     sd = ck.get("ema") if ema else ck["model"]
     if sd is None:
         raise CheckpointError(f"{path} holds no EMA weights (the run did not use --ema)")
@@ -197,7 +197,7 @@ def _from_weights(path: Path, name: str | None, num_classes: int | None) -> tupl
     if plan is None:
         guesses = guess_variant(sd, registry_plans())
         if not guesses:
-            raise RexnetError(f"{path}: its tensor shapes fit no registered variant; pass the model name")
+            raise InputError(f"{path}: its tensor shapes fit no registered variant; pass the model name")
         if len(guesses) > 1:
             _log.warning("%s fits %s; taking %s (pass the model name to choose)", path, ", ".join(guesses), guesses[0])
         arch, plan = guesses[0], registry_plans()[guesses[0]]

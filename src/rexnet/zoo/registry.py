@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import RexnetError, UnknownModelError
+from ..errors import InputError, UnknownModelError
 from ..features import Indices
 from ..model import IMAGENET_MEAN, IMAGENET_STD, RexNet, RexNetFeatures
 from ..plan import NetworkPlan, mobilenetv2_plan, rexnet_lite_plan, rexnet_plan
@@ -243,14 +243,14 @@ def _pretrained_file(pretrained: Any, cfg: dict[str, Any], name: str) -> str | o
     if pretrained is True:
         if cfg.get("file"):
             return cfg["file"]
-        raise RexnetError(
+        raise InputError(
             f"pretrained=True would download weights, and rexnet never downloads: pass a local file, "
             f"e.g. create_model({name!r}, pretrained='weights.safetensors') (a timm, official or rexnet "
             f"checkpoint), or pretrained_cfg_overlay=dict(file=PATH) as in timm"
         )
     if isinstance(pretrained, (str, os.PathLike)):
         return pretrained
-    raise RexnetError(f"pretrained must be a file path, True or False, got {type(pretrained).__name__}")
+    raise InputError(f"pretrained must be a file path, True or False, got {type(pretrained).__name__}")
 
 
 def create_model(
@@ -292,7 +292,7 @@ def create_model(
 
     Raises:
         UnknownModelError: An unregistered name or tag.
-        RexnetError: ``pretrained=True`` without a file, or an unknown option.
+        InputError: ``pretrained=True`` without a file, or an unknown option.
         CheckpointError: The checkpoint cannot be read or does not fit.
 
     Example:
@@ -306,7 +306,7 @@ def create_model(
         kwargs.pop(k, None)
     unknown = sorted(set(kwargs) - set(_MODEL_KWARGS))
     if unknown:
-        raise RexnetError(
+        raise InputError(
             f"create_model got unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_MODEL_KWARGS)}"
         )
     weights = _pretrained_file(pretrained, cfg, info.name)
