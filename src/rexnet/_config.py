@@ -285,7 +285,7 @@ def check_range(
         >>> check_range("epochs", 0, 1)
         Traceback (most recent call last):
         ...
-        rexnet._config.ConfigError: epochs must be >= 1, got 0
+        rexnet.errors.ConfigError: epochs must be >= 1, got 0
     """
     if value is None:
         return

@@ -38,7 +38,7 @@ class BenchConfig(Config):
     """What :func:`run_bench` measures (default: the full 224px run; :data:`TINY` for a smoke run).
 
     Values are coerced and checked like :class:`~rexnet.train.TrainConfig`'s: an unknown key or a
-    value of the wrong type is a :class:`~rexnet._config.ConfigError`; ``rexnet bench`` has one flag
+    value of the wrong type is a :class:`~rexnet.errors.ConfigError`; ``rexnet bench`` has one flag
     per field.
 
     Example:

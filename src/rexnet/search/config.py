@@ -37,7 +37,7 @@ class SearchConfig(Config):
         >>> SearchConfig(trials=0)
         Traceback (most recent call last):
         ...
-        rexnet._config.ConfigError: trials must be >= 1, got 0
+        rexnet.errors.ConfigError: trials must be >= 1, got 0
     """
 
     kind = "search option"
