@@ -192,20 +192,22 @@ def load_exported(
     meta["class_names"] = side.get("class_names")
     meta["precision"] = precision
     meta["image_size"] = _input_size(p, fn, side, image_size, rt.sidecar)
-    if not meta.get("num_classes"):
-        size = meta["image_size"]
-        out = fn(torch.zeros(1, 3, size, size))
-        if out.ndim != 2:
-            raise ExportError(f"{p}: output shape {list(out.shape)}; expected [batch, classes] logits")
-        meta["num_classes"] = int(out.shape[1])
-    names = meta["class_names"]
-    if names is not None and len(names) != meta["num_classes"]:
-        raise ExportError(f"{sidecar_path(p)}: {len(names)} class names for a model with {meta['num_classes']} outputs")
-    if names is None and meta["num_classes"] == 1000:
+    meta["num_classes"] = _num_outputs(p, fn, meta["image_size"], meta.get("num_classes"))
+    if meta["class_names"] is None and meta["num_classes"] == 1000:
         from ..zoo import imagenet_class_names
 
         meta["class_names"] = imagenet_class_names()
     return fn, meta
+
+
+def _num_outputs(path: Path, fn: Runner, size: int, recorded: int | None) -> int:
+    """The model's class count, from one call on a blank image; it must equal what the sidecar records."""
+    out = fn(torch.zeros(1, 3, size, size))
+    if out.ndim != 2:
+        raise ExportError(f"{path}: output shape {list(out.shape)}; expected [batch, classes] logits")
+    if recorded is not None and recorded != out.shape[1]:
+        raise ExportError(f"{sidecar_path(path)}: num_classes {recorded}, but the model has {out.shape[1]} outputs")
+    return int(out.shape[1])
 
 
 def _input_size(path: Path, fn: Runner, side: dict[str, Any], asked: int | None, uses_sidecar: bool) -> int:
