@@ -33,6 +33,9 @@ __all__ = ["BenchConfig", "TINY", "run_bench", "peak_memory_mib"]
 _log = logging.getLogger(__name__)
 
 
+_AT_LEAST_ONE = ("image_size", "batch_latency", "batch_throughput", "rounds", "latency_iters", "train_batch")
+
+
 @dataclass
 class BenchConfig(Config):
     """What :func:`run_bench` measures (default: the full 224px run; :data:`TINY` for a smoke run).
@@ -108,16 +111,7 @@ class BenchConfig(Config):
     )
 
     def validate(self) -> None:
-        for key in (
-            "image_size",
-            "batch_latency",
-            "batch_throughput",
-            "rounds",
-            "latency_iters",
-            "train_batch",
-            "train_rounds",
-            "calib_images",
-        ):
+        for key in (*_AT_LEAST_ONE, "train_rounds", "calib_images"):
             check_range(key, getattr(self, key), 1)
         check_range("warmup", self.warmup, 0)
         check_range("threads", self.threads, 1, none_means="all cores")
