@@ -22,7 +22,7 @@ import torch
 
 import rexnet
 from rexnet.deploy.bench_report import machine_info
-from rexnet.deploy.export import export_onnx
+from rexnet.deploy.onnx_core import export_onnx
 from rexnet.deploy.openvino_ir import OpenVinoModel, to_openvino
 
 

@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="score only this many images")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmarks/results/precision_accuracy")
+    p.add_argument("--overwrite", action="store_true", help="replace accuracy.json/.md from an earlier run")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
@@ -41,7 +42,7 @@ def main() -> None:
         limit=args.limit,
         threads=args.threads,
     )
-    write_accuracy(res, args.out)
+    write_accuracy(res, args.out, overwrite=args.overwrite)
     print(accuracy_markdown(res))
 
 

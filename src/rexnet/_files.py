@@ -208,6 +208,8 @@ def atomic_write_paths(
     single = not isinstance(paths, Mapping)
     targets = {"": paths} if single else dict(paths)  # type: ignore[dict-item]
     final = {k: check_output(v, overwrite=overwrite, what=what) for k, v in targets.items()}
+    for p in final.values():
+        _remove_orphans(p)  # temp files a killed writer of the same target left behind
     temps = {k: _tmp_name(p, p.suffix) for k, p in final.items()}
     try:
         write_to(temps[""] if single else dict(temps))

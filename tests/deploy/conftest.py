@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -41,3 +43,29 @@ def rexnet_small() -> nn.Module:
     """rexnet_060 with random weights and BN statistics, eval mode."""
     torch.manual_seed(0)
     return randomize(rexnet.create_model("rexnet_060"))
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A training checkpoint (random weights and BN statistics) for rexnet_060 on digits at 32 px."""
+    from rexnet.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = randomize(rexnet.create_model("rexnet_060", num_classes=10), classifier_std=0.2)
+    path = tmp_path_factory.mktemp("ck") / "best.pt"
+    save_checkpoint(
+        dict(
+            model=model.state_dict(),
+            optimizer={},
+            scheduler={},
+            epoch=1,
+            step_in_epoch=0,
+            history=[],
+            config={"image_size": 32},
+            model_name="rexnet_060",
+            num_classes=10,
+            class_names=[str(i) for i in range(10)],
+        ),
+        path,
+    )
+    return path

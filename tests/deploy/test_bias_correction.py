@@ -13,7 +13,7 @@ from torch import nn
 
 from rexnet.deploy import quantize_int8
 from rexnet.deploy.bias_correction import correct_biases
-from rexnet.deploy.export import export_onnx, onnx_session
+from rexnet.deploy.onnx_core import export_onnx, onnx_session
 from rexnet.errors import RexnetError
 
 

@@ -24,6 +24,7 @@ def _export(args: argparse.Namespace) -> int:
         precision=args.precision,
         calib_data=args.calib_data,
         calib_images=args.calib_images,
+        overwrite=args.overwrite,
     )
     extra = f", opset {res.opset}" if res.opset else ""
     agree = (
@@ -47,7 +48,7 @@ def _bench(args: argparse.Namespace) -> int:
     from .._config import flag_overrides
 
     cfg = (TINY if args.tiny else BenchConfig()).replace(**flag_overrides(args))
-    res = run_bench(cfg, args.out, checkpoint=args.checkpoint)
+    res = run_bench(cfg, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
     print(json.dumps(res["ratios"], indent=2))
     m = res["machine"]
     print(
@@ -101,6 +102,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=None, help="trace/check input size (default: the model's)")
     p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default: {ONNX_OPSET})")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime/OpenVINO/TorchScript check")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files at --out (and its .json sidecar) that this run did not write",
+    )
     p.set_defaults(func=_export)
 
     p = sub.add_parser(
@@ -109,6 +115,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder for bench.json, bench.md, latency_vs_macs.png")
     p.add_argument("--tiny", action="store_true", help="smoke-test configuration (64px, no compile, 2 rounds)")
     p.add_argument("--checkpoint", default=None, help="weights for our model (e.g. from 'rexnet train')")
+    p.add_argument("--overwrite", action="store_true", help="replace bench.json/.md/.png in --out from an earlier run")
     from .._config import add_flags
 
     add_flags(
@@ -126,7 +133,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def eval_exported(args: argparse.Namespace) -> int:
-    """``rexnet eval -c FILE.onnx|FILE.xml [--runtime R]``: evaluate an exported model (called from cli/train.py)."""
+    """``rexnet eval -c FILE [--runtime R]``: evaluate an exported model (called from cli/train.py)."""
     from ..deploy.runtime import evaluate_exported
 
     res = evaluate_exported(
@@ -156,7 +163,7 @@ def eval_exported(args: argparse.Namespace) -> int:
 
 
 def predict_exported(args: argparse.Namespace) -> int:
-    """``rexnet predict IMAGES -c FILE.onnx|FILE.xml [--runtime R]`` (called from cli/train.py)."""
+    """``rexnet predict IMAGES -c FILE [--runtime R]``: an exported model (called from cli/train.py)."""
     from ..deploy.runtime import predict_exported as run
 
     res = run(

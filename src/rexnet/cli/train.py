@@ -111,7 +111,9 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    if args.runtime or str(args.checkpoint).endswith((".onnx", ".xml")):  # an exported model
+    from ..deploy.runtime import is_exported_model
+
+    if args.runtime or is_exported_model(args.checkpoint):  # a file of a runtime in RUNTIMES
         from .deploy import eval_exported
 
         return eval_exported(args)
@@ -147,7 +149,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    if args.runtime or str(args.checkpoint).endswith((".onnx", ".xml")):  # an exported model
+    from ..deploy.runtime import is_exported_model
+
+    if args.runtime or is_exported_model(args.checkpoint):  # a file of a runtime in RUNTIMES
         from .deploy import predict_exported
 
         return predict_exported(args)
@@ -165,6 +169,13 @@ def _predict(args: argparse.Namespace) -> int:
             else:
                 print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
     return 1 if any("error" in r for r in res) else 0
+
+
+def _add_runtime_flag(p: argparse.ArgumentParser) -> None:
+    """``--runtime``, its choices and help generated from the runtime registry."""
+    from ..deploy.runtime import RUNTIMES, runtime_help
+
+    p.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=runtime_help())
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -207,12 +218,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="print per-class accuracy")
     p.add_argument("-o", "--out", default=None, help="write results JSON here (+ confusion matrix .png next to it)")
     p.add_argument("--confusion", default=None, help="write the confusion-matrix image here")
-    p.add_argument(
-        "--runtime",
-        default=None,
-        choices=("onnxruntime", "openvino"),
-        help="run an exported model (-c FILE.onnx / FILE.xml) in this runtime (default: by suffix)",
-    )
+    _add_runtime_flag(p)
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("predict", help="top-k classes for image files")
@@ -223,10 +229,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument(
-        "--runtime",
-        default=None,
-        choices=("onnxruntime", "openvino"),
-        help="run an exported model (-c FILE.onnx / FILE.xml) in this runtime (default: by suffix)",
-    )
+    _add_runtime_flag(p)
     p.set_defaults(func=_predict)

@@ -7,7 +7,6 @@ never on the images they are scored on.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .._files import atomic_write, check_output, write_json
 from ..errors import InputError, RexnetError
 from .quant import agreement, predict_logits
 
@@ -41,9 +41,9 @@ PRECISION_PATHS = (
 def _build(
     name: str, model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    from .export import export_onnx
     from .fuse import fuse
-    from .quant import OnnxModel, quantize_int8, quantize_int8_pt2e, to_bf16
+    from .onnx_core import OnnxModel, export_onnx
+    from .quant import quantize_int8, quantize_int8_pt2e, to_bf16
 
     if name == "fused fp32":
         net = fuse(model)
@@ -60,10 +60,10 @@ def _build(
         precision = name.split()[1]
         return OpenVinoModel(to_openvino(model, precision, calibration=calib, image_size=size), threads=threads)
     if name == "int8 pt2e+compile":
-        from .candidates import _FixedBatch
+        from .candidates import FixedBatch
 
         full = [x for x in calib if x.shape[0] == calib[0].shape[0]]
-        return _FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
+        return FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
     raise InputError(f"unknown precision path {name!r}; expected one of: {', '.join(PRECISION_PATHS)}")
 
 
@@ -100,12 +100,12 @@ def precision_accuracy(
     from ..data import build_datasets
     from ..zoo import load_model
     from .calib import calibration_batches
-    from .runtime import _split
+    from .runtime import split_of
 
     net, meta = load_model(checkpoint) if model is None else load_model(model, checkpoint=checkpoint)
     size = meta.image_size
     bundle = build_datasets(data, size, train=False, model=meta.name)
-    ds = _split(bundle, split)
+    ds = split_of(bundle, split)
     if bundle.num_classes != meta.num_classes:
         raise InputError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}")
     n = len(ds) if limit is None else min(limit, len(ds))
@@ -175,11 +175,15 @@ def accuracy_markdown(res: dict[str, Any], max_delta_pt: float = 0.3, min_agreem
     return "\n".join(lines) + "\n"
 
 
-def write_accuracy(res: dict[str, Any], out: str | os.PathLike) -> None:
-    """``accuracy.json`` and ``accuracy.md`` into folder ``out`` (atomic replace)."""
+def write_accuracy(res: dict[str, Any], out: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """``accuracy.json`` and ``accuracy.md`` into folder ``out``, atomically, under the output policy.
+
+    Raises:
+        OutputExistsError: Either file exists, was not written by this run, and ``overwrite`` is false.
+    """
     d = Path(out)
-    d.mkdir(parents=True, exist_ok=True)
-    for fname, text in (("accuracy.json", json.dumps(res, indent=2)), ("accuracy.md", accuracy_markdown(res))):
-        tmp = d / (fname + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, d / fname)
+    targets = (d / "accuracy.json", d / "accuracy.md")
+    for t in targets:  # both refused or both written
+        check_output(t, overwrite=overwrite, what="accuracy report")
+    write_json(res, targets[0], overwrite=overwrite, what="accuracy report")
+    atomic_write(targets[1], accuracy_markdown(res), overwrite=overwrite, what="accuracy report")

@@ -25,12 +25,15 @@ from .._config import Config, check_range
 from .._memory import check_inference_memory
 from ..errors import InputError
 from ..zoo import get_plan, list_models
-from .bench_report import machine_info, write_reports
+from .bench_report import check_report_paths, machine_info, write_reports
 from .candidates import Candidate, build_candidates, build_train_candidates, foreign_macs
 
 __all__ = ["BenchConfig", "TINY", "run_bench", "peak_memory_mib"]
 
 _log = logging.getLogger(__name__)
+
+
+_AT_LEAST_ONE = ("image_size", "batch_latency", "batch_throughput", "rounds", "latency_iters", "train_batch")
 
 
 @dataclass
@@ -108,16 +111,7 @@ class BenchConfig(Config):
     )
 
     def validate(self) -> None:
-        for key in (
-            "image_size",
-            "batch_latency",
-            "batch_throughput",
-            "rounds",
-            "latency_iters",
-            "train_batch",
-            "train_rounds",
-            "calib_images",
-        ):
+        for key in (*_AT_LEAST_ONE, "train_rounds", "calib_images"):
             check_range(key, getattr(self, key), 1)
         check_range("warmup", self.warmup, 0)
         check_range("threads", self.threads, 1, none_means="all cores")
@@ -212,7 +206,11 @@ def _load() -> list[float]:
 
 
 def run_bench(
-    config: BenchConfig | None = None, out: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None
+    config: BenchConfig | None = None,
+    out: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run the side-by-side benchmark and (with ``out``) write ``bench.json``, ``bench.md``, ``latency_vs_macs.png``.
 
@@ -221,6 +219,7 @@ def run_bench(
         out: Output folder; nothing is written when ``None``.
         checkpoint: Weights for our model (e.g. from ``rexnet train``); random otherwise. With a
             training checkpoint and ``calib_data``, int8/bf16 accuracy on that data is reported.
+        overwrite: Replace reports in ``out`` that this run did not write (checked before timing).
 
     Returns:
         The results dict that ``bench.json`` holds: ``config``, ``machine``, ``inference``
@@ -231,6 +230,8 @@ def run_bench(
         >>> res = run_bench(TINY, "/tmp/bench")  # doctest: +SKIP
     """
     cfg = config or BenchConfig()
+    if out is not None:  # refuse a finished report before minutes of timing, not after
+        check_report_paths(Path(out), overwrite)
     if cfg.timm or cfg.peers:
         import timm
 
@@ -270,7 +271,7 @@ def run_bench(
     )
     results["ratios"] = _ratios(results)
     if out is not None:
-        write_reports(results, Path(out))
+        write_reports(results, Path(out), overwrite=overwrite)
     return results
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,10 @@ from typing import Any
 import torch
 
 from .._device import cpu_field, cpu_flags, cpu_model
+from .._files import atomic_write, atomic_write_paths, check_output, write_json
+from ..errors import InputError
 
-__all__ = ["machine_info", "cpu_peak", "write_reports", "markdown_report"]
+__all__ = ["machine_info", "cpu_peak", "check_report_paths", "report_paths", "write_reports", "markdown_report"]
 
 
 def _cpu_ghz() -> float:
@@ -232,11 +233,30 @@ def _plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_reports(res: dict[str, Any], out: Path) -> dict[str, Path]:
-    """Write ``bench.json``, ``bench.md`` and ``latency_vs_macs.png`` into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "bench.json", "md": out / "bench.md", "plot": out / "latency_vs_macs.png"}
-    paths["json"].write_text(json.dumps(res, indent=2, default=str))
-    paths["md"].write_text(markdown_report(res))
-    _plot(res, paths["plot"])
+def report_paths(out: Path) -> dict[str, Path]:
+    """The files :func:`write_reports` writes into ``out``."""
+    return {"json": out / "bench.json", "md": out / "bench.md", "plot": out / "latency_vs_macs.png"}
+
+
+def check_report_paths(out: Path, overwrite: bool = False) -> dict[str, Path]:
+    """:func:`report_paths` checked under the output policy (call it before the benchmark runs).
+
+    Raises:
+        OutputExistsError: A report exists, was not written by this run, and ``overwrite`` is false.
+        InputError: ``out`` is a file.
+    """
+    if out.exists() and not out.is_dir():
+        raise InputError(f"bench output {out} is a file; give a folder")
+    paths = report_paths(out)
+    for p in paths.values():
+        check_output(p, overwrite=overwrite, what="bench output")
+    return paths
+
+
+def write_reports(res: dict[str, Any], out: Path, *, overwrite: bool = False) -> dict[str, Path]:
+    """Write ``bench.json`` (strict JSON), ``bench.md`` and ``latency_vs_macs.png`` into ``out``, each atomically."""
+    paths = check_report_paths(out, overwrite)
+    write_json(res, paths["json"], overwrite=overwrite, what="bench output")
+    atomic_write(paths["md"], markdown_report(res), overwrite=overwrite, what="bench output")
+    atomic_write_paths(paths["plot"], lambda tmp: _plot(res, tmp), overwrite=overwrite, what="bench output")
     return paths

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .export import onnx_session
+from .onnx_core import onnx_session
 
 if TYPE_CHECKING:
     import onnx

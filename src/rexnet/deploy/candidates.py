@@ -15,11 +15,11 @@ from torch import nn
 
 from ..zoo import load_model
 from .compiled import FrozenCompiled, compile_model
-from .export import export_onnx
 from .fuse import fuse
-from .quant import OnnxModel, agreement, predict_logits, pt2e_available, quantize_int8, quantize_int8_pt2e, to_bf16
+from .onnx_core import OnnxModel, export_onnx
+from .quant import agreement, predict_logits, pt2e_available, quantize_int8, quantize_int8_pt2e, to_bf16
 
-__all__ = ["Candidate", "build_candidates", "build_train_candidates", "foreign_macs", "count_params"]
+__all__ = ["Candidate", "FixedBatch", "build_candidates", "build_train_candidates", "foreign_macs", "count_params"]
 
 _log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _calibration(cfg: Any, model_name: str, size: int) -> tuple[list[torch.Tenso
     return [torch.randn(min(32, n - i), 3, size, size, generator=g) for i in range(0, n, 32)], None
 
 
-class _FixedBatch:
+class FixedBatch:
     """Calls a shape-specialised compiled model with batches padded to ``batch`` rows (one
     compilation per image size instead of one per batch size)."""
 
@@ -171,6 +171,7 @@ def build_candidates(cfg: Any, checkpoint: str | os.PathLike | None = None) -> t
         if timed is not None:
             cands.append(ours("int8 pt2e+compile", "int8", timed, batches={cfg.batch_throughput}))
     ov = _openvino_paths(cfg, model, calib, eval_size, want, "ours")
+    ov.update(_registered_paths(cfg, model, meta.name, calib, eval_size, want, tmp))
     for name, (precision, fn) in ov.items():
         cands.append(ours(name, precision, fn))
     if cfg.timm and any(want(f"timm {s}") for s in _PEER_PATHS):
@@ -204,7 +205,7 @@ def _pt2e_paths(cfg: Any, model: nn.Module, calib: list[torch.Tensor], size: int
     g3 = torch.Generator().manual_seed(3)
     timed = quantize_int8_pt2e(model, [torch.randn(cfg.batch_throughput, 3, size, size, generator=g3)])
     full = [x for x in calib if x.shape[0] == calib[0].shape[0]]
-    return timed, _FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
+    return timed, FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
 
 
 def _torchvision_candidates(want: Callable[[str], bool], batches: set[int]) -> list[Candidate]:
@@ -245,6 +246,37 @@ def _openvino_paths(
         # fast bias correction: only bias values differ from the full one, not the speed
         q = to_openvino(model, "int8", calibration=calib, image_size=size, fast_bias_correction=True)
         out["openvino int8"] = ("int8", OpenVinoModel(q, threads=cfg.threads))
+    return out
+
+
+#: Runtimes of :data:`~rexnet.deploy.runtime.RUNTIMES` with builders of their own above (padded and
+#: unpadded graphs, fast int8 calibration, the peer's model); every other runtime is timed generically.
+_OWN_BUILDERS = frozenset({"onnxruntime", "openvino"})
+
+
+def _registered_paths(
+    cfg: Any, model: nn.Module, name: str, calib: list[torch.Tensor], size: int, want: Callable[[str], bool], tmp: Path
+) -> dict[str, tuple[str, Callable]]:
+    """``{"<runtime> <precision>": (precision, runner)}`` for every registered runtime without its own builder:
+    the model written by the runtime's export format, then loaded by the runtime, as a user would."""
+    from .export import EXPORT_FORMATS, ExportJob
+    from .runtime import RUNTIMES
+
+    out: dict[str, tuple[str, Callable]] = {}
+    for rt_name, rt in RUNTIMES.items():
+        if rt_name in _OWN_BUILDERS or rt.export_format is None:
+            continue
+        fmt = EXPORT_FORMATS[rt.export_format]
+        skip = {"int8": not (cfg.int8 and calib), "bf16": not cfg.bf16}
+        todo = [p for p in fmt.precisions if p in rt.precisions and not skip.get(p) and want(f"ours {rt_name} {p}")]
+        if todo and not rt.available():
+            _log.warning("%s not installed: skipping the %s paths", rt.requires, rt_name)
+            continue
+        for precision in todo:
+            target = tmp / rt_name / precision
+            target = target if fmt.suffix == "/" else target.with_suffix(fmt.suffix)
+            path = fmt.write(ExportJob(model, target, name, size, precision=precision, calib=calib))
+            out[f"{rt_name} {precision}"] = (precision, rt.load(path, cfg.threads))
     return out
 
 

@@ -1,23 +1,20 @@
-"""Export: ONNX (verified in onnxruntime), OpenVINO IR and TorchScript (``torch.compile``: compiled.py).
+"""The export format registry: :data:`EXPORT_FORMATS` and :func:`export_model`, which every format goes through.
 
-ONNX files use opset :data:`ONNX_OPSET` (17) through torch's TorchScript-based exporter, with
-dynamic batch, height and width: one file serves every input size. The fused model is exported
-(BN folded) in its exporter form (:meth:`FusedBottleneck._forward_export`): Conv, Sigmoid,
-Mul, Clip, Relu, Add, ReduceMean, Slice, Concat and one Gemm, node for node the types of timm's
-graph; by default inner channel counts are then zero-padded to multiples of 16 (``deploy/pad.py``)
-so that onnxruntime runs every conv in its blocked layout. Next to every ONNX/OpenVINO file a
-``.json`` sidecar records the model name, classes, input size and normalisation, so
-:mod:`rexnet.deploy.runtime` can evaluate it without PyTorch weights.
+A format is one :class:`ExportFormat` entry: its writer, its runner (to check the written file
+against eager PyTorch), its precisions and whether a ``.json`` sidecar
+(:mod:`rexnet.deploy.sidecar`) goes next to it. The writers live in their own modules
+(``onnx_core``, ``quant``, ``openvino_ir``, ``torchscript``); this module imports them lazily and
+none of them imports it. Every file is written atomically and nothing that exists is replaced
+unless asked (``overwrite`` / ``--overwrite``, see :mod:`rexnet._files`); all targets are checked
+before any work starts.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,9 +23,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .._files import check_output
 from .._memory import check_model_inference
-from ..errors import ExportError
-from .fuse import fuse
+from ..errors import ExportError, InputError
+from .onnx_core import MAX_OPSET, MIN_OPSET, ONNX_OPSET
+from .sidecar import sidecar_path, write_sidecar
 
 __all__ = [
     "ONNX_OPSET",
@@ -36,24 +35,12 @@ __all__ = [
     "EXPORT_PRECISIONS",
     "ExportError",
     "ExportFormat",
+    "ExportJob",
     "ExportResult",
-    "export_onnx",
-    "export_torchscript",
     "export_model",
-    "onnx_session",
-    "verify_onnx",
-    "write_sidecar",
-    "read_sidecar",
 ]
 
 _log = logging.getLogger(__name__)
-
-#: Opsets :func:`export_model` accepts: torch's TorchScript exporter writes 7..20; the graph needs 13+ ops.
-MIN_OPSET, MAX_OPSET = 13, 20
-#: ONNX opset written by :func:`export_onnx` (onnxruntime >= 1.14 runs it).
-ONNX_OPSET = 17
-#: Channel multiple :func:`export_onnx` pads to by default (16 fp32 lanes of AVX-512; see ``deploy/pad.py``).
-PAD_CHANNELS = 16
 
 
 @dataclass
@@ -99,148 +86,6 @@ def _check_inputs(in_chans: int, image_size: int, calib: list[torch.Tensor], pre
     return inputs + [calib[0][:16]] if calib else inputs
 
 
-def _is_rexnet(model: nn.Module) -> bool:
-    """A ReXNet of this library (BN-folded before export) rather than a peer's module."""
-    from ..model import RexNet
-    from .fuse import FusedRexNet
-
-    return isinstance(model, (RexNet, FusedRexNet))
-
-
-def _in_chans(model: nn.Module) -> int:
-    return int(model.stem[0].in_channels)  # type: ignore[index]
-
-
-def onnx_session(path: str | os.PathLike | bytes, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session with all graph optimisations on."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = threads or torch.get_num_threads()
-    so.log_severity_level = 3
-    # no busy-waiting: on a shared machine spinning workers steal the cores other threads need
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(
-        str(path) if not isinstance(path, bytes) else path, so, providers=["CPUExecutionProvider"]
-    )
-
-
-@torch.inference_mode()
-def verify_onnx(path: str | os.PathLike, reference: nn.Module, inputs: list[torch.Tensor]) -> float:
-    """Run ``path`` in onnxruntime and return the largest ``|onnx - reference|`` over ``inputs``."""
-    sess = onnx_session(path)
-    name = sess.get_inputs()[0].name
-    worst = 0.0
-    for x in inputs:
-        out = sess.run(None, {name: x.numpy()})[0]
-        worst = max(worst, float((torch.from_numpy(out) - reference(x)).abs().max()))
-    return worst
-
-
-def export_onnx(
-    model: nn.Module,
-    path: str | os.PathLike,
-    *,
-    image_size: int = 224,
-    opset: int = ONNX_OPSET,
-    fused: bool = True,
-    pad_to: int = PAD_CHANNELS,
-) -> Path:
-    """Write ``model`` as ONNX with dynamic batch/height/width (input ``input``, output ``logits``).
-
-    Args:
-        model: A RexNet (fused first when ``fused``) or any module taking one NCHW image batch.
-        path: Output ``.onnx`` file.
-        image_size: Size of the example input used for tracing.
-        opset: ONNX opset version.
-        fused: Fold BatchNorms first (:func:`fuse`).
-        pad_to: With ``fused``, pad inner channel counts to a multiple of this
-            (:func:`~rexnet.deploy.pad.pad_channels`: same outputs, every conv in onnxruntime's
-            blocked layout); ``0`` or ``1`` keeps the model's widths.
-
-    Returns:
-        The written path.
-    """
-    from .pad import pad_channels
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    net = fuse(model, channels_last=False) if fused else model.eval()
-    if fused and pad_to > 1:
-        net = pad_channels(net, pad_to)
-    x = torch.randn(1, _in_chans(net) if fused else 3, image_size, image_size)
-    dyn = {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-        torch.onnx.export(
-            net,
-            (x,),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes=dyn,
-            do_constant_folding=True,
-        )
-    return path
-
-
-def export_torchscript(
-    model: nn.Module,
-    path: str | os.PathLike,
-    *,
-    method: Literal["script", "trace"] = "script",
-    image_size: int = 224,
-    fused: bool = True,
-) -> Path:
-    """Save ``model`` as TorchScript (``torch.jit.load`` reads it back without rexnet).
-
-    Args:
-        model: A RexNet model.
-        path: Output ``.pt`` file.
-        method: ``script`` (control flow kept) or ``trace`` (traced at ``image_size``; the
-            trace is shape-generic for this network, which has no size-dependent branches).
-        image_size: Example input size for tracing.
-        fused: Fold BatchNorms first (:func:`fuse`).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    net = fuse(model) if fused else model.eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
-        if method == "script":
-            ts = torch.jit.script(net)
-        elif method == "trace":
-            x = torch.randn(1, 3, image_size, image_size).contiguous(memory_format=torch.channels_last)
-            ts = torch.jit.trace(net, x)
-        else:
-            raise ExportError(f"unknown TorchScript method {method!r}; expected one of: script, trace")
-        ts.save(str(path))
-    return path
-
-
-def write_sidecar(path: str | os.PathLike, meta: dict[str, Any]) -> Path:
-    """Write ``meta`` as ``path`` with suffix ``.json`` (atomically) and return that path."""
-    side = Path(path).with_suffix(".json")
-    tmp = side.with_name(side.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, side)
-    return side
-
-
-def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``.json`` sidecar next to an exported model (``{}`` when there is none)."""
-    side = Path(path).with_suffix(".json")
-    if not side.is_file():
-        return {}
-    try:
-        return json.loads(side.read_text())
-    except (OSError, ValueError) as e:
-        raise ExportError(f"{side}: unreadable export metadata: {e}") from e
-
-
 def _compare(fn: Any, model: nn.Module, inputs: list[torch.Tensor]) -> tuple[float, float, float, float]:
     """``(max |diff|, min cosine, mean cosine, top-1 agreement)`` of ``fn`` vs eager ``model`` over ``inputs``."""
     diff, cos, cos_sum, agree, n = 0.0, 1.0, 0.0, 0, 0
@@ -257,7 +102,12 @@ def _compare(fn: Any, model: nn.Module, inputs: list[torch.Tensor]) -> tuple[flo
 
 @dataclass(frozen=True)
 class ExportJob:
-    """What a format's writer gets: the eval-mode model and the request."""
+    """What a format's writer gets: the eval-mode model and the request.
+
+    Attributes:
+        out: The ``--out`` path: a file, or for a folder format the folder.
+        overwrite: Replace existing files this run did not write (``--overwrite``).
+    """
 
     model: nn.Module
     out: Path
@@ -266,6 +116,7 @@ class ExportJob:
     opset: int = ONNX_OPSET
     precision: str = "f32"
     calib: list[torch.Tensor] = field(default_factory=list)
+    overwrite: bool = False
 
 
 def _write_onnx(job: ExportJob) -> Path:
@@ -273,12 +124,17 @@ def _write_onnx(job: ExportJob) -> Path:
         from .quant import quantize_int8
 
         progress = sys.stderr.isatty()  # the bias correction takes ~45 s at 224 px
-        return Path(quantize_int8(job.model, job.calib, job.out, image_size=job.image_size, progress=progress).path)
-    return export_onnx(job.model, job.out, image_size=job.image_size, opset=job.opset)
+        q = quantize_int8(
+            job.model, job.calib, job.out, image_size=job.image_size, progress=progress, overwrite=job.overwrite
+        )
+        return Path(q.path)
+    from .onnx_core import export_onnx
+
+    return export_onnx(job.model, job.out, image_size=job.image_size, opset=job.opset, overwrite=job.overwrite)
 
 
 def _run_onnx(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-    from .quant import OnnxModel
+    from .onnx_core import OnnxModel
 
     return OnnxModel(path)
 
@@ -287,7 +143,7 @@ def _write_openvino(job: ExportJob) -> Path:
     from .openvino_ir import save_openvino, to_openvino
 
     ov_model = to_openvino(job.model, job.precision, calibration=job.calib, image_size=job.image_size)
-    return save_openvino(ov_model, job.out, job.name)
+    return save_openvino(ov_model, job.out, job.name, overwrite=job.overwrite)
 
 
 def _run_openvino(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -297,13 +153,15 @@ def _run_openvino(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def _write_torchscript(job: ExportJob, method: Literal["script", "trace"]) -> Path:
-    return export_torchscript(job.model, job.out, method=method, image_size=job.image_size)
+    from .torchscript import export_torchscript
+
+    return export_torchscript(job.model, job.out, method=method, image_size=job.image_size, overwrite=job.overwrite)
 
 
 def _run_torchscript(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.jit.load(str(path))
+    from .torchscript import load_torchscript
+
+    return load_torchscript(path)
 
 
 @dataclass(frozen=True)
@@ -313,11 +171,14 @@ class ExportFormat:
     Attributes:
         description: One line for ``rexnet export --help``.
         suffix: What ``out`` names: a file suffix, or ``/`` for a folder.
-        write: Writes an :class:`ExportJob` and returns the written file.
+        write: Writes an :class:`ExportJob` (atomically, honouring ``job.overwrite``) and returns the
+            written file.
         run: Loads the written file as a callable (NCHW float32 in, logits out) for the check.
         precisions: ``--precision`` choices (the first is the default).
         sidecar: Write the ``.json`` metadata :mod:`rexnet.deploy.runtime` reads.
         uses_opset: Whether ``opset`` applies.
+        files: For a folder format, the suffixes of the files it writes into the folder as
+            ``NAME<suffix>``, the main file (the one :attr:`write` returns) last.
     """
 
     description: str
@@ -327,6 +188,12 @@ class ExportFormat:
     precisions: tuple[str, ...] = ("f32",)
     sidecar: bool = False
     uses_opset: bool = False
+    files: tuple[str, ...] = ()
+
+    def targets(self, out: Path, name: str) -> list[Path]:
+        """Every file an export to ``out`` writes, the main file last, the sidecar after it."""
+        paths = [out / f"{name}{s}" for s in self.files] if self.suffix == "/" else [out]
+        return paths + ([sidecar_path(paths[-1])] if self.sidecar else [])
 
 
 #: Export formats by name; adding one here adds it to :func:`export_model` and ``rexnet export``.
@@ -347,6 +214,7 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
         _run_openvino,
         ("f32", "bf16", "int8"),
         sidecar=True,
+        files=(".bin", ".xml"),
     ),
     "torchscript": ExportFormat(
         "TorchScript, scripted", ".pt", functools.partial(_write_torchscript, method="script"), _run_torchscript
@@ -392,6 +260,21 @@ def _verify(
     return diff, cos, agree
 
 
+def _check_out(fmt: ExportFormat, format: str, out: Path) -> None:
+    """Refuse an ``--out`` of the wrong kind before anything is loaded: a folder where a file goes, a file
+    where a folder goes, or a file suffix the format does not write (its sidecar could land on it)."""
+    if fmt.suffix == "/":
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out} is a file; the {format} format writes into a folder")
+        return
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; the {format} format writes a *{fmt.suffix} file")
+    if out.suffix.lower() != fmt.suffix:
+        raise ExportError(
+            f"--out {out}: the {format} format writes a *{fmt.suffix} file, not {out.suffix or 'no suffix'}"
+        )
+
+
 def export_model(
     name: str,
     out: str | os.PathLike,
@@ -404,8 +287,12 @@ def export_model(
     precision: str | None = None,
     calib_data: str | None = None,
     calib_images: int = 256,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Load a model (:func:`rexnet.zoo.load_model`), export it and check the file against eager PyTorch.
+
+    Every file it writes (the model, OpenVINO's ``.bin``, the ``.json`` sidecar) is checked against
+    the output policy before any work and written atomically.
 
     Args:
         name: Registered model name, or a training run folder / checkpoint / weights file.
@@ -421,15 +308,17 @@ def export_model(
             (NNCF); ``bf16`` for OpenVINO (runtime hint).
         calib_data: Dataset name or folder with the int8 calibration images (training split).
         calib_images: How many calibration images.
+        overwrite: Replace existing files this run did not write (a checkpoint, a foreign sidecar).
 
     Returns:
         An :class:`ExportResult` with the max absolute difference (and cosine/top-1 agreement).
 
     Raises:
-        InputError: Unknown model, format or precision, unreadable checkpoint, int8 without
-            ``calib_data``, or a file that does not reproduce PyTorch: f32 outputs more than 1e-3
-            apart, bf16/int8 logits with a mean cosine similarity under 0.98 (int8: checked on
-            calibration images, whose distribution its scales fit).
+        OutputExistsError: A target file exists and ``overwrite`` is false.
+        InputError: Unknown model, format or precision, unreadable checkpoint, an ``out`` of the
+            wrong kind, int8 without ``calib_data``, or a file that does not reproduce PyTorch: f32
+            outputs more than 1e-3 apart, bf16/int8 logits with a mean cosine similarity under 0.98
+            (int8: checked on calibration images, whose distribution its scales fit).
 
     Example:
         >>> r = export_model("rexnet_100", "/tmp/rexnet_100.onnx")  # doctest: +SKIP
@@ -439,7 +328,11 @@ def export_model(
     from ..zoo import load_model
 
     fmt, precision = _check_request(format, opset, image_size, precision, calib_data)
+    out = Path(out)
+    _check_out(fmt, format, out)
     model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)
+    for target in fmt.targets(out, meta.name):
+        check_output(target, overwrite=overwrite, what="export output")
     size = image_size or meta.image_size
     check_model_inference(model, size, 16, what=meta.name)  # tracing and the verification batches
     calib: list[torch.Tensor] = []
@@ -447,12 +340,13 @@ def export_model(
         from .calib import calibration_batches
 
         calib = calibration_batches(calib_data, size, meta.name, calib_images)
-    path = fmt.write(ExportJob(model, Path(out), meta.name, size, opset, precision, calib))
+    path = fmt.write(ExportJob(model, out, meta.name, size, opset, precision, calib, overwrite))
     if fmt.sidecar:
         side = dict(meta.to_dict(), image_size=size, format=format, precision=precision, calib_data=calib_data)
+        side["plan"] = meta.plan.to_dict()
         if meta.num_classes == 1000:
             side["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
-        write_sidecar(path, side)
+        write_sidecar(path, side, overwrite=overwrite)
     inputs = _check_inputs(getattr(model, "in_chans", 3), size, calib, precision)
     diff, cos, agree = _verify(path, fmt.run(path), model, inputs, precision) if verify else (0.0, None, None)
     _log.info("wrote %s (%s %s), max |diff| vs eager %.3g", path, format, precision, diff)

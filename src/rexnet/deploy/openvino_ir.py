@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._files import atomic_write_paths, check_regular_file
 from .._signals import repair_altstack
-from ..errors import InputError
-from .export import _is_rexnet, export_onnx
+from ..errors import ExportError, InputError
+from .onnx_core import SE_NODE_PATTERNS, export_onnx, is_rexnet
 
-__all__ = ["OV_PRECISIONS", "openvino_available", "to_openvino", "save_openvino", "OpenVinoModel"]
+__all__ = ["OV_PRECISIONS", "SE_NODE_PATTERNS", "openvino_available", "to_openvino", "save_openvino", "OpenVinoModel"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ _log = logging.getLogger(__name__)
 OV_PRECISIONS = ("f32", "bf16", "int8")
 #: Recorded ``INFERENCE_PRECISION_HINT`` per precision; ``None``: OpenVINO's default for the CPU.
 _HINT: dict[str, str | None] = {"f32": "f32", "bf16": "bf16", "int8": None}
-#: Node names of the SE layers in our exported graph (``FusedBottleneck._forward_export``).
-SE_NODE_PATTERNS = (r".*/blocks\.\d+/Conv(_1)?(/WithoutBiases)?$", r".*/blocks\.\d+/Mul$")
 
 
 def openvino_available(with_nncf: bool = False) -> bool:
@@ -67,7 +66,7 @@ def _ov_from_module(model: nn.Module, image_size: int) -> Any:
     import openvino as ov
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model, Path(tmp) / "model.onnx", image_size=image_size, fused=_is_rexnet(model))
+        path = export_onnx(model, Path(tmp) / "model.onnx", image_size=image_size, fused=is_rexnet(model))
         return ov.convert_model(str(path))
 
 
@@ -148,15 +147,62 @@ def to_openvino(
     return ov_model
 
 
-def save_openvino(ov_model: Any, out_dir: str | os.PathLike, stem: str = "model") -> Path:
-    """Write ``out_dir/stem.xml`` + ``.bin`` (weights kept in f32: no fp16 compression). Returns the ``.xml``."""
+def save_openvino(ov_model: Any, out_dir: str | os.PathLike, stem: str = "model", *, overwrite: bool = False) -> Path:
+    """Write ``out_dir/stem.xml`` + ``.bin`` (weights kept in f32: no fp16 compression). Returns the ``.xml``.
+
+    The pair is written under temp names and renamed together, the ``.xml`` (what readers open)
+    last, so a reader never finds an ``.xml`` next to a partial ``.bin``.
+
+    Raises:
+        OutputExistsError: Either file exists, was not written by this run and ``overwrite`` is false.
+        InputError: ``out_dir`` is a file.
+    """
     import openvino as ov
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    xml = out / f"{stem}.xml"
-    ov.save_model(ov_model, str(xml), compress_to_fp16=False)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"OpenVINO output {out} is a file; the IR is written into a folder")
+    xml, bin_ = out / f"{stem}.xml", out / f"{stem}.bin"
+
+    def write(tmp: dict[str, Path]) -> None:
+        ov.save_model(ov_model, str(tmp["xml"]), compress_to_fp16=False)
+        os.replace(tmp["xml"].with_suffix(".bin"), tmp["bin"])  # OpenVINO names the weights after the .xml
+
+    atomic_write_paths({"bin": bin_, "xml": xml}, write, overwrite=overwrite, what="OpenVINO IR")
     return xml
+
+
+def _read_model(core: Any, path: str) -> Any:
+    """``core.read_model(path)`` with the file and its ``.bin`` checked first; a bad file is an ExportError."""
+    p = check_regular_file(path, "OpenVINO model")
+    if p.suffix.lower() == ".xml":
+        weights = p.with_suffix(".bin")
+        if not weights.exists():
+            raise ExportError(f"{p}: its weights file {weights.name} is missing (an IR is an .xml + .bin pair)")
+        check_regular_file(weights, "OpenVINO weights")
+    if p.stat().st_size == 0:
+        raise ExportError(f"{p}: empty file, not a model")
+    try:
+        return core.read_model(str(p))
+    except RuntimeError as e:
+        detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ExportError(f"{p}: not a model OpenVINO can read: {detail}") from None
+
+
+def _check_inputs(model: Any, where: str) -> int | None:
+    """The fixed square input size of ``model`` (``None``: dynamic); anything but one NCHW input is refused."""
+    inputs = model.inputs
+    if len(inputs) != 1:
+        raise ExportError(f"{where}: the model has {len(inputs)} inputs; rexnet runs one image input")
+    shape = inputs[0].get_partial_shape()
+    if shape.rank.is_dynamic or shape.rank.get_length() != 4:
+        raise ExportError(f"{where}: input shape {shape} is not 4-D NCHW [batch, 3, height, width]")
+    h, w = shape[2], shape[3]
+    if h.is_static and w.is_static:
+        if h.get_length() != w.get_length():
+            raise ExportError(f"{where}: input has a fixed {h}x{w} size; rexnet feeds square images")
+        return int(h.get_length())
+    return None
 
 
 class OpenVinoModel:
@@ -181,9 +227,8 @@ class OpenVinoModel:
 
         self.core = ov.Core()
         self.path = str(model) if isinstance(model, (str, os.PathLike)) else None
-        if self.path is not None and not Path(self.path).is_file():
-            raise InputError(f"OpenVINO model not found: {self.path}")
-        self.model = self.core.read_model(self.path) if self.path is not None else model
+        self.model = _read_model(self.core, self.path) if self.path is not None else model
+        self.fixed_size = _check_inputs(self.model, self.path or "OpenVINO model")
         if precision_hint is None and self.model.has_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]):
             precision_hint = self.model.get_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"]).astype(str)
         self.config: dict[str, Any] = {

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._files import atomic_write_paths, check_output
 from ..errors import InputError
 from .compiled import FrozenCompiled
-from .export import _is_rexnet, export_onnx, onnx_session
 from .fuse import fuse
+from .onnx_core import SE_NODE_PATTERNS, OnnxModel, export_onnx, is_rexnet
 
 __all__ = [
     "Bf16Model",
@@ -64,19 +65,6 @@ def to_bf16(model: nn.Module) -> Bf16Model:
     return Bf16Model(fuse(model)).eval()
 
 
-class OnnxModel:
-    """A callable wrapping an onnxruntime session: ``torch.Tensor`` (NCHW float32) in, logits out."""
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        self.path = str(path)
-        self.session = onnx_session(path, threads)
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().float().contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
-
-
 class _Reader:
     """onnxruntime ``CalibrationDataReader`` over batches of images."""
 
@@ -104,6 +92,7 @@ def quantize_int8(
     bias_correction: bool = True,
     bias_correction_images: int | None = 128,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> OnnxModel:
     """Int8 post-training static quantization with onnxruntime (QDQ, per-channel weights).
 
@@ -126,9 +115,13 @@ def quantize_int8(
         bias_correction_images: Calibration images the correction measures on (``None``: all);
             its time grows with convs x images.
         progress: Show a progress bar for the bias correction.
+        overwrite: Replace an existing ``out`` this process did not write.
 
     Returns:
         An :class:`OnnxModel` running the quantized file.
+
+    Raises:
+        OutputExistsError: ``out`` exists and ``overwrite`` is false (checked before any work).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -141,11 +134,10 @@ def quantize_int8(
     if method not in methods:
         raise InputError(f"unknown calibration method {method!r}; expected one of: {', '.join(methods)}")
     calibration = list(calibration)  # read twice: calibration, then bias correction
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_output(out, overwrite=overwrite, what="int8 ONNX file")  # before minutes of work
     with tempfile.TemporaryDirectory() as tmp:
         # a peer's model (timm) is exported as it is; ours BN-folded in its exporter form
-        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", image_size=image_size, fused=_is_rexnet(model))
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", image_size=image_size, fused=is_rexnet(model))
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         exclude: list[str] = []
@@ -153,8 +145,6 @@ def quantize_int8(
             import re
 
             import onnx
-
-            from .openvino_ir import SE_NODE_PATTERNS
 
             exclude = [
                 n.name for n in onnx.load(str(pre)).graph.node if any(re.match(p, n.name) for p in SE_NODE_PATTERNS)
@@ -178,7 +168,6 @@ def quantize_int8(
             )
         finally:
             root.setLevel(level)
-        partial = out.with_name(out.name + ".partial")
         if bias_correction:
             import onnx
 
@@ -186,10 +175,9 @@ def quantize_int8(
 
             qdq = onnx.load(str(quantized))
             correct_biases(onnx.load(str(pre)), qdq, calibration, images=bias_correction_images, progress=progress)
-            onnx.save(qdq, str(partial))
+            atomic_write_paths(out, lambda t: onnx.save(qdq, str(t)), overwrite=overwrite, what="int8 ONNX file")
         else:
-            shutil.copyfile(quantized, partial)
-        os.replace(partial, out)  # atomic: a reader never sees half a model
+            atomic_write_paths(out, lambda t: shutil.copyfile(quantized, t), overwrite=overwrite, what="int8 ONNX file")
     _log.info("wrote int8 model %s", out)
     return OnnxModel(out)
 

@@ -1,92 +1,262 @@
-"""Running an exported model (ONNX or OpenVINO IR) on a dataset or on image files, without PyTorch weights.
+"""The runtime registry :data:`RUNTIMES`, and running an exported model on a dataset or on image files.
 
-The ``.json`` sidecar that :func:`~rexnet.deploy.export_model` writes next to the file gives the
-model name (hence the normalisation), input size and class names; a file without one is taken
-to be an ImageNet classifier at 224 px with ImageNet normalisation.
+``rexnet eval`` / ``predict`` (``--runtime`` choices, the suffixes that mean "an exported model"),
+:func:`evaluate_exported`, :func:`predict_exported` and the benchmark all read :data:`RUNTIMES`:
+adding a runtime is one module with a runner factory plus one entry here.
+
+The ``.json`` sidecar (:mod:`rexnet.deploy.sidecar`) next to the file gives the model name (hence
+the normalisation), input size and class names. A file without one runs at its own fixed input
+size if it has one, else at 224 px with ImageNet normalisation, with a warning that says so.
 
 Example:
-    >>> res = evaluate_exported("out/rexnet_100.xml", "fashion-mnist", split="test")  # doctest: +SKIP
-    >>> res["top1"]  # doctest: +SKIP
+    >>> sorted(RUNTIMES), runtime_for("m.xml")[0]
+    (['onnxruntime', 'openvino'], 'openvino')
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import InputError
-from .export import read_sidecar
+from .._files import check_regular_file
+from ..errors import ExportError, InputError
+from .sidecar import read_sidecar, sidecar_path
 
-__all__ = ["RUNTIMES", "load_exported", "evaluate_exported", "predict_exported", "is_exported_model"]
+__all__ = [
+    "RUNTIMES",
+    "Runtime",
+    "evaluate_exported",
+    "exported_suffixes",
+    "is_exported_model",
+    "load_exported",
+    "predict_exported",
+    "runtime_for",
+    "runtime_help",
+    "split_of",
+]
 
-RUNTIMES = ("onnxruntime", "openvino")
-_SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
+_log = logging.getLogger(__name__)
+
+#: The size a model without a sidecar or a fixed input size runs at (with a warning).
+DEFAULT_SIZE = 224
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One runtime of :data:`RUNTIMES`.
+
+    Attributes:
+        description: One line for ``--help``.
+        suffixes: File suffixes it runs; a file's default runtime is the first entry listing its suffix.
+        load: The runner factory: ``load(path, threads)`` returns a callable (NCHW float32 tensor in,
+            logits out). It validates the file (raising an ``InputError`` subclass naming it); a
+            runner may expose ``fixed_size`` (the one input size the file accepts, else ``None``).
+        precisions: The precisions (a sidecar's ``precision``) it runs.
+        sidecar: Whether its files carry a ``.json`` sidecar (:mod:`rexnet.deploy.sidecar`).
+        export_format: The :data:`~rexnet.deploy.export.EXPORT_FORMATS` entry that writes its files
+            (the benchmark exports through it; ``None``: not benchmarked).
+        requires: The Python module it needs (``None``: nothing beyond rexnet's own).
+    """
+
+    description: str
+    suffixes: tuple[str, ...]
+    load: Callable[[Path, int | None], Runner]
+    precisions: tuple[str, ...] = ("f32",)
+    sidecar: bool = True
+    export_format: str | None = None
+    requires: str | None = None
+
+    def available(self) -> bool:
+        """Whether its Python module can be imported."""
+        import importlib.util
+
+        return self.requires is None or importlib.util.find_spec(self.requires) is not None
+
+
+def _load_onnxruntime(path: Path, threads: int | None) -> Runner:
+    from .onnx_core import OnnxModel
+
+    return OnnxModel(path, threads)
+
+
+def _load_openvino(path: Path, threads: int | None) -> Runner:
+    from .openvino_ir import OpenVinoModel
+
+    return OpenVinoModel(path, threads=threads)
+
+
+#: Runtimes by name. ``rexnet eval/predict --runtime`` offers these; their suffixes make ``-c FILE``
+#: an exported model; the benchmark times each through its ``export_format``.
+RUNTIMES: dict[str, Runtime] = {
+    "onnxruntime": Runtime(
+        "onnxruntime on the CPU (.onnx)", (".onnx",), _load_onnxruntime, ("f32", "int8"), True, "onnx", "onnxruntime"
+    ),
+    "openvino": Runtime(
+        "OpenVINO on the CPU (.xml IR; also reads .onnx)",
+        (".xml", ".onnx"),
+        _load_openvino,
+        ("f32", "bf16", "int8"),
+        True,
+        "openvino",
+        "openvino",
+    ),
+}
+
+
+def exported_suffixes() -> list[str]:
+    """Every suffix some runtime runs, in registry order."""
+    return list(dict.fromkeys(s for rt in RUNTIMES.values() for s in rt.suffixes))
+
+
+def runtime_help() -> str:
+    """One ``--runtime`` help text generated from :data:`RUNTIMES`."""
+    return (
+        "run an exported model (-c FILE with suffix "
+        + "/".join(exported_suffixes())
+        + ") in this runtime (default: by suffix): "
+        + "; ".join(f"{n}: {rt.description}" for n, rt in RUNTIMES.items())
+    )
 
 
 def is_exported_model(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names an ONNX file or an OpenVINO IR (by its suffix)."""
-    return Path(path).suffix.lower() in _SUFFIXES
+    """Whether ``path`` names a file some runtime of :data:`RUNTIMES` runs (by its suffix)."""
+    return Path(path).suffix.lower() in exported_suffixes()
+
+
+def runtime_for(path: str | os.PathLike, runtime: str | None = None) -> tuple[str, Runtime]:
+    """``(name, Runtime)`` that runs ``path``: ``runtime`` if given (checked), else the default for its suffix.
+
+    Raises:
+        InputError: An unknown runtime, a suffix no runtime runs, or one the named runtime does not.
+    """
+    suffix = Path(path).suffix.lower()
+    if runtime is not None:
+        rt = RUNTIMES.get(runtime)
+        if rt is None:
+            raise InputError(f"unknown runtime {runtime!r}; expected one of: {', '.join(RUNTIMES)}")
+        if suffix not in rt.suffixes:
+            others = [n for n, r in RUNTIMES.items() if suffix in r.suffixes]
+            hint = f"; use --runtime {others[0]}" if others else ""
+            raise InputError(
+                f"{path}: runtime {runtime!r} cannot run {suffix or 'suffix-less'} files "
+                f"(it runs {', '.join(rt.suffixes)}){hint}"
+            )
+        return runtime, rt
+    for name, rt in RUNTIMES.items():
+        if suffix in rt.suffixes:
+            return name, rt
+    raise InputError(f"{path}: not an exported model; expected a file ending in {', '.join(exported_suffixes())}")
 
 
 def load_exported(
-    path: str | os.PathLike, runtime: str | None = None, threads: int | None = None
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
+    path: str | os.PathLike, runtime: str | None = None, threads: int | None = None, image_size: int | None = None
+) -> tuple[Runner, dict[str, Any]]:
     """A callable (NCHW float32 tensor in, logits out) for an exported model, and its metadata.
 
     Args:
-        path: An ``.onnx`` file or an OpenVINO ``.xml``.
-        runtime: ``onnxruntime`` or ``openvino`` (default: by suffix). OpenVINO also reads ``.onnx``.
+        path: A file some runtime of :data:`RUNTIMES` runs (``.onnx``, OpenVINO ``.xml``, ...).
+        runtime: A name of :data:`RUNTIMES` (default: by suffix).
         threads: Inference threads (default: torch's).
+        image_size: The input size to run at (default: the sidecar's, else the file's fixed size,
+            else 224 px with a warning).
 
     Returns:
         ``(fn, meta)``; ``meta`` has ``model``, ``num_classes``, ``class_names``, ``image_size``,
         ``mean``/``std``/``crop_pct``/``interpolation``, ``precision`` and ``runtime``.
 
     Raises:
-        InputError: Missing file, unknown runtime or suffix, onnxruntime asked to run an IR, or
-            the runtime not installed.
+        InputError: Missing file, unknown runtime or suffix, the runtime not installed.
+        ExportError: A broken file or sidecar, a precision the runtime does not run, or a fixed input
+            size that differs from the size asked for or recorded.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"exported model not found: {p}")
-    suffix = p.suffix.lower()
-    if suffix not in _SUFFIXES:
-        raise InputError(f"{p}: not an exported model; expected an .onnx file or an OpenVINO .xml")
-    runtime = runtime or _SUFFIXES[suffix]
-    if runtime not in RUNTIMES:
-        raise InputError(f"unknown runtime {runtime!r}; expected one of: {', '.join(RUNTIMES)}")
-    if runtime == "onnxruntime" and suffix == ".xml":
-        raise InputError(f"{p}: onnxruntime cannot run an OpenVINO IR; use --runtime openvino")
-    if runtime == "onnxruntime":
-        try:
-            from .quant import OnnxModel
-
-            fn: Callable[[torch.Tensor], torch.Tensor] = OnnxModel(p, threads)
-        except ImportError as e:
-            raise InputError("onnxruntime is not installed: pip install onnxruntime") from e
-    else:
-        from .openvino_ir import OpenVinoModel
-
-        fn = OpenVinoModel(p, threads=threads)
-    meta = {**_default_meta(), **read_sidecar(p), "runtime": runtime}
-    if not meta.get("num_classes"):
-        size = int(meta["image_size"])
-        meta["num_classes"] = int(fn(torch.zeros(1, 3, size, size)).shape[1])
-    if meta.get("class_names") is None and meta["num_classes"] == 1000:
+    name, rt = runtime_for(path, runtime)
+    p = check_regular_file(path, "exported model")
+    if not rt.available():
+        raise InputError(f"the {name} runtime needs the {rt.requires} package: pip install {rt.requires}")
+    side = read_sidecar(p) if rt.sidecar else {}
+    precision = side.get("precision") or "f32"
+    if precision not in rt.precisions:
+        raise ExportError(
+            f"{sidecar_path(p)}: precision {precision!r} is not one {name} runs ({', '.join(rt.precisions)})"
+        )
+    fn = rt.load(p, threads)
+    meta = {**_default_meta(), **{k: v for k, v in side.items() if v is not None}, "runtime": name}
+    meta["class_names"] = side.get("class_names")
+    meta["precision"] = precision
+    meta["image_size"] = _input_size(p, fn, side, image_size, rt.sidecar)
+    meta["num_classes"] = _num_outputs(p, fn, meta["image_size"], meta.get("num_classes"))
+    if meta["class_names"] is None and meta["num_classes"] == 1000:
         from ..zoo import imagenet_class_names
 
         meta["class_names"] = imagenet_class_names()
     return fn, meta
 
 
+def _num_outputs(path: Path, fn: Runner, size: int, recorded: int | None) -> int:
+    """The model's class count, from one call on a blank image; it must equal what the sidecar records."""
+    out = fn(torch.zeros(1, 3, size, size))
+    if out.ndim != 2:
+        raise ExportError(f"{path}: output shape {list(out.shape)}; expected [batch, classes] logits")
+    if recorded is not None and recorded != out.shape[1]:
+        raise ExportError(f"{sidecar_path(path)}: num_classes {recorded}, but the model has {out.shape[1]} outputs")
+    return int(out.shape[1])
+
+
+def _input_size(path: Path, fn: Runner, side: dict[str, Any], asked: int | None, uses_sidecar: bool) -> int:
+    """The size to run at; a fixed input size must agree with what was asked for or recorded."""
+    fixed = getattr(fn, "fixed_size", None)
+    size, source = (asked, "--image-size") if asked else (side.get("image_size"), f"its sidecar {sidecar_path(path)}")
+    if size is not None:
+        if fixed is not None and fixed != size:
+            raise ExportError(
+                f"{path}: the model's input is fixed at {fixed}x{fixed} px but {source} asks for {size} px; "
+                f"run it at {fixed} px or re-export it with dynamic height and width"
+            )
+        return int(size)
+    if fixed is not None:
+        _log.info("%s: no input size recorded; running at its fixed input size, %d px", path, fixed)
+        return int(fixed)
+    if uses_sidecar:
+        _log.warning(
+            "%s has no sidecar %s: running it at %d px with ImageNet normalisation, which may not be how it was "
+            "trained; pass --image-size, or export it with 'rexnet export' to record both",
+            path,
+            sidecar_path(path).name,
+            DEFAULT_SIZE,
+        )
+    return DEFAULT_SIZE
+
+
 def _default_meta() -> dict[str, Any]:
     from ..data.transforms import model_norm
 
-    return dict(model=None, num_classes=None, class_names=None, image_size=224, precision="f32", **model_norm(None))
+    return dict(
+        model=None, num_classes=None, class_names=None, image_size=DEFAULT_SIZE, precision="f32", **model_norm(None)
+    )
+
+
+def split_of(bundle: Any, split: str) -> Any:
+    """The ``val`` or ``test`` dataset of a :func:`rexnet.data.build_datasets` bundle.
+
+    Raises:
+        InputError: An unknown split, or a dataset without a test split.
+    """
+    if split == "val":
+        return bundle.val
+    if split == "test":
+        test = getattr(bundle, "test", None)
+        if test is None:
+            raise InputError(f"{bundle.name} has no test split; use split 'val'")
+        return test
+    raise InputError(f"unknown split {split!r}; expected one of: val, test")
 
 
 def evaluate_exported(
@@ -103,9 +273,9 @@ def evaluate_exported(
     """Top-1/top-5, loss, per-class accuracy and confusion matrix of an exported model on ``data``.
 
     Args:
-        path: ``.onnx`` or OpenVINO ``.xml``.
+        path: A file some runtime of :data:`RUNTIMES` runs.
         data: A :func:`rexnet.data.build_datasets` name or folder.
-        runtime: ``onnxruntime`` or ``openvino`` (default: by suffix).
+        runtime: A name of :data:`RUNTIMES` (default: by suffix).
         image_size: Crop size (default: the exported model's).
         batch_size: Images per call.
         split: ``val`` or ``test`` (datasets with an official test split, e.g. Fashion-MNIST).
@@ -117,10 +287,11 @@ def evaluate_exported(
     from ..data import build_datasets
     from ..data.evaluation import evaluate
 
-    fn, meta = load_exported(path, runtime, threads)
-    size = image_size or int(meta["image_size"])
+    _check_sizes(image_size, batch_size=batch_size)
+    fn, meta = load_exported(path, runtime, threads, image_size)
+    size = meta["image_size"]
     bundle = build_datasets(data, size, train=False, model=meta["model"], strict=strict)
-    ds = _split(bundle, split)
+    ds = split_of(bundle, split)
     if bundle.num_classes != meta["num_classes"]:
         raise InputError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
     res = evaluate(
@@ -143,15 +314,14 @@ def evaluate_exported(
     )
 
 
-def _split(bundle: Any, split: str) -> Any:
-    if split == "val":
-        return bundle.val
-    if split == "test":
-        test = getattr(bundle, "test", None)
-        if test is None:
-            raise InputError(f"{bundle.name} has no test split; use split 'val'")
-        return test
-    raise InputError(f"unknown split {split!r}; expected one of: val, test")
+def _check_sizes(image_size: int | None, **positive: int) -> None:
+    from .sidecar import MAX_SIZE, MIN_SIZE
+
+    if image_size is not None and not MIN_SIZE <= image_size <= MAX_SIZE:
+        raise InputError(f"--image-size must be in [{MIN_SIZE}, {MAX_SIZE}], got {image_size}")
+    for name, v in positive.items():
+        if v < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
 
 
 def predict_exported(
@@ -171,9 +341,10 @@ def predict_exported(
     from ..data import build_eval_transform
     from ..data.evaluation import predict_images
 
-    fn, meta = load_exported(path, runtime)
+    _check_sizes(image_size, top_k=top_k)
+    fn, meta = load_exported(path, runtime, image_size=image_size)
     tf = build_eval_transform(
-        image_size or int(meta["image_size"]),
+        meta["image_size"],
         crop_pct=meta["crop_pct"],
         mean=meta["mean"],
         std=meta["std"],
