@@ -66,7 +66,7 @@ def test_convert_unknown_suffix_and_failure_leave_nothing(src, tmp_path, monkeyp
 _SLOW_WRITER = """
 import sys, time
 from pathlib import Path
-from rexnet.weights.io import _atomic_write
+from rexnet._files import atomic_write
 
 def write(f):
     f.write(b"partial" * 1000)
@@ -74,7 +74,7 @@ def write(f):
     print("writing", flush=True)
     time.sleep(120)
 
-_atomic_write(Path(sys.argv[1]), write)
+atomic_write(Path(sys.argv[1]), write)
 """
 
 
@@ -96,13 +96,13 @@ def test_writer_killed_with_sigkill_leaves_no_file(tmp_path):
 
 
 def test_named_temp_fallback_writes_and_cleans_up(src, tmp_path, monkeypatch):
-    from rexnet.weights import io
+    from rexnet import _files
 
-    monkeypatch.setattr(io, "_write_unnamed", lambda *a: False)  # a system without O_TMPFILE
+    monkeypatch.setattr(_files, "_write_unnamed", lambda *a: False)  # a system without O_TMPFILE
     convert_checkpoint(src, tmp_path / "o.safetensors", "rexnet_060")
     assert sorted(os.listdir(tmp_path)) == ["o.safetensors"]
     with pytest.raises(ZeroDivisionError):
-        io._atomic_write(tmp_path / "p.pth", lambda f: 1 / 0)
+        _files.atomic_write(tmp_path / "p.pth", lambda f: 1 / 0)
     assert sorted(os.listdir(tmp_path)) == ["o.safetensors"]
 
 
