@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
-import warnings
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from ._files import check_regular_file
-from .errors import CorruptImageError, ResourceError
+from .errors import CorruptImageError, ResourceError, RexnetError
 
 __all__ = ["MAX_PIXELS", "read_image", "read_image_tensor", "to_rgb"]
 
@@ -55,17 +55,31 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> Ima
     limit = MAX_PIXELS if max_pixels is None else int(max_pixels)
     p = check_regular_file(path, "image")
     try:
-        with warnings.catch_warnings():
-            # PIL's own bomb check warns (or raises) at its limit; ours below is the one that decides
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
-                _check_pixels(p, img.size, limit)
-                img.load()  # a full decode, so a truncated file fails here and not in a transform
-                return to_rgb(img)
-    except Image.DecompressionBombError:  # PIL refused before we could look: above twice its limit
-        raise ResourceError(f"image {p} declares too many pixels (over PIL's limit); the limit is {limit:,}") from None
+        with _open(p) as img:
+            _check_pixels(p, img.size, limit)
+            img.load()  # a full decode, so a truncated file fails here and not in a transform
+            return to_rgb(img)
+    except RexnetError:  # ours (a ValueError too): already says what is wrong
+        raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError) as e:
         raise CorruptImageError(f"cannot read image {p}: {type(e).__name__}: {e}") from None
+
+
+_pil_limit = threading.Lock()
+
+
+def _open(path: Path) -> Image.Image:
+    """``Image.open`` (header only) with PIL's own bomb check off: ours, with its message, is the one that decides.
+
+    PIL's limit is a process-wide setting, hence the lock while it is lifted for the header read.
+    """
+    with _pil_limit:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _check_pixels(path: Path, size: tuple[int, int], limit: int) -> None:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .._files import check_regular_file
+from .._files import atomic_write, check_regular_file, write_json
 from .._images import read_image_tensor
 from ..data.embedded import load_digits_split
 from ..errors import DataError, InputError, ResourceError
@@ -261,19 +261,26 @@ def _mask_to_rle(m: torch.Tensor) -> dict[str, Any]:
     return {"size": list(m.shape), "counts": runs}
 
 
-def write_coco(dataset: DetectionDataset, out_dir: str | os.PathLike, split: str) -> Path:
-    """Write a dataset as a COCO-format folder: ``out_dir/instances_{split}.json`` and ``out_dir/{split}/*.png``."""
-    from torchvision.io import write_png
+def write_coco(dataset: DetectionDataset, out_dir: str | os.PathLike, split: str, *, overwrite: bool = False) -> Path:
+    """Write a dataset as a COCO-format folder: ``out_dir/instances_{split}.json`` and ``out_dir/{split}/*.png``.
+
+    Every file is written atomically under the output policy (:mod:`rexnet._files`): files this run
+    did not write are replaced only with ``overwrite``.
+
+    Raises:
+        OutputExistsError: A file in the way, without ``overwrite``.
+    """
+    import io
+
+    from PIL import Image
 
     out = Path(out_dir)
-    (out / split).mkdir(parents=True, exist_ok=True)
     for im in dataset.coco["images"]:
-        write_png(dataset.load_image(im["id"]), str(out / split / im["file_name"]))
-    path = out / f"instances_{split}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dataset.coco))
-    os.replace(tmp, path)
-    return path
+        pixels = dataset.load_image(im["id"]).permute(1, 2, 0).contiguous().numpy()
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        atomic_write(out / split / im["file_name"], buf.getvalue(), overwrite=overwrite, what="image")
+    return write_json(dataset.coco, out / f"instances_{split}.json", overwrite=overwrite, what="annotation file")
 
 
 def load_detection_data(

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any
 
 import torch
 
-from .._memory import check_inference_memory
+from .._memory import available_memory, check_inference_memory, inference_memory
 from ..errors import CheckpointError, ResourceError
 from ..plan import NetworkPlan
 from ..plan.cost import count_params
@@ -27,6 +26,7 @@ __all__ = ["MAX_CLASSES", "plan_from_metadata", "check_plan_cost", "check_int", 
 
 #: The most classifier outputs a checkpoint may declare (ImageNet-21k has 21,841).
 MAX_CLASSES = 1_000_000
+_PLAN_KEYS = ("stem", "blocks", "final_conv", "head", "family", "params")
 _COUNTS = ("in_channels", "out_channels", "exp_channels", "kernel_size", "stride", "se_channels", "hidden_channels")
 
 
@@ -43,17 +43,23 @@ def check_int(value: Any, path: str | os.PathLike, field: str, lo: int = 1, hi: 
     return value
 
 
-def _check_specs(plan: NetworkPlan, path: str | os.PathLike, field: str) -> None:
-    """Every channel count, kernel and stride of ``plan`` is an integer in range (dataclasses do not check types)."""
-    parts = [("stem", plan.stem), *((f"blocks[{i}]", b) for i, b in enumerate(plan.blocks))]
-    parts += [("final_conv", plan.final_conv), ("head", plan.head)]
+def _check_specs(value: Mapping[str, Any], path: str | os.PathLike, field: str) -> None:
+    """Every part of a plan dict is an object, and its channel counts, kernels and strides integers in range.
+
+    Checked on the raw dict, before the dataclasses see it: they compare ``"abc" < 1`` and divide by a stride of 0.
+    """
+    blocks = value.get("blocks")
+    if not isinstance(blocks, (list, tuple)) or not blocks:
+        raise CheckpointError(f"{path}: field '{field}.blocks' is {_show(blocks)}, expected a non-empty list")
+    parts = [("stem", value.get("stem")), *((f"blocks[{i}]", b) for i, b in enumerate(blocks))]
+    parts += [("final_conv", value.get("final_conv")), ("head", value.get("head", {}))]
     for where, spec in parts:
-        for f in fields(spec):
-            if f.name in _COUNTS:
-                lo = 0 if f.name in ("se_channels", "hidden_channels") else 1
-                check_int(getattr(spec, f.name), path, f"{field}.{where}.{f.name}", lo)
-    if not plan.blocks:
-        raise CheckpointError(f"{path}: field '{field}' has no blocks")
+        if not isinstance(spec, Mapping):
+            raise CheckpointError(f"{path}: field '{field}.{where}' is {_show(spec)}, expected an object")
+        for name in _COUNTS:
+            if name in spec:
+                lo = 0 if name in ("se_channels", "hidden_channels") else 1
+                check_int(spec[name], path, f"{field}.{where}.{name}", lo)
 
 
 def plan_from_metadata(value: Any, path: str | os.PathLike, field: str = "plan") -> NetworkPlan:
@@ -70,13 +76,18 @@ def plan_from_metadata(value: Any, path: str | os.PathLike, field: str = "plan")
             raise CheckpointError(f"{path}: metadata '{field}' is not JSON ({e})") from None
     if not isinstance(value, Mapping):
         raise CheckpointError(f"{path}: metadata '{field}' is a {type(value).__name__}, expected an object")
+    unknown = sorted(set(map(str, value)) - set(_PLAN_KEYS))
+    if unknown:
+        raise CheckpointError(
+            f"{path}: metadata '{field}' has unknown key(s) {', '.join(unknown)}; expected: {', '.join(_PLAN_KEYS)}"
+        )
+    _check_specs(value, path, field)
     try:
         plan = plan_from_dict(dict(value))
     except KeyError as e:
         raise CheckpointError(f"{path}: metadata '{field}' lacks {e}") from None
     except (TypeError, ValueError, AttributeError) as e:  # unknown keys, wrong types, values out of range
         raise CheckpointError(f"{path}: metadata '{field}' is not a valid plan: {e}") from None
-    _check_specs(plan, path, field)
     return plan
 
 
@@ -97,9 +108,15 @@ def check_plan_cost(
     check_int(image_size, path, "image_size", 1)
     try:
         params = count_params(plan, num_classes)
-        check_inference_memory(plan, image_size, num_classes, 1, limit=limit, what=f"the network {path} describes")
-    except ResourceError as e:
-        raise ResourceError(f"{e} ({params:,} parameters = {params * 4 / 2**30:,.1f} GiB of float32 weights)") from None
+        est = inference_memory(plan, image_size, num_classes, 1)
+        check_inference_memory(plan, image_size, num_classes, 1, limit=limit)
+    except ResourceError:
+        raise ResourceError(
+            f"{path}: the network it records has {params:,} parameters ({params * 4 / 2**30:,.1f} GiB as float32) "
+            f"and needs about {est.total / 2**30:,.1f} GiB of memory to run one {image_size}x{image_size} image, "
+            f"more than the {available_memory() / 2**30:,.1f} GiB available; refusing to build it "
+            "(a crafted or corrupt file?)"
+        ) from None
     except (ZeroDivisionError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: the recorded plan cannot be costed ({type(e).__name__}: {e})") from None
     return params
