@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import logging
 import os
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import torch
 
 from rexnet.data import build_datasets
 from rexnet.data.idx import find_idx_folder, load_idx_dataset, read_idx
-from rexnet.errors import RexnetError
+from rexnet.errors import DataError, InputError, ResourceError, RexnetError
 
 from .conftest import REAL_FASHION, make_idx_folder, write_idx
 
@@ -94,3 +97,87 @@ def test_real_fashion_mnist():
     assert torch.bincount(b.val.labels).tolist() == [500] * 10
     assert b.name == f"fashion-mnist:{REAL_FASHION}"
     assert os.path.basename(str(load_idx_dataset("fashion-mnist").folder)) == "fashion-mnist"
+
+
+def _header(code: int, shape: tuple[int, ...]) -> bytes:
+    return bytes([0, 0, code, len(shape)]) + b"".join(int(d).to_bytes(4, "big") for d in shape)
+
+
+def test_huge_header_is_refused_before_reading(tmp_path):
+    """The probe's example family: the size a header implies is checked before any data is read."""
+    (tmp_path / "big.gz").write_bytes(gzip.compress(_header(0x08, (60000, 50000, 3000)) + b"\0" * 1000))
+    with pytest.raises(ResourceError, match=r"declares shape \(60000, 50000, 3000\) = 9,000,000,000,000 bytes"):
+        read_idx(tmp_path / "big.gz")
+    # variant: four sizes of 65536 make 2**64 bytes, which wrapped to 0 in numpy's int64 product
+    (tmp_path / "wrap").write_bytes(_header(0x08, (65536, 65536, 65536, 65536)))
+    with pytest.raises(ResourceError, match="18,446,744,073,709,551,616 bytes"):
+        read_idx(tmp_path / "wrap")
+    # variant: an explicit empty dimension
+    (tmp_path / "empty").write_bytes(_header(0x08, (0, 28, 28)))
+    with pytest.raises(DataError, match=r"empty shape \(0, 28, 28\)"):
+        read_idx(tmp_path / "empty")
+
+
+def test_gzip_bomb_is_streamed_with_a_cap(tmp_path):
+    """A small header with a payload that expands far beyond it: refused after reading one byte past the size."""
+    with gzip.open(tmp_path / "bomb.gz", "wb", compresslevel=9) as f:  # 256 MB of zeros in about 250 KB
+        f.write(_header(0x08, (10, 28, 28)))
+        zeros = b"\0" * 2**20
+        for _ in range(256):
+            f.write(zeros)
+    assert (tmp_path / "bomb.gz").stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"header says \(10, 28, 28\) \(7,840 bytes\) but the file holds more"):
+            read_idx(tmp_path / "bomb.gz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20  # never the 256 MB the payload expands to
+    # variant: a cap given by the caller refuses a normal file by its header
+    write_idx(tmp_path / "ok", np.zeros((3, 4, 4), np.uint8))
+    with pytest.raises(ResourceError, match="over the limit of 47 bytes"):
+        read_idx(tmp_path / "ok", max_bytes=47)
+    assert read_idx(tmp_path / "ok", max_bytes=48).shape == (3, 4, 4)
+
+
+def _labels_file(root, code: int, values: np.ndarray) -> None:
+    dtype = {0x08: np.uint8, 0x0D: ">f4", 0x0C: ">i4"}[code]
+    (root / "train-labels-idx1-ubyte").write_bytes(_header(code, values.shape) + values.astype(dtype).tobytes())
+
+
+@pytest.mark.parametrize(
+    "code, values, match",
+    [
+        (0x0D, np.array([np.nan] + [1.0] * 119), r"labels are >f4, expected integers"),  # NaN labels
+        (0x0D, np.arange(120) % 10 + 0.5, r"labels are >f4, expected integers"),  # float labels
+        (0x08, np.array([3] * 60 + [12] + [1] * 59), r"label 12 at index 60 is outside 0..9"),
+        (0x0C, np.array([-1] + [1] * 119), r"label -1 at index 0 is outside 0..9"),  # variant: signed, negative
+    ],
+)
+def test_crafted_labels_are_refused(tmp_path, code, values, match):
+    root = make_idx_folder(tmp_path / "f")
+    _labels_file(root, code, values)
+    with pytest.raises(DataError, match=match) as e:
+        load_idx_dataset("fashion-mnist", root)
+    assert "train-labels-idx1-ubyte" in str(e.value)  # names the file
+
+
+def test_one_class_idx_set_warns(tmp_path, caplog):
+    """Like the folder path: a set whose labels are all one class trains to "100 %" and is reported."""
+    root = make_idx_folder(tmp_path / "f")
+    _labels_file(root, 0x08, np.full(120, 4))
+    with caplog.at_level(logging.WARNING, logger="rexnet.data.idx"):
+        d = load_idx_dataset("fashion-mnist", root)
+    assert d.train_labels.unique().tolist() == [4]
+    assert any("every label is class 4" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rexnet.data.idx"):
+        load_idx_dataset("fashion-mnist", make_idx_folder(tmp_path / "g"))
+    assert not any("every label" in r.getMessage() for r in caplog.records)
+
+
+def test_idx_fifo_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(InputError, match="FIFO"):
+        read_idx(tmp_path / "fifo")

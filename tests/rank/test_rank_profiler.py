@@ -78,3 +78,31 @@ def test_cli_rank_profile(tmp_path):
 def test_default_layers_other_models():
     assert default_layers(torchvision.models.resnet18()) == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
     assert default_layers(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU())) == ["0", "1"]
+
+
+def test_a_model_that_cannot_run_on_the_batch_is_a_clear_error():
+    class FixedSize(torch.nn.Module):  # like ViT at a size it was not built for
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1)))
+
+        def forward(self, x):
+            return self.blocks(x).view(-1, 7 * 7 * 4)
+
+    with pytest.raises(RexnetError, match=r"cannot run on a batch of shape \(1, 3, 8, 8\): RuntimeError"):
+        profile_rank(FixedSize(), torch.randn(1, 3, 8, 8))
+
+
+def test_torchvision_checkpoint_that_does_not_fit_or_holds_integers(tmp_path):
+    from safetensors.torch import save_file
+
+    from rexnet.errors import CheckpointError
+
+    sd = torchvision.models.mobilenet_v2().state_dict()
+    save_file({k: v for k, v in sd.items() if not k.startswith("classifier")}, str(tmp_path / "headless.safetensors"))
+    with pytest.raises(CheckpointError, match="does not fit torchvision's mobilenet_v2"):
+        build_model("tv:mobilenet_v2", tmp_path / "headless.safetensors")
+    sd["features.0.0.weight"] = sd["features.0.0.weight"].to(torch.int8)
+    save_file(sd, str(tmp_path / "int8.safetensors"))
+    with pytest.raises(CheckpointError, match=r"features.0.0.weight \(torch.int8\)"):
+        build_model("tv:mobilenet_v2", tmp_path / "int8.safetensors")

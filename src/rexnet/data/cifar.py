@@ -15,10 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
+from .._files import check_regular_file
+from ..errors import DataError, InputError, ResourceError
 
-__all__ = ["is_cifar_folder", "load_cifar"]
+__all__ = ["MAX_CIFAR_BYTES", "is_cifar_folder", "load_cifar"]
 
+#: The largest CIFAR pickle read (CIFAR-100 train is 155 MB).
+MAX_CIFAR_BYTES = 1 * 2**30
 _CIFAR10_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -39,13 +42,17 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _read(path: Path) -> dict[str, Any]:
+    check_regular_file(path, "CIFAR file")
+    size = path.stat().st_size
+    if size > MAX_CIFAR_BYTES:  # checked before reading: the unpickled arrays take about the file's size
+        raise ResourceError(f"CIFAR file {path} is {size:,} bytes, over the limit of {MAX_CIFAR_BYTES:,} bytes")
     try:
         with open(path, "rb") as f:
             obj = _SafeUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError) as e:
-        raise InputError(f"cannot read CIFAR file {path}: {e}") from e
+    except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError, IndexError, RecursionError) as e:
+        raise DataError(f"cannot read CIFAR file {path}: {type(e).__name__}: {e}") from e
     if not isinstance(obj, dict):
-        raise InputError(f"cannot read CIFAR file {path}: expected a dict, got {type(obj).__name__}")
+        raise DataError(f"cannot read CIFAR file {path}: expected a dict, got {type(obj).__name__}")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
@@ -75,7 +82,9 @@ def load_cifar(folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
         ``(N, 3, 32, 32)``.
 
     Raises:
-        InputError: Not a CIFAR folder, or a file that is unreadable or has unexpected content.
+        InputError: Not a CIFAR folder, or a special file in it.
+        ResourceError: A file over :data:`MAX_CIFAR_BYTES`.
+        DataError: A file that is unreadable or has unexpected content (types, sizes, labels out of range).
     """
     root = _root(folder)
     kind = is_cifar_folder(root)
@@ -86,32 +95,47 @@ def load_cifar(folder: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
         )
     if kind == "cifar10":
         train_files, test_files, label_key = _CIFAR10_TRAIN, ["test_batch"], "labels"
-        meta = _read(root / "batches.meta") if (root / "batches.meta").is_file() else {}
-        names = meta.get("label_names") or [str(i) for i in range(10)]
+        meta_file = root / "batches.meta"
+        meta = _read(meta_file) if meta_file.is_file() else {}
+        names = _names(meta, "label_names", meta_file, 10) if meta else [str(i) for i in range(10)]
     else:
         train_files, test_files, label_key = ["train"], ["test"], "fine_labels"
-        names = _read(root / "meta")["fine_label_names"]
+        names = _names(_read(root / "meta"), "fine_label_names", root / "meta", 100)
+    x_tr, y_tr = _load_batches(root, train_files, label_key, len(names))
+    x_te, y_te = _load_batches(root, test_files, label_key, len(names))
+    return x_tr, y_tr, x_te, y_te, names
 
-    def load(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = [], []
-        for name in files:
-            d = _read(root / name)
-            if "data" not in d or label_key not in d:
-                raise InputError(f"{root / name}: missing 'data' or '{label_key}'")
-            try:
-                x = np.asarray(d["data"], dtype=np.uint8)
-                y = np.asarray(d[label_key], dtype=np.int64).reshape(-1)
-            except (TypeError, ValueError) as e:
-                raise InputError(f"{root / name}: 'data' or '{label_key}' is not numeric ({e})") from None
-            if x.size % (3 * 32 * 32) or x.size // (3 * 32 * 32) != len(y):
-                raise InputError(
-                    f"{root / name}: 'data' holds {x.size} values, not {len(y)} images of 3x32x32 "
-                    f"(one per label); not a CIFAR file"
-                )
-            xs.append(x.reshape(-1, 3, 32, 32))
-            ys.append(y)
-        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
-    x_tr, y_tr = load(train_files)
-    x_te, y_te = load(test_files)
-    return x_tr, y_tr, x_te, y_te, [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+def _names(meta: dict[str, Any], key: str, path: Path, expected: int) -> list[str]:
+    names = meta.get(key)
+    if not isinstance(names, list) or len(names) != expected:
+        shown = f"{len(names)} names" if isinstance(names, list) else type(names).__name__
+        raise DataError(f"{path}: '{key}' holds {shown}, expected a list of {expected} class names")
+    return [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names]
+
+
+def _load_batches(root: Path, files: list[str], label_key: str, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, 3, 32, 32)`` uint8 and int64 labels of ``files``, each checked (types, sizes, label range)."""
+    xs, ys = [], []
+    for name in files:
+        path = root / name
+        d = _read(path)
+        if "data" not in d or label_key not in d:
+            raise DataError(f"{path}: missing 'data' or '{label_key}'")
+        x, y = np.asarray(d["data"]), np.asarray(d[label_key])
+        if x.dtype != np.uint8:  # a cast would wrap 300 to 44 and truncate floats without a word
+            raise DataError(f"{path}: 'data' is {x.dtype}, expected uint8 pixel values")
+        if y.dtype.kind not in "iu" or y.ndim != 1:
+            raise DataError(f"{path}: '{label_key}' is {y.dtype} of shape {y.shape}, expected a list of integers")
+        if x.size % (3 * 32 * 32) or x.size // (3 * 32 * 32) != len(y):
+            raise DataError(
+                f"{path}: 'data' holds {x.size} values, not {len(y)} images of 3x32x32 (one per label); "
+                "not a CIFAR file"
+            )
+        bad = (y < 0) | (y >= num_classes)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{path}: '{label_key}'[{i}] = {int(y[i])} is outside 0..{num_classes - 1}")
+        xs.append(x.reshape(-1, 3, 32, 32))
+        ys.append(y.astype(np.int64))
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))

@@ -13,6 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._device import autocast, resolve_device
+from .._images import read_image
+from ..errors import InputError, ResourceError
 from .batched import CachedEvalLoader, tensor_source
 from .folder import collate_skipping
 
@@ -145,7 +147,7 @@ def evaluate(
     dev = resolve_device(device)
     k = num_classes or (len(class_names) if class_names else None) or getattr(model, "num_classes", None)
     if not k:
-        raise ValueError("num_classes is required for a model without a num_classes attribute")
+        raise InputError("num_classes is required for a model without a num_classes attribute")
     if isinstance(model, nn.Module):
         model = model.to(dev)
         if channels_last:
@@ -189,19 +191,22 @@ def predict_images(
     top_k: int = 5,
     class_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Top-k classes for each image file, read as RGB and passed through ``transform``.
+    """Top-k classes for each image file, read by the one decoder (:func:`rexnet._images.read_image`, the
+    folder loader's) and passed through ``transform``.
 
     Returns:
         One ``{"image": path, "top": [{"class": name, "prob": p}, ...]}`` per file; an unreadable
-        file gets ``{"image": path, "error": reason}``.
-    """
-    from PIL import Image
+        file (missing, corrupt, a FIFO) gets ``{"image": path, "error": reason}``.
 
+    Raises:
+        ResourceError: An image over the pixel limit (refused before decoding, as every reader does).
+    """
     out: list[dict[str, Any]] = []
     for p in images:
         try:
-            with Image.open(p) as im:
-                x = transform(im.convert("RGB"))
+            x = transform(read_image(p))
+        except ResourceError:
+            raise
         except Exception as e:
             out.append({"image": str(p), "error": f"{type(e).__name__}: {e}"})
             continue

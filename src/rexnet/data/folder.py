@@ -20,7 +20,8 @@ from torch.utils.data import default_collate
 from torchvision.datasets import DatasetFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
-from ..errors import CorruptImageError, InputError
+from .._images import read_image
+from ..errors import CorruptImageError, InputError, ResourceError
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,11 @@ class SafeImageFolder(DatasetFolder):
         path, target = self.samples[index]
         try:
             img = self.loader(path)
-        except Exception as e:  # PIL raises many types for broken files
+        except Exception as e:  # read_image raises the family; a custom loader may raise anything
             reason = f"{type(e).__name__}: {e}"
             if self.strict:
+                if isinstance(e, ResourceError):  # too many pixels: the same refusal as every other reader
+                    raise
                 raise CorruptImageError(f"cannot read image {path} ({reason}); drop --strict to skip such files") from e
             return SkippedImage(path, reason)
         if self.transform is not None:
@@ -195,21 +198,8 @@ class SafeImageFolder(DatasetFolder):
 
 
 def _load_rgb(path: str) -> Image.Image:
-    with open(path, "rb") as f:
-        img = Image.open(f)
-        img.load()  # forces a full decode, so truncated files fail here
-        if img.mode.startswith("I;16") or img.mode == "I":
-            img = _to_8bit(img)
-        return img.convert("RGB")
-
-
-def _to_8bit(img: Image.Image) -> Image.Image:
-    """16-bit (or 32-bit integer) greyscale -> 8-bit ``L``; PIL's own ``convert`` clips at 255 (all white)."""
-    import numpy as np
-
-    a = np.asarray(img).astype(np.float64)  # uint16, or int32 for mode "I"
-    top = 65535.0 if img.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
-    return Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8))
+    """The folder loader's reader: the one decoder (pixel limit, 16-bit rescaling, RGB)."""
+    return read_image(path)
 
 
 def collate_skipping(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[SkippedImage]]:

@@ -16,15 +16,23 @@ Images are returned as uint8 ``(N, 28, 28)`` tensors, labels as int64; the files
 from __future__ import annotations
 
 import gzip
+import logging
+import math
 import os
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
-from ..errors import InputError
+from .._files import check_regular_file
+from .._memory import available_memory
+from ..errors import DataError, InputError, ResourceError
 
-__all__ = ["IDX_DATASETS", "IdxData", "find_idx_folder", "load_idx_dataset", "read_idx"]
+log = logging.getLogger(__name__)
+
+__all__ = ["MAX_IDX_BYTES", "IDX_DATASETS", "IdxData", "find_idx_folder", "load_idx_dataset", "read_idx"]
 
 FASHION_CLASSES = [
     "T-shirt/top",
@@ -49,6 +57,8 @@ _FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+#: The most data bytes one IDX file may declare (EMNIST's largest split is about 0.6 GB).
+MAX_IDX_BYTES = 4 * 2**30
 # IDX type codes (the third magic byte) -> numpy big-endian dtype
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -70,33 +80,63 @@ class IdxData:
         self.classes, self.folder = classes, folder
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike, *, max_bytes: int | None = None) -> np.ndarray:
     """Read one IDX file (``.gz`` or plain) into a numpy array of its stored shape.
 
+    The header is read first and the size it implies checked before any data is read or
+    decompressed; the data is then streamed with that size as a cap, so a small gzip that expands to
+    gigabytes is refused after reading one byte past the declared size.
+
+    Args:
+        path: The file.
+        max_bytes: Refuse a header implying more data bytes (default :data:`MAX_IDX_BYTES`, lowered to
+            80 % of the memory available).
+
     Raises:
-        InputError: Unreadable file, bad magic number, or a size that does not match the header.
+        InputError: A missing file, a folder or a special file (FIFO, device).
+        ResourceError: The header implies more bytes than ``max_bytes``.
+        DataError: Unreadable file, bad magic number, an empty shape, or data that does not match the header.
     """
-    path = Path(path)
+    path = check_regular_file(path, "IDX file")
+    limit = _idx_limit(max_bytes)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise InputError(f"cannot read IDX file {path}: {e}") from e
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-        raise InputError(f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise InputError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
-    dtype = np.dtype(_DTYPES[data[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(data) - header != expected:
-        raise InputError(
-            f"{path}: header says {shape} ({expected} bytes) but the file holds {len(data) - header} bytes of data"
-        )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+            dtype, shape, nbytes = _read_header(f, path)
+            if nbytes > limit:
+                raise ResourceError(
+                    f"{path}: the IDX header declares shape {shape} = {nbytes:,} bytes of data, over the limit of "
+                    f"{limit:,} bytes; refusing to read (or decompress) it"
+                )
+            data = f.read(nbytes + 1)  # one byte more than declared: enough to tell the file holds too much
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"cannot read IDX file {path}: {e}") from e
+    if len(data) != nbytes:
+        held = f"{len(data):,} bytes" if len(data) <= nbytes else "more"
+        raise DataError(f"{path}: header says {shape} ({nbytes:,} bytes) but the file holds {held} of data")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _idx_limit(max_bytes: int | None) -> int:
+    if max_bytes is not None:
+        return int(max_bytes)
+    return int(min(MAX_IDX_BYTES, 0.8 * available_memory()))
+
+
+def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """``(dtype, shape, data bytes)`` from an IDX header; sizes in Python integers (no wrap-around)."""
+    magic = f.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number {magic.hex() or 'empty'})")
+    ndim = magic[3]
+    dims = f.read(4 * ndim)
+    if ndim == 0 or len(dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({ndim} dimensions, {len(dims)} of {4 * ndim} size bytes)")
+    shape = tuple(int.from_bytes(dims[4 * k : 4 + 4 * k], "big") for k in range(ndim))
+    dtype = np.dtype(_DTYPES[magic[2]])
+    if 0 in shape:
+        raise DataError(f"{path}: the IDX header declares an empty shape {shape}")
+    return dtype, shape, math.prod(shape) * dtype.itemsize
 
 
 def _file_in(folder: Path, stem: str) -> Path | None:
@@ -163,11 +203,32 @@ def load_idx_dataset(name: str, folder: str | os.PathLike | None = None) -> IdxD
     out = {}
     for split in ("train", "test"):
         x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise InputError(f"{root}: {split} images {x.shape} and labels {y.shape} do not match")
-        if x.dtype != np.uint8:
-            raise InputError(f"{root}: {split} images are {x.dtype}, expected uint8")
-        if len(y) and (y.min() < 0 or y.max() >= len(classes)):
-            raise InputError(f"{root}: {split} labels outside 0..{len(classes) - 1}")
-        out[split] = (torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64)))
+        images_file, labels_file = _file_in(root, _FILES[f"{split}_images"]), _file_in(root, _FILES[f"{split}_labels"])
+        out[split] = _checked_split(x, y, len(classes), images_file, labels_file)
     return IdxData(*out["train"], *out["test"], classes=classes, folder=root)
+
+
+def _checked_split(
+    x: np.ndarray, y: np.ndarray, num_classes: int, images: Path | None, labels: Path | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels of one split as tensors, after checking shapes, types and label values."""
+    if x.ndim != 3:
+        raise DataError(f"{images}: images have shape {x.shape}, expected (N, rows, columns)")
+    if y.ndim != 1 or len(x) != len(y):
+        raise DataError(f"{images} and {labels}: images {x.shape} and labels {y.shape} do not match")
+    if x.dtype != np.uint8:
+        raise DataError(f"{images}: images are {x.dtype}, expected uint8")
+    if y.dtype.kind not in "iu":  # float labels (NaN, 2.5) would be truncated to some class without a word
+        raise DataError(f"{labels}: labels are {y.dtype}, expected integers (IDX type 0x08 unsigned bytes)")
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{labels}: label {int(y[i])} at index {i} is outside 0..{num_classes - 1}")
+    present = np.unique(y)
+    if len(present) == 1:
+        log.warning(
+            "%s: every label is class %d: a classifier learns nothing from one class (a wrong labels file?)",
+            labels,
+            int(present[0]),
+        )
+    return torch.from_numpy(x.copy()), torch.from_numpy(y.astype(np.int64))

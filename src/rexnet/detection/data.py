@@ -24,12 +24,25 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .._files import atomic_write, check_regular_file, write_json
+from .._images import read_image_tensor
 from ..data.embedded import load_digits_split
-from ..errors import InputError
+from ..errors import DataError, InputError, ResourceError
+from .coco_check import check_coco
 
-__all__ = ["DetectionDataset", "CocoFolder", "make_demo_detection", "load_detection_data", "write_coco", "collate"]
+__all__ = [
+    "MAX_ANNOTATION_BYTES",
+    "DetectionDataset",
+    "CocoFolder",
+    "make_demo_detection",
+    "load_detection_data",
+    "write_coco",
+    "collate",
+]
 
 Target = dict[str, torch.Tensor]
+#: The largest annotation file read (COCO 2017 train is 448 MB): json.loads takes several times the size.
+MAX_ANNOTATION_BYTES = 2 * 2**30
 
 
 class DetectionDataset(Dataset, abc.ABC):
@@ -96,7 +109,8 @@ class CocoFolder(DetectionDataset):
         masks: Return instance masks (from polygons or RLE; needs pycocotools).
 
     Raises:
-        InputError: Missing files, a file that is not COCO-format JSON.
+        InputError: Missing files.
+        DataError: A file that is not COCO-format JSON, or whose fields are malformed (see :func:`check_coco`).
     """
 
     def __init__(self, images: str | os.PathLike, annotations: str | os.PathLike, masks: bool = False) -> None:
@@ -105,24 +119,23 @@ class CocoFolder(DetectionDataset):
             raise InputError(f"annotation file not found: {ann_path}")
         if not self.root.is_dir():
             raise InputError(f"image folder not found: {self.root}")
+        check_regular_file(ann_path, "annotation file")
+        if ann_path.stat().st_size > MAX_ANNOTATION_BYTES:
+            raise ResourceError(
+                f"{ann_path} is {ann_path.stat().st_size:,} bytes, over the {MAX_ANNOTATION_BYTES:,} bytes "
+                "an annotation file may take"
+            )
         try:
             coco = json.loads(ann_path.read_text())
-            missing = [k for k in ("images", "annotations", "categories") if k not in coco]
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
-            raise InputError(f"{ann_path} is not COCO-format JSON: {e}") from e
-        if missing:
-            raise InputError(f"{ann_path} is not COCO-format: missing {', '.join(missing)}")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise DataError(f"{ann_path} is not COCO-format JSON: {e}") from None
+        check_coco(coco, ann_path)
         self.coco, self.has_masks = coco, masks
         super().__init__()
 
     def load_image(self, image_id: int) -> torch.Tensor:
-        from torchvision.io import ImageReadMode, decode_image
-
-        path = self.root / self._images[image_id]["file_name"]
-        try:
-            return decode_image(str(path), mode=ImageReadMode.RGB)
-        except (RuntimeError, OSError) as e:
-            raise InputError(f"cannot read image {path}: {e}") from e
+        # the one decoder: pixel limit before decoding, special files refused, 16-bit/palette/CMYK as everywhere
+        return read_image_tensor(self.root / self._images[image_id]["file_name"])
 
     def instance_masks(self, image_id: int, anns: list[dict[str, Any]], h: int, w: int) -> torch.Tensor:
         from pycocotools import mask as mask_utils
@@ -248,19 +261,26 @@ def _mask_to_rle(m: torch.Tensor) -> dict[str, Any]:
     return {"size": list(m.shape), "counts": runs}
 
 
-def write_coco(dataset: DetectionDataset, out_dir: str | os.PathLike, split: str) -> Path:
-    """Write a dataset as a COCO-format folder: ``out_dir/instances_{split}.json`` and ``out_dir/{split}/*.png``."""
-    from torchvision.io import write_png
+def write_coco(dataset: DetectionDataset, out_dir: str | os.PathLike, split: str, *, overwrite: bool = False) -> Path:
+    """Write a dataset as a COCO-format folder: ``out_dir/instances_{split}.json`` and ``out_dir/{split}/*.png``.
+
+    Every file is written atomically under the output policy (:mod:`rexnet._files`): files this run
+    did not write are replaced only with ``overwrite``.
+
+    Raises:
+        OutputExistsError: A file in the way, without ``overwrite``.
+    """
+    import io
+
+    from PIL import Image
 
     out = Path(out_dir)
-    (out / split).mkdir(parents=True, exist_ok=True)
     for im in dataset.coco["images"]:
-        write_png(dataset.load_image(im["id"]), str(out / split / im["file_name"]))
-    path = out / f"instances_{split}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dataset.coco))
-    os.replace(tmp, path)
-    return path
+        pixels = dataset.load_image(im["id"]).permute(1, 2, 0).contiguous().numpy()
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        atomic_write(out / split / im["file_name"], buf.getvalue(), overwrite=overwrite, what="image")
+    return write_json(dataset.coco, out / f"instances_{split}.json", overwrite=overwrite, what="annotation file")
 
 
 def load_detection_data(

@@ -11,20 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._images import read_image_tensor
 from ..errors import InputError
 
 __all__ = ["predict_image", "SSDLiteExport", "export_ssdlite_onnx", "OnnxCheck"]
-
-
-def _read_image(path: str | os.PathLike) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_image
-
-    if not Path(path).is_file():
-        raise InputError(f"image not found: {path}")
-    try:
-        return decode_image(str(path), mode=ImageReadMode.RGB)
-    except (RuntimeError, OSError) as e:
-        raise InputError(f"cannot read image {path}: {e}") from e
 
 
 @torch.no_grad()
@@ -40,11 +30,16 @@ def predict_image(
 
     Returns:
         ``[{"label": name, "score": s, "box": [x0, y0, x1, y1]}, ...]`` above ``score_thresh``.
+
+    Raises:
+        InputError: A missing image or a special file (FIFO, device).
+        ResourceError: An image over the pixel limit (refused before decoding).
+        CorruptImageError: A file that is not a readable image.
     """
     from torchvision.io import write_png
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
-    img = _read_image(image)
+    img = read_image_tensor(image)  # the one decoder: pixel limit, FIFOs refused, 16-bit rescaled
     out = model.eval()([img.float() / 255])[0]
     keep = out["scores"] >= score_thresh
     boxes, scores, labels = out["boxes"][keep], out["scores"][keep], out["labels"][keep]

@@ -23,12 +23,23 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
 from .estimators import nuclear_norm, rank_from_singular_values, singular_values
 
-__all__ = ["ProfileRow", "RankProfile", "default_layers", "feature_matrix", "profile_rank", "build_model"]
+__all__ = [
+    "ProfileRow",
+    "RankProfile",
+    "default_layers",
+    "feature_matrix",
+    "profile_rank",
+    "build_model",
+    "build_torchvision_model",
+]
 
 log = logging.getLogger(__name__)
+
+#: The weights arguments of torchvision's builders, all set so that nothing is downloaded.
+_NO_WEIGHTS = {"weights": None, "weights_backbone": None, "pretrained": False, "pretrained_backbone": False}
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,14 @@ def profile_rank(
     try:
         with torch.no_grad():
             model(batch)
+    except (RuntimeError, ValueError, AssertionError, IndexError) as e:
+        if isinstance(e, InputError):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(
+            f"the model cannot run on a batch of shape {tuple(batch.shape)}: {type(e).__name__}: {first} "
+            "(some models need a fixed image size, e.g. 224 for ViT, 299 for Inception)"
+        ) from e
     finally:
         for h in handles:
             h.remove()
@@ -179,27 +198,58 @@ def profile_rank(
     return RankProfile(rows, spectra)
 
 
+def build_torchvision_model(name: str) -> nn.Module:
+    """torchvision's builder ``name``, randomly initialised: every weights argument it takes is set to none.
+
+    rexnet never downloads: ``weights=None`` alone is not enough, since segmentation and detection
+    builders (``deeplabv3_mobilenet_v3_large``, ``fasterrcnn_*``) default ``weights_backbone`` to
+    ImageNet weights and fetch them into the torch hub cache.
+
+    Raises:
+        InputError: An unknown name (listing some valid ones), or a video or optical-flow model,
+            which take clips or image pairs instead of a batch of images.
+    """
+    import inspect
+
+    import torchvision
+    from torchvision import models as tvm
+
+    if name not in tvm.list_models():
+        valid = ", ".join(n for n in tvm.list_models(tvm) if "mobilenet" in n)
+        raise InputError(f"unknown torchvision model {name!r}; e.g.: {valid} (see torchvision.models.list_models())")
+    for kind, module in (("a video", tvm.video), ("an optical-flow", tvm.optical_flow)):
+        if name in tvm.list_models(module):
+            raise InputError(
+                f"tv:{name} is {kind} model: it takes clips or image pairs, not the batch of images the rank "
+                "profiler feeds; choose an image model (classification, segmentation or detection)"
+            )
+    builder = torchvision.models.get_model_builder(name)
+    params = inspect.signature(builder).parameters
+    kwargs = {k: v for k, v in _NO_WEIGHTS.items() if k in params}
+    return builder(**kwargs)
+
+
 def build_model(spec: str, checkpoint: str | os.PathLike | None = None) -> nn.Module:
     """A model from ``NAME`` (rexnet registry, through :func:`rexnet.zoo.load_model`) or ``tv:NAME``
     (torchvision), randomly initialised or with weights from ``checkpoint``, in eval mode.
 
     Raises:
-        InputError: An unknown name (listing valid ones) or an unreadable checkpoint.
+        InputError: An unknown name (listing valid ones), or a video or optical-flow model.
+        CheckpointError: An unreadable checkpoint, or one that does not fit the model.
     """
     if spec.startswith("tv:"):
-        import torchvision
-
         from ..weights import read_state_dict
+        from ..weights.metadata import check_tensor_dtypes
 
-        name = spec[3:]
-        if name not in torchvision.models.list_models():
-            valid = ", ".join(n for n in torchvision.models.list_models(torchvision.models) if "mobilenet" in n)
-            raise InputError(
-                f"unknown torchvision model {name!r}; e.g.: {valid} (see torchvision.models.list_models())"
-            )
-        model = torchvision.models.get_model(name, weights=None)
+        model = build_torchvision_model(spec[3:])
         if checkpoint is not None:
-            model.load_state_dict(read_state_dict(checkpoint)[0])
+            sd = read_state_dict(checkpoint)[0]
+            check_tensor_dtypes(sd, model.state_dict(), checkpoint)  # int8/bool would be cast to float silently
+            try:
+                model.load_state_dict(sd)
+            except RuntimeError as e:  # missing/unexpected keys or shapes: the file is not this model's
+                first = str(e).strip().splitlines()[0]
+                raise CheckpointError(f"{checkpoint} does not fit torchvision's {spec[3:]}: {first}") from None
         return model.eval()
     from ..errors import UnknownModelError
     from ..zoo import load_model

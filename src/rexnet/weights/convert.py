@@ -16,6 +16,7 @@ from ..plan.spec import NetworkPlan
 from .adapt import CLASSIFIER_KEYS, FIRST_CONV_KEY, absent_module_keys, adapt_input_conv, summarize_keys
 from .io import atomic_torch_save, read_state_dict, write_safetensors
 from .layouts import detect_layout, module_map, tensor_shapes
+from .metadata import check_tensor_dtypes
 
 __all__ = [
     "to_our_layout",
@@ -129,8 +130,9 @@ def load_weights(
         label: How messages name the source (default: the path, or "the state dict").
 
     Raises:
-        CheckpointError: Unsafe or unreadable file, missing/extra keys, or shape mismatches
-            (the message names expected vs found shapes and the variant the file fits).
+        CheckpointError: Unsafe or unreadable file, missing/extra keys, shape mismatches
+            (the message names expected vs found shapes and the variant the file fits), or integer
+            or bool tensors where the model has float weights.
     """
     raw = read_state_dict(source)[0] if isinstance(source, (str, os.PathLike)) else source
     label = label or (str(source) if isinstance(source, (str, os.PathLike)) else "the state dict")
@@ -146,6 +148,7 @@ def load_weights(
         for k in skipped:
             del sd[k]
         notes.append(f"skipped {len(skipped)} tensors of modules the model does not have ({summarize_keys(skipped)})")
+    check_tensor_dtypes(sd, own, label)  # int8/bool tensors would be cast to float weights without a word
     head_dropped = _drop_head(sd, own, drop_head, notes)
     first = own.get(FIRST_CONV_KEY)
     if adapt_in_chans and first is not None and FIRST_CONV_KEY in sd:

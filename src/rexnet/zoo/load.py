@@ -18,7 +18,6 @@ from torch import nn
 from ..errors import CheckpointError, InputError, UnknownModelError
 from ..model import RexNet
 from ..plan import NetworkPlan
-from ..plan.spec import plan_from_dict
 from ..weights import (
     checkpoint_num_classes,
     convert_weights,
@@ -30,6 +29,7 @@ from ..weights import (
     read_training_checkpoint,
 )
 from ..weights.convert import check_destination
+from ..weights.metadata import MAX_CLASSES, check_int, check_plan_cost, plan_from_metadata
 from .registry import create_model, get_model_info, get_plan, list_models, registry_plans
 
 __all__ = ["ModelMeta", "load_model", "convert_checkpoint", "resolve_checkpoint", "imagenet_class_names"]
@@ -173,35 +173,59 @@ def _from_training(path: Path, name: str | None, num_classes: int | None, ema: b
     arch = name or ck.get("model_name")
     if not arch:
         raise InputError(f"{path} records no model name; pass it (CLI: --model NAME)")
+    if not isinstance(arch, str):
+        raise CheckpointError(f"{path}: field 'model_name' is {type(arch).__name__}, expected a string")
     sd = ck.get("ema") if ema else ck["model"]
     if sd is None:
         raise CheckpointError(f"{path} holds no EMA weights (the run did not use --ema)")
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"{path}: field '{'ema' if ema else 'model'}' is a {type(sd).__name__}, not a state dict")
     k = num_classes if num_classes is not None else ck.get("num_classes") or 1000
-    if name is None and ck.get("plan"):  # rebuild exactly what was trained (also searched plans)
-        model: nn.Module = RexNet(plan_from_dict(ck["plan"]), num_classes=k)
+    check_int(k, path, "num_classes", 1, MAX_CLASSES)
+    cfg = ck.get("config") or {}
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: field 'config' is a {type(cfg).__name__}, expected an object")
+    image_size = cfg.get("image_size")
+    if image_size is not None:
+        check_int(image_size, path, "config.image_size", 1)
+    class_names = _checked_class_names(ck.get("class_names"), k, path)
+    rebuild = name is None and ck.get("plan")  # rebuild exactly what was trained (also searched plans)
+    plan = plan_from_metadata(ck["plan"], path) if rebuild else _registered_plan(arch, path, "model_name")
+    check_plan_cost(plan, k, image_size or 224, path)  # before building: the plan and the class count are the file's
+    if rebuild:
+        model: nn.Module = RexNet(plan, num_classes=k)
         model.model_name = arch
         if arch in list_models():
             model.pretrained_cfg = dict(get_model_info(arch).pretrained_cfg, num_classes=k)
     else:
         model = create_model(arch, num_classes=k)
     load_weights(model, sd, layout="ours", candidates=registry_plans(), label=str(path))
-    cfg = ck.get("config") or {}
-    return model.eval(), _meta(model, arch, "training", path, ck.get("class_names"), cfg.get("image_size"), cfg)
+    return model.eval(), _meta(model, arch, "training", path, class_names, image_size, cfg)
+
+
+def _registered_plan(arch: str, path: Path, field: str) -> NetworkPlan:
+    try:
+        return get_plan(arch)
+    except UnknownModelError as e:
+        raise CheckpointError(f"{path}: field '{field}' names {arch!r}, which is not registered ({e})") from None
+
+
+def _checked_class_names(names: Any, num_classes: int, path: Path) -> list[str] | None:
+    if names is None:
+        return None
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"{path}: field 'class_names' must be a list of strings, got {str(names)[:80]}")
+    if len(names) != num_classes:
+        raise CheckpointError(f"{path}: field 'class_names' holds {len(names)} names for {num_classes} classes")
+    return list(names)
 
 
 def _from_weights(path: Path, name: str | None, num_classes: int | None) -> tuple[nn.Module, ModelMeta]:
     sd, file_meta = read_state_dict(path)
     _check_layout(sd, path)
-    arch = name or file_meta.get("model")
-    plan = get_plan(arch) if arch else _recorded_plan(file_meta)
-    if plan is None:
-        guesses = guess_variant(sd, registry_plans())
-        if not guesses:
-            raise InputError(f"{path}: its tensor shapes fit no registered variant; pass the model name")
-        if len(guesses) > 1:
-            _log.warning("%s fits %s; taking %s (pass the model name to choose)", path, ", ".join(guesses), guesses[0])
-        arch, plan = guesses[0], registry_plans()[guesses[0]]
+    arch, plan = _weights_plan(sd, file_meta, name, path)
     k = num_classes if num_classes is not None else checkpoint_num_classes(sd, plan)
+    check_plan_cost(plan, k, 224, path)
     if arch:
         model: nn.Module = create_model(arch, num_classes=k)
     else:  # our safetensors of an unregistered (e.g. searched) plan
@@ -211,17 +235,42 @@ def _from_weights(path: Path, name: str | None, num_classes: int | None) -> tupl
     return model.eval(), _meta(model, arch, "weights", path)
 
 
+def _weights_plan(
+    sd: dict[str, Any], file_meta: dict[str, str], name: str | None, path: Path
+) -> tuple[str | None, NetworkPlan]:
+    """The architecture of a weights file: the name given, the registered name or the plan its metadata
+    records (checked and costed before anything is built), else the registered variant its shapes fit."""
+    if name:
+        return name, get_plan(name)
+    recorded = file_meta.get("model")
+    if recorded is not None:
+        try:
+            return recorded, get_plan(recorded)
+        except UnknownModelError:
+            pass  # a searched plan saved under its own name: its recorded plan decides
+    if file_meta.get("plan"):
+        plan = plan_from_metadata(file_meta["plan"], path)
+        check_plan_cost(plan, checkpoint_num_classes(sd, plan), 224, path)
+        if not guess_variant(sd, {"recorded": plan}):
+            raise CheckpointError(
+                f"{path}: the tensors do not fit the plan its metadata records (field 'plan'); a tampered file?"
+            )
+        return None, plan
+    if recorded is not None:
+        raise CheckpointError(f"{path}: metadata 'model' names {recorded!r}, which is not registered, and no plan")
+    guesses = guess_variant(sd, registry_plans())
+    if not guesses:
+        raise InputError(f"{path}: its tensor shapes fit no registered variant; pass the model name")
+    if len(guesses) > 1:
+        _log.warning("%s fits %s; taking %s (pass the model name to choose)", path, ", ".join(guesses), guesses[0])
+    return guesses[0], registry_plans()[guesses[0]]
+
+
 def _check_layout(sd: dict[str, Any], path: str | os.PathLike) -> None:
     try:
         detect_layout(sd.keys())
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
-
-
-def _recorded_plan(file_meta: dict[str, str]) -> NetworkPlan | None:
-    import json
-
-    return plan_from_dict(json.loads(file_meta["plan"])) if file_meta.get("plan") else None
 
 
 def _meta(
