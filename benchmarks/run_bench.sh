@@ -12,7 +12,8 @@
 #   benchmarks/run_bench.sh --tiny          # smoke run; any 'rexnet bench' flag is passed through
 #
 # The int8 PT2E + inductor path needs torchao (pip install torchao; skipped with a warning otherwise).
-# Writes benchmarks/results/cpu/{bench.json,bench.md,latency_vs_macs.png} (OUT=... to change).
+# Writes benchmarks/results/cpu/{bench.json,bench.md,latency_vs_macs.png} (OUT=... to change); an earlier
+# run's files there are kept unless --overwrite is passed (refused before any timing).
 # Without CHECKPOINT it uses benchmarks/results/digits_ckpt/best.pt when present; make one with
 #   .venv/bin/rexnet train -m rexnet_100 --data digits --image-size 64 -e 5 -o benchmarks/results/digits_run
 #   && cp benchmarks/results/digits_run/checkpoints/best.pt benchmarks/results/digits_ckpt/

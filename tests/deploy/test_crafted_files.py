@@ -22,13 +22,14 @@ from rexnet.errors import ExportError, InputError
 
 
 def _tiny_onnx(path: Path, shape: list, *, inputs: int = 1, dtype: int | None = None, classes: int = 10) -> Path:
-    """A small classifier graph: mean over H, W -> [N, 3] @ [3, classes] (plus a second input when asked)."""
+    """A small classifier graph: mean over H, W -> [N, C] @ [C, classes] (plus a second input when asked)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     dtype = TensorProto.FLOAT if dtype is None else dtype
     ins = [helper.make_tensor_value_info(f"x{i}", dtype, shape) for i in range(inputs)]
-    w = numpy_helper.from_array(np.ones((3, classes), np.float32), "w")
+    channels = shape[1] if isinstance(shape[1], int) else 3
+    w = numpy_helper.from_array(np.ones((channels, classes), np.float32), "w")
     nodes = [helper.make_node("ReduceMean", ["x0"], ["m"], axes=[2, 3], keepdims=0)]
     if dtype != TensorProto.FLOAT:
         nodes.insert(0, helper.make_node("Cast", ["x0"], ["xf"], to=TensorProto.FLOAT))
@@ -235,3 +236,12 @@ def test_onnx_without_sidecar_warns_with_the_size_used(
     with caplog.at_level(logging.WARNING, logger="rexnet.deploy.runtime"):
         _, meta = load_exported(onnx, image_size=32)  # the user named the size: nothing to warn about
     assert meta["image_size"] == 32 and "no sidecar" not in caplog.text
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_a_one_channel_model_fails_with_the_file_named(tmp_path: Path, runtime: str) -> None:  # variant
+    if runtime == "openvino" and not openvino_available():
+        pytest.skip("openvino not installed")
+    path = _tiny_onnx(tmp_path / "gray.onnx", ["N", 1, "H", "W"])
+    with pytest.raises(ExportError, match=r"gray.onnx: .* failed on input \[1, 3, 224, 224\]"):
+        load_exported(path, runtime)

@@ -18,7 +18,7 @@ import rexnet
 from rexnet.cli import main
 from rexnet.deploy import export_model, openvino_available
 from rexnet.deploy.onnx_core import OnnxModel, export_onnx
-from rexnet.errors import OutputExistsError
+from rexnet.errors import ExportError, OutputExistsError
 
 SRC = Path(rexnet.__file__).resolve().parents[1]
 
@@ -86,6 +86,10 @@ def test_a_failed_onnx_write_keeps_the_earlier_file(
     monkeypatch.setattr(torch.onnx, "export", broken)
     with pytest.raises(OSError, match="No space"):
         export_onnx(rexnet_small, path, image_size=32)
+    assert path.read_bytes() == good and _leftovers(tmp_path) == []
+    # through export_model: an ExportError naming the target (not the temp file), and still nothing partial
+    with pytest.raises(ExportError, match=r"cannot write .*m.onnx: No space left on device; nothing was written"):
+        export_model("rexnet_060", path, image_size=32, overwrite=True)
     assert path.read_bytes() == good and _leftovers(tmp_path) == []
 
 

@@ -7,6 +7,7 @@ never on the images they are scored on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -25,46 +26,63 @@ __all__ = ["PRECISION_PATHS", "precision_accuracy", "accuracy_markdown"]
 
 _log = logging.getLogger(__name__)
 
-#: Paths :func:`precision_accuracy` can score (``fp32 eager`` is always the reference).
-PRECISION_PATHS = (
-    "fused fp32",
-    "onnxruntime fp32",
-    "bf16 eager",
-    "onnxruntime int8",
-    "openvino f32",
-    "openvino bf16",
-    "openvino int8",
-    "int8 pt2e+compile",
-)
+Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _build(
-    name: str, model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None
-) -> Callable[[torch.Tensor], torch.Tensor]:
+def _fused(model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None) -> Runner:
     from .fuse import fuse
+
+    net = fuse(model)
+    return lambda x: net(x.contiguous(memory_format=torch.channels_last))
+
+
+def _bf16(model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None) -> Runner:
+    from .quant import to_bf16
+
+    return to_bf16(model)
+
+
+def _ort(model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None) -> Runner:
     from .onnx_core import OnnxModel, export_onnx
-    from .quant import quantize_int8, quantize_int8_pt2e, to_bf16
 
-    if name == "fused fp32":
-        net = fuse(model)
-        return lambda x: net(x.contiguous(memory_format=torch.channels_last))
-    if name == "bf16 eager":
-        return to_bf16(model)
-    if name == "onnxruntime fp32":
-        return OnnxModel(export_onnx(model, tmp / "fp32.onnx", image_size=size), threads)
-    if name == "onnxruntime int8":
-        return OnnxModel(quantize_int8(model, calib, tmp / "int8.onnx", image_size=size).path, threads)
-    if name.startswith("openvino"):
-        from .openvino_ir import OpenVinoModel, to_openvino
+    return OnnxModel(export_onnx(model, tmp / "fp32.onnx", image_size=size), threads)
 
-        precision = name.split()[1]
-        return OpenVinoModel(to_openvino(model, precision, calibration=calib, image_size=size), threads=threads)
-    if name == "int8 pt2e+compile":
-        from .candidates import FixedBatch
 
-        full = [x for x in calib if x.shape[0] == calib[0].shape[0]]
-        return FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
-    raise InputError(f"unknown precision path {name!r}; expected one of: {', '.join(PRECISION_PATHS)}")
+def _ort_int8(model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None) -> Runner:
+    from .onnx_core import OnnxModel
+    from .quant import quantize_int8
+
+    return OnnxModel(quantize_int8(model, calib, tmp / "int8.onnx", image_size=size).path, threads)
+
+
+def _openvino(
+    precision: str, model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None
+) -> Runner:
+    from .openvino_ir import OpenVinoModel, to_openvino
+
+    return OpenVinoModel(to_openvino(model, precision, calibration=calib, image_size=size), threads=threads)
+
+
+def _pt2e(model: torch.nn.Module, calib: list[torch.Tensor], size: int, tmp: Path, threads: int | None) -> Runner:
+    from .candidates import FixedBatch
+    from .quant import quantize_int8_pt2e
+
+    full = [x for x in calib if x.shape[0] == calib[0].shape[0]]
+    return FixedBatch(quantize_int8_pt2e(model, full), full[0].shape[0])
+
+
+#: Paths :func:`precision_accuracy` can score, each with its builder ``(model, calib, size, tmp, threads)``
+#: (``fp32 eager`` is always the reference).
+PRECISION_PATHS: dict[str, Callable[..., Runner]] = {
+    "fused fp32": _fused,
+    "onnxruntime fp32": _ort,
+    "bf16 eager": _bf16,
+    "onnxruntime int8": _ort_int8,
+    "openvino f32": functools.partial(_openvino, "f32"),
+    "openvino bf16": functools.partial(_openvino, "bf16"),
+    "openvino int8": functools.partial(_openvino, "int8"),
+    "int8 pt2e+compile": _pt2e,
+}
 
 
 def precision_accuracy(
@@ -73,7 +91,7 @@ def precision_accuracy(
     *,
     model: str | None = None,
     split: str = "test",
-    paths: tuple[str, ...] = PRECISION_PATHS,
+    paths: tuple[str, ...] = tuple(PRECISION_PATHS),
     calib_images: int = 512,
     batch_size: int = 256,
     limit: int | None = None,
@@ -102,6 +120,9 @@ def precision_accuracy(
     from .calib import calibration_batches
     from .runtime import split_of
 
+    unknown = [p for p in paths if p not in PRECISION_PATHS]
+    if unknown:
+        raise InputError(f"unknown precision path {unknown[0]!r}; expected one of: {', '.join(PRECISION_PATHS)}")
     net, meta = load_model(checkpoint) if model is None else load_model(model, checkpoint=checkpoint)
     size = meta.image_size
     bundle = build_datasets(data, size, train=False, model=meta.name)
@@ -132,11 +153,9 @@ def precision_accuracy(
         for name in paths:
             t0 = time.time()
             try:
-                fn = _build(name, net, calib, size, Path(tmp), threads)
+                fn = PRECISION_PATHS[name](net, calib, size, Path(tmp), threads)
                 logits = predict_logits(fn, batches)
             except (ImportError, RexnetError) as e:
-                if isinstance(e, RexnetError) and "unknown precision path" in str(e):
-                    raise
                 out["skipped"][name] = str(e).splitlines()[0]
                 _log.warning("skipping %s: %s", name, e)
                 continue

@@ -40,9 +40,7 @@ _AT_LEAST_ONE = ("image_size", "batch_latency", "batch_throughput", "rounds", "l
 class BenchConfig(Config):
     """What :func:`run_bench` measures (default: the full 224px run; :data:`TINY` for a smoke run).
 
-    Values are coerced and checked like :class:`~rexnet.train.TrainConfig`'s: an unknown key or a
-    value of the wrong type is a :class:`~rexnet.errors.ConfigError`; ``rexnet bench`` has one flag
-    per field.
+    Coerced and checked like every :class:`~rexnet._config.Config`; ``rexnet bench`` has one flag per field.
 
     Example:
         >>> BenchConfig(rounds="3", only="ours eager,timm eager").only

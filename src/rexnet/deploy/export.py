@@ -11,10 +11,12 @@ before any work starts.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -275,6 +277,22 @@ def _check_out(fmt: ExportFormat, format: str, out: Path) -> None:
         )
 
 
+#: OS errors that mean "this place cannot take the file" (full, read-only, no permission), not a bug.
+_USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _check_targets(targets: list[Path], overwrite: bool) -> None:
+    """Every file an export writes, checked before any work: the output policy, and a folder that takes files."""
+    for target in targets:
+        check_output(target, overwrite=overwrite, what="export output")
+    for folder, target in {t.parent: t for t in reversed(targets)}.items():  # the first target of each folder
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            raise InputError(f"cannot write {target}: {folder} does not take files ({e.strerror})") from None
+
+
 def export_model(
     name: str,
     out: str | os.PathLike,
@@ -331,8 +349,7 @@ def export_model(
     out = Path(out)
     _check_out(fmt, format, out)
     model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)
-    for target in fmt.targets(out, meta.name):
-        check_output(target, overwrite=overwrite, what="export output")
+    _check_targets(fmt.targets(out, meta.name), overwrite)
     size = image_size or meta.image_size
     check_model_inference(model, size, 16, what=meta.name)  # tracing and the verification batches
     calib: list[torch.Tensor] = []
@@ -340,7 +357,12 @@ def export_model(
         from .calib import calibration_batches
 
         calib = calibration_batches(calib_data, size, meta.name, calib_images)
-    path = fmt.write(ExportJob(model, out, meta.name, size, opset, precision, calib, overwrite))
+    try:
+        path = fmt.write(ExportJob(model, out, meta.name, size, opset, precision, calib, overwrite))
+    except OSError as e:  # a full disk mid-write: name the target, not the library's temp file
+        if e.errno not in _USER_OS_ERRORS:
+            raise
+        raise ExportError(f"cannot write {out}: {e.strerror}; nothing was written there") from None
     if fmt.sidecar:
         side = dict(meta.to_dict(), image_size=size, format=format, precision=precision, calib_data=calib_data)
         side["plan"] = meta.plan.to_dict()

@@ -268,6 +268,12 @@ class OpenVinoModel:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().float().numpy())
-        req = self._get(tuple(arr.shape))
-        req.infer({0: arr}, share_inputs=True)
+        try:
+            req = self._get(tuple(arr.shape))
+            req.infer({0: arr}, share_inputs=True)
+        except RuntimeError as e:  # the file's graph refuses this input (channels, a fixed size)
+            detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise ExportError(
+                f"{self.path or 'OpenVINO model'}: OpenVINO failed on input {list(arr.shape)}: {detail}"
+            ) from None
         return torch.from_numpy(req.get_output_tensor(0).data.copy())
