@@ -100,3 +100,11 @@ def test_confinement_reads_nothing_outside(folder, tmp_path):
         _load(folder, _edit("images.0.file_name", f"../../{secret.name}"))
     with pytest.raises(DataError, match="leaves the image folder"):
         _load(folder, _edit("images.0.file_name", str(secret)))
+
+
+def test_crafted_segmentation_is_a_data_error(folder):
+    coco = _edit("annotations.0.segmentation", {"counts": "%%%garbage", "size": "abc"})
+    (folder / "instances_train.json").write_text(json.dumps(coco))
+    ds = load_detection_data(str(folder), "train", masks=True)
+    with pytest.raises(DataError, match=r"annotation 1 of image 1: 'segmentation' cannot be decoded"):
+        ds[0]
