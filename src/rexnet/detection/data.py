@@ -130,6 +130,8 @@ class CocoFolder(DetectionDataset):
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise DataError(f"{ann_path} is not COCO-format JSON: {e}") from None
         check_coco(coco, ann_path)
+        for a in coco["annotations"]:  # COCOeval's area ranges need it; files without it get the box area
+            a.setdefault("area", a["bbox"][2] * a["bbox"][3])
         self.coco, self.has_masks = coco, masks
         super().__init__()
 
