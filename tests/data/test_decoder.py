@@ -125,17 +125,26 @@ def test_16bit_png_is_rescaled_not_saturated(tmp_path):
     # variant: a 32-bit integer image holding 16-bit data (what PGM and older Pillow PNG readers give)
     Image.fromarray(a.astype(np.int32), "I").save(tmp_path / "g32.tiff")
     assert np.asarray(read_image(tmp_path / "g32.tiff"))[0, :, 0].tolist() == [0, 1, 128, 255]
+    # variant: 16-bit colour and colour + alpha PNGs (PIL cannot write them: built by hand)
+    for colour_type, channels in ((2, 3), (6, 4), (4, 2)):
+        rows = np.repeat(a[0][:, None], channels, 1).astype(">u2")
+        (tmp_path / "c16.png").write_bytes(_png(4, 1, b"\0" + rows.tobytes(), bit_depth=16, colour_type=colour_type))
+        assert np.asarray(read_image(tmp_path / "c16.png"))[0].tolist() == [[v] * 3 for v in (0, 1, 128, 255)]
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width x height`` 8-bit RGB pixels (a few KB of zeros follow)."""
+def _png(width: int, height: int, raw: bytes, bit_depth: int = 8, colour_type: int = 2) -> bytes:
+    """A PNG built by hand: its header says ``width x height``, whatever ``raw`` (filtered rows) holds."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 200_000, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares ``width x height`` 8-bit RGB pixels (a few KB of zeros follow)."""
+    return _png(width, height, b"\0" * 200_000)
 
 
 @pytest.fixture

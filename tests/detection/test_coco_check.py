@@ -37,6 +37,7 @@ def test_a_good_file_loads(folder):
     assert len(ds) == 2 and ds.class_names == ["cat"]
     img, target = ds[0]
     assert img.shape == (3, 8, 8) and target["labels"].tolist() == [1] and target["boxes"].tolist() == [[1, 2, 4.5, 6]]
+    assert ds.coco["annotations"][0]["area"] == 3.5 * 4  # filled in from the box for COCOeval
 
 
 def _edit(path: str, value):
@@ -77,6 +78,9 @@ _DELETE = object()
         ("images.0.file_name", "sub/../../x.png", r"leaves the image folder"),  # variant: '..' in the middle
         ("images.0.file_name", "C:\\\\x.png", r"leaves the image folder"),  # variant: a Windows drive
         ("images.0.file_name", "", r"file_name is '', expected a non-empty string"),
+        ("images.0.height", "abc", r"images\[0\].height is 'abc', expected a positive integer"),  # variant
+        ("annotations.0.id", _DELETE, r"annotations\[0\].id is None, expected an integer"),  # variant
+        ("annotations.0.area", "big", r"annotations\[0\].area is 'big'"),  # variant
     ],
 )
 def test_crafted_fields_name_the_file_and_the_field(folder, path, value, match):
@@ -100,3 +104,11 @@ def test_confinement_reads_nothing_outside(folder, tmp_path):
         _load(folder, _edit("images.0.file_name", f"../../{secret.name}"))
     with pytest.raises(DataError, match="leaves the image folder"):
         _load(folder, _edit("images.0.file_name", str(secret)))
+
+
+def test_crafted_segmentation_is_a_data_error(folder):
+    coco = _edit("annotations.0.segmentation", {"counts": "%%%garbage", "size": "abc"})
+    (folder / "instances_train.json").write_text(json.dumps(coco))
+    ds = load_detection_data(str(folder), "train", masks=True)
+    with pytest.raises(DataError, match=r"annotation 1 of image 1: 'segmentation' cannot be decoded"):
+        ds[0]

@@ -14,8 +14,9 @@ from rexnet import create_model
 from rexnet.cli import main
 from rexnet.errors import CheckpointError
 from rexnet.train.checkpoint import save_checkpoint
+from rexnet.weights import convert_weights
 from rexnet.weights.io import read_state_dict, safe_torch_load
-from rexnet.zoo import convert_checkpoint
+from rexnet.zoo import convert_checkpoint, get_plan
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +148,23 @@ def test_head_mismatch_suggests_a_command_that_exists(tmp_path):
     with pytest.raises(CheckpointError) as e:
         load_weights(create_model("rexnet_060", num_classes=7), path, drop_head=False)
     assert "--drop-head" not in str(e.value) and "rexnet finetune --pretrained" in str(e.value)
+
+
+def test_convert_refuses_integer_weights(src, tmp_path):
+    """int8/bool tensors are not written into our layout either (they would be refused at load time)."""
+    sd, _ = read_state_dict(src)
+    key = next(k for k, v in sd.items() if v.is_floating_point() and v.ndim == 4)
+    sd[key] = sd[key].to(torch.int8)
+    with pytest.raises(CheckpointError, match=r"\(torch.int8\).*does not cast them"):
+        convert_weights(sd, tmp_path / "o.safetensors", get_plan("rexnet_060"))
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_a_fifo_checkpoint_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "w.pth")
+    os.mkfifo(tmp_path / "w.safetensors")
+    for name in ("w.pth", "w.safetensors"):
+        with pytest.raises(CheckpointError, match="is a FIFO, not a regular file"):
+            read_state_dict(tmp_path / name)
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        safe_torch_load(tmp_path / "missing.pt")

@@ -87,9 +87,13 @@ def check_coco(coco: Any, path: os.PathLike | str) -> None:
     image_ids, cat_ids = _ids(images, "images", path), _ids(categories, "categories", path)
     for i, im in enumerate(images):
         _check_file_name(im.get("file_name"), f"images[{i}]", path)
+        for key in ("height", "width"):  # optional, but pycocotools reads them when present
+            if key in im and (not _is_int(im[key]) or im[key] < 1):
+                raise DataError(f"{path}: images[{i}].{key} is {_show(im[key])}, expected a positive integer")
     for i, c in enumerate(categories):
         if not isinstance(c.get("name"), str):
             raise DataError(f"{path}: categories[{i}].name is {_show(c.get('name'))}, expected a string")
+    _ids(annotations, "annotations", path)  # COCOeval indexes the ground truth by annotation id
     for i, a in enumerate(annotations):
         _check_annotation(a, f"annotations[{i}]", image_ids, cat_ids, path)
 
@@ -104,6 +108,8 @@ def _check_annotation(a: dict[str, Any], where: str, image_ids: set[int], cat_id
         raise DataError(f"{path}: {where}.bbox is {_show(box)}, expected 4 finite numbers [x, y, width, height]")
     if box[2] < 0 or box[3] < 0:
         raise DataError(f"{path}: {where}.bbox {box} has a negative width or height")
+    if "area" in a and not (_is_number(a["area"]) and a["area"] >= 0):
+        raise DataError(f"{path}: {where}.area is {_show(a['area'])}, expected a number >= 0")
     crowd = a.get("iscrowd", 0)
     if crowd not in (0, 1) or isinstance(crowd, float):
         raise DataError(f"{path}: {where}.iscrowd is {_show(crowd)}, expected 0 or 1")

@@ -130,6 +130,8 @@ class CocoFolder(DetectionDataset):
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise DataError(f"{ann_path} is not COCO-format JSON: {e}") from None
         check_coco(coco, ann_path)
+        for a in coco["annotations"]:  # COCOeval's area ranges need it; files without it get the box area
+            a.setdefault("area", a["bbox"][2] * a["bbox"][3])
         self.coco, self.has_masks = coco, masks
         super().__init__()
 
@@ -145,13 +147,19 @@ class CocoFolder(DetectionDataset):
             seg = a.get("segmentation")
             if not seg:
                 continue
-            if isinstance(seg, list):
-                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-            elif isinstance(seg["counts"], list):
-                rle = mask_utils.frPyObjects(seg, h, w)
-            else:
-                rle = seg
-            out[j] = torch.from_numpy(mask_utils.decode(rle))
+            try:
+                if isinstance(seg, list):
+                    rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+                elif isinstance(seg["counts"], list):
+                    rle = mask_utils.frPyObjects(seg, h, w)
+                else:
+                    rle = seg
+                out[j] = torch.from_numpy(mask_utils.decode(rle))
+            except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as e:  # pycocotools on crafted input
+                raise DataError(
+                    f"annotation {a.get('id')!r} of image {image_id}: 'segmentation' cannot be decoded as a "
+                    f"{h}x{w} mask ({type(e).__name__}: {e})"
+                ) from None
         return out
 
 

@@ -306,6 +306,8 @@ def convert_weights(
     sd = to_our_layout(raw, plan, layout)
     shapes = tensor_shapes(plan, checkpoint_num_classes(raw, plan, layout))
     _check_fit(sd, shapes, set(), plan, label, layout, raw, None)
+    # integer or bool weights would be written as they are and refused at load time: refuse them here
+    check_tensor_dtypes(sd, {k: torch.empty(0) for k in shapes if not k.endswith("num_batches_tracked")}, label)
     sd = {k: sd[k] for k in shapes}
     if dst.suffix == ".safetensors":
         return _write_safetensors(sd, plan, dst, name, overwrite=force)

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from .._files import atomic_write
-from ..errors import CheckpointError
+from .._files import atomic_write, check_regular_file
+from ..errors import CheckpointError, InputError
 
 __all__ = ["read_state_dict", "safe_torch_load", "write_safetensors", "atomic_torch_save", "unwrap_state_dict"]
 
@@ -33,6 +33,16 @@ def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     return sd
 
 
+def _regular(path: str | os.PathLike) -> Path:
+    """``path`` if it is a regular file: a FIFO or a device would block or never end."""
+    try:
+        return check_regular_file(path, "checkpoint")
+    except CheckpointError:
+        raise
+    except InputError as e:
+        raise CheckpointError(str(e)) from None
+
+
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Load a state dict from ``.safetensors`` or ``.pth``/``.pt`` without executing code.
 
@@ -45,9 +55,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     Raises:
         CheckpointError: Missing, truncated, corrupt or unsafe file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    path = _regular(path)
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
@@ -69,9 +77,7 @@ def safe_torch_load(path: str | os.PathLike, *, mmap: bool = False) -> Any:
     Raises:
         CheckpointError: Missing, truncated or corrupt file, or a pickle that would execute code.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    path = _regular(path)
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(9)
