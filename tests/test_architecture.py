@@ -22,8 +22,9 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "weights": ("plan",),
     "zoo": ("model", "weights"),
     "data": ("zoo",),
-    "rank": ("zoo",),  # the profiler builds a model by name; the study itself needs only layers
-    "train": ("data", "rank"),
+    "run": (),  # what every long job shares (folder, lock, resume rules, loop): base helpers and torch only
+    "rank": ("zoo", "run"),  # the profiler builds a model by name; the study needs layers and a run folder
+    "train": ("data", "run", "rank"),
     "search": ("train",),
     "detection": ("train",),
     "deploy": ("data",),
