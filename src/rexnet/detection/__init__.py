@@ -7,7 +7,8 @@ Example:
 
 from .cost import PAPER_TABLE, count_detector_macs, count_detector_params, paper_comparison
 from .data import CocoFolder, DetectionDataset, load_detection_data, make_demo_detection, write_coco
-from .engine import DetectConfig, fit_detector, load_detector, train_detector
+from .config import DetectConfig
+from .engine import fit_detector, load_detector, train_detector
 from .evaluate import evaluate_coco
 from .inference import export_ssdlite_onnx, predict_image
 from .models import (
