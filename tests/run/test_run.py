@@ -1,4 +1,4 @@
-"""The run machinery: folder kinds, the lock, resume rules for any Config, strict records, finite checkpoints, the loop."""
+"""The run machinery: folder kinds, the lock, resume rules for any Config, strict records, finite checks, the loop."""
 
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ import torch
 
 from rexnet import create_model
 from rexnet.cli import main
-from rexnet.train import fit, load_checkpoint, save_checkpoint, train
-from rexnet.train.config import ConfigError
 from rexnet.errors import RunLockedError
 from rexnet.run.lock import LOCK_NAME, RunLock
+from rexnet.train import fit, load_checkpoint, save_checkpoint, train
+from rexnet.train.config import ConfigError
 from rexnet.train.loop import NonFiniteLossError
 from rexnet.train.run import ResumeMismatchError, resume_changes
 
