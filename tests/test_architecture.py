@@ -24,11 +24,12 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "data": ("zoo",),
     "run": (),  # what every long job shares (folder, lock, resume rules, loop): base helpers and torch only
     "rank": ("zoo", "run"),  # the profiler builds a model by name; the study needs layers and a run folder
-    "train": ("data", "run", "rank"),
-    "search": ("train",),
+    "train": ("data", "run"),
+    "search": ("train", "rank"),  # trials report the rank of their features
     "detection": ("train",),
     "deploy": ("data",),
-    "cli": ("search", "detection", "deploy"),
+    "experiments": ("train", "rank"),  # Table 2: the rank study's recipe trained; neither imports the other
+    "cli": ("search", "detection", "deploy", "experiments"),
 }
 #: Leaf helpers any layer may use; they import at most ``errors`` and ``plan``.
 BASE = {"errors", "_files", "features", "_env", "_seed", "_signals", "_table", "_memory", "_config", "_device"}

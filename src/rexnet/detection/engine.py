@@ -324,8 +324,7 @@ def train_detector(
     """
     Run(out, "detect").check(resume=resume)  # refuse a wrong folder before loading anything
     plan = get_model_info(cfg.backbone).plan()
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    per_process = max(1, cfg.batch_size // max(1, world))
+    per_process = max(1, cfg.batch_size // init_distributed(cfg.device).world_size)
     check_training_memory(plan, cfg.image_size, 1, per_process, what=f"{cfg.arch} on {cfg.backbone}")
     load = dict(image_size=cfg.image_size, masks=cfg.masks)
     train_set = load_detection_data(cfg.data, "train", limit=cfg.train_limit, **load)  # type: ignore[arg-type]
