@@ -77,7 +77,7 @@ def test_both_backends_learn_the_digits():
 def test_progress_without_a_terminal_logs_lines(caplog):
     cfg = tiny_cfg(progress=True, log_every_steps=2, epochs=1, train_limit=64, batch_size=16)
     b = _bundle(cfg)
-    with caplog.at_level(logging.INFO, logger="rexnet.train.loop"):
+    with caplog.at_level(logging.INFO, logger="rexnet"):
         fit(create_model(cfg.model, num_classes=10), b.train, b.val, cfg)
     steps = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
     assert [m.split(" step ")[1].split()[0] for m in steps] == ["2/4", "4/4"]
