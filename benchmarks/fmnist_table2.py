@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 
 from rexnet.data import build_datasets
+from rexnet.experiments.table2 import PAPER_TABLE2, VARIANTS, proxy_plan
 from rexnet.model import RexNet
 from rexnet.plan import count_macs, count_params
 from rexnet.rank.estimators import feature_stats
 from rexnet.train import TrainConfig, train
 from rexnet.train.checkpoint import load_checkpoint
 from rexnet.train.outputs import write_json
-from rexnet.experiments.table2 import PAPER_TABLE2, VARIANTS, proxy_plan
 
 IMAGE_SIZE, NUM_CLASSES, FEATURE_IMAGES = 32, 10, 512
 

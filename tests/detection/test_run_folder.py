@@ -34,7 +34,7 @@ def _copy(run, tmp_path):
     return dst
 
 
-def test_a_run_is_marked_and_its_folder_loads_in_eval_and_predict(one_epoch, capsys):
+def test_a_run_is_marked_and_its_folder_loads_in_eval_and_predict(one_epoch, tmp_path, capsys):
     assert json.loads((one_epoch / "run.json").read_text())["kind"] == "detect"
     summary = json.loads((one_epoch / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_run"] == 1
@@ -43,6 +43,14 @@ def test_a_run_is_marked_and_its_folder_loads_in_eval_and_predict(one_epoch, cap
     capsys.readouterr()
     assert main(["detect", "eval", str(one_epoch), "--limit", "2"]) == 0
     assert "bbox_AP" in json.loads(capsys.readouterr().out)
+    from torchvision.io import write_png
+
+    from rexnet.detection.data import make_demo_detection
+
+    img = tmp_path / "digits.png"
+    write_png(make_demo_detection("val", image_size=80, num_images=1).load_image(1), str(img))
+    assert main(["detect", "predict", str(one_epoch), str(img), "-o", str(tmp_path), "--score-thresh", "0"]) == 0
+    assert (tmp_path / "digits_detections.png").is_file()
 
 
 def test_a_second_detect_train_on_one_out_is_locked(one_epoch, tmp_path, capsys):

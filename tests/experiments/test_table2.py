@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from rexnet.plan import count_macs
 from rexnet.experiments.table2 import proxy_plan, run_verification
+from rexnet.plan import count_macs
 
 
 def test_proxy_plan_ratios():
