@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from .._config import add_flags, check_range, flag_overrides
 from ..detection.config import DetectConfig
@@ -25,6 +26,9 @@ def _train(args: argparse.Namespace) -> int:
         k: round(v, 2) for k, v in summary.items() if k.startswith("val_") and k.endswith(("AP", "AP50", "AP75"))
     }
     print(f"wrote {args.out}: {json.dumps(metrics)}")
+    if summary["status"] != "completed":
+        print(f"interrupted; continue with: rexnet detect train --resume --out {args.out}", file=sys.stderr)
+        return 130
     return 0
 
 
