@@ -4,7 +4,7 @@ Usage:
     python benchmarks/fmnist_table2.py [--seeds 0 1 2] [--preset fashion-short] [--epochs 5] [--train-limit 8000]
         [--out benchmarks/results/fmnist] [--runs runs/fmnist_table2]
 
-The proxy and the four rows are :mod:`rexnet.train.table2`'s (baseline: 1x1 DR 1/20, IB DR
+The proxy and the four rows are :mod:`rexnet.experiments.table2`'s (baseline: 1x1 DR 1/20, IB DR
 0.22, ReLU6 -> 1x1 DR 1/6 -> IB DR 0.8 -> SiLU after each IB's expansion). Each row is trained with
 ``--preset`` (default ``fashion-short``; given epochs / training subset) for every seed; finished runs are read back,
 interrupted ones resume. Columns: MACs at 32 px, params, validation and test top-1 (best-validation
@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 
 from rexnet.data import build_datasets
+from rexnet.experiments.table2 import PAPER_TABLE2, VARIANTS, proxy_plan
 from rexnet.model import RexNet
 from rexnet.plan import count_macs, count_params
 from rexnet.rank.estimators import feature_stats
 from rexnet.train import TrainConfig, train
 from rexnet.train.checkpoint import load_checkpoint
 from rexnet.train.outputs import write_json
-from rexnet.train.table2 import PAPER_TABLE2, VARIANTS, proxy_plan
 
 IMAGE_SIZE, NUM_CLASSES, FEATURE_IMAGES = 32, 10, 512
 

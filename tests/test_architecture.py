@@ -22,12 +22,14 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "weights": ("plan",),
     "zoo": ("model", "weights"),
     "data": ("zoo",),
-    "rank": ("zoo",),  # the profiler builds a model by name; the study itself needs only layers
-    "train": ("data", "rank"),
-    "search": ("train",),
+    "run": (),  # what every long job shares (folder, lock, resume rules, loop): base helpers and torch only
+    "rank": ("zoo", "run"),  # the profiler builds a model by name; the study needs layers and a run folder
+    "train": ("data", "run"),
+    "search": ("train", "rank"),  # trials report the rank of their features
     "detection": ("train",),
     "deploy": ("data",),
-    "cli": ("search", "detection", "deploy"),
+    "experiments": ("train", "rank"),  # Table 2: the rank study's recipe trained; neither imports the other
+    "cli": ("search", "detection", "deploy", "experiments"),
 }
 #: Leaf helpers any layer may use; they import at most ``errors`` and ``plan``.
 BASE = {

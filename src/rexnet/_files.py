@@ -242,11 +242,12 @@ def _finite(obj: Any, where: str = "") -> None:
             _finite(v, f"{where}[{i}]")
 
 
-def dumps_json(obj: Any, *, nonfinite: str = "null") -> str:
+def dumps_json(obj: Any, *, nonfinite: str = "null", indent: int | None = 2) -> str:
     """Strict JSON text (no bare ``NaN``/``Infinity``): non-finite floats become ``null`` (or raise).
 
     Args:
         nonfinite: ``"null"`` writes them as ``null``; ``"error"`` raises ``ValueError`` naming where.
+        indent: As in :func:`json.dumps`; ``None`` gives one line (a JSON-lines record).
 
     Example:
         >>> dumps_json({"a": float("nan"), "b": [1.0, float("inf")]}, nonfinite="null").replace("\\n", "")
@@ -254,7 +255,7 @@ def dumps_json(obj: Any, *, nonfinite: str = "null") -> str:
     """
     if nonfinite == "error":
         _finite(obj)
-    return json.dumps(_nulls(obj), indent=2, default=str, allow_nan=False) + "\n"
+    return json.dumps(_nulls(obj), indent=indent, default=str, allow_nan=False) + "\n"
 
 
 def _nulls(obj: Any) -> Any:

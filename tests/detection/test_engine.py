@@ -81,7 +81,7 @@ def test_fit_writes_run_folder_resumes_exactly_and_reloads(tmp_path):
     model, meta = load_detector(out / "checkpoints" / "last.pt")
     assert meta["epoch"] == 2 and meta["class_names"][0] == "0"
     assert all(torch.equal(v, a[k]) for k, v in model.state_dict().items())
-    with pytest.raises(RexnetError, match="unknown detection config keys: bogus"):
+    with pytest.raises(RexnetError, match="unknown detection config key .bogus."):
         DetectConfig.from_dict({"bogus": 1})
 
 

@@ -188,3 +188,18 @@ def test_cli_protocol_overrides(tmp_path):
     proto = json.loads((tmp_path / "config.json").read_text())["protocol"]
     assert proto["estimator"] == "rtol:1e-2" and proto["d_out_max"] == 40 and proto["norm"] == "bn_before"
     assert main(["rank-study", "--out", str(tmp_path / "x"), "--set", "colour=red"]) == 2
+
+
+def test_study_folder_is_marked_locked_and_kept_apart_from_training_runs(tmp_path):
+    from rexnet.errors import InputError, RunLockedError
+    from rexnet.run import RunLock, folder_kind
+
+    kw = dict(blocks=["conv1x1"], activations=["relu"], ratios=[0.5], networks=4, progress=False, plot=False)
+    run_rank_study(tmp_path / "s", **kw)
+    assert folder_kind(tmp_path / "s") == "rank-study" and not (tmp_path / "s" / "run.lock").exists()
+    with RunLock(tmp_path / "s"), pytest.raises(RunLockedError, match="in use by another run"):
+        run_rank_study(tmp_path / "s", **kw)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "config.json").write_text(json.dumps({"model": "rexnet_100", "data": "digits"}))
+    with pytest.raises(InputError, match="holds a classification training run, not a rank study"):
+        run_rank_study(tmp_path / "t", **kw)

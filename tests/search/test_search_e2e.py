@@ -68,3 +68,13 @@ def test_report_command_rewrites_outputs(run_dir, capsys) -> None:
 def test_report_without_database_is_an_error(tmp_path, capsys) -> None:
     assert main(["search", "report", "--out", str(tmp_path)]) == 2
     assert "no search database" in capsys.readouterr().err
+
+
+def test_the_search_folder_is_marked_and_kept_from_training(run_dir, capsys) -> None:
+    from rexnet.run import folder_kind
+
+    assert folder_kind(run_dir) == "search"
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert main(["train", "-m", "rexnet_060", "-e", "1", "--no-progress", "-o", str(run_dir)]) == 2
+    assert "holds a channel-configuration search" in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.iterdir()) == before

@@ -12,7 +12,8 @@ from rexnet.data.batched import TensorBatchLoader
 from rexnet.errors import RexnetError
 from rexnet.train import TrainConfig
 from rexnet.train.config import ConfigError
-from rexnet.train.loop import _train_loader, default_threads, fit
+from rexnet.train.loaders import train_loader
+from rexnet.train.loop import default_threads, fit
 from rexnet.train.run import augment_from_config
 from rexnet.train.sampling import EpochSampler
 from rexnet.zoo import create_model
@@ -36,8 +37,8 @@ def test_defaults_are_the_fast_path():
     assert cfg.channels_last and cfg.aug_backend == "auto" and cfg.threads is None
     b = _bundle(tiny_cfg())
     sampler = EpochSampler(len(b.train), 16, 0)
-    assert isinstance(_train_loader(b.train, 16, tiny_cfg(), torch.device("cpu"), sampler), TensorBatchLoader)
-    per_sample = _train_loader(b.train, 16, tiny_cfg(aug_backend="per-sample"), torch.device("cpu"), sampler)
+    assert isinstance(train_loader(b.train, 16, tiny_cfg(), torch.device("cpu"), sampler), TensorBatchLoader)
+    per_sample = train_loader(b.train, 16, tiny_cfg(aug_backend="per-sample"), torch.device("cpu"), sampler)
     assert isinstance(per_sample, torch.utils.data.DataLoader)
 
 
@@ -45,7 +46,7 @@ def test_batched_backend_refuses_what_it_cannot_do():
     cfg = tiny_cfg(aug_backend="batched", randaug_n=2)
     b = _bundle(cfg)
     with pytest.raises(RexnetError, match="randaug_n=0"):
-        _train_loader(b.train, 16, cfg, torch.device("cpu"), EpochSampler(len(b.train), 16, 0))
+        train_loader(b.train, 16, cfg, torch.device("cpu"), EpochSampler(len(b.train), 16, 0))
     with pytest.raises(ConfigError, match="aug_backend"):
         TrainConfig(aug_backend="gpu")
     with pytest.raises(ConfigError, match="threads"):
@@ -76,7 +77,7 @@ def test_both_backends_learn_the_digits():
 def test_progress_without_a_terminal_logs_lines(caplog):
     cfg = tiny_cfg(progress=True, log_every_steps=2, epochs=1, train_limit=64, batch_size=16)
     b = _bundle(cfg)
-    with caplog.at_level(logging.INFO, logger="rexnet.train.loop"):
+    with caplog.at_level(logging.INFO, logger="rexnet"):
         fit(create_model(cfg.model, num_classes=10), b.train, b.val, cfg)
     steps = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
     assert [m.split(" step ")[1].split()[0] for m in steps] == ["2/4", "4/4"]

@@ -81,7 +81,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(bundle, tmp_path):
     ck = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
-    assert json.loads((tmp_path / "summary.json").read_text())["status"].startswith("failed: DivergedError")
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
 
 
 def test_run_folder_contents(bundle, tmp_path):

@@ -167,10 +167,10 @@ def test_crash_during_save_keeps_previous_last(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stop_flag_catches_sigint_and_sigterm(sig):
-    from rexnet.train.loop import _StopFlag
+    from rexnet.run import StopFlag
 
     before = signal.getsignal(sig)
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         os.kill(os.getpid(), sig)
         time.sleep(0.01)
         assert stop.signal == sig  # recorded, not raised: the loop saves and returns

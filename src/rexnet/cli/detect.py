@@ -5,22 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import fields
+import sys
 
-from ..detection import DETECTORS
-from ..detection.engine import DetectConfig, load_detector, train_detector
+from .._config import add_flags, check_range, flag_overrides
+from ..detection.config import DetectConfig
+from ..detection.engine import load_detector, resume_detect_config, train_detector
+from ..errors import InputError
 
 
 def _train(args: argparse.Namespace) -> int:
-    overrides = {f.name: getattr(args, f.name) for f in fields(DetectConfig) if getattr(args, f.name, None) is not None}
-    cfg = DetectConfig(**overrides, progress=not args.no_progress)
-    summary = train_detector(cfg, args.out, resume=args.resume)
-    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+    flags = flag_overrides(args)
+    allow = [a for a in args.allow_change.split(",") if a.strip()]
+    if allow and not args.resume:
+        raise InputError(f"--allow-change {args.allow_change} needs --resume")
+    cfg = resume_detect_config(args.out, **flags) if args.resume else DetectConfig.from_dict(flags)
+    summary = train_detector(cfg, args.out, resume=args.resume, allow_change=allow)
+    if os.environ.get("RANK", "0") not in ("", "0"):  # torchrun: rank 0 reports
         return 0
     metrics = {
         k: round(v, 2) for k, v in summary.items() if k.startswith("val_") and k.endswith(("AP", "AP50", "AP75"))
     }
     print(f"wrote {args.out}: {json.dumps(metrics)}")
+    if summary["status"] != "completed":
+        print(f"interrupted; continue with: rexnet detect train --resume --out {args.out}", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -28,6 +36,8 @@ def _eval(args: argparse.Namespace) -> int:
     from ..detection.data import load_detection_data
     from ..detection.evaluate import evaluate_coco
 
+    check_range("--limit", args.limit, 1, none_means="all images")
+    check_range("--batch-size", args.batch_size, 1)
     model, meta = load_detector(args.checkpoint)
     cfg = meta["config"]
     data = args.data or cfg["data"]
@@ -57,8 +67,6 @@ def _export(args: argparse.Namespace) -> int:
 
     model, meta = load_detector(args.checkpoint)
     if meta["config"]["arch"] != "ssdlite":
-        from ..errors import InputError
-
         raise InputError(f"ONNX export covers SSDLite; {args.checkpoint} holds {meta['config']['arch']!r}")
     res = export_ssdlite_onnx(model, args.out, opset=args.opset, verify=not args.no_verify)
     print(
@@ -88,35 +96,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = dsub.add_parser("train", help="train a detector into a run folder (demo set or a COCO folder)")
     p.add_argument("-o", "--out", required=True, help="run folder (config.json, metrics.jsonl, checkpoints/)")
-    p.add_argument("--arch", choices=tuple(DETECTORS), default=None, help="detector (default: ssdlite)")
-    p.add_argument("-m", "--backbone", default=None, help="zoo model name (default: rexnet_100)")
-    p.add_argument(
-        "--data",
-        default=None,
-        help="'demo' (embedded, default) or a COCO folder with instances_{train,val}.json + train/ val/",
-    )
-    p.add_argument("--pretrained-backbone", default=None, help="classification weights for the backbone")
-    for name, typ, help_ in (
-        ("image_size", int, "input side; demo canvas size (default: 128)"),
-        ("epochs", int, "epochs (default: 12)"),
-        ("batch_size", int, "images per step (default: 16)"),
-        ("lr", float, "peak learning rate (default: 2e-3)"),
-        ("weight_decay", float, "weight decay, not on BN/bias (default: 1e-4)"),
-        ("seed", int, "seed (default: 0)"),
-        ("train_limit", int, "use only the first N training images"),
-        ("val_limit", int, "use only the first N validation images"),
-        ("eval_every", int, "COCO eval every N epochs (default: only at the end)"),
-        ("threads", int, "torch threads (default: torch's choice)"),
-    ):
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help=help_)
-    p.add_argument("--optimizer", choices=("adamw", "sgd"), default=None, help="optimizer (default: adamw)")
-    p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--allow-change",
+        metavar="KEYS",
+        default="",
+        help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
+        "other changes are refused",
+    )
+    add_flags(p.add_argument_group("config fields"), DetectConfig, aliases={"backbone": ["-m"]})
     p.set_defaults(func=_train)
 
     p = dsub.add_parser("eval", help="COCO mAP of a trained detector")
-    p.add_argument("checkpoint", help="checkpoints/best.pt or last.pt of a run")
+    p.add_argument("checkpoint", help="a detection run folder, or its checkpoints/best.pt or last.pt")
     p.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
     p.add_argument("--split", default="val", help="split (default: val)")
     p.add_argument("--limit", type=int, default=None, help="first N images only")
@@ -124,7 +116,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_eval)
 
     p = dsub.add_parser("predict", help="detect objects in images and draw them (PNG)")
-    p.add_argument("checkpoint", help="a run's checkpoint")
+    p.add_argument("checkpoint", help="a detection run folder or one of its checkpoints")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("-o", "--out", default=".", help="folder for the *_detections.png files (default: .)")
     p.add_argument("--score-thresh", type=float, default=0.5, help="minimum score (default: 0.5)")

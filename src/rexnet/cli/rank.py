@@ -142,7 +142,7 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ..train.table2 import run_verification
+    from ..experiments.table2 import run_verification
 
     rep = run_verification(
         args.out,

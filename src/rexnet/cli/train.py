@@ -8,13 +8,12 @@ folder's own ``config.json`` instead of the preset. Under ``torchrun`` the same 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
+from .._config import add_flags, flag_overrides
 from ..data.build import data_help
 
 __all__ = ["add_parsers", "config_from_args"]
@@ -35,34 +34,28 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
         "other changes are refused",
     )
-    g = p.add_argument_group("config fields (default: the preset's value)")
-    quick, paper = TrainConfig.preset("quick"), TrainConfig.preset("paper")
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        flags = _SHORT.get(f.name, []) + [f"--{f.name.replace('_', '-')}"]
-        q, pp = getattr(quick, f.name), getattr(paper, f.name)
-        default = f"quick: {q}" + (f", paper: {pp}" if pp != q else "")
-        help_ = f"{f.metadata.get('help', '')} ({default})"
-        if hints[f.name] is bool:
-            g.add_argument(
-                *flags, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None, help=help_
-            )
-        else:
-            g.add_argument(*flags, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(), help=help_)
+    g = p.add_argument_group("config fields (default: the quick preset's value)")
+    add_flags(
+        g,
+        TrainConfig,
+        defaults=TrainConfig.preset("quick"),
+        alt_defaults=("paper", TrainConfig.preset("paper")),
+        aliases=_SHORT,
+    )
 
 
 def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
     """Build the :class:`TrainConfig` a parsed command line describes."""
     from ..train.config import load_config_file, preset_config
-    from ..train.run import _resolve_out, resume_config
+    from ..train.run import resolve_out, resume_config
 
-    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    flags = flag_overrides(args)
     file = load_config_file(args.config) if args.config else {}
     preset = args.preset or file.pop("preset", None) or "quick"
     file.pop("preset", None)
     cfg = preset_config(preset).replace(**file).replace(**flags).replace(**forced)
     if args.resume:
-        out = _resolve_out(cfg, resume=True)
+        out = resolve_out(cfg, resume=True)
         cfg = resume_config(out).replace(**file).replace(**flags).replace(**forced).replace(out=str(out))
     return cfg
 

@@ -5,9 +5,10 @@ Example:
     >>> model = fasterrcnn_rexnet_fpn("rexnet_090")  # 20.16 M parameters; the paper's Table 7: 20.1 M
 """
 
+from .config import DetectConfig
 from .cost import PAPER_TABLE, count_detector_macs, count_detector_params, paper_comparison
 from .data import CocoFolder, DetectionDataset, load_detection_data, make_demo_detection, write_coco
-from .engine import DetectConfig, fit_detector, load_detector, train_detector
+from .engine import fit_detector, load_detector, train_detector
 from .evaluate import evaluate_coco
 from .inference import export_ssdlite_onnx, predict_image
 from .models import (

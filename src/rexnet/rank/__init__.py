@@ -1,4 +1,4 @@
-"""Rank study (CVPR'21 Sec. 3): random-layer study of Fig. 1 and rank profiler (Table-2 recipe: rexnet.train.table2).
+"""Rank study (CVPR'21 Sec. 3): random-layer study of Fig. 1 and rank profiler (Table 2: rexnet.experiments.table2).
 
 Example:
     >>> from rexnet.rank import run_rank_study

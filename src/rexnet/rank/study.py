@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..run import Run, read_config_json
 from .blocks import BLOCKS, check_blocks, get_block_kind, point_rank_ratios
 from .findings import Finding, check_findings, format_findings
 from .protocols import (
@@ -228,8 +229,18 @@ def run_rank_study(
         "protocol": proto.to_dict(),
         "torch": torch.__version__,
     }
-    out = Path(out_dir) if out_dir is not None else None
-    points, log_path = _open_run_folder(out, config) if out is not None else ({}, None)
+    # the run lock for the whole study; a folder holding another kind of run (a training run) is refused
+    with Run(out_dir, "rank-study").open(resume=True) as run:
+        return _run_study(run, config, proto, workers, progress, plot)
+
+
+def _run_study(
+    run: Run, config: dict[str, Any], proto: Protocol, workers: int | None, progress: bool, plot: bool
+) -> StudyResult:
+    """The body of :func:`run_rank_study` on its held run folder."""
+    blocks, activations, ratios = config["blocks"], config["activations"], config["ratios"]
+    networks, seed, out = config["networks"], config["seed"], run.folder
+    points, log_path = _open_run_folder(run, config) if out is not None else ({}, None)
     todo = [(b, r) for b in blocks for r in ratios if (b, r) not in points]
     todo.sort(key=lambda t: -_cost(*t))  # heaviest first: better balance across workers
     if workers is None:
@@ -281,15 +292,15 @@ def _check_args(
     return checked
 
 
-def _open_run_folder(out: Path, config: dict[str, Any]) -> tuple[dict[tuple[str, float], dict[str, Any]], Path]:
-    """Create or resume ``out``: the points already logged under the same config (a different one is refused)."""
-    out.mkdir(parents=True, exist_ok=True)
+def _open_run_folder(run: Run, config: dict[str, Any]) -> tuple[dict[tuple[str, float], dict[str, Any]], Path]:
+    """Resume ``run``'s folder: the points already logged under the same config (a different one is refused)."""
+    out: Path = run.folder  # type: ignore[assignment]
     cfg_path, log_path = out / "config.json", out / "points.jsonl"
     if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
+        old = read_config_json(out)
         if {k: v for k, v in old.items() if k != "torch"} != {k: v for k, v in config.items() if k != "torch"}:
             raise InputError(f"{out} holds a run with a different config; use a new --out folder")
-    cfg_path.write_text(json.dumps(config, indent=2) + "\n")
+    run.write_config(config)
     points = _load_points(log_path)
     acts, networks = set(config["activations"]), config["networks"]
     return {k: v for k, v in points.items() if set(v["stats"]) == acts and v["networks"] == networks}, log_path

@@ -16,6 +16,7 @@ import optuna
 
 from .._config import ConfigError
 from .._memory import check_training_memory
+from ..run import Run
 from .config import SearchConfig
 from .objective import Objective
 from .space import SearchSpace
@@ -105,32 +106,33 @@ def run(
     # impossible budgets, and budgets whose networks would not fit in memory, are refused before anything is loaded
     space, bundle, fits = _space_and_data(cfg, trainer)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    url = cfg.storage or default_storage(out)
-    rdb = open_storage(
-        url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period, max_retry=cfg.max_retry
-    )
-    st = _open_study(cfg, rdb, space)
-    objective = Objective(
-        space,
-        bundle,
-        trainer or fit_trainer(dict(cfg.train_options or {}), cfg.threads),
-        epochs=cfg.epochs,
-        seeds=cfg.seeds,
-        multi_objective=cfg.multi_objective,
-        prune=cfg.prune,
-        memory_check=fits,
-    )
-    with _sigterm_as_interrupt():
-        ran = work(st, rdb, objective, wait=cfg.wait, max_retry=cfg.max_retry)
-    counts = slot_counts(st)
-    paths = None
-    if write_report and counts["WAITING"] == 0 and counts["RUNNING"] == 0 and counts["COMPLETE"] > 0:
-        from .report import report
+    # workers of one search share its folder (the lock is shared); another kind of run there is refused
+    with Run(out, "search", shared=True).open(resume=True):
+        url = cfg.storage or default_storage(out)
+        rdb = open_storage(
+            url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period, max_retry=cfg.max_retry
+        )
+        st = _open_study(cfg, rdb, space)
+        objective = Objective(
+            space,
+            bundle,
+            trainer or fit_trainer(dict(cfg.train_options or {}), cfg.threads),
+            epochs=cfg.epochs,
+            seeds=cfg.seeds,
+            multi_objective=cfg.multi_objective,
+            prune=cfg.prune,
+            memory_check=fits,
+        )
+        with _sigterm_as_interrupt():
+            ran = work(st, rdb, objective, wait=cfg.wait, max_retry=cfg.max_retry)
+        counts = slot_counts(st)
+        paths = None
+        if write_report and counts["WAITING"] == 0 and counts["RUNNING"] == 0 and counts["COMPLETE"] > 0:
+            from .report import report
 
-        paths = report(out, storage=url, study=cfg.study)
-    _log.info("study %r: %s (this worker: %s)", cfg.study, counts, ran)
-    return SearchResult(cfg.study, url, int(st.user_attrs["target_trials"]), counts, ran, paths)
+            paths = report(out, storage=url, study=cfg.study)
+        _log.info("study %r: %s (this worker: %s)", cfg.study, counts, ran)
+        return SearchResult(cfg.study, url, int(st.user_attrs["target_trials"]), counts, ran, paths)
 
 
 def _space_and_data(cfg: SearchConfig, trainer: Trainer | None) -> tuple[SearchSpace, Any, MemoryCheck]:

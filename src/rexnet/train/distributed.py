@@ -1,7 +1,14 @@
-"""torchrun/DDP plumbing: process-group setup from the environment and a few collectives."""
+"""torchrun/DDP plumbing: process-group setup from the environment and a few collectives.
+
+Start-up never hangs: the variables torchrun sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``,
+``MASTER_ADDR``, ``MASTER_PORT``) are checked first, and joining the group waits at most
+``REXNET_DIST_TIMEOUT`` seconds (default 60) for the peers, then fails naming what it found.
+"""
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +16,21 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "all_reduce_sum", "all_gather_objects", "average_buffers"]
+from ..errors import InputError, WaitTimeoutError
+
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "dist_timeout",
+    "all_reduce_sum",
+    "all_gather_objects",
+    "average_buffers",
+    "DEFAULT_DIST_TIMEOUT",
+]
+
+#: Seconds to wait for the other processes at start-up (``REXNET_DIST_TIMEOUT`` overrides it).
+DEFAULT_DIST_TIMEOUT = 60.0
+_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass(frozen=True)
@@ -29,21 +50,76 @@ class DistInfo:
         return self.world_size > 1
 
 
+def _env_int(name: str, default: int, low: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"environment variable {name}={raw!r} is not an integer (torchrun sets it)") from None
+    if value < low:
+        raise InputError(f"environment variable {name}={value} must be >= {low}")
+    return value
+
+
+def dist_timeout() -> float:
+    """Seconds to wait for the peers at start-up: ``REXNET_DIST_TIMEOUT``, else :data:`DEFAULT_DIST_TIMEOUT`.
+
+    Raises:
+        InputError: A value that is not a positive finite number.
+    """
+    raw = os.environ.get("REXNET_DIST_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_DIST_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"environment variable REXNET_DIST_TIMEOUT={raw!r} must be a positive number of seconds")
+    return value
+
+
+def _found() -> str:
+    return ", ".join(f"{k}={os.environ[k]}" if k in os.environ else f"{k} unset" for k in _VARS)
+
+
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join the process group that ``torchrun`` describes (``RANK``/``WORLD_SIZE``), once.
 
     Uses NCCL when CUDA is used, else gloo. Without torchrun's variables this is a no-op.
+
+    Raises:
+        InputError: A variable that is not an integer, a rank outside the world, or no ``MASTER_ADDR``
+            / ``MASTER_PORT`` (e.g. ``WORLD_SIZE`` left in the environment without torchrun).
+        WaitTimeoutError: The other processes did not join within :func:`dist_timeout` seconds.
     """
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = _env_int("WORLD_SIZE", 1, 1)
     if world <= 1 or "RANK" not in os.environ:
         return DistInfo()
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    rank, local_rank = _env_int("RANK", 0, 0), _env_int("LOCAL_RANK", 0, 0)
+    if rank >= world:
+        raise InputError(f"RANK={rank} is outside WORLD_SIZE={world} ({_found()})")
+    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if missing:
+        raise InputError(
+            f"distributed run asked for ({_found()}) but {' and '.join(missing)} not set: start it with torchrun, "
+            "or unset WORLD_SIZE and RANK for one process"
+        )
+    timeout = dist_timeout()
     use_cuda = torch.cuda.is_available() and device != "cpu"
     if use_cuda:
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    try:
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=timeout))
+    except (RuntimeError, ValueError) as e:  # DistStoreError / DistNetworkError are RuntimeErrors
+        raise WaitTimeoutError(
+            f"distributed start-up failed or timed out after {timeout:g} s ({_found()}): {str(e).splitlines()[0]}. "
+            "Are the other processes running? Set REXNET_DIST_TIMEOUT to wait longer, or unset WORLD_SIZE and RANK"
+        ) from None
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
 
 

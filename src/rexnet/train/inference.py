@@ -14,7 +14,8 @@ from .._device import resolve_device
 from .._memory import check_model_inference
 from ..data import build_datasets, build_eval_transform
 from ..data.evaluation import evaluate, predict_images
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
+from ..run import nonfinite_tensors
 from ..zoo import load_model
 from .outputs import plot_confusion, write_json
 
@@ -47,9 +48,19 @@ def load_trained_model(
 
 
 def _load(checkpoint: str | os.PathLike, model: str | None, **kwargs: Any) -> tuple[nn.Module, Any]:
+    """The model and its metadata; a checkpoint with NaN/inf weights is refused (it would print ``nan%``)."""
     if model is None:
-        return load_model(checkpoint, **kwargs)
-    return load_model(model, checkpoint=checkpoint, **kwargs)
+        net, meta = load_model(checkpoint, **kwargs)
+    else:
+        net, meta = load_model(model, checkpoint=checkpoint, **kwargs)
+    bad = nonfinite_tensors(net)
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise CheckpointError(
+            f"{checkpoint} holds non-finite weights (NaN or inf in {', '.join(bad[:3])}{more}): the run that "
+            "wrote it diverged; use an earlier checkpoint"
+        )
+    return net, meta
 
 
 def evaluate_checkpoint(

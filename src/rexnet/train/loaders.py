@@ -14,7 +14,7 @@ from ..errors import InputError
 from .config import TrainConfig
 from .sampling import EpochSampler, SeededView
 
-__all__ = ["default_threads", "SMALL_WORK_PIXELS"]
+__all__ = ["default_threads", "train_loader", "eval_loader", "SMALL_WORK_PIXELS"]
 
 
 def _loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: Any = None) -> DataLoader:
@@ -32,7 +32,7 @@ def _loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sam
     )  # own generator: the global RNG stays the model's
 
 
-def _train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: EpochSampler) -> Any:
+def train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: EpochSampler) -> Any:
     """Batched in-memory augmentation where the data allows it (see ``cfg.aug_backend``), else a DataLoader."""
     src = tensor_source(ds) if cfg.aug_backend != "per-sample" else None
     augment = getattr(src[0], "batch_transform", None) if src is not None else None
@@ -50,7 +50,8 @@ def _train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.devic
 _EVAL_CACHE_BYTES = 1 << 30  # cache evaluation tensors up to 1 GiB; larger sets stream per image
 
 
-def _eval_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device) -> Any:
+def eval_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device) -> Any:
+    """Cached tensors for a small in-memory validation set, else a DataLoader."""
     src = tensor_source(ds)
     if src is not None and cfg.aug_backend != "per-sample":
         c, size = 3, cfg.image_size

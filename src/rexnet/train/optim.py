@@ -11,20 +11,21 @@ from torch import nn
 
 from .config import TrainConfig
 
-__all__ = ["build_optimizer", "build_scheduler", "WarmupCosineLR", "ModelEma", "lr_at"]
+__all__ = ["param_groups", "build_optimizer", "build_scheduler", "WarmupCosineLR", "ModelEma", "lr_at"]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two optimiser groups: conv/linear weights with ``weight_decay``, BN and biases without (frozen ones left out)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     """SGD (Nesterov by default) with weight decay on conv/linear weights only, not on BN or biases."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    groups = param_groups(model, cfg.weight_decay)
     return torch.optim.SGD(groups, lr=cfg.peak_lr(), momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -18,15 +17,15 @@ import torch.distributed as dist
 from .._memory import check_training_memory
 from ..data import AugmentConfig, build_datasets
 from ..errors import InputError, ResumeMismatchError
+from ..run import Run, folder_kind, read_config_json, saved_config
+from ..run import resume_changes as _generic_resume_changes
 from ..zoo import create_model, get_model_info
 from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .distributed import init_distributed
 from .evaluate import evaluate
 from .loaders import default_threads
-from .lock import RunLock
 from .loop import fit
-from .outputs import write_json
 
 __all__ = [
     "RunResult",
@@ -35,6 +34,7 @@ __all__ = [
     "resume_changes",
     "augment_from_config",
     "build_model",
+    "resolve_out",
     "ResumeMismatchError",
     "RESUME_FREE",
 ]
@@ -112,11 +112,16 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(s).name if os.sep in s or "/" in s else s).strip("_") or "data"
 
 
-def _resolve_out(cfg: TrainConfig, resume: bool) -> Path:
+def resolve_out(cfg: TrainConfig, resume: bool) -> Path:
+    """The run folder of ``cfg``: ``cfg.out``, or the next free (``resume``: the newest) ``runs/<model>-<data>[-N]``.
+
+    Raises:
+        InputError: Nothing to resume; or ``cfg.out`` is a file, holds another kind of run, or
+            (without ``resume``) a finished training run.
+    """
     if cfg.out:
         out = Path(cfg.out)
-        if not resume and (out / "checkpoints" / "last.pt").exists():
-            raise InputError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        Run(out, "train").check(resume=resume)
         return out
     base = Path("runs") / f"{cfg.model}-{_slug(cfg.data)}"
     candidates = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
@@ -136,31 +141,17 @@ RESUME_FREE = frozenset(
 _RESUME_FIXED = ("model", "num_classes")
 
 
-def _read_run_config(out_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(out_dir) / "config.json"
-    if not path.is_file():
-        raise InputError(f"cannot resume: {path} not found (is {out_dir} a run folder?)")
-    try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot resume: {path} is corrupt ({e}); restore it or start a new run") from None
-    if not isinstance(saved, dict):
-        raise ConfigError(f"cannot resume: {path} must hold a JSON object, got {type(saved).__name__}")
-    return saved
-
-
 def resume_config(out_dir: str | os.PathLike) -> TrainConfig:
     """The config a run folder was started with (from ``config.json``), to resume it.
 
     Raises:
-        InputError: No ``config.json`` in ``out_dir``, or one that is corrupt or holds bad values.
+        InputError: No ``config.json`` in ``out_dir``, one that is corrupt or holds bad values, or a
+            folder that holds another kind of run.
     """
-    saved = _read_run_config(out_dir)
-    known = {f for f in TrainConfig.__dataclass_fields__}
-    try:
-        return TrainConfig().replace(**{k: v for k, v in saved.items() if k in known})
-    except ConfigError as e:
-        raise ConfigError(f"cannot resume: {Path(out_dir) / 'config.json'}: {e}") from None
+    kind = folder_kind(out_dir)
+    if kind not in (None, "train"):
+        Run(out_dir, "train").check(resume=True)  # raises, naming what the folder holds
+    return saved_config(TrainConfig, out_dir)
 
 
 def resume_changes(saved: TrainConfig, cfg: TrainConfig, allow_change: Iterable[str] = ()) -> dict[str, Any]:
@@ -168,41 +159,20 @@ def resume_changes(saved: TrainConfig, cfg: TrainConfig, allow_change: Iterable[
 
     Fields in :data:`RESUME_FREE` (threads, progress, ...) may always change; ``model`` and
     ``num_classes`` never (the checkpoint's weights depend on them); any other change must be
-    named in ``allow_change``.
-
-    Returns:
-        ``{field: {"from": old, "to": new}}`` for every changed field outside :data:`RESUME_FREE`.
-
-    Raises:
-        ResumeMismatchError: A change not allowed; the message names each field with both values.
-        ConfigError: ``allow_change`` names an unknown field.
+    named in ``allow_change`` (:func:`rexnet.run.resume_changes`).
 
     Example:
         >>> resume_changes(TrainConfig(epochs=5), TrainConfig(epochs=8), ["epochs"])
         {'epochs': {'from': 5, 'to': 8}}
     """
-    allowed = {a.strip().replace("-", "_") for a in allow_change if a.strip()}
-    unknown = sorted(allowed - set(TrainConfig.__dataclass_fields__))
-    if unknown:
-        raise ConfigError(f"allow_change names unknown config key(s) {', '.join(map(repr, unknown))}")
-    old, new = saved.to_dict(), cfg.to_dict()
-    changes = {k: {"from": old[k], "to": new[k]} for k in new if k not in RESUME_FREE and old[k] != new[k]}
-    fixed = [k for k in _RESUME_FIXED if k in changes]
-    if fixed:
-        what = ", ".join(f"{k} {changes[k]['from']!r} -> {changes[k]['to']!r}" for k in fixed)
-        raise ResumeMismatchError(
-            f"cannot resume with another {', '.join(fixed)} ({what}): the checkpoint's "
-            "weights belong to the run's; start a new run (--pretrained to start from them)"
-        )
-    refused = [k for k in changes if k not in allowed]
-    if refused:
-        what = ", ".join(f"{k} {changes[k]['from']!r} -> {changes[k]['to']!r}" for k in refused)
-        flag = ",".join(k.replace("_", "-") for k in refused)
-        raise ResumeMismatchError(
-            f"--resume would change the run's settings: {what}; drop these options to "
-            f"continue the run as it was, or name them on purpose: --allow-change {flag}"
-        )
-    return changes
+    return _generic_resume_changes(
+        saved,
+        cfg,
+        allow_change,
+        free=RESUME_FREE,
+        fixed=_RESUME_FIXED,
+        fixed_hint="start a new run (--pretrained to start from them)",
+    )
 
 
 def _test_best(model: torch.nn.Module, bundle: Any, cfg: TrainConfig, out: Path) -> dict[str, Any]:
@@ -260,26 +230,20 @@ def train(
         >>> res = train(TrainConfig(epochs=1, train_limit=64, out="/tmp/rexnet-doc"))  # doctest: +SKIP
     """
     info = init_distributed(cfg.device)
-    out = _resolve_out(cfg, resume) if info.is_main else None
+    out = resolve_out(cfg, resume) if info.is_main else None
     if info.enabled:
         box = [out]
         dist.broadcast_object_list(box, src=0)
         out = box[0]
     assert out is not None
     cfg = cfg.replace(out=str(out))
-    lock = RunLock(out) if info.is_main else None
-    if lock is not None:
-        lock.acquire()
-    try:
-        return _train(cfg, Path(out), info, resume, allow_change, model)
-    finally:
-        if lock is not None:
-            lock.release()
+    with Run(out, "train", main=info.is_main).open(resume=resume) as run:
+        return _train(cfg, run, info, resume, allow_change, model)
 
 
 def _resume_record(cfg: TrainConfig, out: Path, allow_change: Iterable[str]) -> dict[str, Any]:
     """Check ``cfg`` against the run's config; the ``resume_changes`` history for ``config.json``."""
-    saved_raw = _read_run_config(out)
+    saved_raw = read_config_json(out)
     changes = resume_changes(resume_config(out), cfg, allow_change)
     history = list(saved_raw.get("resume_changes") or [])
     last = out / "checkpoints" / "last.pt"
@@ -301,8 +265,9 @@ def _resume_record(cfg: TrainConfig, out: Path, allow_change: Iterable[str]) -> 
 
 
 def _train(
-    cfg: TrainConfig, out: Path, info: Any, resume: bool, allow_change: Iterable[str], model: torch.nn.Module | None
+    cfg: TrainConfig, run: Run, info: Any, resume: bool, allow_change: Iterable[str], model: torch.nn.Module | None
 ) -> RunResult:
+    out: Path = run.folder  # type: ignore[assignment]
     run_info = _resume_record(cfg, out, allow_change) if resume and (out / "config.json").is_file() else {}
     torch.set_num_threads(cfg.threads or default_threads(cfg.image_size, cfg.batch_size))
     bundle = build_datasets(
@@ -335,13 +300,13 @@ def _train(
         bundle.train,
         bundle.val,
         cfg,
-        out_dir=out,
+        out_dir=run,
         resume=resume,
         class_names=bundle.class_names,
         run_info=run_info,
     )
     history = res.pop("history")
     if bundle.test is not None and res["status"] == "completed" and info.is_main:
-        res.update(_test_best(model, bundle, cfg, Path(out)))
-        write_json(res, Path(out) / "summary.json")
+        res.update(_test_best(model, bundle, cfg, out))
+        run.write_json("summary.json", res)
     return RunResult(Path(out), res["status"], res.get("val_top1", float("nan")), res["best_top1"], res, history)

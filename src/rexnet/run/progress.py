@@ -1,4 +1,4 @@
-"""What the loop shows and listens to: a progress bar or log lines, and Ctrl-C / SIGTERM as a flag."""
+"""What a long job shows and listens to: a progress bar or log lines, and Ctrl-C / SIGTERM as a flag."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ from typing import Any
 
 from .._signals import repair_altstack
 
-log = logging.getLogger("rexnet.train.loop")  # the loop's messages, whichever module writes them
+__all__ = ["StopFlag", "Progress"]
+
+log = logging.getLogger("rexnet.run")
 
 
-class _StopFlag:
+class StopFlag:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each optimiser step."""
 
     def __init__(self) -> None:
-        self.signal: int | None = None
+        self.signal: int | None = None  # the first signal received
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopFlag:
+    def __enter__(self) -> StopFlag:
         if threading.current_thread() is threading.main_thread():
             repair_altstack()  # an earlier OpenVINO model may have left a dangling one: Ctrl-C would segfault
             for s in (signal.SIGINT, signal.SIGTERM):
@@ -38,8 +40,15 @@ class _StopFlag:
             signal.signal(s, h)
 
 
-class _Progress:
-    """A tqdm bar on a terminal; otherwise a log line every ``every`` steps (none inside the epoch if 0)."""
+class Progress:
+    """A tqdm bar on a terminal; otherwise (a log file) a log line every ``every`` steps (none if 0).
+
+    Args:
+        enabled: Show anything at all (e.g. only on the main process).
+        total / initial: Steps in all, and already done (a resumed epoch).
+        desc: What the line says first (``epoch 2/10``).
+        every: Steps between log lines when stderr is not a terminal.
+    """
 
     def __init__(self, enabled: bool, total: int, initial: int, desc: str, every: int) -> None:
         self.bar, self.every, self.total, self.desc = None, every if enabled else 0, total, desc
@@ -49,6 +58,7 @@ class _Progress:
             self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
 
     def update(self, step: int, **stats: str) -> None:
+        """One step done; ``stats`` go on the bar or the log line."""
         if self.bar is not None:
             self.bar.set_postfix(**stats)
             self.bar.update(1)
@@ -56,6 +66,7 @@ class _Progress:
             log.info("%s step %d/%d  %s", self.desc, step, self.total, "  ".join(f"{k} {v}" for k, v in stats.items()))
 
     def close(self) -> None:
+        """Remove the bar."""
         if self.bar is not None:
             self.bar.close()
 

@@ -177,8 +177,8 @@ def run_verification(
         The :class:`VerificationReport`.
     """
     from ..data import build_datasets
-    from .config import TrainConfig
-    from .run import augment_from_config
+    from ..train.config import TrainConfig
+    from ..train.run import augment_from_config
 
     if train_epochs < 0 or seeds < 1 or batch_size < 2:
         raise InputError(
@@ -207,7 +207,7 @@ def _one_model(
 ) -> tuple[float, ...]:
     """(rank, rank ratio, effective rank, nuclear norm, normalised nuclear norm, top-1 or NaN) of one seed."""
     from ..model import RexNet
-    from . import TrainConfig, fit
+    from ..train import TrainConfig, fit
 
     torch.manual_seed(seed)
     model = RexNet(plan, num_classes=data.num_classes)

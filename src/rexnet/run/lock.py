@@ -2,6 +2,8 @@
 
 The kernel drops a ``flock`` when its holder dies (even by ``kill -9``), so a lock file whose lock
 can be taken again belongs to a dead process: it is taken over with a notice naming the old PID.
+A search, whose workers share one folder on purpose, takes the lock *shared*: any number of its
+workers hold it together, and an exclusive holder (a training run) is refused while they do.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from types import TracebackType
 from .._files import hold_folder, release_folder
 from ..errors import RunLockedError
 
-__all__ = ["RunLockedError", "RunLock", "LOCK_NAME"]
+__all__ = ["RunLock", "LOCK_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ class RunLock:
 
     Args:
         run_dir: The run folder (created if missing).
+        shared: Take the lock shared (several cooperating workers of one search) instead of exclusive.
 
     Raises:
         RunLockedError: On entry, when another live process holds the folder.
@@ -39,18 +42,21 @@ class RunLock:
         ...     pass
     """
 
-    def __init__(self, run_dir: str | os.PathLike) -> None:
+    def __init__(self, run_dir: str | os.PathLike, *, shared: bool = False) -> None:
         self.path = Path(run_dir) / LOCK_NAME
+        self.shared = shared
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
+        """Take the lock (non-blocking: a busy folder is an error at once, never a wait)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        mode = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
             except BlockingIOError:
-                owner = _read_owner(fd)
+                owner = _read_owner(fd) or "the workers of a search"
                 os.close(fd)
                 raise RunLockedError(
                     f"{self.path.parent} is in use by another run ({owner}); wait for it to finish, stop it, "
@@ -64,6 +70,10 @@ class RunLock:
             if same:
                 break
             os.close(fd)
+        self._fd = fd
+        hold_folder(self.path.parent)  # the holder may replace the files of its run folder
+        if self.shared:  # co-holders: the file is theirs too, nothing to write in it
+            return self
         old = _read_owner(fd)
         if old:
             log.warning("taking over %s: its owner (%s) is no longer running", self.path, old)
@@ -75,18 +85,18 @@ class RunLock:
             ).encode(),
             0,
         )
-        self._fd = fd
-        hold_folder(self.path.parent)  # the holder may replace the files of its run folder
         return self
 
     def release(self) -> None:
+        """Give the folder back (the lock file goes with an exclusive lock)."""
         if self._fd is None:
             return
         release_folder(self.path.parent)
-        try:
-            os.unlink(self.path)  # while still locked: a waiting process retries on a fresh file
-        except FileNotFoundError:
-            pass
+        if not self.shared:
+            try:
+                os.unlink(self.path)  # while still locked: a waiting process retries on a fresh file
+            except FileNotFoundError:
+                pass
         os.close(self._fd)
         self._fd = None
 

@@ -1,11 +1,11 @@
-"""The Table-2 verification recipe (rexnet.train.table2): the two-IB proxies and their rank columns."""
+"""The Table-2 verification recipe (rexnet.experiments.table2): the two-IB proxies and their rank columns."""
 
 from __future__ import annotations
 
 import csv
 
+from rexnet.experiments.table2 import proxy_plan, run_verification
 from rexnet.plan import count_macs
-from rexnet.train.table2 import proxy_plan, run_verification
 
 
 def test_proxy_plan_ratios():
