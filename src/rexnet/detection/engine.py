@@ -24,17 +24,16 @@ from torch.utils.data import DataLoader
 
 from .._config import check_range
 from .._memory import check_training_memory
-from ..errors import CheckpointError, DivergedError, InputError
-from ..run import Progress, Run, StopFlag, nonfinite_tensors, read_config_json, resume_changes, run_epochs, saved_config
+from ..errors import DivergedError, InputError
+from ..run import Progress, Run, StopFlag, read_config_json, resume_changes, run_epochs, saved_config
 from ..run.loop import failure_status
 from ..train.distributed import DistInfo, all_reduce_sum, average_buffers, init_distributed
 from ..train.optim import WarmupCosineLR, param_groups
-from ..weights.io import safe_torch_load
 from ..zoo import get_model_info
+from .checkpoint import FORMAT, build_detector, load_detector, read_detect_checkpoint
 from .config import RESUME_FIXED, RESUME_FREE, DetectConfig
 from .data import DetectionDataset, collate, load_detection_data
 from .evaluate import evaluate_coco
-from .models import create_detector
 
 __all__ = [
     "DetectConfig",
@@ -48,24 +47,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-FORMAT = "rexnet.detect/1"
-
-
-def build_detector(cfg: DetectConfig, num_classes: int, *, for_loading: bool = False) -> nn.Module:
-    """The detector a config describes (two-stage models get ``min_size = max_size = image_size``).
-
-    ``for_loading`` builds the same modules without reading the backbone weights (a checkpoint follows).
-    """
-    kw: dict[str, Any] = dict(num_classes=num_classes, pretrained_backbone=cfg.pretrained_backbone)
-    if cfg.arch == "ssdlite":
-        kw["image_size"] = cfg.image_size
-    else:
-        kw.update(min_size=cfg.image_size, max_size=cfg.image_size)
-    if for_loading and cfg.pretrained_backbone:
-        kw["pretrained_backbone"] = None
-        if cfg.arch != "ssdlite":  # the FPN backbones froze BN because weights were given
-            kw.update(frozen_bn=True, trainable_layers=3)
-    return create_detector(cfg.arch, cfg.backbone, **kw)
 
 
 @dataclass
@@ -257,7 +238,7 @@ def fit_detector(
         state = steps.new_state()
         last = run.last_checkpoint()
         if resume and last is not None:
-            state.load_state_dict(_read_checkpoint(last))
+            state.load_state_dict(read_detect_checkpoint(last))
             log.info("resumed from epoch %d", state.epoch)
         run.reset_metrics(state.history)
         run.write_config({**cfg.to_dict(), **record})
@@ -330,46 +311,3 @@ def train_detector(
     train_set = load_detection_data(cfg.data, "train", limit=cfg.train_limit, **load)  # type: ignore[arg-type]
     val_set = load_detection_data(cfg.data, "val", limit=cfg.val_limit, **load)  # type: ignore[arg-type]
     return fit_detector(cfg, train_set, val_set, out, resume=resume, allow_change=allow_change)
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    obj = safe_torch_load(path)
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path} is not a rexnet detection checkpoint (format {found!r}, expected {FORMAT!r})")
-    for key in ("model", "config", "num_classes", "class_names", "cat_ids", "epoch"):
-        if key not in obj:
-            raise CheckpointError(f"{path} lacks {key!r}; not a complete detection checkpoint")
-    return obj
-
-
-def load_detector(checkpoint: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """A trained detector (eval mode) and its checkpoint metadata (config, class names, COCO category ids).
-
-    Args:
-        checkpoint: A detection checkpoint, or a detection run folder (its ``best.pt``, else ``last.pt``).
-
-    Raises:
-        CheckpointError: Not a detection checkpoint, a bad config in it, or non-finite weights.
-    """
-    path = Path(checkpoint)
-    if path.is_dir():
-        found = [p for p in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt") if p.is_file()]
-        if not found:
-            raise CheckpointError(f"{path} holds no checkpoints/best.pt or last.pt; is it a detection run folder?")
-        path = found[0]
-    ck = _read_checkpoint(path)
-    try:
-        cfg = DetectConfig.from_dict(ck["config"])
-    except InputError as e:
-        raise CheckpointError(f"{path}: bad config in the checkpoint: {e}") from None
-    bad = nonfinite_tensors(ck["model"]) if isinstance(ck["model"], dict) else []
-    if bad:
-        raise CheckpointError(
-            f"{path} holds non-finite weights (NaN or inf in {', '.join(bad[:3])}): the run that wrote it "
-            "diverged; use an earlier checkpoint"
-        )
-    model = build_detector(cfg, ck["num_classes"], for_loading=True)
-    model.load_state_dict(ck["model"])
-    meta = {k: ck[k] for k in ("config", "class_names", "cat_ids", "epoch", "num_classes")}
-    return model.eval(), meta
