@@ -6,30 +6,15 @@ import pytest
 import torch
 
 from rexnet.cli import main
-from rexnet.detection.checkpoint import FORMAT, build_detector, load_detector
-from rexnet.detection.config import DetectConfig
+from rexnet.detection.checkpoint import load_detector
 from rexnet.errors import CheckpointError, ResourceError
 
 _CFG = dict(arch="ssdlite", backbone="rexnet_060", image_size=64)
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    """A valid (untrained) detection checkpoint dict with 3 categories, and its path."""
-    cfg = DetectConfig.from_dict(_CFG)
-    model = build_detector(cfg, 4)
-    ck = dict(
-        format=FORMAT,
-        model=model.state_dict(),
-        config=cfg.to_dict(),
-        num_classes=4,
-        class_names=["a", "b", "c"],
-        cat_ids=[1, 2, 3],
-        epoch=1,
-    )
-    path = tmp_path_factory.mktemp("ck") / "good.pt"
-    torch.save(ck, path)
-    return ck, path
+@pytest.fixture
+def good(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def _save(tmp_path, ck, **changes):

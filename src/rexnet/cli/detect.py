@@ -50,12 +50,17 @@ def _eval(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .._files import check_output
     from ..detection.inference import predict_image
 
+    outs = [Path(args.out) / f"{Path(image).stem}_detections.png" for image in args.images]
+    for out_png in outs:  # every output path checked before any model is loaded or image read
+        check_output(out_png, overwrite=args.overwrite, what="detections image")
     model, meta = load_detector(args.checkpoint)
-    for image in args.images:
-        out_png = Path(args.out) / f"{Path(image).stem}_detections.png"
-        dets = predict_image(model, image, out_png, meta["class_names"], score_thresh=args.score_thresh)
+    for image, out_png in zip(args.images, outs):
+        dets = predict_image(
+            model, image, out_png, meta["class_names"], score_thresh=args.score_thresh, overwrite=args.overwrite
+        )
         print(f"{image}: {len(dets)} detections -> {out_png}")
         for d in dets:
             print(f"  {d['label']} {d['score']:.3f} {d['box']}")
@@ -63,12 +68,14 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .._files import check_output
     from ..detection.inference import export_ssdlite_onnx
 
+    check_output(args.out, overwrite=args.overwrite, what="ONNX file")  # before loading anything
     model, meta = load_detector(args.checkpoint)
     if meta["config"]["arch"] != "ssdlite":
         raise InputError(f"ONNX export covers SSDLite; {args.checkpoint} holds {meta['config']['arch']!r}")
-    res = export_ssdlite_onnx(model, args.out, opset=args.opset, verify=not args.no_verify)
+    res = export_ssdlite_onnx(model, args.out, opset=args.opset, verify=not args.no_verify, overwrite=args.overwrite)
     print(
         f"wrote {res.path}; onnxruntime vs eager max |diff|: boxes {res.max_abs_diff_boxes:.3g} px, "
         f"scores {res.max_abs_diff_scores:.3g}"
@@ -120,6 +127,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("-o", "--out", default=".", help="folder for the *_detections.png files (default: .)")
     p.add_argument("--score-thresh", type=float, default=0.5, help="minimum score (default: 0.5)")
+    p.add_argument("--overwrite", action="store_true", help="replace *_detections.png files this run did not write")
     p.set_defaults(func=_predict)
 
     p = dsub.add_parser("export", help="export a trained SSDLite to ONNX and check it in onnxruntime")
@@ -127,6 +135,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output .onnx file")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file this run did not write")
     p.set_defaults(func=_export)
 
     p = dsub.add_parser("table", help="params/MACs of the paper's Tables 6, 7, 9 built here, next to the paper's")

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._files import atomic_write, atomic_write_paths, check_output
 from .._images import read_image_tensor
-from ..errors import InputError
+from ..errors import ExportError, InputError
 
 __all__ = ["predict_image", "SSDLiteExport", "export_ssdlite_onnx", "OnnxCheck"]
 
@@ -25,20 +26,27 @@ def predict_image(
     class_names: list[str],
     *,
     score_thresh: float = 0.5,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Detect objects in one image; with ``out_png``, draw the boxes (and masks) with their labels.
+
+    The PNG is written atomically under the output policy (:mod:`rexnet._files`): an existing file
+    this run did not write is refused unless ``overwrite``.
 
     Returns:
         ``[{"label": name, "score": s, "box": [x0, y0, x1, y1]}, ...]`` above ``score_thresh``.
 
     Raises:
         InputError: A missing image or a special file (FIFO, device).
+        OutputExistsError: ``out_png`` exists, was not written by this run, and ``overwrite`` is false.
         ResourceError: An image over the pixel limit (refused before decoding).
         CorruptImageError: A file that is not a readable image.
     """
-    from torchvision.io import write_png
+    from torchvision.io import encode_png
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
+    if out_png is not None:  # refuse a path in the way before any work
+        check_output(out_png, overwrite=overwrite, what="detections image")
     img = read_image_tensor(image)  # the one decoder: pixel limit, FIFOs refused, 16-bit rescaled
     out = model.eval()([img.float() / 255])[0]
     keep = out["scores"] >= score_thresh
@@ -50,8 +58,8 @@ def predict_image(
             canvas = draw_segmentation_masks(canvas, out["masks"][keep][:, 0] > 0.5, alpha=0.45)
         text = [f"{n} {s:.2f}" for n, s in zip(names, scores.tolist())]
         canvas = draw_bounding_boxes(canvas, boxes, text, colors="red", width=2)
-        Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-        write_png(canvas, str(out_png))
+        png = encode_png(canvas).numpy().tobytes()
+        atomic_write(out_png, png, overwrite=overwrite, what="detections image")
     return [
         dict(label=n, score=float(s), box=[round(v, 2) for v in b.tolist()]) for n, s, b in zip(names, scores, boxes)
     ]
@@ -99,41 +107,58 @@ class OnnxCheck:
 
 
 def export_ssdlite_onnx(
-    ssd: nn.Module, path: str | os.PathLike, *, opset: int = 17, verify: bool = True, batch: int = 2
+    ssd: nn.Module,
+    path: str | os.PathLike,
+    *,
+    opset: int = 17,
+    verify: bool = True,
+    batch: int = 2,
+    overwrite: bool = False,
 ) -> OnnxCheck:
     """Export :class:`SSDLiteExport` of ``ssd`` to ONNX (dynamic batch) and compare onnxruntime with eager.
 
+    The file is written atomically under the output policy (:mod:`rexnet._files`) and checked before
+    it takes its name: a failed export or check leaves nothing at ``path``.
+
     Raises:
         InputError: onnx/onnxruntime missing, or outputs differing by more than 1e-3.
+        OutputExistsError: ``path`` exists, was not written by this run, and ``overwrite`` is false.
     """
     try:
         import onnxruntime as ort
     except ImportError as e:
         raise InputError("ONNX export needs onnx and onnxruntime: pip install 'rexnet[deploy]'") from e
+    check_output(path, overwrite=overwrite, what="ONNX file")  # before the export's work
     wrapper = SSDLiteExport(ssd).eval()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.rand(batch, 3, wrapper.size, wrapper.size, generator=torch.Generator().manual_seed(0))
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.onnx.export(
-        wrapper,
-        (x,),
-        str(tmp),
-        dynamo=False,
-        opset_version=opset,
-        input_names=["images"],
-        output_names=["boxes", "scores"],
-        dynamic_axes={"images": {0: "batch"}, "boxes": {0: "batch"}, "scores": {0: "batch"}},
-    )
-    os.replace(tmp, path)
-    db = ds = float("nan")
-    if verify:
-        with torch.no_grad():
-            ref_boxes, ref_scores = wrapper(x)
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        boxes, scores = sess.run(None, {"images": x.numpy()})
-        db = float((torch.from_numpy(boxes) - ref_boxes).abs().max())
-        ds = float((torch.from_numpy(scores) - ref_scores).abs().max())
-        if db > 1e-3 * wrapper.size or ds > 1e-3:
-            raise InputError(f"onnxruntime differs from PyTorch: boxes {db:.3g} px, scores {ds:.3g}")
-    return OnnxCheck(path, db, ds, batch)
+    diffs = [float("nan"), float("nan")]
+
+    def write(tmp: Path) -> None:
+        torch.onnx.export(
+            wrapper,
+            (x,),
+            str(tmp),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["images"],
+            output_names=["boxes", "scores"],
+            dynamic_axes={"images": {0: "batch"}, "boxes": {0: "batch"}, "scores": {0: "batch"}},
+        )
+        if verify:
+            diffs[:] = _compare(ort, wrapper, tmp, x)
+
+    atomic_write_paths(path, write, overwrite=overwrite, what="ONNX file")
+    return OnnxCheck(Path(path), diffs[0], diffs[1], batch)
+
+
+def _compare(ort: Any, wrapper: SSDLiteExport, onnx_path: Path, x: torch.Tensor) -> list[float]:
+    """Max |diff| of boxes and scores between onnxruntime and eager; an error past 1e-3."""
+    with torch.no_grad():
+        ref_boxes, ref_scores = wrapper(x)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    boxes, scores = sess.run(None, {"images": x.numpy()})
+    db = float((torch.from_numpy(boxes) - ref_boxes).abs().max())
+    ds = float((torch.from_numpy(scores) - ref_scores).abs().max())
+    if db > 1e-3 * wrapper.size or ds > 1e-3:
+        raise ExportError(f"onnxruntime differs from PyTorch: boxes {db:.3g} px, scores {ds:.3g}")
+    return [db, ds]
