@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from rexnet import create_model
+from rexnet._files import forget_written
 from rexnet.cli import main
-from rexnet.errors import CheckpointError
+from rexnet.errors import CheckpointError, InputError, OutputExistsError
 from rexnet.train.checkpoint import save_checkpoint
 from rexnet.weights import convert_weights
 from rexnet.weights.io import read_state_dict, safe_torch_load
@@ -26,18 +27,38 @@ def src(tmp_path_factory):
     return path
 
 
-def test_convert_refuses_to_overwrite_without_force(src, tmp_path, capsys):
+def test_convert_refuses_to_overwrite_without_overwrite(src, tmp_path, capsys):
     dst = tmp_path / "o.safetensors"
     convert_checkpoint(src, dst, "rexnet_060")
     before = dst.read_bytes()
-    with pytest.raises(CheckpointError, match="exists; pass force=True"):
+    forget_written(dst)  # as if an earlier run had written it
+    with pytest.raises(OutputExistsError, match="pass --overwrite"):
         convert_checkpoint(src, dst, "rexnet_060")
+    assert issubclass(OutputExistsError, InputError)
     assert main(["convert", str(src), str(src), "-m", "rexnet_060"]) == 2  # not even onto its own source
-    assert "--force" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err and "Traceback" not in err
+    assert main(["convert", str(src), str(dst), "-m", "rexnet_060"]) == 2
+    capsys.readouterr()
     assert dst.read_bytes() == before
-    convert_checkpoint(src, dst, "rexnet_060", force=True)
+    convert_checkpoint(src, dst, "rexnet_060", overwrite=True)
     sd, _ = read_state_dict(dst)
     assert set(sd) == set(torch.load(src, weights_only=True))
+    for flag in ("--overwrite", "--force"):  # --force: the older spelling, kept
+        forget_written(dst)
+        assert main(["convert", str(src), str(dst), "-m", "rexnet_060", flag]) == 0
+    forget_written(dst)
+    convert_checkpoint(src, dst, "rexnet_060", force=True)
+
+
+def test_convert_into_a_folder_or_under_a_file_is_one_line_error(src, tmp_path, capsys):
+    (tmp_path / "d.pth").mkdir()
+    (tmp_path / "f").write_text("x")
+    assert main(["convert", str(src), str(tmp_path / "d.pth"), "-m", "rexnet_060"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["convert", str(src), str(tmp_path / "f" / "o.pth"), "-m", "rexnet_060"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".pt", ".safetensors"])

@@ -33,7 +33,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    out = convert_checkpoint(args.src, args.dst, model_name=args.model, force=args.force)
+    out = convert_checkpoint(args.src, args.dst, model_name=args.model, overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0
 
@@ -55,6 +55,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert an official or timm checkpoint to rexnet's safetensors layout")
     p.add_argument("src", help="input .pth/.safetensors (official or timm layout)")
     p.add_argument("dst", help="output .safetensors (or .pth/.pt for torch format)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing destination")
+    p.add_argument(
+        "--overwrite",
+        "--force",
+        dest="overwrite",
+        action="store_true",
+        help="replace an existing DST this run did not write (--force is the older spelling)",
+    )
     p.add_argument("-m", "--model", default=None, help="variant name (default: guessed from tensor shapes)")
     p.set_defaults(func=_convert)

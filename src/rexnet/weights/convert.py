@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._files import check_output
 from ..errors import CheckpointError
 from ..plan.spec import NetworkPlan
 from .adapt import CLASSIFIER_KEYS, FIRST_CONV_KEY, absent_module_keys, adapt_input_conv, summarize_keys
@@ -272,6 +273,7 @@ def convert_weights(
     plan: NetworkPlan,
     *,
     name: str | None = None,
+    overwrite: bool = False,
     force: bool = False,
     label: str | None = None,
 ) -> Path:
@@ -285,18 +287,21 @@ def convert_weights(
             a weights-only ``torch.save`` file.
         plan: The network's plan.
         name: Variant name recorded in the output.
-        force: Overwrite an existing ``dst``.
+        overwrite: Replace an existing ``dst`` this process did not write (the output policy of
+            :mod:`rexnet._files`).
+        force: The older name of ``overwrite``.
         label: How messages name the source (default: the path, or "the state dict").
 
     Returns:
         The written path.
 
     Raises:
-        CheckpointError: Unreadable ``src``, tensors that do not fit ``plan``, an unknown ``dst``
-            suffix, or an existing ``dst`` without ``force``.
+        CheckpointError: Unreadable ``src``, tensors that do not fit ``plan``, or an unknown ``dst`` suffix.
+        OutputExistsError: ``dst`` exists, this process did not write it, and ``overwrite`` is false.
     """
     dst = Path(dst)
-    check_destination(dst, force)
+    overwrite = overwrite or force
+    check_destination(dst, overwrite)
     raw = read_state_dict(src)[0] if isinstance(src, (str, os.PathLike)) else src
     label = label or (str(src) if isinstance(src, (str, os.PathLike)) else "the state dict")
     try:
@@ -310,18 +315,22 @@ def convert_weights(
     check_tensor_dtypes(sd, {k: torch.empty(0) for k in shapes if not k.endswith("num_batches_tracked")}, label)
     sd = {k: sd[k] for k in shapes}
     if dst.suffix == ".safetensors":
-        return _write_safetensors(sd, plan, dst, name, overwrite=force)
-    return atomic_torch_save({"state_dict": sd, "model_name": name}, dst, overwrite=force)
+        return _write_safetensors(sd, plan, dst, name, overwrite=overwrite)
+    return atomic_torch_save({"state_dict": sd, "model_name": name}, dst, overwrite=overwrite)
 
 
-def check_destination(dst: str | os.PathLike, force: bool) -> None:
-    """Refuse an output path of an unknown suffix, a folder, or an existing file without ``force``."""
+def check_destination(dst: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse an output path of an unknown suffix, a folder, or a file in the way (before any reading).
+
+    Raises:
+        CheckpointError: A suffix other than ``.safetensors``, ``.pth`` or ``.pt``.
+        OutputExistsError: ``dst`` exists, this process did not write it, and ``overwrite`` is false
+            (the message says ``--overwrite``).
+        InputError: ``dst`` is a folder or a special file, or a parent of it is a file.
+    """
     dst = Path(dst)
     if dst.suffix not in (".safetensors", ".pth", ".pt"):
         raise CheckpointError(
             f"{dst}: the destination must end in .safetensors, .pth or .pt (the suffix names the format written)"
         )
-    if dst.is_dir():
-        raise CheckpointError(f"{dst} is a directory; give the output file name")
-    if dst.exists() and not force:
-        raise CheckpointError(f"{dst} exists; pass force=True (CLI: --force) to overwrite it")
+    check_output(dst, overwrite=overwrite, what="destination")

@@ -310,7 +310,12 @@ def imagenet_class_names() -> list[str]:
 
 
 def convert_checkpoint(
-    src: str | os.PathLike, dst: str | os.PathLike, model_name: str | None = None, *, force: bool = False
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    model_name: str | None = None,
+    *,
+    overwrite: bool = False,
+    force: bool = False,
 ) -> Path:
     """Convert an official or timm checkpoint to our layout (``rexnet convert``).
 
@@ -319,16 +324,18 @@ def convert_checkpoint(
         dst: Output path; its suffix names the format: ``.safetensors``, or ``.pth``/``.pt`` for
             a weights-only ``torch.save`` file.
         model_name: Registered variant; the one a file of ours records, else guessed from the tensor shapes.
-        force: Overwrite an existing ``dst``.
+        overwrite: Replace an existing ``dst`` this process did not write (CLI: ``--overwrite``).
+        force: The older name of ``overwrite`` (CLI: ``--force``).
 
     Returns:
         The written path.
 
     Raises:
-        CheckpointError: Unreadable ``src``, an unknown ``dst`` suffix, an existing ``dst`` without
-            ``force``, or tensors that fit no registered variant.
+        CheckpointError: Unreadable ``src``, an unknown ``dst`` suffix, or tensors that fit no registered variant.
+        OutputExistsError: ``dst`` exists, this process did not write it, and ``overwrite`` is false.
     """
-    check_destination(dst, force)
+    overwrite = overwrite or force
+    check_destination(dst, overwrite)
     raw, meta = read_state_dict(src)
     _check_layout(raw, src)
     name = model_name or meta.get("model")  # our own files name their variant
@@ -338,4 +345,4 @@ def convert_checkpoint(
             raise CheckpointError(f"{src}: the tensor shapes match no registered variant; pass the model name")
         name = guesses[0]
         _log.info("%s looks like %s", src, name)
-    return convert_weights(raw, dst, get_plan(name), name=name, force=force, label=str(src))
+    return convert_weights(raw, dst, get_plan(name), name=name, overwrite=overwrite, label=str(src))
