@@ -135,7 +135,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def eval_exported(args: argparse.Namespace) -> int:
     """``rexnet eval -c FILE [--runtime R]``: evaluate an exported model (called from cli/train.py)."""
     from ..deploy.runtime import evaluate_exported
+    from ..train.outputs import eval_output_paths, write_eval_outputs
 
+    overwrite = getattr(args, "overwrite", False)
+    eval_output_paths(args.out, args.confusion, overwrite=overwrite)  # a path in the way fails before the work
     res = evaluate_exported(
         args.checkpoint,
         args.data,
@@ -152,20 +155,21 @@ def eval_exported(args: argparse.Namespace) -> int:
     if args.per_class:
         for name, a in res["per_class"].items():
             print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
-    if args.out:
-        from ..train.outputs import plot_confusion, write_json
-
-        write_json(res, args.out)
-        png = args.confusion or os.path.splitext(args.out)[0] + ".png"
-        plot_confusion(res["confusion"], res["class_names"], png)
-        print(f"wrote {args.out} and {png}")
+    json_path, png = write_eval_outputs(res, args.out, args.confusion, overwrite=overwrite)
+    if json_path or png:
+        print("wrote " + " and ".join(str(p) for p in (json_path, png) if p))
     return 0
 
 
 def predict_exported(args: argparse.Namespace) -> int:
     """``rexnet predict IMAGES -c FILE [--runtime R]``: an exported model (called from cli/train.py)."""
+    from .._files import check_output
     from ..deploy.runtime import predict_exported as run
+    from ..train.outputs import write_predictions
 
+    out, overwrite = getattr(args, "out", None), getattr(args, "overwrite", False)
+    if out:
+        check_output(out, overwrite=overwrite, what="predictions file (-o)")
     res = run(
         args.checkpoint,
         args.images,
@@ -181,4 +185,7 @@ def predict_exported(args: argparse.Namespace) -> int:
                 print(f"{r['image']}: error: {r['error']}")
             else:
                 print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
+    if out:
+        write_predictions(res, out, overwrite=overwrite)
+        print(f"wrote {out}")
     return 1 if any("error" in r for r in res) else 0

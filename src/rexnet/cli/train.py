@@ -126,6 +126,7 @@ def _eval(args: argparse.Namespace) -> int:
         confusion_png=args.confusion,
         strict=args.strict,
         split=args.split,
+        overwrite=args.overwrite,
     )
     print(
         f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): top-1 {res['top1']:.2f}%  "
@@ -151,7 +152,14 @@ def _predict(args: argparse.Namespace) -> int:
     from ..train import predict_files
 
     res = predict_files(
-        args.checkpoint, args.images, args.model, top_k=args.top_k, image_size=args.image_size, ema=args.ema
+        args.checkpoint,
+        args.images,
+        args.model,
+        top_k=args.top_k,
+        image_size=args.image_size,
+        ema=args.ema,
+        out=args.out,
+        overwrite=args.overwrite,
     )
     if args.json:
         print(json.dumps(res, indent=2))
@@ -161,7 +169,15 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{r['image']}: error: {r['error']}")
             else:
                 print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
+    if args.out:
+        print(f"wrote {args.out}")
     return 1 if any("error" in r for r in res) else 0
+
+
+def _add_overwrite_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace output files (-o, --confusion) this run did not write"
+    )
 
 
 def _add_runtime_flag(p: argparse.ArgumentParser) -> None:
@@ -211,6 +227,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="print per-class accuracy")
     p.add_argument("-o", "--out", default=None, help="write results JSON here (+ confusion matrix .png next to it)")
     p.add_argument("--confusion", default=None, help="write the confusion-matrix image here")
+    _add_overwrite_flag(p)
     _add_runtime_flag(p)
     p.set_defaults(func=_eval)
 
@@ -222,5 +239,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-o", "--out", default=None, help="also write the results as JSON here")
+    _add_overwrite_flag(p)
     _add_runtime_flag(p)
     p.set_defaults(func=_predict)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from .._device import resolve_device
+from .._files import check_output
 from .._memory import check_model_inference
 from ..data import build_datasets, build_eval_transform
 from ..data.evaluation import evaluate, predict_images
 from ..errors import CheckpointError, InputError
 from ..run import nonfinite_tensors
 from ..zoo import load_model
-from .outputs import plot_confusion, write_json
+from .outputs import eval_output_paths, write_eval_outputs, write_predictions
 
 __all__ = ["load_trained_model", "evaluate_checkpoint", "predict_files"]
 
@@ -78,6 +78,7 @@ def evaluate_checkpoint(
     confusion_png: str | os.PathLike | None = None,
     strict: bool = False,
     split: str = "val",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on the validation split of ``data`` (see :func:`rexnet.data.build_datasets`).
 
@@ -86,9 +87,15 @@ def evaluate_checkpoint(
             Fashion-MNIST / MNIST).
         out: Also write the result as JSON here (and the confusion matrix next to it as ``.png``).
         confusion_png: Write the confusion-matrix image here.
+        overwrite: Replace output files this run did not write (both paths are checked before
+            any work; see :mod:`rexnet._files`).
 
     Returns:
         :func:`~rexnet.train.evaluate`'s dict plus ``model``, ``checkpoint``, ``data``, ``image_size``.
+
+    Raises:
+        OutputExistsError: An output file exists, this run did not write it, and ``overwrite`` is false.
+        InputError: An output path that is a folder or lies under a file, or a bad argument.
     """
     _check_positive(batch_size=batch_size)
     if workers < 0:
@@ -97,6 +104,7 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     if split not in ("val", "test"):
         raise InputError(f"unknown split {split!r}; expected one of: val, test")
+    eval_output_paths(out, confusion_png, overwrite=overwrite)  # a path in the way fails now, not after the work
     net, meta = _load(checkpoint, model, ema=ema)
     size = image_size or meta.image_size
     check_model_inference(net, size, batch_size, what=meta.name)
@@ -125,11 +133,7 @@ def evaluate_checkpoint(
         amp=amp,
     )
     res = dict(model=meta.name, checkpoint=str(checkpoint), data=bundle.name, split=split, image_size=size, **res)
-    if out is not None:
-        write_json(res, out)
-        confusion_png = confusion_png or Path(out).with_suffix(".png")
-    if confusion_png is not None:
-        plot_confusion(res["confusion"], res["class_names"], confusion_png)
+    write_eval_outputs(res, out, confusion_png, overwrite=overwrite)
     return res
 
 
@@ -141,20 +145,34 @@ def predict_files(
     top_k: int = 5,
     image_size: int | None = None,
     ema: bool = False,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Top-k ``(class, probability)`` for each image file.
+
+    Args:
+        out: Also write the results as JSON here (atomically; checked before any work).
+        overwrite: Replace ``out`` if this run did not write it.
 
     Returns:
         One ``{"image": path, "top": [{"class": name, "prob": p}, ...]}`` per file; an unreadable
         file gets ``{"image": path, "error": reason}``.
+
+    Raises:
+        OutputExistsError: ``out`` exists, this run did not write it, and ``overwrite`` is false.
     """
     _check_positive(top_k=top_k)
     _check_image_size(image_size)
+    if out is not None:
+        check_output(out, overwrite=overwrite, what="predictions file (-o)")
     net, meta = _load(checkpoint, model, ema=ema)
     size = image_size or meta.image_size
     check_model_inference(net, size, 1, what=meta.name)
     tf = build_eval_transform(size, **meta.preprocessing)
-    return predict_images(net, images, tf, top_k=top_k, class_names=meta.class_names)
+    res = predict_images(net, images, tf, top_k=top_k, class_names=meta.class_names)
+    if out is not None:
+        write_predictions(res, out, overwrite=overwrite)
+    return res
 
 
 def _registered(name: str) -> str | None:

@@ -1,26 +1,57 @@
-"""The classification run's figures: ``curves.png`` and the confusion-matrix plot.
+"""The classification outputs: ``curves.png``, the confusion-matrix plot, and the files of ``eval -o``/``predict -o``.
 
-The run folder's files themselves (``config.json``, ``metrics.jsonl``, ``summary.json``, checkpoints)
-are written by :class:`rexnet.run.Run`; :func:`write_json` is :func:`rexnet._files.write_json`.
+Every file goes through :mod:`rexnet._files` (atomic, and an existing file this run did not write is
+refused unless ``overwrite``); figures are drawn into memory and written with
+:func:`~rexnet._files.atomic_write`. The run folder's own files (``config.json``, ``metrics.jsonl``,
+``summary.json``, checkpoints) are written by :class:`rexnet.run.Run`; :func:`write_json` is
+:func:`rexnet._files.write_json`.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from .._files import write_json
+from .._files import atomic_write, check_output, write_json
+from ..errors import InputError
 
-__all__ = ["write_json", "plot_curves", "plot_confusion", "METRIC_KEYS"]
+__all__ = [
+    "write_json",
+    "plot_curves",
+    "plot_confusion",
+    "save_figure",
+    "eval_output_paths",
+    "write_eval_outputs",
+    "write_predictions",
+    "METRIC_KEYS",
+    "FIGURE_FORMATS",
+]
 
 log = logging.getLogger(__name__)
+
+#: Figure formats matplotlib writes that a confusion-matrix path may name.
+FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
 
 METRIC_KEYS = ("epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_sec", "seconds")
 
 
-def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
+def save_figure(fig: Any, path: str | os.PathLike, *, overwrite: bool = False, what: str = "figure") -> Path:
+    """Write a matplotlib figure to ``path`` atomically, under the output policy (format from the suffix).
+
+    Raises:
+        OutputExistsError: ``path`` exists, this run did not write it, and ``overwrite`` is false.
+    """
+    fmt = Path(path).suffix.lstrip(".").lower()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt if fmt in FIGURE_FORMATS else "png", dpi=100)
+    return atomic_write(path, buf.getvalue(), overwrite=overwrite, what=what)
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, overwrite: bool = False) -> None:
     """Loss and accuracy against epoch."""
     import matplotlib
 
@@ -40,12 +71,20 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> N
     b.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     b.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, overwrite=overwrite, what="curves image")
+    finally:
+        plt.close(fig)
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | os.PathLike) -> None:
-    """Confusion-matrix image (rows = true class, columns = predicted)."""
+def plot_confusion(
+    confusion: Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Confusion-matrix image (rows = true class, columns = predicted), written under the output policy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,5 +113,58 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
                     )
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, overwrite=overwrite, what="confusion-matrix image")
+    finally:
+        plt.close(fig)
+
+
+def eval_output_paths(
+    out: str | os.PathLike | None, confusion_png: str | os.PathLike | None = None, *, overwrite: bool = False
+) -> tuple[Path | None, Path | None]:
+    """The JSON and figure paths of ``eval -o OUT [--confusion PNG]``, checked before any work.
+
+    The figure defaults to ``OUT`` with the suffix ``.png``.
+
+    Raises:
+        OutputExistsError: Either exists, this run did not write it, and ``overwrite`` is false.
+        InputError: A folder, a special file, a parent that is a file, both naming one file, or a
+            figure suffix matplotlib cannot write.
+    """
+    json_path = Path(out) if out is not None else None
+    png = Path(confusion_png) if confusion_png is not None else None
+    if png is None and json_path is not None:
+        png = json_path.with_suffix(".png")
+    if json_path is not None and png is not None and os.path.abspath(json_path) == os.path.abspath(png):
+        raise InputError(f"-o {out} and the confusion-matrix image {png} are one file; give -o a .json name")
+    if png is not None and png.suffix.lstrip(".").lower() not in FIGURE_FORMATS:
+        raise InputError(
+            f"--confusion {png}: cannot draw a {png.suffix or 'suffix-less'} file; "
+            f"expected one of: {', '.join('.' + f for f in FIGURE_FORMATS)}"
+        )
+    if json_path is not None:
+        check_output(json_path, overwrite=overwrite, what="results file (-o)")
+    if png is not None:
+        check_output(png, overwrite=overwrite, what="confusion-matrix image")
+    return json_path, png
+
+
+def write_eval_outputs(
+    res: dict[str, Any],
+    out: str | os.PathLike | None,
+    confusion_png: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
+) -> tuple[Path | None, Path | None]:
+    """Write an evaluation's results JSON (strict: NaN as null) and its confusion-matrix figure; their paths."""
+    json_path, png = eval_output_paths(out, confusion_png, overwrite=overwrite)
+    if json_path is not None:
+        write_json(res, json_path, overwrite=overwrite, what="results file (-o)")
+    if png is not None:
+        plot_confusion(res["confusion"], res["class_names"], png, overwrite=overwrite)
+    return json_path, png
+
+
+def write_predictions(res: Sequence[dict[str, Any]], out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``predict -o``'s results as strict JSON, atomically, under the output policy."""
+    return write_json(list(res), out, overwrite=overwrite, what="predictions file (-o)")
