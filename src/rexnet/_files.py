@@ -30,13 +30,15 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import csv
 import glob
+import io
 import json
 import math
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,6 +48,8 @@ __all__ = [
     "atomic_write",
     "atomic_write_paths",
     "write_json",
+    "write_csv",
+    "write_figure",
     "dumps_json",
     "check_output",
     "check_regular_file",
@@ -271,6 +275,32 @@ def _nulls(obj: Any) -> Any:
 def write_json(obj: Any, path: str | os.PathLike, *, overwrite: bool = False, what: str = "output") -> Path:
     """Write strict JSON atomically under the output policy (non-finite floats as ``null``)."""
     return atomic_write(path, dumps_json(obj), overwrite=overwrite, what=what)
+
+
+def write_csv(
+    rows: Iterable[Sequence[Any]], path: str | os.PathLike, *, overwrite: bool = False, what: str = "output"
+) -> Path:
+    """Write CSV rows (the header first) atomically under the output policy."""
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(rows)
+    return atomic_write(path, buf.getvalue(), overwrite=overwrite, what=what)
+
+
+#: The formats :func:`write_figure` takes from a path's suffix (others are written as PNG).
+FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
+
+
+def write_figure(
+    fig: Any, path: str | os.PathLike, *, overwrite: bool = False, what: str = "figure", dpi: int = 100
+) -> Path:
+    """Draw a matplotlib figure in memory and write it atomically under the output policy.
+
+    The format follows the suffix (:data:`FIGURE_FORMATS`, else PNG); matplotlib is not imported here.
+    """
+    fmt = Path(path).suffix.lstrip(".").lower()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt if fmt in FIGURE_FORMATS else "png", dpi=dpi)
+    return atomic_write(path, buf.getvalue(), overwrite=overwrite, what=what)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .._device import cpu_field, cpu_flags, cpu_model
-from .._files import atomic_write, atomic_write_paths, check_output, write_json
+from .._files import atomic_write, check_output, write_figure, write_json
 from ..errors import InputError
 
 __all__ = ["machine_info", "cpu_peak", "check_report_paths", "report_paths", "write_reports", "markdown_report"]
@@ -205,7 +205,7 @@ def markdown_report(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(res: dict[str, Any], path: Path) -> None:
+def _plot(res: dict[str, Any], path: Path, overwrite: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -229,8 +229,10 @@ def _plot(res: dict[str, Any], path: Path) -> None:
     ax.set_title(f"Latency vs MACs at {res['config']['image_size']}px — {res['machine']['cpu']}", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        write_figure(fig, path, overwrite=overwrite, what="bench output", dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def report_paths(out: Path) -> dict[str, Path]:
@@ -258,5 +260,5 @@ def write_reports(res: dict[str, Any], out: Path, *, overwrite: bool = False) ->
     paths = check_report_paths(out, overwrite)
     write_json(res, paths["json"], overwrite=overwrite, what="bench output")
     atomic_write(paths["md"], markdown_report(res), overwrite=overwrite, what="bench output")
-    atomic_write_paths(paths["plot"], lambda tmp: _plot(res, tmp), overwrite=overwrite, what="bench output")
+    _plot(res, paths["plot"], overwrite)
     return paths

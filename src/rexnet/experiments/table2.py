@@ -22,7 +22,6 @@ is left empty).
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -31,10 +30,12 @@ from typing import Any
 
 import torch
 
+from .._files import write_csv
 from .._table import format_table
 from ..errors import InputError
 from ..plan import count_macs, count_params, ib_plan
 from ..rank.estimators import nuclear_norm, rank_from_singular_values, singular_values
+from ..run import RunLock
 
 __all__ = ["VARIANTS", "VerificationRow", "VerificationReport", "proxy_plan", "run_verification"]
 
@@ -244,13 +245,12 @@ def _one_model(
 
 
 def _write_csv(rows: list[VerificationRow], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "verification.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for r, paper in zip(rows, PAPER_TABLE2):
-            top1 = "" if r.val_top1 is None else f"{r.val_top1:.2f}"
-            w.writerow(
-                [r.variant, r.macs, r.params, f"{r.rank:.2f}", f"{r.rank_ratio:.4f}", f"{r.effective_rank:.2f}"]
-                + [f"{r.nuclear_norm:.6g}", f"{r.nuclear_norm_normalized:.4f}", top1, *paper]
-            )
+    body = []
+    for r, paper in zip(rows, PAPER_TABLE2):
+        top1 = "" if r.val_top1 is None else f"{r.val_top1:.2f}"
+        body.append(
+            [r.variant, r.macs, r.params, f"{r.rank:.2f}", f"{r.rank_ratio:.4f}", f"{r.effective_rank:.2f}"]
+            + [f"{r.nuclear_norm:.6g}", f"{r.nuclear_norm_normalized:.4f}", top1, *paper]
+        )
+    with RunLock(out):  # one writer per folder; the table is written atomically
+        write_csv([CSV_COLUMNS, *body], out / "verification.csv", what="verification table")

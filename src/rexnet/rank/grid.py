@@ -8,7 +8,7 @@ scored candidate. ``grid.csv`` lists them best first with the residual per panel
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import itertools
 import json
 import os
@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 
+from .._files import atomic_write, write_csv
 from ..errors import InputError
+from ..run import RunLock
 from .blocks import BLOCKS, check_blocks, point_rank_ratios
 from .paper import score_against_paper
 from .protocols import PAPER_ACTIVATIONS, Protocol, check_ratios, get_protocol
@@ -104,46 +106,48 @@ def run_protocol_grid(
         "networks": networks,
         "seed": seed,
     }
-    done, log_path = _open_grid_folder(Path(out_dir), config) if out_dir is not None else ({}, None)
-    bar = None
-    todo = [(c, p) for c, p in zip(combos, protos) if json.dumps(c, sort_keys=True) not in done]
-    if progress:
-        from tqdm.auto import tqdm
+    # the run lock for the whole sweep: its journal and outputs are this process's to replace
+    with RunLock(out_dir) if out_dir is not None else contextlib.nullcontext():
+        done, log_path = _open_grid_folder(Path(out_dir), config) if out_dir is not None else ({}, None)
+        bar = None
+        todo = [(c, p) for c, p in zip(combos, protos) if json.dumps(c, sort_keys=True) not in done]
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), unit="protocol", desc="protocol grid")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for c, p in todo:
-            t0 = time.perf_counter()
-            vals: dict[str, list[list[Any]]] = {e: [] for e in estimators}
-            for b in blocks:
-                for r in ratios:
-                    res, _ = point_rank_ratios(b, r, activations, networks, p, seed, estimators)
-                    for e in estimators:
-                        vals[e] += [[b, a, r, float(v.mean())] for a, v in res[e].items()]
-            rec = {"options": c, "values": vals, "seconds": time.perf_counter() - t0}
-            done[json.dumps(c, sort_keys=True)] = rec
-            if log_path is not None:
-                with open(log_path, "a") as fh:
-                    fh.write(json.dumps(rec) + "\n")
+            bar = tqdm(total=len(todo), unit="protocol", desc="protocol grid")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for c, p in todo:
+                t0 = time.perf_counter()
+                vals: dict[str, list[list[Any]]] = {e: [] for e in estimators}
+                for b in blocks:
+                    for r in ratios:
+                        res, _ = point_rank_ratios(b, r, activations, networks, p, seed, estimators)
+                        for e in estimators:
+                            vals[e] += [[b, a, r, float(v.mean())] for a, v in res[e].items()]
+                rec = {"options": c, "values": vals, "seconds": time.perf_counter() - t0}
+                done[json.dumps(c, sort_keys=True)] = rec
+                if log_path is not None:
+                    with open(log_path, "a") as fh:
+                        fh.write(json.dumps(rec) + "\n")
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            torch.set_num_threads(threads)
             if bar is not None:
-                bar.update(1)
-    finally:
-        torch.set_num_threads(threads)
-        if bar is not None:
-            bar.close()
-    rows = []
-    for c in combos:
-        rec = done[json.dumps(c, sort_keys=True)]
-        for e in estimators:
-            values = {(b, a, float(r)): v for b, a, r, v in rec["values"][e]}
-            score, panels, order = score_against_paper(values)
-            rows.append(GridRow(c, e, score, {p.block: p.rms for p in panels}, order, values))
-    rows.sort(key=lambda g: g.score)
-    if out_dir is not None:
-        _write_grid_csv(rows, Path(out_dir) / "grid.csv", list(grid), blocks)
-    return rows
+                bar.close()
+        rows = []
+        for c in combos:
+            rec = done[json.dumps(c, sort_keys=True)]
+            for e in estimators:
+                values = {(b, a, float(r)): v for b, a, r, v in rec["values"][e]}
+                score, panels, order = score_against_paper(values)
+                rows.append(GridRow(c, e, score, {p.block: p.rms for p in panels}, order, values))
+        rows.sort(key=lambda g: g.score)
+        if out_dir is not None:
+            _write_grid_csv(rows, Path(out_dir) / "grid.csv", list(grid), blocks)
+        return rows
 
 
 def _open_grid_folder(out: Path, config: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], Path]:
@@ -152,24 +156,23 @@ def _open_grid_folder(out: Path, config: dict[str, Any]) -> tuple[dict[str, dict
     cfg, log_path = out / "grid_config.json", out / "grid_points.jsonl"
     if cfg.exists() and json.loads(cfg.read_text()) != config:
         raise InputError(f"{out} holds a grid with a different config; use a new --out folder")
-    cfg.write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write(cfg, json.dumps(config, indent=2) + "\n", what="grid config")
     return {json.dumps(rec["options"], sort_keys=True): rec for rec in read_jsonl(log_path)}, log_path
 
 
 def _write_grid_csv(rows: Sequence[GridRow], path: Path, keys: list[str], blocks: Sequence[str]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([*keys, "estimator", "score", *[f"rms_{b}" for b in blocks], "order_agreement"])
-        for g in rows:
-            w.writerow(
-                [
-                    *(g.options[k] for k in keys),
-                    g.estimator,
-                    f"{g.score:.4f}",
-                    *(f"{g.panels.get(b, float('nan')):.4f}" for b in blocks),
-                    f"{g.order_agreement:.3f}",
-                ]
-            )
+    head = [*keys, "estimator", "score", *[f"rms_{b}" for b in blocks], "order_agreement"]
+    body = [
+        [
+            *(g.options[k] for k in keys),
+            g.estimator,
+            f"{g.score:.4f}",
+            *(f"{g.panels.get(b, float('nan')):.4f}" for b in blocks),
+            f"{g.order_agreement:.3f}",
+        ]
+        for g in rows
+    ]
+    write_csv([head, *body], path, what="grid table")
 
 
 def format_grid(rows: Sequence[GridRow], top: int = 8) -> str:

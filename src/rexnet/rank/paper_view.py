@@ -9,14 +9,15 @@ closest honest reproduction of the figure, not a claim that one protocol produce
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._files import write_csv, write_json
 from ..errors import InputError
+from ..run import RunLock
 from .paper import score_against_paper
 from .protocols import PAPER_ACTIVATIONS, Protocol, get_protocol, preset_name
 from .study import DEFAULT_RATIOS, StudyRow, read_study_csv, run_rank_study
@@ -110,7 +111,8 @@ def run_paper_view(
     _, panels, _ = score_against_paper({(r.block, r.activation, r.ratio): r.rank_ratio_mean for r in rows})
     rms = {p.block: p.rms for p in panels}
     view = PaperView(rows, names, rms, out)
-    _write(view, out, {"ab": parts[AB_BLOCKS][1], "cd": parts[CD_BLOCKS][1]})
+    with RunLock(out):  # the three outputs written atomically, one writer per folder
+        _write(view, out, {"ab": parts[AB_BLOCKS][1], "cd": parts[CD_BLOCKS][1]})
     return view
 
 
@@ -126,23 +128,22 @@ def _write(view: PaperView, out: Path, protos: dict[str, Protocol]) -> None:
         title=f"Figure 1, composite: (a)/(b) protocol {ab}, (c)/(d) protocol {cd} - no single protocol fits "
         "all four panels; bars: paper's readings",
     )
-    with open(out / "paper_view.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["block", "protocol", "activation", "ratio", "rank_ratio_mean", "rank_ratio_std", "networks"])
-        for r in view.rows:
-            w.writerow(
-                [
-                    r.block,
-                    view.protocols[r.block],
-                    r.activation,
-                    f"{r.ratio:g}",
-                    f"{r.rank_ratio_mean:.6f}",
-                    f"{r.rank_ratio_std:.6f}",
-                    r.networks,
-                ]
-            )
+    head = ["block", "protocol", "activation", "ratio", "rank_ratio_mean", "rank_ratio_std", "networks"]
+    body = [
+        [
+            r.block,
+            view.protocols[r.block],
+            r.activation,
+            f"{r.ratio:g}",
+            f"{r.rank_ratio_mean:.6f}",
+            f"{r.rank_ratio_std:.6f}",
+            r.networks,
+        ]
+        for r in view.rows
+    ]
+    write_csv([head, *body], out / "paper_view.csv", what="paper view table")
     info: dict[str, Any] = {
         "panels": {b: {"protocol": view.protocols[b], "rms": round(view.rms[b], 4)} for b in view.rms},
         "protocols": {k: p.to_dict() for k, p in protos.items()},
     }
-    (out / "paper_view.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json(info, out / "paper_view.json", what="paper view")

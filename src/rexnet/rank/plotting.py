@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._files import write_figure
 from ..plan.spec import ACTIVATIONS
 from .blocks import BLOCK_KINDS
 
@@ -87,8 +88,10 @@ def plot_study(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        write_figure(fig, path, dpi=90, what="rank study figure")
+    finally:
+        plt.close(fig)
 
 
 def plot_profile(
@@ -127,5 +130,7 @@ def plot_profile(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_figure(fig, path, dpi=110, what="rank profile figure")
+    finally:
+        plt.close(fig)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from .._files import atomic_write, dumps_json, write_csv
 from .._memory import check_model_inference
 from .._table import format_table
 from ..errors import InputError
+from ..run import RunLock
 from .profiler import RankProfile, build_model, profile_rank
 
 __all__ = ["PROFILE_COLUMNS", "ProfileReport", "run_rank_profile"]
@@ -57,11 +58,8 @@ class ProfileReport:
 
 
 def _write_csv(prof: RankProfile, path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(PROFILE_COLUMNS)
-        for r in prof.rows:
-            w.writerow([r.layer, r.channels, int(r.rank), f"{r.rank_ratio:.6f}", f"{r.nuclear_norm:.6g}"])
+    body = [[r.layer, r.channels, int(r.rank), f"{r.rank_ratio:.6f}", f"{r.nuclear_norm:.6g}"] for r in prof.rows]
+    write_csv([PROFILE_COLUMNS, *body], path, what="rank profile table")
 
 
 def run_rank_profile(
@@ -122,24 +120,35 @@ def run_rank_profile(
         gen = torch.Generator().manual_seed(seed + 1)
         batch = torch.randn(batch_size, 3, image_size, image_size, generator=gen)
         profiles[spec] = profile_rank(m, batch, layers, estimator, flatten)
+    with RunLock(out):  # the outputs are written atomically, one profile at a time per folder
+        _write_outputs(
+            out,
+            profiles,
+            dict(
+                batch_size=batch_size,
+                image_size=image_size,
+                estimator=estimator,
+                flatten=flatten,
+                seed=seed,
+                bn_mode=modes,
+                checkpoint=str(checkpoint) if checkpoint else None,
+            ),
+        )
+    return ProfileReport(profiles)
+
+
+def _write_outputs(out: Path, profiles: dict[str, RankProfile], meta: dict[str, Any]) -> None:
+    """``rank_profile.csv`` (and ``_compare.csv``), ``.json`` (strict JSON) and ``.png``, each atomically."""
     labels = list(profiles)
     _write_csv(profiles[labels[0]], out / "rank_profile.csv")
-    if compare:
+    if len(labels) > 1:
         _write_csv(profiles[labels[1]], out / "rank_profile_compare.csv")
     dump = {
         label: [dict(vars(r), normalized_spectrum=[float(v) for v in p.normalized_spectrum(r.layer)]) for r in p.rows]
         for label, p in profiles.items()
     }
-    meta = {
-        "batch_size": batch_size,
-        "image_size": image_size,
-        "estimator": estimator,
-        "flatten": flatten,
-        "seed": seed,
-        "bn_mode": modes,
-        "checkpoint": str(checkpoint) if checkpoint else None,
-    }
-    (out / "rank_profile.json").write_text(json.dumps({"config": meta, "profiles": dump}) + "\n")
+    text = dumps_json({"config": meta, "profiles": dump}, indent=None)
+    atomic_write(out / "rank_profile.json", text, what="rank profile")
     from .plotting import plot_profile
 
     plot_profile(
@@ -147,4 +156,3 @@ def run_rank_profile(
         out / "rank_profile.png",
         spectra={k: p.spectra[p.rows[-1].layer] for k, p in profiles.items()},
     )
-    return ProfileReport(profiles)

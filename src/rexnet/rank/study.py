@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from .._files import atomic_write, write_csv
 from ..errors import InputError
 from ..run import Run, read_config_json
 from .blocks import BLOCKS, check_blocks, get_block_kind, point_rank_ratios
@@ -142,22 +143,13 @@ def _rows(
     return rows
 
 
-def write_study_csv(rows: Sequence[StudyRow], path: str | os.PathLike) -> None:
-    """Write rows with :data:`CSV_COLUMNS`."""
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for r in rows:
-            w.writerow(
-                [
-                    r.block,
-                    r.activation,
-                    f"{r.ratio:g}",
-                    f"{r.rank_ratio_mean:.6f}",
-                    f"{r.rank_ratio_std:.6f}",
-                    r.networks,
-                ]
-            )
+def write_study_csv(rows: Sequence[StudyRow], path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Write rows with :data:`CSV_COLUMNS`, atomically under the output policy (:mod:`rexnet._files`)."""
+    body = [
+        [r.block, r.activation, f"{r.ratio:g}", f"{r.rank_ratio_mean:.6f}", f"{r.rank_ratio_std:.6f}", r.networks]
+        for r in rows
+    ]
+    write_csv([CSV_COLUMNS, *body], path, overwrite=overwrite, what="rank study table")
 
 
 def read_study_csv(path: str | os.PathLike) -> list[StudyRow]:
@@ -337,7 +329,7 @@ def _compute_points(
 
 def _write_outputs(result: StudyResult, out: Path, proto: Protocol, plot: bool) -> None:
     write_study_csv(result.rows, out / "rank_study.csv")
-    (out / "summary.txt").write_text(result.summary() + "\n")
+    atomic_write(out / "summary.txt", result.summary() + "\n", what="rank study summary")
     if plot:
         from .paper import score_against_paper
         from .plotting import plot_study

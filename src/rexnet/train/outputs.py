@@ -2,28 +2,26 @@
 
 Every file goes through :mod:`rexnet._files` (atomic, and an existing file this run did not write is
 refused unless ``overwrite``); figures are drawn into memory and written with
-:func:`~rexnet._files.atomic_write`. The run folder's own files (``config.json``, ``metrics.jsonl``,
+:func:`~rexnet._files.write_figure`. The run folder's own files (``config.json``, ``metrics.jsonl``,
 ``summary.json``, checkpoints) are written by :class:`rexnet.run.Run`; :func:`write_json` is
 :func:`rexnet._files.write_json`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._files import atomic_write, check_output, write_json
+from .._files import FIGURE_FORMATS, check_output, write_figure, write_json
 from ..errors import InputError
 
 __all__ = [
     "write_json",
     "plot_curves",
     "plot_confusion",
-    "save_figure",
     "eval_output_paths",
     "write_eval_outputs",
     "write_predictions",
@@ -33,22 +31,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Figure formats matplotlib writes that a confusion-matrix path may name.
-FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
 
 METRIC_KEYS = ("epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_sec", "seconds")
-
-
-def save_figure(fig: Any, path: str | os.PathLike, *, overwrite: bool = False, what: str = "figure") -> Path:
-    """Write a matplotlib figure to ``path`` atomically, under the output policy (format from the suffix).
-
-    Raises:
-        OutputExistsError: ``path`` exists, this run did not write it, and ``overwrite`` is false.
-    """
-    fmt = Path(path).suffix.lstrip(".").lower()
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt if fmt in FIGURE_FORMATS else "png", dpi=100)
-    return atomic_write(path, buf.getvalue(), overwrite=overwrite, what=what)
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, overwrite: bool = False) -> None:
@@ -72,7 +56,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, o
     b.legend()
     fig.tight_layout()
     try:
-        save_figure(fig, path, overwrite=overwrite, what="curves image")
+        write_figure(fig, path, overwrite=overwrite, what="curves image")
     finally:
         plt.close(fig)
 
@@ -114,7 +98,7 @@ def plot_confusion(
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     fig.tight_layout()
     try:
-        save_figure(fig, path, overwrite=overwrite, what="confusion-matrix image")
+        write_figure(fig, path, overwrite=overwrite, what="confusion-matrix image")
     finally:
         plt.close(fig)
 
