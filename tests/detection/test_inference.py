@@ -37,12 +37,18 @@ def test_predict_refuses_a_foreign_png_unless_overwrite(tiny_checkpoint, image, 
     assert [p.name for p in out.iterdir()] == [png.name]  # no temp file left
 
 
-def test_predict_into_a_file_is_one_line_error(tiny_checkpoint, image, tmp_path, capsys):
+def test_predict_into_a_file_or_two_images_onto_one_png_is_one_line_error(tiny_checkpoint, image, tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("x")
     assert _predict(tiny_checkpoint[1], image, f) == 2
     err = capsys.readouterr().err
     assert "is a file, not a folder" in err and "Traceback" not in err
+    (tmp_path / "sub").mkdir()
+    twin = tmp_path / "sub" / "digits.png"
+    twin.write_bytes(image.read_bytes())
+    args = ["detect", "predict", str(tiny_checkpoint[1]), str(image), str(twin), "-o", str(tmp_path / "out")]
+    assert main(args) == 2
+    assert "would write one file" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_export_refuses_a_foreign_file_and_a_failed_check_leaves_nothing(

@@ -103,3 +103,19 @@ def test_figures_are_written_atomically_and_refuse_a_foreign_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pdf", "c.png"]
     with pytest.raises(InputError, match="is a folder"):
         outputs.write_predictions([], tmp_path)
+
+
+def test_an_exported_model_checks_its_eval_and_predict_outputs_first(tmp_path, capsys, monkeypatch):
+    import rexnet.deploy.runtime as runtime
+
+    def boom(*a, **k):
+        raise AssertionError("the exported model ran before the output paths were checked")
+
+    monkeypatch.setattr(runtime, "evaluate_exported", boom)
+    monkeypatch.setattr(runtime, "predict_exported", boom)
+    (tmp_path / "FILE").write_text("x")
+    assert main(["eval", "-c", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "FILE" / "r.json")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    (tmp_path / "p.json").write_text("another run's predictions")
+    assert main(["predict", "-c", str(tmp_path / "m.onnx"), "a.png", "-o", str(tmp_path / "p.json")]) == 2
+    assert "--overwrite" in capsys.readouterr().err

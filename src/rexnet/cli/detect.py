@@ -54,6 +54,9 @@ def _predict(args: argparse.Namespace) -> int:
     from ..detection.inference import predict_image
 
     outs = [Path(args.out) / f"{Path(image).stem}_detections.png" for image in args.images]
+    same = sorted({str(o) for o in outs if outs.count(o) > 1})
+    if same:  # a.png and a.jpg would draw onto one file, the second replacing the first
+        raise InputError(f"images with the same name would write one file: {', '.join(same)}; predict them apart")
     for out_png in outs:  # every output path checked before any model is loaded or image read
         check_output(out_png, overwrite=args.overwrite, what="detections image")
     model, meta = load_detector(args.checkpoint)
