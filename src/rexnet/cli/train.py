@@ -174,10 +174,8 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in res) else 0
 
 
-def _add_overwrite_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace output files (-o, --confusion) this run did not write"
-    )
+def _add_overwrite_flag(p: argparse.ArgumentParser, outputs: str) -> None:
+    p.add_argument("--overwrite", action="store_true", help=f"replace {outputs} files this run did not write")
 
 
 def _add_runtime_flag(p: argparse.ArgumentParser) -> None:
@@ -227,7 +225,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="print per-class accuracy")
     p.add_argument("-o", "--out", default=None, help="write results JSON here (+ confusion matrix .png next to it)")
     p.add_argument("--confusion", default=None, help="write the confusion-matrix image here")
-    _add_overwrite_flag(p)
+    _add_overwrite_flag(p, "-o/--confusion")
     _add_runtime_flag(p)
     p.set_defaults(func=_eval)
 
@@ -240,6 +238,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-o", "--out", default=None, help="also write the results as JSON here")
-    _add_overwrite_flag(p)
+    _add_overwrite_flag(p, "an -o")
     _add_runtime_flag(p)
     p.set_defaults(func=_predict)
