@@ -175,7 +175,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _add_overwrite_flag(p: argparse.ArgumentParser, outputs: str) -> None:
-    p.add_argument("--overwrite", action="store_true", help=f"replace {outputs} files this run did not write")
+    p.add_argument("--overwrite", action="store_true", help=f"replace {outputs} even if this run did not write it")
 
 
 def _add_runtime_flag(p: argparse.ArgumentParser) -> None:
@@ -225,7 +225,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="print per-class accuracy")
     p.add_argument("-o", "--out", default=None, help="write results JSON here (+ confusion matrix .png next to it)")
     p.add_argument("--confusion", default=None, help="write the confusion-matrix image here")
-    _add_overwrite_flag(p, "-o/--confusion")
+    _add_overwrite_flag(p, "an existing -o/--confusion file")
     _add_runtime_flag(p)
     p.set_defaults(func=_eval)
 
@@ -238,6 +238,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-o", "--out", default=None, help="also write the results as JSON here")
-    _add_overwrite_flag(p, "an -o")
+    _add_overwrite_flag(p, "an existing -o file")
     _add_runtime_flag(p)
     p.set_defaults(func=_predict)
