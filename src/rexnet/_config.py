@@ -7,7 +7,13 @@ calls :meth:`Config.validate` for the range checks; an unknown key or a value of
 :class:`ConfigError` that names the key and echoes the value, as in nanoGPT's configurator.
 
 Supported field types: ``bool``, ``int``, ``float``, ``str``, ``Literal[...]`` of strings,
-``tuple[X, Y]`` (fixed length), ``tuple[X, ...]``, ``dict[str, Any]`` and ``X | None`` of these.
+``tuple[X, Y]`` (fixed length), ``tuple[X, ...]``, ``dict[str, Any]``, another :class:`Config`
+(nested: coerced from a mapping, flags ``--<field>-<subfield>``) and ``X | None`` of these.
+
+Ranges are field metadata, checked for every config the same way before :meth:`Config.validate`:
+``min``/``max`` (inclusive) and ``gt``/``lt`` (exclusive), a number or a callable giving one
+(``max=available_cores``); a tuple's items are checked one by one. Floats refuse NaN and inf. Every
+message names the key and its flag (``epochs (--epochs) must be >= 1, got 0``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,16 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["Config", "ConfigError", "add_flags", "check_range", "coerce", "flag_overrides", "parse_count"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "add_flags",
+    "check_range",
+    "coerce",
+    "flag_name",
+    "flag_overrides",
+    "parse_count",
+]
 
 C = TypeVar("C", bound="Config")
 
@@ -47,37 +62,149 @@ def parse_count(text: str) -> float:
 
 
 class Config:
-    """Base of the dataclass configs: coerce and validate on construction, strict :meth:`replace`."""
+    """Base of the dataclass configs: coerce and range-check on construction, strict :meth:`replace`."""
 
     #: What a key is called in error messages (``unknown search option 'x'``).
     kind: ClassVar[str] = "config key"
+    #: The flag prefix of this config's fields when it is nested (``"aug"``: ``--aug-scale``).
+    flag_prefix: ClassVar[str] = ""
+    #: Older flat keys still accepted by :meth:`replace`/:meth:`from_dict`: ``{"hflip": "aug.hflip"}``.
+    legacy_keys: ClassVar[Mapping[str, str]] = {}
 
     def __post_init__(self) -> None:
+        cls = type(self)
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            object.__setattr__(self, f.name, coerce(type(self), f.name, getattr(self, f.name)))
+            object.__setattr__(self, f.name, coerce(cls, f.name, getattr(self, f.name)))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            _check_bounds(cls, f, getattr(self, f.name))
         self.validate()
 
     def validate(self) -> None:
-        """Range and consistency checks beyond the field types (raise :class:`ConfigError`)."""
+        """Consistency checks beyond the field types and ranges (raise :class:`ConfigError`)."""
 
     def replace(self: C, **overrides: Any) -> C:
         """A copy with ``overrides`` applied, checked like construction.
 
+        Keys may be field names, dotted paths into a nested config (``aug.hflip``) or
+        :attr:`legacy_keys`; a mapping given for a nested config changes only the keys it names.
+
         Raises:
             ConfigError: Unknown key, or a value that does not fit the field.
         """
-        for key in overrides:
+        changes: dict[str, Any] = {}
+        for key, value in _nest(type(self), overrides).items():
             _field(type(self), key)
-        return dataclasses.replace(self, **overrides)  # type: ignore[type-var]
+            current = getattr(self, key)
+            if isinstance(current, Config) and isinstance(value, Mapping):
+                value = current.replace(**value)
+            changes[key] = value
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+        """JSON-ready dict (tuples become lists, nested configs dicts)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def flat_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` with nested configs spelt as dotted keys (``aug.scale``)."""
+        out: dict[str, Any] = {}
+        for key, value in self.to_dict().items():
+            if isinstance(getattr(self, key), Config):
+                out.update({f"{key}.{k}": v for k, v in getattr(self, key).flat_dict().items()})
+            else:
+                out[key] = value
+        return out
+
+    @classmethod
+    def key_path(cls, key: str) -> str:
+        """The dotted path of ``key`` (a field, a dotted path or a legacy key; ``-`` read as ``_``).
+
+        Raises:
+            ConfigError: No such key.
+        """
+        key = key.strip().replace("-", "_")
+        key = cls.legacy_keys.get(key, key)
+        head, _, rest = key.partition(".")
+        _field(cls, head)
+        sub = _nested_type(cls, head)
+        return f"{head}.{sub.key_path(rest)}" if rest and sub is not None else key
 
     @classmethod
     def from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
         """The defaults with ``d`` applied (unknown keys and bad values raise :class:`ConfigError`)."""
         return cls().replace(**d)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _nest(cls: type[Config], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Legacy and dotted keys -> ``{field: value}`` with one mapping per nested config."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        key = cls.legacy_keys.get(key, key)
+        head, _, rest = key.partition(".")
+        if not rest:
+            if isinstance(out.get(head), dict) and isinstance(value, Mapping):
+                out[head].update(value)
+            else:
+                out[head] = dict(value) if isinstance(value, Mapping) and _nested_type(cls, head) else value
+            continue
+        _field(cls, head)
+        if _nested_type(cls, head) is None:
+            raise ConfigError(f"{head} has no sub-keys; got {key!r}")
+        slot = out.setdefault(head, {})
+        if not isinstance(slot, dict):  # a whole config object given too: apply the dotted key on top of it
+            slot = out[head] = slot.to_dict()
+        slot[rest] = value
+    return out
+
+
+def _nested_type(cls: type, name: str) -> type[Config] | None:
+    hint = _hints(cls).get(name)
+    for t in _types_of(hint):
+        if isinstance(t, type) and issubclass(t, Config):
+            return t
+    return None
+
+
+def flag_name(cls: type, name: str) -> str:
+    """The CLI flag of field ``name`` of ``cls`` (``--aug-scale`` for a config nested as ``aug``)."""
+    prefix = getattr(cls, "flag_prefix", "")
+    return "--" + (f"{prefix}_{name}" if prefix else name).replace("_", "-")
+
+
+def _label(cls: type, name: str) -> str:
+    return f"{name} ({flag_name(cls, name)})"
+
+
+def _bound(value: Any) -> float | None:
+    return value() if callable(value) else value
+
+
+def _check_bounds(cls: type, f: dataclasses.Field, value: Any) -> None:
+    """The field's ``min``/``max``/``gt``/``lt`` metadata, on the value or each item of a tuple."""
+    meta = f.metadata
+    if not any(k in meta for k in ("min", "max", "gt", "lt")) or value is None:
+        return
+    low, open_low = (_bound(meta["gt"]), True) if "gt" in meta else (_bound(meta.get("min")), False)
+    high, open_high = (_bound(meta["lt"]), True) if "lt" in meta else (_bound(meta.get("max")), False)
+    for item in value if isinstance(value, tuple) else (value,):
+        check_range(
+            _label(cls, f.name),
+            item,
+            low,
+            high,
+            open_low=open_low,
+            open_high=open_high,
+            why=meta.get("why"),
+        )
 
 
 @functools.cache
@@ -116,33 +243,47 @@ def coerce(cls: type, name: str, value: Any) -> Any:
     """
     f = _field(cls, name)
     hint = _hints(cls)[name]
+    label = _label(cls, name)
     allowed = _types_of(hint)
     nullable = type(None) in allowed
     if value is None or (nullable and isinstance(value, str) and value.strip().lower() in ("none", "null")):
         if nullable:
             return None
-        raise ConfigError(f"{name} cannot be None")
+        raise ConfigError(f"{label} cannot be None")
     if isinstance(value, str) and "parse" in f.metadata:
         try:
             value = f.metadata["parse"](value)
         except ValueError as e:
-            raise ConfigError(f"bad value for {name}: {e}") from None
+            raise ConfigError(f"bad value for {label}: {e}") from None
     for t in allowed:
         if t is type(None):
             continue
+        if isinstance(t, type) and issubclass(t, Config):
+            return _nested(t, label, value)
         if typing.get_origin(t) is Literal:
             if value in typing.get_args(t):
                 return value
             raise ConfigError(
-                f"bad value for {name}: {value!r}; expected one of: {', '.join(map(str, typing.get_args(t)))}"
+                f"bad value for {label}: {value!r}; expected one of: {', '.join(map(str, typing.get_args(t)))}"
             )
         if typing.get_origin(t) is dict:
-            return _mapping(name, value)
+            return _mapping(label, value)
         try:
             return _convert(t, value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
-    raise ConfigError(f"bad value for {name}: {value!r} (expected {_describe(hint)})")
+    finite = "; NaN and inf are refused" if "float" in _describe(hint) else ""
+    raise ConfigError(f"bad value for {label}: {value!r} (expected {_describe(hint)}{finite})")
+
+
+def _nested(t: type[Config], label: str, value: Any) -> Config:
+    if isinstance(value, t):
+        return value
+    if isinstance(value, str):
+        value = _mapping(label, value)
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{label} must be a mapping of {t.__name__} keys, got {type(value).__name__} {value!r}")
+    return t.from_dict(value)
 
 
 def _mapping(name: str, value: Any) -> dict[str, Any]:
@@ -225,20 +366,21 @@ def add_flags(
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        flags = [f"--{f.name.replace('_', '-')}", *aliases.get(f.name, ())]
+        sub = _nested_type(cls, f.name)
+        if sub is not None:  # a nested config: --<field>-<subfield>, dest <prefix><field>.<subfield>
+            add_flags(
+                parser,
+                sub,
+                defaults=getattr(defaults, f.name),
+                alt_defaults=None if alt_defaults is None else (alt_defaults[0], getattr(alt_defaults[1], f.name)),
+                aliases={k.partition(".")[2]: v for k, v in aliases.items() if k.startswith(f.name + ".")},
+                skip=[k.partition(".")[2] for k in skip if k.startswith(f.name + ".")],
+                prefix=f"{prefix}{f.name}.",
+            )
+            continue
+        flags = [flag_name(cls, f.name), *aliases.get(f.name, ())]
         flags.sort(key=lambda s: s.startswith("--"))  # short options first, as argparse lists them
-        default = getattr(defaults, f.name)
-        help_ = f.metadata.get("help", "")
-        # a help text ending in "(None: what None means)" names the default itself
-        means = re.fullmatch(r"(.*) \(None: (.*)\)", help_, flags=re.S)
-        if default is None and means:
-            help_, note = means.group(1), f"default: {means.group(2)}"
-        else:
-            note = f"default: {_show(default)}"
-        if alt_defaults is not None and getattr(alt_defaults[1], f.name) != default:
-            note += f"; {alt_defaults[0]}: {_show(getattr(alt_defaults[1], f.name))}"
-        help_ = f"{help_} ({note})".replace("%", "%%")  # argparse formats help with %
-        kwargs: dict[str, Any] = dict(dest=prefix + f.name, default=None, help=help_)
+        kwargs: dict[str, Any] = dict(dest=prefix + f.name, default=None, help=_help(f, defaults, alt_defaults))
         kinds = [t for t in _types_of(hints[f.name]) if t is not type(None)]
         if kinds == [bool]:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
@@ -250,6 +392,20 @@ def add_flags(
         if "choices" not in kwargs:
             kwargs["metavar"] = f.metadata.get("metavar", f.name.upper())
         parser.add_argument(*flags, **kwargs)
+
+
+def _help(f: dataclasses.Field, defaults: Config, alt_defaults: tuple[str, Config] | None) -> str:
+    default = getattr(defaults, f.name)
+    help_ = f.metadata.get("help", "")
+    # a help text ending in "(None: what None means)" names the default itself
+    means = re.fullmatch(r"(.*) \(None: (.*)\)", help_, flags=re.S)
+    if default is None and means:
+        help_, note = means.group(1), f"default: {means.group(2)}"
+    else:
+        note = f"default: {_show(default)}"
+    if alt_defaults is not None and getattr(alt_defaults[1], f.name) != default:
+        note += f"; {alt_defaults[0]}: {_show(getattr(alt_defaults[1], f.name))}"
+    return f"{help_} ({note})".replace("%", "%%")  # argparse formats help with %
 
 
 def _show(value: Any) -> str:
@@ -278,14 +434,17 @@ def check_range(
     open_low: bool = False,
     open_high: bool = False,
     none_means: str | None = None,
+    why: str | None = None,
 ) -> None:
     """Raise :class:`ConfigError` unless ``low <= value <= high`` (``None`` passes; bounds optional).
+
+    ``why`` explains a bound in the message (``the cores this process may use``).
 
     Example:
         >>> check_range("epochs", 0, 1)
         Traceback (most recent call last):
         ...
-        rexnet._config.ConfigError: epochs must be >= 1, got 0
+        rexnet.errors.ConfigError: epochs must be >= 1, got 0
     """
     if value is None:
         return
@@ -294,10 +453,15 @@ def check_range(
     if not (below or above):
         return
     if low is not None and high is not None:
-        rng = f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        rng = f"in {'(' if open_low else '['}{_num(low)}, {_num(high)}{')' if open_high else ']'}"
     elif low is not None:
-        rng = f"{'>' if open_low else '>='} {low:g}"
+        rng = f"{'>' if open_low else '>='} {_num(low)}"
     else:
-        rng = f"{'<' if open_high else '<='} {high:g}"
+        rng = f"{'<' if open_high else '<='} {_num(high)}"
     extra = f" (or None for {none_means})" if none_means else ""
+    extra += f" ({why})" if why else ""
     raise ConfigError(f"{name} must be {rng}{extra}, got {value!r}")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"

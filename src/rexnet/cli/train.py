@@ -8,18 +8,25 @@ folder's own ``config.json`` instead of the preset. Under ``torchrun`` the same 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
+from .._config import add_flags, flag_overrides
 from ..data.build import data_help
 
 __all__ = ["add_parsers", "config_from_args"]
 
-_SHORT = {"model": ["-m"], "batch_size": ["-b"], "workers": ["-j"], "epochs": ["-e"], "out": ["-o"]}
+#: Short options, and the flags of the augmentation keys from before they moved into ``aug`` (still accepted).
+_ALIASES = {
+    "model": ["-m"],
+    "batch_size": ["-b"],
+    "workers": ["-j"],
+    "epochs": ["-e"],
+    "out": ["-o"],
+    **{f"aug.{k}": [f"--{k.replace('_', '-')}"] for k in ("hflip", "randaug_n", "randaug_m", "randaug_mstd", "reprob")},
+}
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -35,20 +42,14 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
         "other changes are refused",
     )
-    g = p.add_argument_group("config fields (default: the preset's value)")
-    quick, paper = TrainConfig.preset("quick"), TrainConfig.preset("paper")
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        flags = _SHORT.get(f.name, []) + [f"--{f.name.replace('_', '-')}"]
-        q, pp = getattr(quick, f.name), getattr(paper, f.name)
-        default = f"quick: {q}" + (f", paper: {pp}" if pp != q else "")
-        help_ = f"{f.metadata.get('help', '')} ({default})"
-        if hints[f.name] is bool:
-            g.add_argument(
-                *flags, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None, help=help_
-            )
-        else:
-            g.add_argument(*flags, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(), help=help_)
+    g = p.add_argument_group("config fields (default: the quick preset's value; paper: the paper preset's)")
+    add_flags(
+        g,
+        TrainConfig,
+        defaults=TrainConfig.preset("quick"),
+        alt_defaults=("paper", TrainConfig.preset("paper")),
+        aliases=_ALIASES,
+    )
 
 
 def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
@@ -56,7 +57,7 @@ def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
     from ..train.config import load_config_file, preset_config
     from ..train.run import _resolve_out, resume_config
 
-    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    flags = flag_overrides(args)
     file = load_config_file(args.config) if args.config else {}
     preset = args.preset or file.pop("preset", None) or "quick"
     file.pop("preset", None)

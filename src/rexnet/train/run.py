@@ -63,16 +63,8 @@ class RunResult:
 
 
 def augment_from_config(cfg: TrainConfig) -> AugmentConfig:
-    """The training augmentation a config describes."""
-    return AugmentConfig(
-        scale=cfg.aug_scale,
-        ratio=cfg.aug_ratio,
-        hflip=cfg.hflip,
-        randaug_n=cfg.randaug_n,
-        randaug_m=cfg.randaug_m,
-        randaug_mstd=cfg.randaug_mstd,
-        reprob=cfg.reprob,
-    )
+    """The training augmentation a config describes (``cfg.aug``)."""
+    return cfg.aug
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -156,7 +148,7 @@ def resume_config(out_dir: str | os.PathLike) -> TrainConfig:
         InputError: No ``config.json`` in ``out_dir``, or one that is corrupt or holds bad values.
     """
     saved = _read_run_config(out_dir)
-    known = {f for f in TrainConfig.__dataclass_fields__}
+    known = set(TrainConfig.__dataclass_fields__) | set(TrainConfig.legacy_keys)  # flat aug keys of older runs
     try:
         return TrainConfig().replace(**{k: v for k, v in saved.items() if k in known})
     except ConfigError as e:
@@ -181,11 +173,15 @@ def resume_changes(saved: TrainConfig, cfg: TrainConfig, allow_change: Iterable[
         >>> resume_changes(TrainConfig(epochs=5), TrainConfig(epochs=8), ["epochs"])
         {'epochs': {'from': 5, 'to': 8}}
     """
-    allowed = {a.strip().replace("-", "_") for a in allow_change if a.strip()}
-    unknown = sorted(allowed - set(TrainConfig.__dataclass_fields__))
+    allowed, unknown = set(), []
+    for a in (a.strip() for a in allow_change if a.strip()):
+        try:
+            allowed.add(TrainConfig.key_path(a))
+        except ConfigError:
+            unknown.append(a.replace("-", "_"))
     if unknown:
-        raise ConfigError(f"allow_change names unknown config key(s) {', '.join(map(repr, unknown))}")
-    old, new = saved.to_dict(), cfg.to_dict()
+        raise ConfigError(f"allow_change names unknown config key(s) {', '.join(map(repr, sorted(unknown)))}")
+    old, new = saved.flat_dict(), cfg.flat_dict()  # nested configs compared key by key (aug.hflip)
     changes = {k: {"from": old[k], "to": new[k]} for k in new if k not in RESUME_FREE and old[k] != new[k]}
     fixed = [k for k in _RESUME_FIXED if k in changes]
     if fixed:
@@ -194,7 +190,7 @@ def resume_changes(saved: TrainConfig, cfg: TrainConfig, allow_change: Iterable[
             f"cannot resume with another {', '.join(fixed)} ({what}): the checkpoint's "
             "weights belong to the run's; start a new run (--pretrained to start from them)"
         )
-    refused = [k for k in changes if k not in allowed]
+    refused = [k for k in changes if k not in allowed and k.partition(".")[0] not in allowed]
     if refused:
         what = ", ".join(f"{k} {changes[k]['from']!r} -> {changes[k]['to']!r}" for k in refused)
         flag = ",".join(k.replace("_", "-") for k in refused)
