@@ -123,7 +123,7 @@ def test_augment_flags_are_generated_with_a_prefix():
         ("--aug-scale", "0.5,2", r"scale \(--aug-scale\) must be in \(0, 1\]"),
         ("--aug-scale", "0.9,0.5", r"low <= high"),
         ("--workers", "-1", r"workers \(--workers\) must be in \[0,"),
-        ("--image-size", "100000", r"image_size \(--image-size\) must be in \[8, 4096\]"),
+        ("--image-size", "100000", r"image_size \(--image-size\) must be in \[8, 16384\]"),
     ],
 )
 def test_bad_numbers_are_refused_with_the_flag_name(flag, value, message):

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._config import add_flags, flag_overrides
 from ..data import data_help
 from ..errors import InputError
 from ..rank import BLOCKS, PAPER_ACTIVATIONS, PRESETS
 
 _DEFAULT_BLOCKS = ",".join(BLOCKS)
 _DEFAULT_ACTS = ",".join(PAPER_ACTIVATIONS)
+#: ``dest`` prefix of the generated protocol flags.
+_PROTO = "proto_"
 
 
 def _names(text: str) -> list[str]:
@@ -28,23 +31,24 @@ def _floats(text: str) -> list[float]:
         raise InputError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _value(text: str) -> Any:
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _options(items: list[str] | None, multi: bool = False) -> dict[str, Any]:
+    """``KEY=VALUE`` protocol options, each value coerced to its :class:`~rexnet.rank.Protocol` field's type."""
+    from .._config import coerce
+    from ..rank import Protocol
+
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, val = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise InputError(f"expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = [_value(v) for v in _names(val)] if multi else _value(val.strip())
+        out[key] = [coerce(Protocol, key, v) for v in _names(val)] if multi else coerce(Protocol, key, val.strip())
     return out
+
+
+def _protocol_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set KEY=VALUE`` and the generated protocol flags (``--norm``, ``--d-out-max``, ...); flags win."""
+    return {**_options(args.set), **flag_overrides(args, _PROTO)}
 
 
 def _study(args: argparse.Namespace) -> int:
@@ -65,7 +69,7 @@ def _study(args: argparse.Namespace) -> int:
             args.out,
             grid=grid,
             estimators=_names(args.estimators) if args.estimators else DEFAULT_GRID_ESTIMATORS,
-            base=get_protocol("default", **_options(args.set)),
+            base=get_protocol("default", **_protocol_options(args)),
             blocks=blocks,
             activations=acts,
             ratios=_floats(args.ratios) if args.ratios else DEFAULT_GRID_RATIOS,
@@ -85,7 +89,7 @@ def _study(args: argparse.Namespace) -> int:
         ratios=_floats(args.ratios) if args.ratios else DEFAULT_RATIOS,
         networks=1000 if args.networks is None else args.networks,
         seed=args.seed,
-        protocol=get_protocol(args.protocol, **_options(args.set)),
+        protocol=get_protocol(args.protocol, **_protocol_options(args)),
         workers=args.workers,
         progress=not args.no_progress,
         plot=not args.no_plot,
@@ -206,6 +210,10 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plot", action="store_true", help="skip rank_study.png")
+    from ..rank import Protocol
+
+    g = p.add_argument_group("protocol options (change the --protocol preset; default: the 'default' preset's)")
+    add_flags(g, Protocol, prefix=_PROTO)
 
 
 def _paper_view_args(p: argparse.ArgumentParser) -> None:

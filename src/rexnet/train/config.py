@@ -48,7 +48,7 @@ class TrainConfig(Config):
     # what to train
     model: str = field(default="rexnet_100", metadata={"help": "registered model name"})
     data: str = field(default="digits", metadata={"help": data_help()})
-    image_size: int = field(default=32, metadata={"help": "crop size", "min": MIN_IMAGE_SIZE, "max": 4096})
+    image_size: int = field(default=32, metadata={"help": "crop size", "min": MIN_IMAGE_SIZE, "max": 1 << 14})
     num_classes: int | None = field(
         default=None, metadata={"help": "classifier size (default: from the data)", "min": 1, "max": 1_000_000}
     )
