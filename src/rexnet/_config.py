@@ -57,7 +57,7 @@ def parse_count(text: str) -> float:
     """
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgKMG]?)\s*", text)
     if not m:
-        raise ValueError(f"expected a count like 30M, 0.2M or 3e7, got {text!r}")
+        raise ConfigError(f"expected a count like 30M, 0.2M or 3e7, got {text!r}")
     return float(m.group(1)) * _SUFFIX[m.group(2).lower()]
 
 

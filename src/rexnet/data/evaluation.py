@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._device import autocast, resolve_device
+from ..errors import InputError
 from .batched import CachedEvalLoader, tensor_source
 from .folder import collate_skipping
 
@@ -145,7 +146,7 @@ def evaluate(
     dev = resolve_device(device)
     k = num_classes or (len(class_names) if class_names else None) or getattr(model, "num_classes", None)
     if not k:
-        raise ValueError("num_classes is required for a model without a num_classes attribute")
+        raise InputError("num_classes is required for a model without a num_classes attribute")
     if isinstance(model, nn.Module):
         model = model.to(dev)
         if channels_last:
