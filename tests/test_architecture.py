@@ -350,3 +350,20 @@ def test_the_search_reaches_training_through_one_seam():
         }
     )
     assert users == ["search/trainer.py"], users
+
+
+#: Modules that still read the environment themselves, left to the helpers rewriting them (detection/, its CLI);
+#: deploy/bench.py only records OMP_WAIT_POLICY and passes the environment on to a child process.
+KNOWN_ENV_READERS = {"detection/engine.py", "cli/detect.py", "deploy/bench.py"}
+
+
+def test_environment_variables_are_read_in_one_place():
+    """``os.environ``/``os.getenv`` appear only in _env.py, which checks every value (issue 23: ``WORLD_SIZE=abc``)."""
+    readers = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                if isinstance(node.value, ast.Name) and node.value.id == "os":
+                    readers.add(str(path.relative_to(SRC)))
+    assert "_env.py" in readers
+    assert readers - {"_env.py"} - KNOWN_ENV_READERS == set(), sorted(readers - {"_env.py"} - KNOWN_ENV_READERS)

@@ -146,3 +146,50 @@ def test_cli_exit_code_for_bad_numbers(capsys):
 
     assert main(["train", "--warmup-epochs", "nan"]) == 2
     assert "--warmup-epochs" in capsys.readouterr().err
+
+
+# ---- the environment variables rexnet reads are parsed in one place (rexnet._env) ----------------------------
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"WORLD_SIZE": "abc"}, r"environment variable WORLD_SIZE must be an integer, got 'abc'"),
+        ({"WORLD_SIZE": "0"}, r"WORLD_SIZE must be in \[1, "),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, r"need RANK < WORLD_SIZE; found WORLD_SIZE='2', RANK='2'"),
+        ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "-1"}, r"LOCAL_RANK must be >= 0, got -1"),
+        ({"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "8"}, r"LOCAL_WORLD_SIZE must be in \[1, 4\], got 8"),
+    ],
+)
+def test_bad_torchrun_variables_are_config_errors_naming_them(monkeypatch, env, message):
+    from rexnet._env import dist_env
+    from rexnet.train.distributed import init_distributed
+
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError, match=message):
+        dist_env()
+    with pytest.raises(ConfigError, match=message):
+        init_distributed("cpu")  # before any process group is joined
+
+
+def test_good_torchrun_variables_and_none(monkeypatch):
+    from rexnet._env import dist_env
+
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    assert not dist_env().distributed and dist_env().world_size == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    e = dist_env()
+    assert e.distributed and (e.world_size, e.rank, e.local_rank) == (2, 1, 1)
+
+
+def test_cli_world_size_abc_is_exit_2(monkeypatch, capsys, tmp_path):
+    from rexnet.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "abc")
+    assert main(["train", "--epochs", "1", "--train-limit", "16", "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "WORLD_SIZE" in err and "'abc'" in err and "Traceback" not in err

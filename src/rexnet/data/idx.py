@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._env import env_str
 from ..errors import InputError
 
 __all__ = ["IDX_DATASETS", "IdxData", "find_idx_folder", "load_idx_dataset", "read_idx"]
@@ -127,7 +128,7 @@ def find_idx_folder(name: str, folder: str | os.PathLike | None = None) -> Path:
     if folder is not None:
         roots = [Path(folder)]
     else:
-        env = os.environ.get("REXNET_DATA")
+        env = env_str("REXNET_DATA")
         roots = ([Path(env) / name] if env else []) + [Path(d) for d in defaults]
     tried = []
     for root in roots:

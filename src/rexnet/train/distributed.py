@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from .._env import dist_env
 
 __all__ = ["DistInfo", "init_distributed", "all_reduce_sum", "all_gather_objects", "average_buffers"]
 
@@ -34,12 +35,12 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
     Uses NCCL when CUDA is used, else gloo. Without torchrun's variables this is a no-op.
     """
+    env = dist_env()  # WORLD_SIZE, RANK, LOCAL_RANK checked: a bad value is a ConfigError naming it
     if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or "RANK" not in os.environ:
+        return DistInfo(dist.get_rank(), dist.get_world_size(), env.local_rank)
+    if not env.distributed:
         return DistInfo()
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_rank = env.local_rank
     use_cuda = torch.cuda.is_available() and device != "cpu"
     if use_cuda:
         torch.cuda.set_device(local_rank)
