@@ -30,7 +30,19 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "cli": ("search", "detection", "deploy"),
 }
 #: Leaf helpers any layer may use; they import at most ``errors`` and ``plan``.
-BASE = {"errors", "_files", "features", "_env", "_seed", "_signals", "_table", "_memory", "_config", "_device"}
+BASE = {
+    "errors",
+    "_files",
+    "features",
+    "_env",
+    "_seed",
+    "_signals",
+    "_table",
+    "_memory",
+    "_config",
+    "_device",
+    "_ranges",
+}
 #: The package's own facade and entry point may import any part (lazily, see the import test).
 FACADE = {"__init__", "__main__"}
 
