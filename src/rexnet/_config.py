@@ -364,9 +364,14 @@ def add_flags(
                 prefix=f"{prefix}{f.name}.",
             )
             continue
+        if f.metadata.get("positional"):  # a name the command takes first (``rank profile MODEL``)
+            parser.add_argument(prefix + f.name, metavar=f.name.upper(), help=f.metadata.get("help", ""))
+            continue
         flags = [flag_name(cls, f.name), *aliases.get(f.name, ())]
         flags.sort(key=lambda s: s.startswith("--"))  # short options first, as argparse lists them
         kwargs: dict[str, Any] = dict(dest=prefix + f.name, default=None, help=_help(f, defaults, alt_defaults))
+        if f.metadata.get("required"):
+            kwargs["required"] = True
         kinds = [t for t in _types_of(hints[f.name]) if t is not type(None)]
         if kinds == [bool]:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
@@ -383,6 +388,8 @@ def add_flags(
 def _help(f: dataclasses.Field, defaults: Config, alt_defaults: tuple[str, Config] | None) -> str:
     default = getattr(defaults, f.name)
     help_ = f.metadata.get("help", "")
+    if f.metadata.get("required"):
+        return help_.replace("%", "%%")
     # a help text ending in "(None: what None means)" names the default itself
     means = re.fullmatch(r"(.*) \(None: (.*)\)", help_, flags=re.S)
     if default is None and means:

@@ -86,7 +86,9 @@ class TrainConfig(Config):
     drop_path: float = field(
         default=0.0, metadata={"help": "stochastic depth (recommended for widths >= 1.5)", "min": 0, "lt": 1}
     )
-    clip_grad: float | None = field(default=None, metadata={"help": "clip the gradient norm to this", "gt": 0})
+    clip_grad: float | None = field(
+        default=None, metadata={"help": "clip the gradient norm to this", "gt": 0, "max": 1e6}
+    )
     ema: bool = field(default=False, metadata={"help": "keep an EMA of the weights (evaluated too)"})
     ema_decay: float = field(default=0.9998, metadata={"help": "EMA decay per optimiser step", "min": 0, "lt": 1})
     # augmentation (train split): flags --aug-scale, --aug-hflip, ...
