@@ -68,4 +68,4 @@ def test_the_commands_have_the_generated_flags(capsys):
         for cls in classes:
             for f in dataclasses.fields(cls):
                 if not f.metadata.get("positional") and not isinstance(getattr(cls(), f.name, None), Config):
-                    assert flag_name(cls, f.name) in text, (argv, f.name)
+                    assert flag_name(cls, f.name) in text, (command, f.name)
