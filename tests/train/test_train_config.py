@@ -193,3 +193,13 @@ def test_cli_world_size_abc_is_exit_2(monkeypatch, capsys, tmp_path):
     assert main(["train", "--epochs", "1", "--train-limit", "16", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "WORLD_SIZE" in err and "'abc'" in err and "Traceback" not in err
+
+
+def test_a_run_started_with_more_threads_than_here_still_resumes(tmp_path, monkeypatch):
+    import os
+
+    from rexnet.train.run import resume_config
+
+    (tmp_path / "config.json").write_text(json.dumps({**TrainConfig().to_dict(), "threads": 64}))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert resume_config(tmp_path).threads is None  # the cores of this machine, not a refusal

@@ -37,7 +37,6 @@ class TrainConfig(Config):
     ``batch_size`` is global: split over DDP processes and ``accum_steps`` micro-batches.
     """
 
-    kind = "config key"
     #: The flat keys of runs from before ``aug`` was a nested config (their config.json still loads).
     legacy_keys = {
         "aug_scale": "aug.scale",

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .._env import available_cores
 from .._memory import check_training_memory
 from ..data import AugmentConfig, build_datasets
 from ..errors import InputError, ResumeMismatchError
@@ -149,8 +150,11 @@ def resume_config(out_dir: str | os.PathLike) -> TrainConfig:
     """
     saved = _read_run_config(out_dir)
     known = set(TrainConfig.__dataclass_fields__) | set(TrainConfig.legacy_keys)  # flat aug keys of older runs
+    values = {k: v for k, v in saved.items() if k in known}
+    if isinstance(values.get("threads"), int) and values["threads"] > available_cores():
+        values["threads"] = None  # started on a bigger machine; threads may change on resume (RESUME_FREE)
     try:
-        return TrainConfig().replace(**{k: v for k, v in saved.items() if k in known})
+        return TrainConfig().replace(**values)
     except ConfigError as e:
         raise ConfigError(f"cannot resume: {Path(out_dir) / 'config.json'}: {e}") from None
 
