@@ -245,7 +245,7 @@ def coerce(cls: type, name: str, value: Any) -> Any:
         if t is type(None):
             continue
         if isinstance(t, type) and issubclass(t, Config):
-            return _nested(t, label, value)
+            return _nested(t, f, label, value)
         if typing.get_origin(t) is Literal:
             if value in typing.get_args(t):
                 return value
@@ -262,14 +262,17 @@ def coerce(cls: type, name: str, value: Any) -> Any:
     raise ConfigError(f"bad value for {label}: {value!r} (expected {_describe(hint)}{finite})")
 
 
-def _nested(t: type[Config], label: str, value: Any) -> Config:
+def _nested(t: type[Config], f: dataclasses.Field, label: str, value: Any) -> Config:
+    """A nested config from itself or a mapping; a mapping changes the field's default, key by key."""
     if isinstance(value, t):
         return value
     if isinstance(value, str):
         value = _mapping(label, value)
     if not isinstance(value, Mapping):
         raise ConfigError(f"{label} must be a mapping of {t.__name__} keys, got {type(value).__name__} {value!r}")
-    return t.from_dict(value)
+    factory = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+    base = factory() if factory is not None else f.default if isinstance(f.default, t) else t()
+    return base.replace(**value)
 
 
 def _mapping(name: str, value: Any) -> dict[str, Any]:

@@ -72,6 +72,10 @@ def test_train_config_composes_augment_config():
     assert c.to_dict()["aug"]["scale"] == [0.5, 1.0] and "hflip" not in c.to_dict()
     assert c.flat_dict()["aug.hflip"] == 0.5
     assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c  # config.json round trip
+    # constructed from a partial mapping: the training defaults (not AugmentConfig's paper defaults) elsewhere
+    assert TrainConfig(aug={"hflip": 0.5}).aug == TrainConfig().aug.replace(hflip=0.5)
+    with pytest.raises(ConfigError, match=r"aug \(--aug\) must be a mapping"):
+        TrainConfig(aug=[0.5])
 
 
 def test_old_flat_config_json_still_resumes(tmp_path):
