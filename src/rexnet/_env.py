@@ -87,7 +87,8 @@ def dist_env() -> DistEnv:
             naming the variables found.
     """
     world = env_int("WORLD_SIZE", 1, 1, MAX_WORLD_SIZE)
-    local_world = env_int("LOCAL_WORLD_SIZE", 1, 1, world)
+    # checked against WORLD_SIZE only where that is set (a test or a launcher may set the local count alone)
+    local_world = env_int("LOCAL_WORLD_SIZE", 1, 1, world if env_str("WORLD_SIZE") else MAX_WORLD_SIZE)
     found = ", ".join(f"{k}={os.environ[k]!r}" for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK") if k in os.environ)
     rank = env_int("RANK", 0, 0)
     local_rank = env_int("LOCAL_RANK", 0, 0)
