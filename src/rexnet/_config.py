@@ -166,8 +166,10 @@ def flag_name(cls: type, name: str) -> str:
     return "--" + (f"{prefix}_{name}" if prefix else name).replace("_", "-")
 
 
-def _label(cls: type, name: str) -> str:
-    return f"{name} ({flag_name(cls, name)})"
+def _flagged(cls: type, name: str, error: ConfigError) -> ConfigError:
+    """``error`` with the field's flag in front, as argparse names a flag (``--epochs: epochs must be ...``)."""
+    text = str(error)
+    return error if text.startswith("--") else ConfigError(f"{flag_name(cls, name)}: {text}")
 
 
 def _bound(value: Any) -> float | None:
@@ -182,15 +184,10 @@ def _check_bounds(cls: type, f: dataclasses.Field, value: Any) -> None:
     low, open_low = (_bound(meta["gt"]), True) if "gt" in meta else (_bound(meta.get("min")), False)
     high, open_high = (_bound(meta["lt"]), True) if "lt" in meta else (_bound(meta.get("max")), False)
     for item in value if isinstance(value, tuple) else (value,):
-        check_range(
-            _label(cls, f.name),
-            item,
-            low,
-            high,
-            open_low=open_low,
-            open_high=open_high,
-            why=meta.get("why"),
-        )
+        try:
+            check_range(f.name, item, low, high, open_low=open_low, open_high=open_high, why=meta.get("why"))
+        except ConfigError as e:
+            raise _flagged(cls, f.name, e) from None
 
 
 @functools.cache
@@ -225,11 +222,18 @@ def coerce(cls: type, name: str, value: Any) -> Any:
     """Convert ``value`` (possibly a CLI string) to the type of field ``name`` of ``cls``.
 
     Raises:
-        ConfigError: Unknown field, or a value that does not fit its type.
+        ConfigError: Unknown field, or a value that does not fit its type (the message starts with its flag).
     """
     f = _field(cls, name)
-    hint = _hints(cls)[name]
-    label = _label(cls, name)
+    try:
+        return _coerce(cls, f, value)
+    except ConfigError as e:
+        raise _flagged(cls, name, e) from None
+
+
+def _coerce(cls: type, f: dataclasses.Field, value: Any) -> Any:
+    hint = _hints(cls)[f.name]
+    label = f.name
     allowed = _types_of(hint)
     nullable = type(None) in allowed
     if value is None or (nullable and isinstance(value, str) and value.strip().lower() in ("none", "null")):

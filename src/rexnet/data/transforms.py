@@ -57,7 +57,7 @@ class AugmentConfig(Config):
             low, high = getattr(self, key)
             if low > high:
                 raise ConfigError(
-                    f"{key} ({flag_name(type(self), key)}) must be (low, high) with low <= high, got {low}, {high}"
+                    f"{flag_name(type(self), key)}: {key} must be (low, high) with low <= high, got {low}, {high}"
                 )
 
 

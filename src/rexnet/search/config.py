@@ -39,7 +39,7 @@ class SearchConfig(Config):
         >>> SearchConfig(trials=0)
         Traceback (most recent call last):
         ...
-        rexnet.errors.ConfigError: trials (--trials) must be in [1, 100000], got 0
+        rexnet.errors.ConfigError: --trials: trials must be in [1, 100000], got 0
     """
 
     kind = "search option"
@@ -169,7 +169,7 @@ class SearchConfig(Config):
         if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
             # a live trial would be declared dead between two of its own beats, and its result lost
             raise ConfigError(
-                f"grace_period (--grace-period) must be longer than heartbeat_interval (--heartbeat-interval) "
+                f"--grace-period: grace_period must be longer than heartbeat_interval (--heartbeat-interval) "
                 f"{self.heartbeat_interval} s, got {self.grace_period} s (give 3 heartbeats or more, or None)"
             )
         if self.prune and self.multi_objective:
@@ -181,7 +181,7 @@ class SearchConfig(Config):
             try:
                 train_config(self.train_options)
             except RexnetError as e:  # train's own ConfigError: say where the key came from
-                raise ConfigError(f"train_options (--train-options): {e}") from None
+                raise ConfigError(f"--train-options: {e}") from None
 
     @property
     def objective(self) -> str:

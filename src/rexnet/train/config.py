@@ -147,7 +147,7 @@ class TrainConfig(Config):
     def validate(self) -> None:
         # types and the ranges in the fields' metadata are checked first (rexnet._config)
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
-            raise ConfigError(f"bad value for device (--device): {self.device!r}; expected auto, cpu, cuda or cuda:N")
+            raise ConfigError(f"--device: bad value for device: {self.device!r}; expected auto, cpu, cuda or cuda:N")
 
     def peak_lr(self) -> float:
         """The LR after warm-up."""
