@@ -30,7 +30,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
-from ._ranges import check_range, parse_count
+from ._ranges import check_bounds, check_range, parse_count
 from .errors import ConfigError
 
 __all__ = [
@@ -172,22 +172,11 @@ def _flagged(cls: type, name: str, error: ConfigError) -> ConfigError:
     return error if text.startswith("--") else ConfigError(f"{flag_name(cls, name)}: {text}")
 
 
-def _bound(value: Any) -> float | None:
-    return value() if callable(value) else value
-
-
 def _check_bounds(cls: type, f: dataclasses.Field, value: Any) -> None:
-    """The field's ``min``/``max``/``gt``/``lt`` metadata, on the value or each item of a tuple."""
-    meta = f.metadata
-    if not any(k in meta for k in ("min", "max", "gt", "lt")) or value is None:
-        return
-    low, open_low = (_bound(meta["gt"]), True) if "gt" in meta else (_bound(meta.get("min")), False)
-    high, open_high = (_bound(meta["lt"]), True) if "lt" in meta else (_bound(meta.get("max")), False)
-    for item in value if isinstance(value, tuple) else (value,):
-        try:
-            check_range(f.name, item, low, high, open_low=open_low, open_high=open_high, why=meta.get("why"))
-        except ConfigError as e:
-            raise _flagged(cls, f.name, e) from None
+    try:
+        check_bounds(f.name, value, f.metadata)
+    except ConfigError as e:
+        raise _flagged(cls, f.name, e) from None
 
 
 @functools.cache

@@ -6,11 +6,12 @@ The base of :mod:`rexnet._config`'s range checks; every message names the key an
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["check_range", "parse_count"]
+__all__ = ["check_bounds", "check_range", "parse_count"]
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
 
@@ -68,3 +69,25 @@ def check_range(
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
+def check_bounds(name: str, value: Any, meta: Mapping[str, Any]) -> None:
+    """The ``min``/``max`` (inclusive) and ``gt``/``lt`` (exclusive) bounds in a field's metadata, on ``value``
+    or on each item of a tuple; a bound may be a callable (``max=available_cores``), ``why`` explains it.
+
+    Example:
+        >>> check_bounds("hflip", (0.5, 2.0), {"min": 0, "max": 1})
+        Traceback (most recent call last):
+        ...
+        rexnet.errors.ConfigError: hflip must be in [0, 1], got 2.0
+    """
+    if value is None or not any(k in meta for k in ("min", "max", "gt", "lt")):
+        return
+    low, open_low = (_bound(meta["gt"]), True) if "gt" in meta else (_bound(meta.get("min")), False)
+    high, open_high = (_bound(meta["lt"]), True) if "lt" in meta else (_bound(meta.get("max")), False)
+    for item in value if isinstance(value, tuple) else (value,):
+        check_range(name, item, low, high, open_low=open_low, open_high=open_high, why=meta.get("why"))
+
+
+def _bound(value: Any) -> float | None:
+    return value() if callable(value) else value
