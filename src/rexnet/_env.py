@@ -1,11 +1,102 @@
-"""Process settings that must be made before torch is imported.
+"""Process settings made before torch is imported, and the one reader of the environment variables rexnet uses.
 
 OpenMP's wait policy is read once, when torch loads libgomp: idle threads then sleep instead of
 spinning. On a busy or small machine spinning threads make multi-threaded torch 5-20x slower; on an
 idle one passive waiting costs little (benchmarks/RESULTS.md, "Fast CPU training"). A value the
 user set wins.
+
+Every variable rexnet reads (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``,
+``REXNET_*``) goes through :func:`env_int` or :func:`env_str`, so a bad value is a
+:class:`~rexnet.errors.ConfigError` that names the variable and echoes the value, never a traceback.
 """
 
+from __future__ import annotations
+
 import os
+from dataclasses import dataclass
+
+from .errors import ConfigError
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+__all__ = ["DistEnv", "available_cores", "dist_env", "env_int", "env_str"]
+
+#: More processes than this in one job is a typo, not a cluster (torchrun's own limit is far lower in practice).
+MAX_WORLD_SIZE = 1 << 16
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """The variable ``name``, stripped; ``default`` when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:
+    """The variable ``name`` as an integer in ``[low, high]`` (``default`` when unset or empty).
+
+    Example:
+        >>> os.environ["REXNET_DOCTEST"] = "abc"
+        >>> env_int("REXNET_DOCTEST", 1)
+        Traceback (most recent call last):
+        ...
+        rexnet.errors.ConfigError: environment variable REXNET_DOCTEST must be an integer, got 'abc'
+
+    Raises:
+        ConfigError: Not an integer, or out of range; the message names the variable.
+    """
+    text = env_str(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be an integer, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigError(f"environment variable {name} must be {rng}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """What ``torchrun`` put in the environment (all 1/0 without it)."""
+
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        """Whether this process is one of several (``WORLD_SIZE`` > 1 and ``RANK`` set)."""
+        return self.world_size > 1 and env_str("RANK") is not None
+
+
+def dist_env() -> DistEnv:
+    """``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE``, checked against each other.
+
+    Raises:
+        ConfigError: A value that is not an integer or is out of range (``RANK`` >= ``WORLD_SIZE``, ...),
+            naming the variables found.
+    """
+    world = env_int("WORLD_SIZE", 1, 1, MAX_WORLD_SIZE)
+    # checked against WORLD_SIZE only where that is set (a test or a launcher may set the local count alone)
+    local_world = env_int("LOCAL_WORLD_SIZE", 1, 1, world if env_str("WORLD_SIZE") else MAX_WORLD_SIZE)
+    found = ", ".join(f"{k}={os.environ[k]!r}" for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK") if k in os.environ)
+    rank = env_int("RANK", 0, 0)
+    local_rank = env_int("LOCAL_RANK", 0, 0)
+    problems = []
+    if rank >= world:
+        problems.append("RANK < WORLD_SIZE")
+    if local_rank >= (local_world if env_str("LOCAL_WORLD_SIZE") is not None else world):
+        problems.append("LOCAL_RANK < LOCAL_WORLD_SIZE (or WORLD_SIZE)")
+    if problems:
+        raise ConfigError(f"inconsistent torchrun environment: need {' and '.join(problems)}; found {found}")
+    return DistEnv(world, rank, local_rank, local_world)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import InputError
 from .plan.spec import ACTIVATIONS, BlockSpec
 
 __all__ = [
@@ -27,7 +28,7 @@ def make_activation(name: str) -> nn.Module:
     TorchScript and ONNX export, and ``nn.SiLU`` computes the same function.
     """
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; expected one of: {', '.join(ACTIVATIONS)}")
+        raise InputError(f"unknown activation {name!r}; expected one of: {', '.join(ACTIVATIONS)}")
     return getattr(nn, ACTIVATIONS[name].module)()
 
 
@@ -82,7 +83,7 @@ class DropPath(nn.Module):
     def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True) -> None:
         super().__init__()
         if not 0.0 <= drop_prob < 1.0:
-            raise ValueError(f"drop-path probability must be in [0, 1), got {drop_prob}")
+            raise InputError(f"drop-path probability must be in [0, 1), got {drop_prob}")
         self.drop_prob = drop_prob
         self.scale_by_keep = scale_by_keep
 
@@ -112,7 +113,7 @@ class GlobalPool(nn.Module):
     def __init__(self, pool_type: str = "avg") -> None:
         super().__init__()
         if pool_type not in POOL_TYPES:
-            raise ValueError(f"unknown global_pool {pool_type!r}; expected one of: {', '.join(map(repr, POOL_TYPES))}")
+            raise InputError(f"unknown global_pool {pool_type!r}; expected one of: {', '.join(map(repr, POOL_TYPES))}")
         self.pool_type = pool_type
 
     def feat_mult(self) -> int:

@@ -65,11 +65,11 @@ class RexNet(nn.Module):
     ) -> None:
         super().__init__()
         if output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+            raise InputError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+            raise InputError(f"num_classes must be >= 0, got {num_classes}")
         if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+            raise InputError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         self.plan = plan
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -170,17 +170,17 @@ class RexNet(nn.Module):
                 classifier, or a pool that changes the input width of ReXNet-lite's hidden layer.
         """
         if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+            raise InputError(f"num_classes must be >= 0, got {num_classes}")
         pool_type = self.pool.pool_type if global_pool is None else global_pool
         if pool_type == "" and num_classes:
-            raise ValueError(
+            raise InputError(
                 f"global_pool='' leaves the maps unpooled, which a linear classifier cannot take; "
                 f"pass num_classes=0 (got {num_classes})"
             )
         if global_pool is not None and global_pool != self.pool.pool_type:
             pool = GlobalPool(global_pool)
             if isinstance(self.head_hidden, nn.Sequential) and pool.feat_mult() != self.pool.feat_mult():
-                raise ValueError(f"global_pool={global_pool!r} changes the input width of the hidden head layer")
+                raise InputError(f"global_pool={global_pool!r} changes the input width of the hidden head layer")
             self.pool = pool
             self.flatten = nn.Flatten(1) if global_pool else nn.Identity()
             if not isinstance(self.head_hidden, nn.Sequential):

@@ -30,7 +30,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("train-dropout", ["train", "--dropout", "1.5"], ["dropout", "1.5"]),
     ("train-momentum", ["train", "--momentum", "-1"], ["momentum", "-1"]),
     ("train-min-lr", ["train", "--min-lr", "-1"], ["min_lr", "-1"]),
-    ("train-aug-scale", ["train", "--aug-scale", "0.9,0.1"], ["aug_scale", "0.9"]),
+    ("train-aug-scale", ["train", "--aug-scale", "0.9,0.1"], ["--aug-scale", "0.9"]),
     ("train-randaug-m", ["train", "--randaug-m", "50"], ["randaug_m", "50"]),
     ("train-hflip", ["train", "--hflip", "1.5"], ["hflip", "1.5"]),
     ("train-clip-grad", ["train", "--clip-grad", "0"], ["clip_grad", "0"]),

@@ -42,9 +42,9 @@ def test_a_missing_peer_times_out_with_the_variables_named(env, tmp_path, capsys
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
-        ({"WORLD_SIZE": "abc", "RANK": "0"}, "WORLD_SIZE='abc' is not an integer"),
-        ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK='x' is not an integer"),
-        ({"WORLD_SIZE": "2", "RANK": "3", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "RANK=3 is outside WORLD_SIZE=2"),
+        ({"WORLD_SIZE": "abc", "RANK": "0"}, "WORLD_SIZE must be an integer, got 'abc'"),
+        ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK must be an integer, got 'x'"),
+        ({"WORLD_SIZE": "2", "RANK": "3", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, "need RANK < WORLD_SIZE"),
         ({"WORLD_SIZE": "2", "RANK": "0"}, "MASTER_ADDR and MASTER_PORT not set"),
         (
             {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1", "REXNET_DIST_TIMEOUT": "nan"},

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from .._config import add_flags, check_range, flag_overrides
+from .._env import dist_env
 from ..detection.config import DetectConfig
 from ..detection.engine import load_detector, resume_detect_config, train_detector
 from ..errors import InputError
@@ -20,7 +20,7 @@ def _train(args: argparse.Namespace) -> int:
         raise InputError(f"--allow-change {args.allow_change} needs --resume")
     cfg = resume_detect_config(args.out, **flags) if args.resume else DetectConfig.from_dict(flags)
     summary = train_detector(cfg, args.out, resume=args.resume, allow_change=allow)
-    if os.environ.get("RANK", "0") not in ("", "0"):  # torchrun: rank 0 reports
+    if dist_env().rank != 0:  # torchrun: rank 0 reports
         return 0
     metrics = {
         k: round(v, 2) for k, v in summary.items() if k.startswith("val_") and k.endswith(("AP", "AP50", "AP75"))

@@ -1,20 +1,167 @@
 """``rexnet rank study|paper-view|profile|verify``: thin shells over :mod:`rexnet.rank` (and the Table-2 recipe).
 
-The pre-1.0 spellings ``rexnet rank-study``, ``rank-paper-view``, ``rank-profile`` and ``rank-verify`` stay as
-hidden aliases of the same commands.
+Each command's flags are generated from its options config below (and ``rank study``'s protocol flags from
+:class:`~rexnet.rank.Protocol`), so every number is checked for type and range before any work, with the
+flag named in the message. The pre-1.0 spellings ``rexnet rank-study``, ``rank-paper-view``, ``rank-profile``
+and ``rank-verify`` stay as hidden aliases of the same commands.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from .._config import Config, add_flags, flag_overrides
+from .._env import available_cores
 from ..data import data_help
 from ..errors import InputError
 from ..rank import BLOCKS, PAPER_ACTIVATIONS, PRESETS
 
 _DEFAULT_BLOCKS = ",".join(BLOCKS)
 _DEFAULT_ACTS = ",".join(PAPER_ACTIVATIONS)
+#: ``dest`` prefixes of the generated flags: the command's options and the protocol's.
+_OPT, _PROTO = "opt_", "proto_"
+_MAX_SEED = 2**32 - 1
+_SHORT = {"networks": ["-n"], "workers": ["-j"], "batch_size": ["-b"]}
+
+
+def _out(help_: str) -> Any:
+    return field(default=None, metadata={"help": help_, "required": True})
+
+
+def _seed(help_: str = "seed") -> Any:
+    return field(default=0, metadata={"help": help_, "min": 0, "max": _MAX_SEED})
+
+
+def _workers(help_: str) -> Any:
+    return field(
+        default=None,
+        metadata={"help": help_, "min": 1, "max": available_cores, "why": "the cores this process may use"},
+    )
+
+
+@dataclass(frozen=True)
+class StudyOptions(Config):
+    """``rank study``."""
+
+    kind = "rank study option"
+    out: str | None = _out("run folder (resumed if it holds the same config)")
+    blocks: str = field(default=_DEFAULT_BLOCKS, metadata={"help": "comma list"})
+    activations: str = field(
+        default=_DEFAULT_ACTS, metadata={"help": "comma list; rexnet names or torch.nn class names like Mish"}
+    )
+    ratios: str | None = field(
+        default=None,
+        metadata={"help": "dimension ratios d_in/d_out in (0,1] (None: 0.1,0.2,...,1.0; grid: 0.1,0.2,0.3,0.5,1.0)"},
+    )
+    networks: int | None = field(
+        default=None, metadata={"help": "networks per point (None: 1000; grid: 30)", "min": 1, "max": 10_000_000}
+    )
+    seed: int = _seed()
+    protocol: str = field(
+        default="default",
+        metadata={
+            "help": f"preset: {', '.join(PRESETS)} (see docs/rank_study.md); or 'grid' to sweep protocols and "
+            "score them against the paper's Fig. 1"
+        },
+    )
+    estimators: str | None = field(
+        default=None,
+        metadata={
+            "help": "grid mode: estimators to score (None: matrix_rank,rtol:1e-3,rtol:1e-2,rtol:3e-2,energy:0.99,erank)"
+        },
+    )
+    workers: int | None = _workers("parallel processes (None: 2 on >= 2 cores for runs over 20,000 networks, else 1)")
+    progress: bool = field(default=True, metadata={"help": "progress bar"})
+    plot: bool = field(default=True, metadata={"help": "draw rank_study.png"})
+
+
+@dataclass(frozen=True)
+class PaperViewOptions(Config):
+    """``rank paper-view``."""
+
+    kind = "rank paper-view option"
+    out: str | None = _out("output folder (its study sub-folders are resumed)")
+    ab_protocol: str = field(default="default", metadata={"help": "preset for panels (a)/(b)"})
+    cd_protocol: str | None = field(
+        default=None,
+        metadata={"help": "preset for panels (c)/(d) (None: the best IB preset, ib_loose; see docs/rank_study.md)"},
+    )
+    networks: int = field(default=1000, metadata={"help": "networks per point", "min": 1, "max": 10_000_000})
+    ratios: str | None = field(default=None, metadata={"help": "dimension ratios (None: 0.1,0.2,...,1.0)"})
+    seed: int = _seed()
+    workers: int | None = _workers("parallel processes (None: as rank study)")
+    ab_run: str | None = field(
+        default=None, metadata={"help": "a finished rank-study folder to read (a)/(b) from, no computing"}
+    )
+    cd_run: str | None = field(
+        default=None, metadata={"help": "a finished rank-study folder to read (c)/(d) from, no computing"}
+    )
+    progress: bool = field(default=True, metadata={"help": "progress bar"})
+
+
+@dataclass(frozen=True)
+class ProfileOptions(Config):
+    """``rank profile``."""
+
+    kind = "rank profile option"
+    model: str = field(
+        default="",
+        metadata={
+            "help": "rexnet registry name (rexnet_100) or tv:NAME for torchvision (tv:mobilenet_v2)",
+            "positional": True,
+        },
+    )
+    out: str | None = _out("output folder")
+    compare: str | None = field(default=None, metadata={"help": "a second model to profile side by side"})
+    checkpoint: str | None = field(default=None, metadata={"help": "weights for MODEL (None: random init)"})
+    batch_size: int = field(default=32, metadata={"help": "input images", "min": 1, "max": 1 << 16})
+    image_size: int = field(default=224, metadata={"help": "input side", "min": 1, "max": 1 << 14})
+    layers: str | None = field(
+        default=None,
+        metadata={"help": "comma list of module names or patterns (None: every block output and the final features)"},
+    )
+    estimator: str = field(default="matrix_rank", metadata={"help": "rank estimator"})
+    flatten: Literal["spatial", "pool"] = field(
+        default="spatial", metadata={"help": "spatial: C x (B*H*W); pool: C x B after global pooling"}
+    )
+    seed: int = _seed("seed of the init and the input batch")
+    bn: Literal["auto", "train", "eval"] = field(
+        default="auto",
+        metadata={
+            "help": "BN statistics: batch (train) or running (eval); auto = train for random init, "
+            "eval with --checkpoint"
+        },
+    )
+
+
+@dataclass(frozen=True)
+class VerifyOptions(Config):
+    """``rank verify``."""
+
+    kind = "rank verify option"
+    out: str | None = _out("output folder")
+    train_epochs: int = field(
+        default=0,
+        metadata={
+            "help": "epochs of training on --data for the accuracy column (0 = rank columns only)",
+            "min": 0,
+            "max": 10_000,
+        },
+    )
+    data: str = field(default="digits", metadata={"help": f"training data: {data_help()}"})
+    train_limit: int | None = field(
+        default=None, metadata={"help": "train on a fixed subset of this many images", "min": 1}
+    )
+    image_size: int = field(default=32, metadata={"help": "input side", "min": 8, "max": 1 << 14})
+    seeds: int = field(default=3, metadata={"help": "models per variant, averaged (paper: 3)", "min": 1, "max": 1000})
+    batch_size: int = field(default=256, metadata={"help": "batch for the rank measurement", "min": 1, "max": 1 << 16})
+    progress: bool = field(default=True, metadata={"help": "progress output"})
+
+
+def _options_of(cls: type[Config], args: argparse.Namespace) -> Any:
+    return cls.from_dict(flag_overrides(args, _OPT))
 
 
 def _names(text: str) -> list[str]:
@@ -28,30 +175,32 @@ def _floats(text: str) -> list[float]:
         raise InputError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _value(text: str) -> Any:
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _options(items: list[str] | None, multi: bool = False) -> dict[str, Any]:
+    """``KEY=VALUE`` protocol options, each value coerced to its :class:`~rexnet.rank.Protocol` field's type."""
+    from .._config import coerce
+    from ..rank import Protocol
+
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, val = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise InputError(f"expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = [_value(v) for v in _names(val)] if multi else _value(val.strip())
+        out[key] = [coerce(Protocol, key, v) for v in _names(val)] if multi else coerce(Protocol, key, val.strip())
     return out
+
+
+def _protocol_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set KEY=VALUE`` and the generated protocol flags (``--norm``, ``--d-out-max``, ...); flags win."""
+    return {**_options(args.set), **flag_overrides(args, _PROTO)}
 
 
 def _study(args: argparse.Namespace) -> int:
     from ..rank import get_protocol, run_rank_study
 
-    blocks, acts = _names(args.blocks), _names(args.activations)
-    if args.protocol == "grid":
+    o = _options_of(StudyOptions, args)
+    blocks, acts = _names(o.blocks), _names(o.activations)
+    if o.protocol == "grid":
         from ..rank.grid import (
             DEFAULT_GRID,
             DEFAULT_GRID_ESTIMATORS,
@@ -62,38 +211,38 @@ def _study(args: argparse.Namespace) -> int:
 
         grid = _options(args.grid, multi=True) or DEFAULT_GRID
         rows = run_protocol_grid(
-            args.out,
+            o.out,
             grid=grid,
-            estimators=_names(args.estimators) if args.estimators else DEFAULT_GRID_ESTIMATORS,
-            base=get_protocol("default", **_options(args.set)),
+            estimators=_names(o.estimators) if o.estimators else DEFAULT_GRID_ESTIMATORS,
+            base=get_protocol("default", **_protocol_options(args)),
             blocks=blocks,
             activations=acts,
-            ratios=_floats(args.ratios) if args.ratios else DEFAULT_GRID_RATIOS,
-            networks=30 if args.networks is None else args.networks,
-            seed=args.seed,
-            progress=not args.no_progress,
+            ratios=_floats(o.ratios) if o.ratios else DEFAULT_GRID_RATIOS,
+            networks=30 if o.networks is None else o.networks,
+            seed=o.seed,
+            progress=o.progress,
         )
         print(format_grid(rows))
-        print(f"wrote {args.out}/grid.csv")
+        print(f"wrote {o.out}/grid.csv")
         return 0
     from ..rank.study import DEFAULT_RATIOS
 
     res = run_rank_study(
-        args.out,
+        o.out,
         blocks=blocks,
         activations=acts,
-        ratios=_floats(args.ratios) if args.ratios else DEFAULT_RATIOS,
-        networks=1000 if args.networks is None else args.networks,
-        seed=args.seed,
-        protocol=get_protocol(args.protocol, **_options(args.set)),
-        workers=args.workers,
-        progress=not args.no_progress,
-        plot=not args.no_plot,
+        ratios=_floats(o.ratios) if o.ratios else DEFAULT_RATIOS,
+        networks=1000 if o.networks is None else o.networks,
+        seed=o.seed,
+        protocol=get_protocol(o.protocol, **_protocol_options(args)),
+        workers=o.workers,
+        progress=o.progress,
+        plot=o.plot,
     )
     print(res.summary())
     print(
-        f"computed in {res.seconds:.1f} s; wrote {args.out}/rank_study.csv, config.json"
-        + ("" if args.no_plot else ", rank_study.png")
+        f"computed in {res.seconds:.1f} s; wrote {o.out}/rank_study.csv, config.json"
+        + ("" if not o.plot else ", rank_study.png")
         + ", summary.txt"
     )
     return 0
@@ -103,83 +252,67 @@ def _paper_view(args: argparse.Namespace) -> int:
     from ..rank.paper_view import BEST_IB_PRESET, run_paper_view
     from ..rank.study import DEFAULT_RATIOS
 
+    o = _options_of(PaperViewOptions, args)
     view = run_paper_view(
-        args.out,
-        ab_protocol=args.ab_protocol,
-        cd_protocol=args.cd_protocol or BEST_IB_PRESET,
-        networks=args.networks,
-        ratios=_floats(args.ratios) if args.ratios else DEFAULT_RATIOS,
-        seed=args.seed,
-        workers=args.workers,
-        ab_run=args.ab_run,
-        cd_run=args.cd_run,
-        progress=not args.no_progress,
+        o.out,
+        ab_protocol=o.ab_protocol,
+        cd_protocol=o.cd_protocol or BEST_IB_PRESET,
+        networks=o.networks,
+        ratios=_floats(o.ratios) if o.ratios else DEFAULT_RATIOS,
+        seed=o.seed,
+        workers=o.workers,
+        ab_run=o.ab_run,
+        cd_run=o.cd_run,
+        progress=o.progress,
     )
     print(view.table())
-    print(f"wrote {args.out}/paper_view.png, paper_view.csv, paper_view.json")
+    print(f"wrote {o.out}/paper_view.png, paper_view.csv, paper_view.json")
     return 0
 
 
 def _profile(args: argparse.Namespace) -> int:
     from ..rank.report import run_rank_profile
 
+    o = _options_of(ProfileOptions, args)
     rep = run_rank_profile(
-        args.model,
-        args.out,
-        compare=args.compare,
-        checkpoint=args.checkpoint,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        layers=_names(args.layers) if args.layers else None,
-        estimator=args.estimator,
-        flatten=args.flatten,
-        seed=args.seed,
-        bn=args.bn,
+        o.model,
+        o.out,
+        compare=o.compare,
+        checkpoint=o.checkpoint,
+        batch_size=o.batch_size,
+        image_size=o.image_size,
+        layers=_names(o.layers) if o.layers else None,
+        estimator=o.estimator,
+        flatten=o.flatten,
+        seed=o.seed,
+        bn=o.bn,
     )
     print(rep.table())
-    print(f"wrote {args.out}/rank_profile.csv, rank_profile.json, rank_profile.png")
+    print(f"wrote {o.out}/rank_profile.csv, rank_profile.json, rank_profile.png")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
     from ..experiments.table2 import run_verification
 
+    o = _options_of(VerifyOptions, args)
     rep = run_verification(
-        args.out,
-        train_epochs=args.train_epochs,
-        image_size=args.image_size,
-        seeds=args.seeds,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-        data=args.data,
-        train_limit=args.train_limit,
+        o.out,
+        train_epochs=o.train_epochs,
+        image_size=o.image_size,
+        seeds=o.seeds,
+        batch_size=o.batch_size,
+        progress=o.progress,
+        data=o.data,
+        train_limit=o.train_limit,
     )
     print(rep.table())
-    print(f"wrote {args.out}/verification.csv")
+    print(f"wrote {o.out}/verification.csv")
     return 0
 
 
 def _study_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="run folder (resumed if it holds the same config)")
-    p.add_argument("--blocks", default=_DEFAULT_BLOCKS, help=f"comma list (default: {_DEFAULT_BLOCKS})")
-    p.add_argument(
-        "--activations",
-        default=_DEFAULT_ACTS,
-        help=f"comma list; rexnet names or torch.nn class names like Mish (default: {_DEFAULT_ACTS})",
-    )
-    p.add_argument(
-        "--ratios",
-        default=None,
-        help="dimension ratios d_in/d_out in (0,1] (default: 0.1,0.2,...,1.0; grid: 0.1,0.2,0.3,0.5,1.0)",
-    )
-    p.add_argument("-n", "--networks", type=int, default=None, help="networks per point (default: 1000; grid: 30)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    p.add_argument(
-        "--protocol",
-        default="default",
-        help=f"preset: {', '.join(PRESETS)} (see docs/rank_study.md); or 'grid' to sweep protocols and "
-        "score them against the paper's Fig. 1 (default: default)",
-    )
+    add_flags(p, StudyOptions, aliases=_SHORT, prefix=_OPT)
     p.add_argument(
         "--set",
         action="append",
@@ -192,82 +325,22 @@ def _study_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=V1,V2",
         help="grid mode: an option to sweep (default: input, init, norm over all their values)",
     )
-    p.add_argument(
-        "--estimators",
-        default=None,
-        help="grid mode: estimators to score (default: matrix_rank,rtol:1e-3,rtol:1e-2,rtol:3e-2,energy:0.99,erank)",
-    )
-    p.add_argument(
-        "-j",
-        "--workers",
-        type=int,
-        default=None,
-        help="parallel processes (default: 2 on >= 2 cores for runs over 20,000 networks, else 1)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-plot", action="store_true", help="skip rank_study.png")
+    from ..rank import Protocol
+
+    g = p.add_argument_group("protocol options (change the --protocol preset; default: the 'default' preset's)")
+    add_flags(g, Protocol, prefix=_PROTO)
 
 
 def _paper_view_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output folder (its study sub-folders are resumed)")
-    p.add_argument("--ab-protocol", default="default", help="preset for panels (a)/(b) (default: default)")
-    p.add_argument(
-        "--cd-protocol",
-        default=None,
-        help="preset for panels (c)/(d) (default: the best IB preset, ib_loose; see docs/rank_study.md)",
-    )
-    p.add_argument("-n", "--networks", type=int, default=1000, help="networks per point (default: 1000)")
-    p.add_argument("--ratios", default=None, help="dimension ratios (default: 0.1,0.2,...,1.0)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    p.add_argument("-j", "--workers", type=int, default=None, help="parallel processes (default: as rank-study)")
-    p.add_argument("--ab-run", default=None, help="a finished rank-study folder to read (a)/(b) from, no computing")
-    p.add_argument("--cd-run", default=None, help="a finished rank-study folder to read (c)/(d) from, no computing")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_flags(p, PaperViewOptions, aliases=_SHORT, prefix=_OPT)
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="rexnet registry name (rexnet_100) or tv:NAME for torchvision (tv:mobilenet_v2)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--compare", default=None, help="a second model to profile side by side, same syntax")
-    p.add_argument("--checkpoint", default=None, help="weights for MODEL (default: random init)")
-    p.add_argument("-b", "--batch-size", type=int, default=32, help="input images (default: 32)")
-    p.add_argument("--image-size", type=int, default=224, help="input side (default: 224)")
-    p.add_argument(
-        "--layers",
-        default=None,
-        help="comma list of module names or patterns (default: every block output and the final features)",
-    )
-    p.add_argument("--estimator", default="matrix_rank", help="rank estimator (default: matrix_rank)")
-    p.add_argument(
-        "--flatten",
-        default="spatial",
-        choices=("spatial", "pool"),
-        help="spatial: C x (B*H*W); pool: C x B after global pooling (default: spatial)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the init and the input batch (default: 0)")
-    p.add_argument(
-        "--bn",
-        default="auto",
-        choices=("auto", "train", "eval"),
-        help="BN statistics: batch (train) or running (eval); auto = train for random init, "
-        "eval with --checkpoint (default: auto)",
-    )
+    add_flags(p, ProfileOptions, aliases=_SHORT, prefix=_OPT)
 
 
 def _verify_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument(
-        "--train-epochs",
-        type=int,
-        default=0,
-        help="epochs of training on --data for the accuracy column (default: 0 = rank columns only)",
-    )
-    p.add_argument("--data", default="digits", help=f"training data: {data_help()} (default: digits)")
-    p.add_argument("--train-limit", type=int, default=None, help="train on a fixed subset of this many images")
-    p.add_argument("--image-size", type=int, default=32, help="input side (default: 32)")
-    p.add_argument("--seeds", type=int, default=3, help="models per variant, averaged (paper: 3; default: 3)")
-    p.add_argument("-b", "--batch-size", type=int, default=256, help="batch for the rank measurement (default: 256)")
-    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    add_flags(p, VerifyOptions, aliases=_SHORT, prefix=_OPT)
 
 
 # name -> (help, arguments, handler), in help order

@@ -18,7 +18,15 @@ from ..data.build import data_help
 
 __all__ = ["add_parsers", "config_from_args"]
 
-_SHORT = {"model": ["-m"], "batch_size": ["-b"], "workers": ["-j"], "epochs": ["-e"], "out": ["-o"]}
+#: Short options, and the flags of the augmentation keys from before they moved into ``aug`` (still accepted).
+_ALIASES = {
+    "model": ["-m"],
+    "batch_size": ["-b"],
+    "workers": ["-j"],
+    "epochs": ["-e"],
+    "out": ["-o"],
+    **{f"aug.{k}": [f"--{k.replace('_', '-')}"] for k in ("hflip", "randaug_n", "randaug_m", "randaug_mstd", "reprob")},
+}
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -34,13 +42,13 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
         "other changes are refused",
     )
-    g = p.add_argument_group("config fields (default: the quick preset's value)")
+    g = p.add_argument_group("config fields (default: the quick preset's value; paper: the paper preset's)")
     add_flags(
         g,
         TrainConfig,
         defaults=TrainConfig.preset("quick"),
         alt_defaults=("paper", TrainConfig.preset("paper")),
-        aliases=_SHORT,
+        aliases=_ALIASES,
     )
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from .._seed import mix_seed
+from ..errors import ConfigError
 from .transforms import AugmentConfig
 
 __all__ = ["BatchAugment", "TensorBatchLoader", "CachedEvalLoader", "image_keys", "tensor_source"]
@@ -104,9 +105,9 @@ class BatchAugment:
         interpolation: str = "bicubic",
     ) -> None:
         if not self.supports(aug):
-            raise ValueError("RandAugment has no batched implementation; use the per-image transform")
+            raise ConfigError("RandAugment has no batched implementation; use the per-image transform")
         if interpolation not in ("bicubic", "bilinear", "nearest"):
-            raise ValueError(f"unknown interpolation {interpolation!r}")
+            raise ConfigError(f"unknown interpolation {interpolation!r}")
         self.size, self.aug, self.mode = image_size, aug, interpolation
         # x/255 then (x - mean)/std  ==  x * scale + shift
         self.scale = torch.tensor([1 / (255 * s) for s in std]).view(1, -1, 1, 1)

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, Subset
 from ..errors import InputError
 from .batched import BatchAugment
 from .cifar import is_cifar_folder, load_cifar
-from .embedded import SHAPE_CLASSES, TensorImageDataset, _stratified_split, load_digits_split, make_shapes_split
+from .embedded import SHAPE_CLASSES, TensorImageDataset, load_digits_split, make_shapes_split, stratified_split
 from .folder import SafeImageFolder, find_class_folders
 from .idx import load_idx_dataset
 from .transforms import AugmentConfig, build_eval_transform, build_train_transform, model_norm
@@ -138,7 +138,7 @@ def build_datasets(
             classes = find_class_folders(root)
             full_val = SafeImageFolder(root, eval_tf, classes, strict)
             targets = torch.tensor(full_val.targets)
-            tr, va = _stratified_split(targets, val_fraction)
+            tr, va = stratified_split(targets, val_fraction)
             if not va:
                 raise InputError(f"{root}: too few images for a {val_fraction:.0%} validation split")
             val_ds = Subset(full_val, va)
@@ -197,7 +197,7 @@ def _shapes(_: str | None) -> _InMemory:
 def _idx(name: str) -> Callable[[str | None], _InMemory]:
     def load(folder: str | None) -> _InMemory:
         d = load_idx_dataset(name, folder)
-        tr, va = _stratified_split(d.train_labels, IDX_VAL_FRACTION)
+        tr, va = stratified_split(d.train_labels, IDX_VAL_FRACTION)
         return _InMemory(
             f"{name}:{d.folder}",
             d.train_images[:, None],

@@ -65,7 +65,7 @@ class TensorImageDataset(Dataset):
         return img, int(self.labels[i])
 
 
-def _stratified_split(labels: torch.Tensor, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
     g = torch.Generator().manual_seed(seed)
     train, val = [], []
     for c in labels.unique().tolist():
@@ -97,7 +97,7 @@ def load_digits_split(
     x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp_(0, 1)
     images = (x * 255).round_().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
     labels = torch.as_tensor(d.target, dtype=torch.int64)
-    train, val = _stratified_split(labels, val_fraction)
+    train, val = stratified_split(labels, val_fraction)
     return images, labels, train, val
 
 
@@ -153,5 +153,5 @@ def make_shapes_split(
         images.append((img.clamp(0, 1) * 255).round().to(torch.uint8))
         labels += [label] * n
     labels_t = torch.tensor(labels, dtype=torch.int64)
-    train, val = _stratified_split(labels_t, val_fraction)
+    train, val = stratified_split(labels_t, val_fraction)
     return torch.cat(images), labels_t, train, val

@@ -26,6 +26,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from .._env import env_str
 from .._files import check_regular_file
 from .._memory import available_memory
 from ..errors import DataError, InputError, ResourceError
@@ -167,7 +168,7 @@ def find_idx_folder(name: str, folder: str | os.PathLike | None = None) -> Path:
     if folder is not None:
         roots = [Path(folder)]
     else:
-        env = os.environ.get("REXNET_DATA")
+        env = env_str("REXNET_DATA")
         roots = ([Path(env) / name] if env else []) + [Path(d) for d in defaults]
     tried = []
     for root in roots:

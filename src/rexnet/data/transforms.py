@@ -8,20 +8,22 @@ the model's registry entry.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
+from .._config import Config, flag_name
+from ..errors import ConfigError
 from ..zoo import IMAGENET_MEAN, IMAGENET_STD, get_model_info
 
 __all__ = ["AugmentConfig", "RandAugmentMstd", "build_train_transform", "build_eval_transform", "model_norm"]
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
-    """Training-time augmentation (paper defaults; ``TrainConfig`` carries the same fields).
+class AugmentConfig(Config):
+    """Training-time augmentation (paper defaults); ``TrainConfig.aug`` holds one (flags ``--aug-*``).
 
     Attributes:
         scale: RandomResizedCrop area range.
@@ -33,13 +35,30 @@ class AugmentConfig:
         reprob: RandomErasing probability (per-pixel normal noise, timm's ``--remode pixel``).
     """
 
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    hflip: float = 0.5
-    randaug_n: int = 2
-    randaug_m: float = 9.0
-    randaug_mstd: float = 0.5
-    reprob: float = 0.2
+    kind = "augmentation option"
+    flag_prefix = "aug"
+
+    scale: tuple[float, float] = field(
+        default=(0.08, 1.0), metadata={"help": "RandomResizedCrop area range (low high)", "gt": 0, "max": 1}
+    )
+    ratio: tuple[float, float] = field(
+        default=(3 / 4, 4 / 3), metadata={"help": "RandomResizedCrop aspect range (low high)", "gt": 0, "max": 100}
+    )
+    hflip: float = field(default=0.5, metadata={"help": "horizontal-flip probability", "min": 0, "max": 1})
+    randaug_n: int = field(default=2, metadata={"help": "RandAugment ops (0 = off)", "min": 0, "max": 16})
+    randaug_m: float = field(
+        default=9.0, metadata={"help": "RandAugment magnitude (timm's 0-10 scale; up to 30)", "min": 0, "max": 30}
+    )
+    randaug_mstd: float = field(default=0.5, metadata={"help": "RandAugment magnitude noise std", "min": 0, "max": 100})
+    reprob: float = field(default=0.2, metadata={"help": "RandomErasing probability (pixel mode)", "min": 0, "max": 1})
+
+    def validate(self) -> None:
+        for key in ("scale", "ratio"):
+            low, high = getattr(self, key)
+            if low > high:
+                raise ConfigError(
+                    f"{flag_name(type(self), key)}: {key} must be (low, high) with low <= high, got {low}, {high}"
+                )
 
 
 class RandAugmentMstd(v2.RandAugment):

@@ -19,6 +19,7 @@ import copy
 import torch
 from torch import nn
 
+from ..errors import InputError
 from .fuse import FusedBottleneck, FusedRexNet
 
 __all__ = ["pad_channels"]
@@ -33,7 +34,7 @@ def _pad_conv(conv: nn.Conv2d, cin: int, cout: int) -> nn.Conv2d:
     depthwise = conv.groups == conv.in_channels == conv.out_channels and conv.groups > 1
     groups = cout if depthwise else conv.groups
     if not depthwise and conv.groups != 1:
-        raise ValueError("only dense and depthwise convolutions can be padded")
+        raise InputError("only dense and depthwise convolutions can be padded")
     new = nn.Conv2d(
         cin,
         cout,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from math import ceil
 
+from ..errors import InputError
 from .spec import BlockSpec, ConvSpec, HeadSpec, NetworkPlan
 
 __all__ = [
@@ -47,7 +48,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
 
 def _check_multiplier(name: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise InputError(f"{name} must be a positive number, got {value!r}")
 
 
 def stage_strides(layers: Sequence[int], strides: Sequence[int]) -> list[int]:
@@ -67,7 +68,7 @@ def _shortcut(stride: int, c_in: int, c_out: int, rule: str) -> bool:
         return c_in == c_out
     if rule == "none":
         return False
-    raise ValueError(f"unknown shortcut rule {rule!r}; expected one of: partial, equal, none")
+    raise InputError(f"unknown shortcut rule {rule!r}; expected one of: partial, equal, none")
 
 
 def rexnet_plan(
@@ -174,7 +175,7 @@ def rexnet_lite_plan(
     """
     _check_multiplier("width_mult", width_mult)
     if len(kernel_conf) != len(REXNET_STAGE_LAYERS) or any(k not in "3579" for k in kernel_conf):
-        raise ValueError(f"kernel_conf must be 6 odd digits like '333333', got {kernel_conf!r}")
+        raise InputError(f"kernel_conf must be 6 odd digits like '333333', got {kernel_conf!r}")
     layers = REXNET_STAGE_LAYERS
     strides = stage_strides(layers, REXNET_STAGE_STRIDES)
     kernels = [int(k) for k, n in zip(kernel_conf, layers) for _ in range(n)]
@@ -287,12 +288,12 @@ def piecewise_linear_channels(num_blocks: int, knots: Sequence[tuple[float, floa
         [20, 30, 40, 50, 60]
     """
     if num_blocks < 1:
-        raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
+        raise InputError(f"num_blocks must be >= 1, got {num_blocks}")
     if not knots:
-        raise ValueError("piecewise_linear_channels needs at least one knot")
+        raise InputError("piecewise_linear_channels needs at least one knot")
     xs = [float(k[0]) for k in knots]
     if any(x1 <= x0 for x0, x1 in zip(xs, xs[1:])):
-        raise ValueError(f"knot indices must be strictly increasing, got {xs}")
+        raise InputError(f"knot indices must be strictly increasing, got {xs}")
     ys = [float(k[1]) for k in knots]
 
     def f(i: float) -> float:
@@ -329,9 +330,9 @@ def ib_plan(
     ``exp // se_ratio`` hidden channels.
     """
     if len(out_channels) != len(strides):
-        raise ValueError(f"out_channels ({len(out_channels)}) and strides ({len(strides)}) differ in length")
+        raise InputError(f"out_channels ({len(out_channels)}) and strides ({len(strides)}) differ in length")
     if exp_ratio < 1:
-        raise ValueError(f"exp_ratio must be >= 1, got {exp_ratio}")
+        raise InputError(f"exp_ratio must be >= 1, got {exp_ratio}")
     blocks = []
     c_in = stem_channels
     for c_out, s in zip(out_channels, strides):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+from ..errors import InputError
+
 __all__ = ["ConvSpec", "BlockSpec", "HeadSpec", "NetworkPlan", "ACTIVATIONS", "Activation"]
 
 
@@ -37,7 +39,7 @@ ACTIVATIONS: dict[str, Activation] = {
 
 def _check_act(name: str, where: str) -> None:
     if name not in ACTIVATIONS:
-        raise ValueError(f"{where}: unknown activation {name!r}; expected one of: {', '.join(ACTIVATIONS)}")
+        raise InputError(f"{where}: unknown activation {name!r}; expected one of: {', '.join(ACTIVATIONS)}")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class ConvSpec:
 
     def __post_init__(self) -> None:
         if self.in_channels < 1 or self.out_channels < 1:
-            raise ValueError(f"ConvSpec channels must be >= 1, got {self.in_channels} -> {self.out_channels}")
+            raise InputError(f"ConvSpec channels must be >= 1, got {self.in_channels} -> {self.out_channels}")
         _check_act(self.act, "ConvSpec")
 
 
@@ -89,11 +91,11 @@ class BlockSpec:
     def __post_init__(self) -> None:
         for name in ("in_channels", "exp_channels", "out_channels", "stride", "kernel_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"BlockSpec.{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"BlockSpec.{name} must be >= 1, got {getattr(self, name)}")
         if self.se_channels < 0:
-            raise ValueError(f"BlockSpec.se_channels must be >= 0, got {self.se_channels}")
+            raise InputError(f"BlockSpec.se_channels must be >= 0, got {self.se_channels}")
         if self.shortcut and (self.stride != 1 or self.in_channels > self.out_channels):
-            raise ValueError(
+            raise InputError(
                 "BlockSpec: a shortcut needs stride 1 and in_channels <= out_channels, "
                 f"got stride={self.stride}, {self.in_channels} -> {self.out_channels}"
             )
@@ -122,7 +124,7 @@ class HeadSpec:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"HeadSpec.dropout must be in [0, 1), got {self.dropout}")
+            raise InputError(f"HeadSpec.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
@@ -142,14 +144,14 @@ class NetworkPlan:
 
     def __post_init__(self) -> None:
         if not self.blocks:
-            raise ValueError("NetworkPlan needs at least one block")
+            raise InputError("NetworkPlan needs at least one block")
         prev = self.stem.out_channels
         for i, b in enumerate(self.blocks):
             if b.in_channels != prev:
-                raise ValueError(f"NetworkPlan: block {i} takes {b.in_channels} channels but receives {prev}")
+                raise InputError(f"NetworkPlan: block {i} takes {b.in_channels} channels but receives {prev}")
             prev = b.out_channels
         if self.final_conv.in_channels != prev:
-            raise ValueError(f"NetworkPlan: final conv takes {self.final_conv.in_channels} channels, receives {prev}")
+            raise InputError(f"NetworkPlan: final conv takes {self.final_conv.in_channels} channels, receives {prev}")
 
     @property
     def out_channels(self) -> tuple[int, ...]:
@@ -186,12 +188,24 @@ class NetworkPlan:
 
 
 def plan_from_dict(d: dict[str, Any]) -> NetworkPlan:
-    """Rebuild a :class:`NetworkPlan` from :meth:`NetworkPlan.to_dict` output."""
-    return NetworkPlan(
-        stem=ConvSpec(**d["stem"]),
-        blocks=tuple(BlockSpec(**b) for b in d["blocks"]),
-        final_conv=ConvSpec(**d["final_conv"]),
-        head=HeadSpec(**d.get("head", {})),
-        family=d.get("family", "custom"),
-        params=tuple(sorted(dict(d.get("params", {})).items())),
-    )
+    """Rebuild a :class:`NetworkPlan` from :meth:`NetworkPlan.to_dict` output.
+
+    Raises:
+        InputError: ``d`` is not such a dict (a missing or unknown key, a value of the wrong type);
+            plans come from checkpoint and sidecar metadata, which a user may hand in.
+    """
+    if not isinstance(d, dict):
+        raise InputError(f"plan metadata must be a JSON object, got {type(d).__name__}")
+    try:
+        return NetworkPlan(
+            stem=ConvSpec(**d["stem"]),
+            blocks=tuple(BlockSpec(**b) for b in d["blocks"]),
+            final_conv=ConvSpec(**d["final_conv"]),
+            head=HeadSpec(**d.get("head", {})),
+            family=str(d.get("family", "custom")),
+            params=tuple(sorted(dict(d.get("params", {})).items())),
+        )
+    except KeyError as e:
+        raise InputError(f"plan metadata lacks the key {e.args[0]!r}") from None
+    except TypeError as e:  # an unknown key, a list instead of an object, or "3" where 3 is meant
+        raise InputError(f"bad plan metadata: {e}") from None

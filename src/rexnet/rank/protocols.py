@@ -9,14 +9,14 @@ estimator unstated. :class:`Protocol` holds them all; :data:`PRESETS` names the 
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from ..errors import InputError
+from .._config import Config
+from ..errors import ConfigError, InputError
 from ..layers import make_activation
 from ..plan.spec import ACTIVATIONS
 from .estimators import parse_estimator
@@ -39,10 +39,12 @@ PAPER_ACTIVATIONS = ("identity", "relu6", "relu", "leaky_relu", "elu", "softplus
 INPUTS = ("uniform01", "gaussian", "relu_gaussian")
 INITS = ("normal", "he_normal", "pytorch_default")
 NORMS = ("none", "bn_before", "bn_after")
+#: Widest layer a protocol may draw (the rank of a wider matrix costs minutes per network).
+MAX_WIDTH = 1 << 14
 
 
 @dataclass(frozen=True)
-class Protocol:
+class Protocol(Config):
     """How random networks are drawn and how their rank is read.
 
     Attributes:
@@ -73,65 +75,39 @@ class Protocol:
         leaky_slope: LeakyReLU negative slope.
     """
 
-    input: str = "uniform01"
-    init: str = "normal"
-    norm: str = "none"
-    estimator: str = "matrix_rank"
-    dtype: str = "float32"
-    svd_method: str = "inertia"
-    d_out_min: int = 32
-    d_out_max: int = 128
-    n_mult: float = 2.0
-    expansion: float = 6.0
-    expansion_max: float | None = None
-    shortcut: bool = True
-    spatial: int = 1
-    leaky_slope: float = 0.01
+    kind = "protocol option"
 
-    def __post_init__(self) -> None:
-        for field, valid in (
-            ("input", INPUTS),
-            ("init", INITS),
-            ("norm", NORMS),
-            ("dtype", ("float32", "float64")),
-            ("svd_method", ("svd", "gram", "inertia")),
-        ):
-            if getattr(self, field) not in valid:
-                value = getattr(self, field)
-                raise InputError(f"protocol {field} {value!r} unknown; expected one of: {', '.join(valid)}")
+    input: Literal["uniform01", "gaussian", "relu_gaussian"] = field(
+        default="uniform01", metadata={"help": "distribution of X"}
+    )
+    init: Literal["normal", "he_normal", "pytorch_default"] = field(default="normal", metadata={"help": "weights"})
+    norm: Literal["none", "bn_before", "bn_after"] = field(default="none", metadata={"help": "BN placement"})
+    estimator: str = field(default="matrix_rank", metadata={"help": "rank estimator (rexnet.rank.estimators)"})
+    dtype: Literal["float32", "float64"] = field(default="float32", metadata={"help": "forward-pass precision"})
+    svd_method: Literal["svd", "gram", "inertia"] = field(default="inertia", metadata={"help": "how ranks are read"})
+    d_out_min: int = field(default=32, metadata={"help": "smallest d_out (inclusive)", "min": 1, "max": MAX_WIDTH})
+    d_out_max: int = field(default=128, metadata={"help": "largest d_out (inclusive)", "min": 1, "max": MAX_WIDTH})
+    n_mult: float = field(
+        default=2.0, metadata={"help": "columns N = ceil(n_mult * d_out) (the paper: N > d_out)", "gt": 1, "max": 1000}
+    )
+    expansion: float = field(default=6.0, metadata={"help": "IB expansion ratio t", "min": 1, "max": 64})
+    expansion_max: float | None = field(
+        default=None, metadata={"help": "upper end of a per-network t ~ U[expansion, this]", "min": 1, "max": 64}
+    )
+    shortcut: bool = field(default=True, metadata={"help": "IB partial identity shortcut"})
+    spatial: int = field(default=1, metadata={"help": "feature-map side (1: vectors)", "min": 1, "max": 1024})
+    leaky_slope: float = field(default=0.01, metadata={"help": "LeakyReLU negative slope", "min": 0, "max": 1})
+
+    def validate(self) -> None:
         parse_estimator(self.estimator)
-        if not 1 <= self.d_out_min <= self.d_out_max:
-            raise InputError(f"need 1 <= d_out_min <= d_out_max, got {self.d_out_min}..{self.d_out_max}")
-        if self.n_mult <= 1.0:
-            raise InputError(f"n_mult must be > 1 (the paper: N > d_out), got {self.n_mult}")
-        if self.expansion < 1.0:
-            raise InputError(f"expansion must be >= 1, got {self.expansion}")
+        if self.d_out_min > self.d_out_max:
+            raise ConfigError(f"need d_out_min <= d_out_max, got {self.d_out_min}..{self.d_out_max}")
         if self.expansion_max is not None and self.expansion_max < self.expansion:
-            raise InputError(f"expansion_max must be >= expansion ({self.expansion}), got {self.expansion_max}")
-        if self.shortcut not in (True, False):  # the CLI passes --set shortcut=0/1/false/true
-            flag = {"0": False, "1": True, "false": False, "true": True}.get(str(self.shortcut).lower())
-            if flag is None:
-                raise InputError(f"shortcut must be true or false, got {self.shortcut!r}")
-            object.__setattr__(self, "shortcut", flag)
-        if self.spatial < 1:
-            raise InputError(f"spatial must be >= 1, got {self.spatial}")
+            raise ConfigError(f"expansion_max must be >= expansion ({self.expansion}), got {self.expansion_max}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
         return torch.float64 if self.dtype == "float64" else torch.float32
-
-    def replace(self, **changes: Any) -> Protocol:
-        """A copy with some fields changed (unknown fields raise :class:`RexnetError`)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise InputError(
-                f"unknown protocol option(s) {sorted(unknown)}; "
-                f"expected: {', '.join(f.name for f in dataclasses.fields(self))}"
-            )
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 #: Named protocols (rank-protocol.md). ``default`` is the library default (P4 with d_out 32..128).

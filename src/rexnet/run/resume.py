@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,16 +43,25 @@ def read_config_json(folder: str | os.PathLike) -> dict[str, Any]:
     return saved
 
 
-def saved_config(cls: type[C], folder: str | os.PathLike) -> C:
+def saved_config(cls: type[C], folder: str | os.PathLike, adjust: Callable[[dict[str, Any]], None] | None = None) -> C:
     """The ``cls`` config a run folder was started with (extra keys of ``config.json`` are ignored).
+
+    Args:
+        cls: The config class.
+        folder: The run folder.
+        adjust: Edits the saved values in place before they are checked (e.g. a thread count from a
+            bigger machine).
 
     Raises:
         InputError: No ``config.json``, or one that is corrupt or holds bad values.
     """
     saved = read_config_json(folder)
-    known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    known = set(cls.__dataclass_fields__) | set(cls.legacy_keys)  # type: ignore[attr-defined]  # older runs' keys
+    values = {k: v for k, v in saved.items() if k in known}
+    if adjust is not None:
+        adjust(values)
     try:
-        return cls.from_dict({k: v for k, v in saved.items() if k in known})
+        return cls.from_dict(values)
     except ConfigError as e:
         raise ConfigError(f"cannot resume: {Path(folder) / 'config.json'}: {e}") from None
 
@@ -86,13 +95,16 @@ def resume_changes(
         ResumeMismatchError: A change not allowed; the message names each field with both values.
         ConfigError: ``allow_change`` names an unknown field.
     """
-    fields = set(type(cfg).__dataclass_fields__)  # type: ignore[attr-defined]
-    allowed = {a.strip().replace("-", "_") for a in allow_change if a.strip()}
-    unknown = sorted(allowed - fields)
+    allowed, unknown = set(), []
+    for a in (a.strip() for a in allow_change if a.strip()):
+        try:
+            allowed.add(type(cfg).key_path(a))
+        except ConfigError:
+            unknown.append(a.replace("-", "_"))
     if unknown:
-        raise ConfigError(f"allow_change names unknown config key(s) {', '.join(map(repr, unknown))}")
+        raise ConfigError(f"allow_change names unknown config key(s) {', '.join(map(repr, sorted(unknown)))}")
     free = set(free)
-    old, new = saved.to_dict(), cfg.to_dict()
+    old, new = saved.flat_dict(), cfg.flat_dict()  # nested configs compared key by key (aug.hflip)
     changes = {k: {"from": old[k], "to": new[k]} for k in new if k not in free and old[k] != new[k]}
     stuck = [k for k in fixed if k in changes]
     if stuck:
@@ -101,7 +113,7 @@ def resume_changes(
             f"cannot resume with another {', '.join(stuck)} ({what}): the checkpoint's weights belong to the run's; "
             f"{fixed_hint}"
         )
-    refused = [k for k in changes if k not in allowed]
+    refused = [k for k in changes if k not in allowed and k.partition(".")[0] not in allowed]
     if refused:
         what = ", ".join(f"{k} {changes[k]['from']!r} -> {changes[k]['to']!r}" for k in refused)
         raise ResumeMismatchError(

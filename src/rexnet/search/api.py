@@ -21,7 +21,7 @@ from .config import SearchConfig
 from .objective import Objective
 from .space import SearchSpace
 from .study import default_storage, make_sampler, open_storage, open_study, slot_counts
-from .trainer import Trainer, fit_trainer, load_data
+from .trainer import Trainer, fit_trainer, load_data, train_config
 from .worker import work
 
 __all__ = ["SearchConfig", "SearchResult", "run"]
@@ -148,11 +148,8 @@ def _space_and_data(cfg: SearchConfig, trainer: Trainer | None) -> tuple[SearchS
         if trainer is None:
             raise ConfigError("data=None needs a custom trainer")
         return space, None, fits
-    from ..train.config import TrainConfig
-    from ..train.run import augment_from_config
-
     # the augmentation fields of train_options shape the data
-    augment = augment_from_config(TrainConfig().replace(**(cfg.train_options or {})))
+    augment = train_config(cfg.train_options).aug
     bundle = load_data(cfg.data, cfg.image_size, cfg.max_samples, cfg.val_samples, augment)
     space = dataclasses.replace(space, num_classes=int(bundle.num_classes))
     fits(space.check_budget().plan, "the budget's flat candidate")

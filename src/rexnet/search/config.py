@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._config import Config, ConfigError, check_range, parse_count
+from .._config import Config, ConfigError, parse_count
+from .._env import available_cores
 from ..data.build import data_help
 from ..errors import RexnetError
 from .space import SearchSpace
+from .trainer import train_config
 
 __all__ = ["DEFAULT_STUDY", "SearchConfig", "Objectives", "Sampler"]
 
@@ -37,7 +39,7 @@ class SearchConfig(Config):
         >>> SearchConfig(trials=0)
         Traceback (most recent call last):
         ...
-        rexnet.errors.ConfigError: trials must be >= 1, got 0
+        rexnet.errors.ConfigError: --trials: trials must be in [1, 100000], got 0
     """
 
     kind = "search option"
@@ -49,7 +51,7 @@ class SearchConfig(Config):
     )
     study: str = field(default=DEFAULT_STUDY, metadata={"help": "study name shared by the workers"})
     # the space
-    blocks: int = field(default=5, metadata={"help": "inverted bottlenecks d"})
+    blocks: int = field(default=5, metadata={"help": "inverted bottlenecks d", "min": 1, "max": 64})
     budget_macs: float | None = field(
         default=None,
         metadata={
@@ -57,21 +59,33 @@ class SearchConfig(Config):
             "metavar": "COUNT",
             "help": "MAC budget at --image-size, e.g. 30M (None: the paper's, 30M/100M/300M for d=5/9/13, "
             "unless a parameter budget is given)",
+            "gt": 0,
         },
     )
     budget_params: float | None = field(
         default=None,
-        metadata={"parse": parse_count, "metavar": "COUNT", "help": "parameter budget, e.g. 0.2M (None: none)"},
+        metadata={
+            "parse": parse_count,
+            "metavar": "COUNT",
+            "help": "parameter budget, e.g. 0.2M (None: none)",
+            "gt": 0,
+        },
     )
-    tolerance: float = field(default=0.03, metadata={"help": "plans use between 1-TOLERANCE and 1 of the budget"})
-    image_size: int = field(default=32, metadata={"help": "proxy input size"})
+    tolerance: float = field(
+        default=0.03, metadata={"help": "plans use between 1-TOLERANCE and 1 of the budget", "gt": 0, "lt": 1}
+    )
+    image_size: int = field(default=32, metadata={"help": "proxy input size", "min": 8, "max": 4096})
     # the study
     trials: int = field(
         default=20,
-        metadata={"help": "slots of the study (total finished trials wanted, not per worker; larger adds slots)"},
+        metadata={
+            "help": "slots of the study (total finished trials wanted, not per worker; larger adds slots)",
+            "min": 1,
+            "max": 100_000,
+        },
     )
-    epochs: int = field(default=30, metadata={"help": "epochs per seed (paper: 30)"})
-    seeds: int = field(default=3, metadata={"help": "seeds averaged per candidate (paper: 3)"})
+    epochs: int = field(default=30, metadata={"help": "epochs per seed (paper: 30)", "min": 1, "max": 100_000})
+    seeds: int = field(default=3, metadata={"help": "seeds averaged per candidate (paper: 3)", "min": 1, "max": 1000})
     data: str | None = field(
         default="digits", metadata={"help": f"{data_help()}; None: no data (only with a custom trainer)"}
     )
@@ -84,20 +98,31 @@ class SearchConfig(Config):
         },
     )
     prune: bool = field(default=False, metadata={"help": "median-prune hopeless trials (single objective only)"})
-    seed: int | None = field(default=None, metadata={"help": "sampler seed; give each worker its own (None: random)"})
+    seed: int | None = field(
+        default=None,
+        metadata={"help": "sampler seed; give each worker its own (None: random)", "min": 0, "max": 2**32 - 1},
+    )
     max_samples: int | None = field(
-        default=None, metadata={"help": "cut the training set to this many samples, for quick runs (None: all)"}
+        default=None,
+        metadata={"help": "cut the training set to this many samples, for quick runs (None: all)", "min": 1},
     )
     val_samples: int | None = field(
         default=None,
         metadata={
             "help": "cut the validation split that ranks the candidates (None: a quarter of max_samples when that "
-            "is given, else all)"
+            "is given, else all)",
+            "min": 1,
         },
     )
     # each trial
     threads: int | None = field(
-        default=1, metadata={"help": "torch threads per trial; 1 suits one worker per core (None: torch's default)"}
+        default=1,
+        metadata={
+            "help": "torch threads per trial; 1 suits one worker per core (None: torch's default)",
+            "min": 1,
+            "max": available_cores,
+            "why": "the cores this process may use",
+        },
     )
     train_options: dict[str, Any] | None = field(
         default=None,
@@ -113,15 +138,24 @@ class SearchConfig(Config):
             "metavar": "BYTES",
             "help": "bytes one candidate's training may take, checked before the study starts and before each "
             "candidate is built, e.g. 8G = 8e9 (None: 80% of the available memory)",
+            "gt": 0,
         },
     )
     # the workers
-    heartbeat_interval: int = field(default=10, metadata={"help": "seconds between a running trial's heartbeats"})
+    heartbeat_interval: int = field(
+        default=10, metadata={"help": "seconds between a running trial's heartbeats", "min": 1, "max": 86_400}
+    )
     grace_period: int | None = field(
         default=None,
-        metadata={"help": "seconds of silence before a trial is declared dead and retried (None: 3 heartbeats)"},
+        metadata={
+            "help": "seconds of silence before a trial is declared dead and retried; must exceed the heartbeat "
+            "interval (None: 3 heartbeats)",
+            "min": 1,
+        },
     )
-    max_retry: int = field(default=3, metadata={"help": "retries per slot after a crash or a dead worker"})
+    max_retry: int = field(
+        default=3, metadata={"help": "retries per slot after a crash or a dead worker", "min": 0, "max": 1000}
+    )
     wait: bool = field(
         default=True,
         metadata={"help": "wait for other workers' running trials (to take over their retries) before exiting"},
@@ -131,28 +165,23 @@ class SearchConfig(Config):
     )
 
     def validate(self) -> None:
-        for key in ("blocks", "trials", "epochs", "seeds", "heartbeat_interval"):
-            check_range(key, getattr(self, key), 1)
-        for key in ("max_samples", "val_samples", "grace_period"):
-            check_range(key, getattr(self, key), 1, none_means="all" if key != "grace_period" else "3 heartbeats")
-        check_range("threads", self.threads, 1, none_means="torch's default")
-        check_range("image_size", self.image_size, 8)
-        check_range("max_retry", self.max_retry, 0)
-        check_range("tolerance", self.tolerance, 0, 1, open_low=True, open_high=True)
-        for key in ("budget_macs", "budget_params", "max_memory"):
-            check_range(key, getattr(self, key), 0, open_low=True)
+        # types and the ranges in the fields' metadata are checked first (rexnet._config)
+        if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
+            # a live trial would be declared dead between two of its own beats, and its result lost
+            raise ConfigError(
+                f"--grace-period: grace_period must be longer than heartbeat_interval (--heartbeat-interval) "
+                f"{self.heartbeat_interval} s, got {self.grace_period} s (give 3 heartbeats or more, or None)"
+            )
         if self.prune and self.multi_objective:
             raise ConfigError(
                 "prune=True needs a single objective (objectives='accuracy'); Optuna cannot prune "
                 "multi-objective trials"
             )
         if self.train_options:
-            from ..train.config import TrainConfig
-
             try:
-                TrainConfig().replace(**self.train_options)
+                train_config(self.train_options)
             except RexnetError as e:  # train's own ConfigError: say where the key came from
-                raise ConfigError(f"train_options: {e}") from None
+                raise ConfigError(f"--train-options: {e}") from None
 
     @property
     def objective(self) -> str:
@@ -190,6 +219,4 @@ class SearchConfig(Config):
 
     def train_batch(self) -> int:
         """Training batch size of each candidate (``train_options`` or the training default)."""
-        from ..train.config import TrainConfig
-
-        return int((self.train_options or {}).get("batch_size", TrainConfig().batch_size))
+        return int(train_config(self.train_options).batch_size)

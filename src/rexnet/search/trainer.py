@@ -1,5 +1,9 @@
 """The one place the search touches training: a thin adapter over :func:`rexnet.train.fit`.
 
+No other search module imports :mod:`rexnet.train` (the architecture test checks it): the options
+of a candidate's training are checked by :func:`train_config`, and its data is built by
+:func:`load_data`.
+
 A *trainer* is any callable ``trainer(plan, data, epochs=..., seed=..., on_epoch_end=...)``
 returning the validation accuracy, or a mapping with ``"accuracy"`` and further per-seed
 statistics (the default adds the final features' rank statistics); the search calls it once per
@@ -8,14 +12,13 @@ seed. :func:`fit_trainer` is the default; tests and dry runs may pass their own.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..plan import NetworkPlan
 
-__all__ = ["Trainer", "EpochCallback", "final_feature_stats", "fit_trainer", "load_data"]
+__all__ = ["Trainer", "EpochCallback", "final_feature_stats", "fit_trainer", "load_data", "train_config"]
 
 _log = logging.getLogger(__name__)
 
@@ -27,6 +30,17 @@ class Trainer(Protocol):
     def __call__(
         self, plan: NetworkPlan, data: Any, *, epochs: int, seed: int, on_epoch_end: EpochCallback
     ) -> float | Mapping[str, float]: ...
+
+
+def train_config(options: Mapping[str, Any] | None = None, **fields: Any) -> Any:
+    """The :class:`rexnet.train.TrainConfig` of each candidate: the training defaults with ``options``.
+
+    Raises:
+        ConfigError: An unknown key or a bad value (from ``TrainConfig``).
+    """
+    from ..train.config import TrainConfig
+
+    return TrainConfig().replace(**{**dict(options or {}), **fields})
 
 
 def load_data(
@@ -55,10 +69,7 @@ def load_data(
     elif max_samples:
         limits["val_limit"] = max(32, max_samples // 4)
     if augment is None:
-        from ..train.config import TrainConfig
-        from ..train.run import augment_from_config
-
-        augment = augment_from_config(TrainConfig())
+        augment = train_config().aug
     return build_datasets(data=data, image_size=image_size, augment=augment, **limits)
 
 
@@ -89,17 +100,14 @@ def fit_trainer(
         import torch
 
         from ..model import RexNet
-        from ..train import TrainConfig, fit
+        from ..train import fit
 
         if threads:
             torch.set_num_threads(threads)
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
         quiet = {"progress": False, "tensorboard": False, "threads": threads}
-        cfg_kwargs = {k: v for k, v in quiet.items() if k in names and v is not None}
-        cfg_kwargs.update(opts, epochs=epochs)
-        if "seed" in names:
-            cfg_kwargs["seed"] = seed
-        cfg = TrainConfig(**cfg_kwargs)
+        cfg = train_config(
+            {k: v for k, v in quiet.items() if v is not None}, **{**opts, "epochs": epochs, "seed": seed}
+        )
         torch.manual_seed(seed)
         model = RexNet(plan, num_classes=data.num_classes)
 

@@ -81,13 +81,50 @@ def _claim(storage: BaseStorage, study_id: int) -> int | None:
     return None
 
 
+def _finished_elsewhere(storage: BaseStorage, trial_id: int) -> bool:
+    """Whether another worker has already finished (failed as stale) this worker's running trial."""
+    return storage.get_trial(trial_id).state.is_finished()
+
+
 def _tell(study: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:
+    """Tell ``trial``'s end; ``False`` (logged, no raise) when another worker already failed it as stale."""
     try:
         study.tell(trial, **kwargs)
         return True
-    except UpdateFinishedTrialError:
-        _log.warning("trial %d was declared dead by another worker while running; its retry runs instead", trial.number)
+    except (UpdateFinishedTrialError, ValueError) as e:  # optuna: ValueError("Cannot tell a FAIL trial.")
+        if isinstance(e, ValueError) and not _finished_elsewhere(study._storage, trial._trial_id):
+            raise  # a bad value, not a race: a bug
+        _log.warning(
+            "trial %d was declared dead by another worker while it ran (a stalled process, or a grace period too "
+            "short for the heartbeat); %s",
+            trial.number,
+            "its result goes to its retry" if "values" in kwargs else "its retry runs instead",
+        )
         return False
+
+
+def _hand_over(study: optuna.Study, storage: BaseStorage, trial: optuna.Trial, values: Any) -> bool:
+    """Give a finished result whose trial another worker failed to that trial's retry, if no one claimed it yet.
+
+    The stale-trial callback enqueued the retry (same parameters, ``retry_history`` ending in this
+    trial's number); telling it the result keeps the work done and saves training the slot again.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        if (t.system_attrs.get("retry_history") or [None])[-1] != trial.number:
+            continue
+        retry_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        try:
+            if not storage.set_trial_state_values(retry_id, state=TrialState.RUNNING):
+                return False
+            for key, value in storage.get_trial(trial._trial_id).user_attrs.items():
+                storage.set_trial_user_attr(retry_id, key, value)
+            storage.set_trial_user_attr(retry_id, "result_of_trial", trial.number)
+        except UpdateFinishedTrialError:
+            return False
+        _log.info("trial %d: the result of trial %d (failed by another worker) is kept", t.number, trial.number)
+        return _tell(study, optuna.trial.Trial(study, retry_id), values=values)
+    return False
 
 
 def _run_one(
@@ -108,6 +145,13 @@ def _run_one(
             _log.info("trial %d pruned: %s", trial.number, e)
             _tell(study, trial, state=TrialState.PRUNED)
             return TrialState.PRUNED
+        except UpdateFinishedTrialError:  # another worker failed this trial as stale; its retry runs it again
+            _log.warning(
+                "trial %d was declared dead by another worker while it ran; its retry runs instead, this worker "
+                "moves on",
+                trial.number,
+            )
+            return TrialState.FAIL
         except (KeyboardInterrupt, RexnetError) as e:  # a stop, or bad settings: stop the worker, keep the slot
             _log.warning(
                 "trial %d %s; re-enqueued for the next run",
@@ -129,8 +173,10 @@ def _run_one(
     try:
         storage.set_trial_user_attr(trial_id, "duration_s", time.perf_counter() - start)
     except UpdateFinishedTrialError:
-        return TrialState.FAIL
-    return TrialState.COMPLETE if _tell(study, trial, values=value) else TrialState.FAIL
+        pass  # failed by another worker: the result still goes to the retry below
+    if _tell(study, trial, values=value) or _hand_over(study, storage, trial, value):
+        return TrialState.COMPLETE
+    return TrialState.FAIL
 
 
 def work(

@@ -6,21 +6,24 @@ field); an unknown key or a value of the wrong type is an error, as in nanoGPT's
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._config import Config, ConfigError
 from .._config import coerce as _coerce
+from .._env import available_cores
 from ..data.build import data_help
+from ..data.transforms import AugmentConfig
 
 __all__ = ["TrainConfig", "ConfigError", "PRESETS", "load_config_file"]
 
+
+#: Largest seed: what every generator (torch, numpy, Python) accepts.
+MAX_SEED = 2**32 - 1
 
 #: Smallest crop a run accepts (the networks downsample 32x; below this, pooling sees almost nothing).
 MIN_IMAGE_SIZE = 8
@@ -34,71 +37,101 @@ class TrainConfig(Config):
     ``batch_size`` is global: split over DDP processes and ``accum_steps`` micro-batches.
     """
 
+    #: The flat keys of runs from before ``aug`` was a nested config (their config.json still loads).
+    legacy_keys = {
+        "aug_scale": "aug.scale",
+        "aug_ratio": "aug.ratio",
+        **{k: f"aug.{k}" for k in ("hflip", "randaug_n", "randaug_m", "randaug_mstd", "reprob")},
+    }
+
     # what to train
     model: str = field(default="rexnet_100", metadata={"help": "registered model name"})
     data: str = field(default="digits", metadata={"help": data_help()})
-    image_size: int = field(default=32, metadata={"help": "crop size"})
-    num_classes: int | None = field(default=None, metadata={"help": "classifier size (default: from the data)"})
+    image_size: int = field(default=32, metadata={"help": "crop size", "min": MIN_IMAGE_SIZE, "max": 1 << 14})
+    num_classes: int | None = field(
+        default=None, metadata={"help": "classifier size (default: from the data)", "min": 1, "max": 1_000_000}
+    )
     pretrained: str | None = field(default=None, metadata={"help": "local checkpoint to start from (fine-tuning)"})
     freeze_backbone: bool = field(default=False, metadata={"help": "train only the new head"})
-    train_limit: int | None = field(default=None, metadata={"help": "use a fixed subset of this many train images"})
-    val_limit: int | None = field(default=None, metadata={"help": "use a fixed subset of this many val images"})
+    train_limit: int | None = field(
+        default=None, metadata={"help": "use a fixed subset of this many train images", "min": 1}
+    )
+    val_limit: int | None = field(
+        default=None, metadata={"help": "use a fixed subset of this many val images", "min": 1}
+    )
     strict: bool = field(default=False, metadata={"help": "fail on an unreadable image instead of skipping it"})
     # schedule and optimiser
-    epochs: int = field(default=10, metadata={"help": "epochs"})
-    batch_size: int = field(default=64, metadata={"help": "global batch size"})
-    accum_steps: int = field(default=1, metadata={"help": "gradient-accumulation micro-batches per step"})
-    lr: float | None = field(default=None, metadata={"help": "peak LR (default: base_lr * batch_size / base_batch)"})
-    base_lr: float = field(default=0.2, metadata={"help": "LR at base_batch (paper: 0.5 at 512)"})
-    base_batch: int = field(default=256, metadata={"help": "batch size base_lr refers to"})
-    min_lr: float = field(default=1e-6, metadata={"help": "final LR of the cosine"})
-    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up epochs"})
-    warmup_lr: float = field(default=1e-4, metadata={"help": "LR at the start of warm-up"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    epochs: int = field(default=10, metadata={"help": "epochs", "min": 1, "max": 100_000})
+    batch_size: int = field(default=64, metadata={"help": "global batch size", "min": 1, "max": 1 << 20})
+    accum_steps: int = field(
+        default=1, metadata={"help": "gradient-accumulation micro-batches per step", "min": 1, "max": 1 << 16}
+    )
+    lr: float | None = field(
+        default=None,
+        metadata={"help": "peak LR (default: base_lr * batch_size / base_batch)", "gt": 0, "max": 100},
+    )
+    base_lr: float = field(default=0.2, metadata={"help": "LR at base_batch (paper: 0.5 at 512)", "gt": 0, "max": 100})
+    base_batch: int = field(default=256, metadata={"help": "batch size base_lr refers to", "min": 1, "max": 1 << 20})
+    min_lr: float = field(default=1e-6, metadata={"help": "final LR of the cosine", "min": 0, "max": 100})
+    warmup_epochs: float = field(default=1.0, metadata={"help": "linear warm-up epochs", "min": 0, "max": 100_000})
+    warmup_lr: float = field(default=1e-4, metadata={"help": "LR at the start of warm-up", "min": 0, "max": 100})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum", "min": 0, "lt": 1})
     nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum"})
-    weight_decay: float = field(default=5e-5, metadata={"help": "weight decay (not on BN/bias)"})
-    label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing"})
-    dropout: float | None = field(default=0.2, metadata={"help": "dropout before the classifier (None: model's)"})
-    drop_path: float = field(default=0.0, metadata={"help": "stochastic depth (recommended for widths >= 1.5)"})
-    clip_grad: float | None = field(default=None, metadata={"help": "clip the gradient norm to this"})
+    weight_decay: float = field(default=5e-5, metadata={"help": "weight decay (not on BN/bias)", "min": 0, "max": 1})
+    label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing", "min": 0, "lt": 1})
+    dropout: float | None = field(
+        default=0.2, metadata={"help": "dropout before the classifier (None: model's)", "min": 0, "lt": 1}
+    )
+    drop_path: float = field(
+        default=0.0, metadata={"help": "stochastic depth (recommended for widths >= 1.5)", "min": 0, "lt": 1}
+    )
+    clip_grad: float | None = field(
+        default=None, metadata={"help": "clip the gradient norm to this", "gt": 0, "max": 1e6}
+    )
     ema: bool = field(default=False, metadata={"help": "keep an EMA of the weights (evaluated too)"})
-    ema_decay: float = field(default=0.9998, metadata={"help": "EMA decay per optimiser step"})
-    # augmentation (train split)
-    aug_scale: tuple[float, float] = field(default=(0.35, 1.0), metadata={"help": "RandomResizedCrop area range"})
-    aug_ratio: tuple[float, float] = field(default=(0.75, 1.333), metadata={"help": "RandomResizedCrop aspect range"})
-    hflip: float = field(default=0.0, metadata={"help": "horizontal-flip probability"})
-    randaug_n: int = field(default=0, metadata={"help": "RandAugment ops (0 = off)"})
-    randaug_m: float = field(default=9.0, metadata={"help": "RandAugment magnitude (0-10)"})
-    randaug_mstd: float = field(default=0.5, metadata={"help": "RandAugment magnitude noise std"})
-    reprob: float = field(default=0.0, metadata={"help": "RandomErasing probability (pixel mode)"})
+    ema_decay: float = field(default=0.9998, metadata={"help": "EMA decay per optimiser step", "min": 0, "lt": 1})
+    # augmentation (train split): flags --aug-scale, --aug-hflip, ...
+    aug: AugmentConfig = field(
+        default_factory=lambda: AugmentConfig(
+            scale=(0.35, 1.0), ratio=(0.75, 1.333), hflip=0.0, randaug_n=0, randaug_m=9.0, randaug_mstd=0.5, reprob=0.0
+        ),
+        metadata={"help": "training augmentation"},
+    )
     # execution
-    amp: str = field(
+    amp: Literal["none", "bf16", "fp16", "auto"] = field(
         default="none",
-        metadata={
-            "help": "mixed precision: none | bf16 | fp16 | auto (bf16 on CPUs with native bf16: AVX512-BF16 or AMX)"
-        },
+        metadata={"help": "mixed precision; auto: bf16 on CPUs with native bf16 (AVX512-BF16 or AMX)"},
     )
     channels_last: bool = field(default=True, metadata={"help": "channels_last memory format (faster on CPU)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model (inductor)"})
-    aug_backend: str = field(
+    aug_backend: Literal["auto", "batched", "per-sample"] = field(
         default="auto",
         metadata={
-            "help": "auto | batched | per-sample: augment whole batches in memory (in-memory data, no RandAugment) "
-            "or each image in DataLoader workers; auto = batched where possible"
+            "help": "augment whole batches in memory (batched: in-memory data, no RandAugment) "
+            "or each image in DataLoader workers (per-sample); auto = batched where possible"
         },
     )
     sync_bn: bool = field(default=False, metadata={"help": "SyncBatchNorm under DDP (GPU only)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
-    workers: int = field(default=0, metadata={"help": "DataLoader worker processes (per-sample augmentation)"})
+    workers: int = field(
+        default=0, metadata={"help": "DataLoader worker processes (per-sample augmentation)", "min": 0, "max": 256}
+    )
     threads: int | None = field(
         default=None,
-        metadata={"help": "torch CPU threads (None: the cores this process may use, split over local DDP processes)"},
+        metadata={
+            "help": "torch CPU threads (None: the cores this process may use, split over local DDP processes)",
+            "min": 1,
+            "max": available_cores,
+            "why": "the cores this process may use",
+        },
     )
-    seed: int = field(default=0, metadata={"help": "random seed"})
+    seed: int = field(default=0, metadata={"help": "random seed", "min": 0, "max": MAX_SEED})
     deterministic: bool = field(default=True, metadata={"help": "deterministic kernels (bitwise resume on CPU)"})
     # output
     out: str | None = field(default=None, metadata={"help": "run folder (default: runs/<model>-<data>)"})
-    save_every_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps inside an epoch"})
+    save_every_steps: int = field(
+        default=0, metadata={"help": "also checkpoint every N steps inside an epoch", "min": 0}
+    )
     progress: bool = field(
         default=True,
         metadata={
@@ -106,21 +139,19 @@ class TrainConfig(Config):
         },
     )
     log_every_steps: int = field(
-        default=0, metadata={"help": "without a terminal, also log a line every N steps (0: one line per epoch)"}
+        default=0,
+        metadata={"help": "without a terminal, also log a line every N steps (0: one line per epoch)", "min": 0},
     )
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events if installed"})
 
     def validate(self) -> None:
-        # construction and replace() coerce every value to its field's type first (rexnet._config)
-        _check_ranges(self)
+        # types and the ranges in the fields' metadata are checked first (rexnet._config)
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ConfigError(f"--device: bad value for device: {self.device!r}; expected auto, cpu, cuda or cuda:N")
 
     def peak_lr(self) -> float:
         """The LR after warm-up."""
         return self.lr if self.lr is not None else self.base_lr * self.batch_size / self.base_batch
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], preset: str | None = None) -> TrainConfig:
@@ -154,7 +185,11 @@ class TrainConfig(Config):
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     "fashion": dict(
-        data="fashion-mnist", epochs=30, batch_size=128, hflip=0.5, reprob=0.25, aug_scale=(0.5, 1.0), warmup_epochs=2.0
+        data="fashion-mnist",
+        epochs=30,
+        batch_size=128,
+        aug=dict(hflip=0.5, reprob=0.25, scale=(0.5, 1.0)),
+        warmup_epochs=2.0,
     ),
     # The short-schedule recipe of the CPU experiments: crops that keep the garment whole and no erasing. With
     # `fashion`'s augmentation, 4 epochs on 12,000 images reached 73.5 % validation (mobilenetv2_100); eval-size
@@ -163,9 +198,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         data="fashion-mnist",
         epochs=8,
         batch_size=128,
-        hflip=0.5,
-        aug_scale=(0.85, 1.0),
-        aug_ratio=(0.9, 1.11),
+        aug=dict(hflip=0.5, scale=(0.85, 1.0), ratio=(0.9, 1.11)),
         warmup_epochs=1.0,
     ),
     "paper": dict(
@@ -177,13 +210,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         warmup_epochs=5.0,
         weight_decay=1e-5,
         min_lr=1e-6,
-        aug_scale=(0.08, 1.0),
-        aug_ratio=(0.75, 1.333),
-        hflip=0.5,
-        randaug_n=2,
-        randaug_m=9.0,
-        randaug_mstd=0.5,
-        reprob=0.2,
+        aug=dict(
+            scale=(0.08, 1.0), ratio=(0.75, 1.333), hflip=0.5, randaug_n=2, randaug_m=9.0, randaug_mstd=0.5, reprob=0.2
+        ),
         amp="auto",
         channels_last=True,
         workers=8,
@@ -197,7 +226,7 @@ def preset_config(name: str) -> TrainConfig:
     """The preset ``name`` as a :class:`TrainConfig`."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
-    return dataclasses.replace(TrainConfig(), **PRESETS[name])
+    return TrainConfig().replace(**PRESETS[name])
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -207,61 +236,6 @@ def coerce(name: str, value: Any) -> Any:
         ConfigError: Unknown field or a value that does not fit.
     """
     return _coerce(TrainConfig, name, value)
-
-
-def _check_ranges(cfg: TrainConfig) -> None:
-    if cfg.amp not in ("none", "bf16", "fp16", "auto"):
-        raise ConfigError(f"bad value for amp: {cfg.amp!r}; expected one of: none, bf16, fp16, auto")
-    if cfg.aug_backend not in ("auto", "batched", "per-sample"):
-        raise ConfigError(f"bad value for aug_backend: {cfg.aug_backend!r}; expected one of: auto, batched, per-sample")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ConfigError(f"threads must be >= 1 (or None for all available cores), got {cfg.threads}")
-    for key in ("epochs", "batch_size", "accum_steps", "image_size", "base_batch"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
-    if cfg.image_size < MIN_IMAGE_SIZE:
-        raise ConfigError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {cfg.image_size}")
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device):
-        raise ConfigError(f"bad value for device: {cfg.device!r}; expected auto, cpu, cuda or cuda:N")
-    for key in ("lr", "base_lr", "clip_grad"):
-        if getattr(cfg, key) is not None and not getattr(cfg, key) > 0:
-            raise ConfigError(f"{key} must be > 0, got {getattr(cfg, key)}")
-    # (key, low, high, high allowed): a value outside fails in torch much later, with a traceback
-    for key, lo, hi, closed in (
-        ("label_smoothing", 0, 1, False),
-        ("dropout", 0, 1, False),
-        ("drop_path", 0, 1, False),
-        ("momentum", 0, 1, False),
-        ("ema_decay", 0, 1, False),
-        ("hflip", 0, 1, True),
-        ("reprob", 0, 1, True),
-        ("randaug_m", 0, 30, True),
-        ("min_lr", 0, math.inf, False),
-        ("warmup_lr", 0, math.inf, False),
-        ("randaug_mstd", 0, math.inf, False),
-        ("randaug_n", 0, math.inf, False),
-    ):
-        v = getattr(cfg, key)
-        if v is not None and not (lo <= v <= hi if closed else lo <= v < hi):
-            raise ConfigError(f"{key} must be in [{lo}, {hi:g}{']' if closed else ')'}, got {v}")
-    for key, hi in (("aug_scale", 1.0), ("aug_ratio", math.inf)):
-        lo_v, hi_v = getattr(cfg, key)
-        if not 0 < lo_v <= hi_v <= hi:
-            raise ConfigError(
-                f"{key} must be (low, high) with 0 < low <= high{' <= 1' if hi == 1 else ''}, got {lo_v}, {hi_v}"
-            )
-    for key in (
-        "workers",
-        "save_every_steps",
-        "log_every_steps",
-        "weight_decay",
-        "warmup_epochs",
-        "drop_path",
-        "reprob",
-        "hflip",
-    ):
-        if getattr(cfg, key) < 0:
-            raise ConfigError(f"{key} must be >= 0, got {getattr(cfg, key)}")
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -288,7 +262,8 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"cannot parse {path}: {e}") from e
     if not isinstance(d, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(d).__name__}")
-    for k in d:
-        if k != "preset":
-            coerce(k, d[k])
+    try:
+        TrainConfig().replace(**{k: v for k, v in d.items() if k != "preset"})
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     return d

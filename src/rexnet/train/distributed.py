@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from .._env import dist_env, env_str
 from ..errors import InputError, WaitTimeoutError
 
 __all__ = [
@@ -50,27 +50,14 @@ class DistInfo:
         return self.world_size > 1
 
 
-def _env_int(name: str, default: int, low: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InputError(f"environment variable {name}={raw!r} is not an integer (torchrun sets it)") from None
-    if value < low:
-        raise InputError(f"environment variable {name}={value} must be >= {low}")
-    return value
-
-
 def dist_timeout() -> float:
     """Seconds to wait for the peers at start-up: ``REXNET_DIST_TIMEOUT``, else :data:`DEFAULT_DIST_TIMEOUT`.
 
     Raises:
         InputError: A value that is not a positive finite number.
     """
-    raw = os.environ.get("REXNET_DIST_TIMEOUT", "").strip()
-    if not raw:
+    raw = env_str("REXNET_DIST_TIMEOUT")
+    if raw is None:
         return DEFAULT_DIST_TIMEOUT
     try:
         value = float(raw)
@@ -82,7 +69,7 @@ def dist_timeout() -> float:
 
 
 def _found() -> str:
-    return ", ".join(f"{k}={os.environ[k]}" if k in os.environ else f"{k} unset" for k in _VARS)
+    return ", ".join(f"{k}={env_str(k)}" if env_str(k) is not None else f"{k} unset" for k in _VARS)
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
@@ -95,15 +82,13 @@ def init_distributed(device: str = "auto") -> DistInfo:
             / ``MASTER_PORT`` (e.g. ``WORLD_SIZE`` left in the environment without torchrun).
         WaitTimeoutError: The other processes did not join within :func:`dist_timeout` seconds.
     """
+    env = dist_env()  # WORLD_SIZE, RANK, LOCAL_RANK checked: a bad value is a ConfigError naming it
     if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-    world = _env_int("WORLD_SIZE", 1, 1)
-    if world <= 1 or "RANK" not in os.environ:
+        return DistInfo(dist.get_rank(), dist.get_world_size(), env.local_rank)
+    if not env.distributed:
         return DistInfo()
-    rank, local_rank = _env_int("RANK", 0, 0), _env_int("LOCAL_RANK", 0, 0)
-    if rank >= world:
-        raise InputError(f"RANK={rank} is outside WORLD_SIZE={world} ({_found()})")
-    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    local_rank = env.local_rank
+    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if env_str(k) is None]
     if missing:
         raise InputError(
             f"distributed run asked for ({_found()}) but {' and '.join(missing)} not set: start it with torchrun, "

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._env import available_cores, dist_env
 from ..data.batched import CachedEvalLoader, TensorBatchLoader, tensor_source
 from ..data.folder import collate_skipping
 from ..errors import InputError
@@ -68,8 +68,7 @@ SMALL_WORK_PIXELS = 1 << 19
 def default_threads(image_size: int | None = None, micro_batch: int | None = None) -> int:
     """CPU threads for one training process: the cores it may use, split over the local DDP processes;
     one thread when a micro-batch is too small to share (``micro_batch * image_size**2 < SMALL_WORK_PIXELS``)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    cores = max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    cores = max(1, available_cores() // dist_env().local_world_size)
     if image_size and micro_batch and micro_batch * image_size**2 < SMALL_WORK_PIXELS:
         return 1
     return cores

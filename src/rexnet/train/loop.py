@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .._env import dist_env
 from ..errors import NonFiniteLossError
 from ..run import Run, run_epochs
 from ..run.loop import failure_status
@@ -94,7 +95,7 @@ def fit(
 
 
 def _is_main() -> bool:
-    return os.environ.get("RANK", "0") in ("", "0")
+    return dist_env().rank == 0
 
 
 def _fit(

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .._env import available_cores
 from .._memory import check_training_memory
 from ..data import AugmentConfig, build_datasets
 from ..errors import InputError, ResumeMismatchError
@@ -63,16 +64,8 @@ class RunResult:
 
 
 def augment_from_config(cfg: TrainConfig) -> AugmentConfig:
-    """The training augmentation a config describes."""
-    return AugmentConfig(
-        scale=cfg.aug_scale,
-        ratio=cfg.aug_ratio,
-        hflip=cfg.hflip,
-        randaug_n=cfg.randaug_n,
-        randaug_m=cfg.randaug_m,
-        randaug_mstd=cfg.randaug_mstd,
-        reprob=cfg.reprob,
-    )
+    """The training augmentation a config describes (``cfg.aug``)."""
+    return cfg.aug
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -151,7 +144,13 @@ def resume_config(out_dir: str | os.PathLike) -> TrainConfig:
     kind = folder_kind(out_dir)
     if kind not in (None, "train"):
         Run(out_dir, "train").check(resume=True)  # raises, naming what the folder holds
-    return saved_config(TrainConfig, out_dir)
+    return saved_config(TrainConfig, out_dir, adjust=_threads_of_this_machine)
+
+
+def _threads_of_this_machine(values: dict[str, Any]) -> None:
+    """A run started on a bigger machine resumes with this one's cores (threads may change on resume)."""
+    if isinstance(values.get("threads"), int) and values["threads"] > available_cores():
+        values["threads"] = None
 
 
 def resume_changes(saved: TrainConfig, cfg: TrainConfig, allow_change: Iterable[str] = ()) -> dict[str, Any]:

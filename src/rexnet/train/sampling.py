@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .._seed import mix_seed
+from ..errors import ConfigError
 
 __all__ = ["EpochSampler", "SeededView", "mix_seed"]
 
@@ -37,7 +38,7 @@ class EpochSampler(Sampler):
         self, n: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True
     ) -> None:
         if global_batch % world_size:
-            raise ValueError(f"global batch {global_batch} must be divisible by world size {world_size}")
+            raise ConfigError(f"global batch {global_batch} must be divisible by world size {world_size}")
         self.n, self.global_batch, self.seed = n, global_batch, seed
         self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
         self.epoch, self.skip = 0, 0

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from ..errors import CheckpointError
 from ..plan.spec import NetworkPlan
 from .layouts import module_map
 
@@ -31,9 +32,9 @@ def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
         ValueError: A non-4D weight or ``in_chans < 1``.
     """
     if weight.ndim != 4:
-        raise ValueError(f"expected a 4-D conv weight, got shape {tuple(weight.shape)}")
+        raise CheckpointError(f"expected a 4-D conv weight, got shape {tuple(weight.shape)}")
     if in_chans < 1:
-        raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+        raise CheckpointError(f"in_chans must be >= 1, got {in_chans}")
     base = weight.shape[1]
     if in_chans == base:
         return weight

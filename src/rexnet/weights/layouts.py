@@ -16,6 +16,7 @@ kernel configuration) is covered by the same code.
 
 from __future__ import annotations
 
+from ..errors import CheckpointError, InputError
 from ..plan.spec import NetworkPlan
 
 __all__ = ["LAYOUTS", "module_map", "detect_layout", "tensor_shapes"]
@@ -141,13 +142,13 @@ def module_map(plan: NetworkPlan, layout: str, num_classes: int = 1000) -> dict[
         ``{our_key: their_key}`` for every parameter and buffer.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; expected one of: {', '.join(LAYOUTS)}")
+        raise InputError(f"unknown layout {layout!r}; expected one of: {', '.join(LAYOUTS)}")
     mods = _ours(plan, num_classes)
     if layout == "ours":
         names = {m: m for m, _ in mods}
     elif layout == "timm":
         if plan.head.hidden_channels:
-            raise ValueError("timm has no ReXNet-lite; use the official layout for lite checkpoints")
+            raise CheckpointError("timm has no ReXNet-lite; use the official layout for lite checkpoints")
         names = {m: _timm_name(m, len(plan.blocks)) for m, _ in mods}
     else:
         names = _official_names(plan)
@@ -170,4 +171,4 @@ def detect_layout(keys: list[str] | set[str]) -> str:
     if "features.0.weight" in keys and any(".out." in k for k in keys):
         return "official"  # a headless official checkpoint
     sample = ", ".join(sorted(keys)[:5])
-    raise ValueError(f"unrecognised checkpoint layout (first keys: {sample}); expected ours, timm or official")
+    raise CheckpointError(f"unrecognised checkpoint layout (first keys: {sample}); expected ours, timm or official")
