@@ -52,6 +52,7 @@ __all__ = [
     "write_figure",
     "dumps_json",
     "check_output",
+    "nearest_folder",
     "check_regular_file",
     "hold_folder",
     "release_folder",
@@ -113,7 +114,7 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool = False, what: str = "output") -> Path:
-    """Check that ``path`` may be written under the output policy; create its folder.
+    """Check that ``path`` may be written under the output policy (nothing is created: checks come before work).
 
     Raises:
         OutputExistsError: ``path`` exists, was not written by this process, is not in a run folder
@@ -132,13 +133,23 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, what: str 
             raise OutputExistsError(
                 f"{what} {p} already exists and was not written by this run; pass --overwrite to replace it"
             )
+    nearest_folder(p)
+    return p
+
+
+def nearest_folder(path: str | os.PathLike) -> Path:
+    """The nearest existing folder above ``path`` (where its missing folders would be created).
+
+    Raises:
+        InputError: Something on the way is a file, not a folder.
+    """
+    p = Path(path)
     for parent in [p.parent, *p.parent.parents]:
         if parent.exists():
             if not parent.is_dir():
                 raise InputError(f"cannot write {p}: {parent} is a file, not a folder")
-            break
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return p
+            return parent
+    return Path(".")
 
 
 def _mode() -> int:
@@ -170,6 +181,7 @@ def atomic_write(
         OutputExistsError: See :func:`check_output`.
     """
     p = check_output(path, overwrite=overwrite, what=what)
+    p.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
         data = data.encode()
     write = (lambda f: f.write(data)) if isinstance(data, bytes) else data
@@ -212,6 +224,8 @@ def atomic_write_paths(
     single = not isinstance(paths, Mapping)
     targets = {"": paths} if single else dict(paths)  # type: ignore[dict-item]
     final = {k: check_output(v, overwrite=overwrite, what=what) for k, v in targets.items()}
+    for p in final.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
     for p in final.values():
         _remove_orphans(p)  # temp files a killed writer of the same target left behind
     temps = {k: _tmp_name(p, p.suffix) for k, p in final.items()}

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._files import check_output
+from .._files import check_output, nearest_folder
 from .._memory import check_model_inference
 from ..errors import ExportError, InputError
 from .onnx_core import MAX_OPSET, MIN_OPSET, ONNX_OPSET
@@ -285,7 +285,7 @@ def _check_targets(targets: list[Path], overwrite: bool) -> None:
     """Every file an export writes, checked before any work: the output policy, and a folder that takes files."""
     for target in targets:
         check_output(target, overwrite=overwrite, what="export output")
-    for folder, target in {t.parent: t for t in reversed(targets)}.items():  # the first target of each folder
+    for folder, target in {nearest_folder(t): t for t in reversed(targets)}.items():  # the first of each folder
         try:
             with tempfile.TemporaryFile(dir=folder):
                 pass
