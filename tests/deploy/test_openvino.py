@@ -122,3 +122,36 @@ def test_ctrl_c_after_openvino_models_is_handled_not_a_segfault() -> None:
 
     r = subprocess.run([sys.executable, "-c", _CTRL_C_AFTER_OPENVINO], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "handled [2]" in r.stdout, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
+
+
+_NO_NETWORK = """
+import socket, sys
+asked = []
+def refuse(host, *args, **kwargs):
+    asked.append(host)
+    raise OSError("network blocked by the test")
+socket.getaddrinfo = refuse
+from rexnet.deploy.openvino_ir import openvino_available, to_openvino
+from rexnet import create_model
+assert openvino_available(with_nncf=True)
+import torch
+torch.manual_seed(0)
+model = create_model("rexnet_060", num_classes=3).eval()
+to_openvino(model, precision="int8", image_size=32, calibration=[torch.randn(4, 3, 32, 32)])
+import time
+time.sleep(1)  # telemetry is sent from a background thread
+print("asked:", asked)
+"""
+
+
+def test_openvino_and_nncf_send_no_telemetry():
+    """NNCF's import and OpenVINO's converter send Google Analytics events unless declined (a subprocess: NNCF
+    switches its telemetry off by itself when pytest is loaded)."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NO_NETWORK], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "asked: []" in out.stdout, out.stdout + out.stderr[-2000:]

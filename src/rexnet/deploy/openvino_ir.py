@@ -30,7 +30,15 @@ from .._signals import repair_altstack
 from ..errors import ExportError, InputError
 from .onnx_core import SE_NODE_PATTERNS, export_onnx, is_rexnet
 
-__all__ = ["OV_PRECISIONS", "SE_NODE_PATTERNS", "openvino_available", "to_openvino", "save_openvino", "OpenVinoModel"]
+__all__ = [
+    "OV_PRECISIONS",
+    "SE_NODE_PATTERNS",
+    "decline_telemetry",
+    "openvino_available",
+    "to_openvino",
+    "save_openvino",
+    "OpenVinoModel",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -40,8 +48,24 @@ OV_PRECISIONS = ("f32", "bf16", "int8")
 _HINT: dict[str, str | None] = {"f32": "f32", "bf16": "bf16", "int8": None}
 
 
+def decline_telemetry() -> None:
+    """Answer "no" to OpenVINO's usage telemetry for this process; call it before openvino or nncf loads.
+
+    NNCF sends a session event to Google Analytics when it is imported, and OpenVINO's model converter one per
+    conversion, unless a consent file in the home folder says no. rexnet reaches the network only when the user
+    asks for weights, so their shared consent checker is told the answer is "declined" (nothing is written to the
+    home folder, and no environment variable is changed).
+    """
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # no telemetry package: nothing is sent
+        return
+    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+
+
 def openvino_available(with_nncf: bool = False) -> bool:
-    """Whether ``openvino`` (and with ``with_nncf``, ``nncf``) can be imported."""
+    """Whether ``openvino`` (and with ``with_nncf``, ``nncf``) can be imported (telemetry declined first)."""
+    decline_telemetry()
     try:
         import openvino  # noqa: F401
 
@@ -157,6 +181,7 @@ def save_openvino(ov_model: Any, out_dir: str | os.PathLike, stem: str = "model"
         OutputExistsError: Either file exists, was not written by this run and ``overwrite`` is false.
         InputError: ``out_dir`` is a file.
     """
+    decline_telemetry()
     import openvino as ov
 
     out = Path(out_dir)
