@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from probes import inputs, numbers, outputs  # noqa: E402
+from probes import data, images, numbers, offline, outputs, weights  # noqa: E402
 from probes.common import DETECT, RANK, TRAIN  # noqa: E402
 from probes.core import GOOD, OUTCOMES, Ctx, Probe, finish, run_probe, spawn  # noqa: E402
 
@@ -73,12 +73,31 @@ FIXTURES: dict[str, tuple[list[str], tuple[str, ...]]] = {
 }
 
 
+#: Probes whose input may legitimately be accepted (exit 0 is fine; still no hang, traceback, overwrite, ...).
+LENIENT = {
+    "train-onto-finished-run",  # may say "already finished" and leave it alone
+    "train config empty.yaml",  # no keys: the defaults
+    "idx images 1x1 px",  # valid IDX, resampled like 28 px
+    "idx images int32",  # a valid IDX type
+    "cifar data float",
+    "cifar meta 3 names",
+    "coco box negative size",  # may be dropped with a warning
+    "coco declared size wrong",  # the decoded size may win
+    "coco image missing on disk",  # may be skipped with a warning
+    "api rexnet_plan width 1e6",  # a plan is arithmetic; building it costs nothing
+    "api solve_for_budget 1e30",
+}
+
+
 def catalog() -> list[Probe]:
     """Every probe, by family."""
     ps = outputs.overwrite_probes() + outputs.atomic_probes()
     ps += numbers.flag_probes() + numbers.config_probes() + numbers.env_probes()
-    ps += inputs.idx_probes() + inputs.cifar_probes() + inputs.coco_probes() + inputs.image_probes()
-    ps += inputs.checkpoint_probes() + inputs.network_probes() + inputs.api_probes()
+    ps += data.idx_probes() + data.cifar_probes() + data.coco_probes() + images.image_probes()
+    ps += weights.checkpoint_probes() + offline.network_probes() + offline.api_probes()
+    for p in ps:
+        if p.name in LENIENT:
+            p.expect = "any"
     names = Counter(p.name for p in ps)
     dup = [n for n, c in names.items() if c > 1]
     if dup:

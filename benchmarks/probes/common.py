@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import craft
 from .core import Probe
 
 #: A legitimate, tiny classification run (rexnet_060 on 64 digits, one epoch) into ``r``.
@@ -94,3 +95,32 @@ def not_read(marker: str) -> Any:
         return None
 
     return check
+
+
+def marker(d: Path, res: dict[str, Any]) -> tuple[str, str] | None:
+    if (d / "PWNED").exists():
+        return "wrong-result", "a crafted pickle ran code"
+    return None
+
+
+def files(**files: Any) -> Any:
+    """A setup writing ``name=bytes|callable(d, fx)``; names may hold ``/``; ``fifo`` values make pipes."""
+
+    def setup(d: Path, fx: Path) -> None:
+        for name, content in files.items():
+            path = d / name.replace("__", "/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if content == "fifo":
+                craft.fifo(path)
+            elif callable(content):
+                content(path, fx)
+            else:
+                path.write_bytes(content)
+
+    return setup
+
+
+def huge_plan(plan: dict[str, Any]) -> None:
+    for b in plan["blocks"]:
+        b["exp_channels"] = 30_000_000
+    plan["final_conv"]["out_channels"] = 30_000_000
