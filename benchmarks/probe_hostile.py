@@ -23,6 +23,7 @@ import csv
 import json
 import shutil
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +87,8 @@ LENIENT = {
     "coco image missing on disk",  # may be skipped with a warning
     "api rexnet_plan width 1e6",  # a plan is arithmetic; building it costs nothing
     "api solve_for_budget 1e30",
+    "rank-profile-onto-run",  # adds its own files to the folder; the run's files are protected
+    "bench-onto-run-folder",
 }
 
 
@@ -153,12 +156,17 @@ def build_fixtures(ctx: Ctx, wanted: set[str], reuse: bool) -> dict[str, str]:
 def run_all(ps: list[Probe], ctx: Ctx, jobs: int, fixture_errors: dict[str, str]) -> list[dict[str, Any]]:
     """Run the probes (``jobs`` at a time), printing one line per probe as it ends."""
 
+    lock = threading.Lock()
+    (ctx.out / "probes.jsonl").unlink(missing_ok=True)
+
     def one(p: Probe) -> dict[str, Any]:
         broken = [fixture_errors[n] for n in p.needs if n in fixture_errors]
         if broken:
             return {"name": p.name, "family": p.family, "outcome": "setup-failed", "detail": broken[0], "rc": None,
                     "seconds": 0}  # fmt: skip
         rec = run_probe(p, ctx)
+        with lock, open(ctx.out / "probes.jsonl", "a") as f:  # as they end: a stopped pass keeps its records
+            f.write(json.dumps(rec) + "\n")
         mark = "  " if rec["outcome"] in GOOD else "!!"
         print(f"{mark} {rec['outcome']:<14} {rec['seconds']:>6}s  {p.family:<10} {p.name}: {rec['detail'][:140]}",
               flush=True)  # fmt: skip
