@@ -262,7 +262,7 @@ def json_findings(d: Path, since: float) -> list[str]:
     """Run outputs written by the probe that hold NaN/inf (bare tokens or values)."""
     found = []
     for f in list(d.rglob("*.json")) + list(d.rglob("*.jsonl")):
-        if f.stat().st_mtime < since or f.name.startswith("."):
+        if not f.is_file() or f.stat().st_mtime < since or f.name.startswith("."):  # a FIFO would block us
             continue
         raw = f.read_bytes()
         if _BARE_NAN.search(raw):
@@ -280,7 +280,7 @@ def checkpoint_findings(d: Path, since: float) -> list[str]:
     """Checkpoints written by the probe whose weights are not finite."""
     found = []
     for f in d.rglob("checkpoints/*.pt"):
-        if f.stat().st_mtime < since:
+        if not f.is_file() or f.stat().st_mtime < since:
             continue
         try:
             import torch
