@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ except BaseException as e:
 """
 
 _ERROR_LINE = re.compile(r"^rexnet( [\w-]+)*: (error|failed|diverged|locked|interrupted|timeout)\b", re.M)
-_MEMORY = re.compile(r"MemoryError|bad_alloc|can't allocate memory|Cannot allocate memory|out of memory", re.I)
+_MEMORY = re.compile(r"MemoryError|bad_alloc|can't allocate memory|Cannot allocate memory", re.I)
 _CRASH = re.compile(r"terminate called|Segmentation fault|core dumped|Exception raised from|Fatal Python error")
 _BARE_NAN = re.compile(rb"\bNaN\b|-?\bInfinity\b")
 
@@ -118,7 +119,8 @@ class Probe:
     protect: list[str] = field(default_factory=list)  # globs under d whose bytes must not change
     check: Callable[[Path, dict[str, Any]], tuple[str, str] | None] | None = None
     runner: Callable[[Probe, Ctx, Path], dict[str, Any]] | None = None
-    needs: tuple[str, ...] = ()  # fixtures: run, det, rank, onnx, st
+    needs: tuple[str, ...] = ()  # fixtures: run, det, rank, onnx, st, ts, ov, rnd
+    max_rss_mb: int | None = None  # a bomb must be refused before its process grows past this
     quick: bool = False  # in the pytest subset
     note: str = ""
 
@@ -198,6 +200,9 @@ def spawn(cmd: list[str], ctx: Ctx, d: Path, env: dict[str, str]) -> subprocess.
 def finish(proc: subprocess.Popen, timeout: float) -> dict[str, Any]:
     """Wait for ``proc``; on timeout send SIGINT (as Ctrl-C), then SIGKILL to its group."""
     t0, hung, sigint_ok = time.monotonic(), False, None
+    peak = [0]
+    sampler = threading.Thread(target=_sample_rss, args=(proc, peak), daemon=True)
+    sampler.start()
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -217,7 +222,21 @@ def finish(proc: subprocess.Popen, timeout: float) -> dict[str, Any]:
         "seconds": round(time.monotonic() - t0, 1),
         "hung": hung,
         "sigint_ended_it": sigint_ok,
+        "peak_rss_mb": peak[0] // 1024,
     }
+
+
+def _sample_rss(proc: subprocess.Popen, peak: list[int]) -> None:
+    """Track the high-water mark (VmHWM, kB) of ``proc`` while it runs."""
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
 
 
 def with_signal(proc: subprocess.Popen, sig: int) -> None:
@@ -318,9 +337,11 @@ def classify(p: Probe, d: Path, res: dict[str, Any], before: dict[str, str], t0:
             return "nan-completed", "; ".join(bad[:2])
     if res["hung"]:
         return "hang", f"no end in {p.timeout:.0f} s; SIGINT {'ended' if res['sigint_ended_it'] else 'did not end'} it"
-    clean = _ERROR_LINE.search(err) and "Traceback (most recent call last)" not in err
-    if rc == -signal.SIGKILL or (_MEMORY.search(err) and not clean):
+    if rc == -signal.SIGKILL or _MEMORY.search(err):  # even behind a clean message: it tried first, checked after
         return "memory", last_line(err, _MEMORY) or "killed (SIGKILL)"
+    peak = res.get("peak_rss_mb", 0)
+    if p.max_rss_mb and peak > p.max_rss_mb:
+        return "memory", f"peak RSS {peak} MB > {p.max_rss_mb} MB: the input was read before it was checked"
     if "Traceback (most recent call last)" in err:
         return "traceback", last_line(err)
     if _CRASH.search(err) or (rc is not None and rc < 0):
@@ -371,6 +392,7 @@ def run_probe(p: Probe, ctx: Ctx) -> dict[str, Any]:
         detail=detail,
         rc=res["rc"],
         seconds=res["seconds"],
+        peak_rss_mb=res.get("peak_rss_mb"),
         stderr_tail=res["stderr"][-1500:],
         stdout_tail=res["stdout"][-500:],
     )
