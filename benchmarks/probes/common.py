@@ -99,7 +99,7 @@ def not_read(marker: str) -> Any:
 
 def marker(d: Path, res: dict[str, Any]) -> tuple[str, str] | None:
     if (d / "PWNED").exists():
-        return "wrong-result", "a crafted pickle ran code"
+        return "executed", "a crafted pickle ran code"
     return None
 
 

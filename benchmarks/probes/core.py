@@ -323,8 +323,9 @@ def classify(p: Probe, d: Path, res: dict[str, Any], before: dict[str, str], t0:
     tried = last_line(err, re.compile(r"^Downloading:? .*https?://"))
     if net or cached or tried:
         return "network", (net.splitlines() or cached or [tried])[0]
-    if res.get("executed"):
-        return "executed", res["executed"]
+    verdict = p.check(d, res) if p.check else None
+    if verdict and verdict[0] == "executed":
+        return verdict
     after = snapshot(d, p.protect)
     changed = [k for k, v in before.items() if after.get(k) != v]
     if changed or res.get("overwrote"):
@@ -346,10 +347,8 @@ def classify(p: Probe, d: Path, res: dict[str, Any], before: dict[str, str], t0:
         return "traceback", last_line(err)
     if _CRASH.search(err) or (rc is not None and rc < 0):
         return "crash", last_line(err, _CRASH) or f"killed by signal {-rc}"
-    if p.check:
-        verdict = p.check(d, res)
-        if verdict:
-            return verdict
+    if verdict:
+        return verdict
     if rc != 0:
         line = _ERROR_LINE.search(err)
         if not line:

@@ -225,7 +225,7 @@ def config_probes() -> list[Probe]:
 
 def _pwned(d: Path, res: dict[str, Any]) -> tuple[str, str] | None:
     if (d / "PWNED").exists():
-        return "wrong-result", "a !!python YAML tag ran code"
+        return "executed", "a !!python YAML tag ran code"
     return None
 
 
