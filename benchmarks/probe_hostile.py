@@ -148,7 +148,7 @@ def build_fixtures(ctx: Ctx, wanted: set[str], reuse: bool) -> dict[str, str]:
         if missing:
             errors[key] = f"needs fixture {missing[0]}"
             continue
-        argv = [a.format(fx=ctx.fx) for a in FIXTURES[key][0]]
+        argv = [a.replace("{fx}", str(ctx.fx)) for a in FIXTURES[key][0]]
         t0 = time.monotonic()
         cmd = [ctx.python, "-c", argv[1]] if argv[0] == "python:" else [ctx.python, "-m", "rexnet", *argv]
         res = finish(spawn(cmd, ctx, ctx.fx, ctx.env_for(ctx.fx, {})), 600)

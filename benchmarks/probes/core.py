@@ -167,9 +167,14 @@ class Ctx:
 def command(p: Probe, ctx: Ctx, d: Path) -> list[str]:
     """The probe's command line."""
     if p.argv is not None:
-        return [ctx.python, "-m", "rexnet", *[a.format(d=d, fx=ctx.fx) for a in p.argv]]
-    code = textwrap.indent(textwrap.dedent(p.code or "pass").format(d=d, fx=ctx.fx), "    ")
+        return [ctx.python, "-m", "rexnet", *[fill(a, d, ctx.fx) for a in p.argv]]
+    code = textwrap.indent(fill(textwrap.dedent(p.code or "pass"), d, ctx.fx), "    ")
     return [ctx.python, "-c", API_WRAPPER.format(code=code)]
+
+
+def fill(text: str, d: Path, fx: Path) -> str:
+    """``text`` with ``{d}`` and ``{fx}`` replaced (other braces, e.g. JSON, stay as they are)."""
+    return text.replace("{d}", str(d)).replace("{fx}", str(fx))
 
 
 def limiter(mem_bytes: int) -> Callable[[], None]:
@@ -382,10 +387,14 @@ def run_probe(p: Probe, ctx: Ctx) -> dict[str, Any]:
     except Exception as e:
         record.update(outcome="setup-failed", detail=f"{type(e).__name__}: {e}"[:300], rc=None, seconds=0)
         return record
-    record["command"] = " ".join(command(p, ctx, d)) if p.runner is None else "(custom runner)"
     t0 = time.time() - 1
-    res = (p.runner or default_runner)(p, ctx, d)
-    outcome, detail = classify(p, d, res, before, t0)
+    try:
+        record["command"] = " ".join(command(p, ctx, d)) if p.runner is None else "(custom runner)"
+        res = (p.runner or default_runner)(p, ctx, d)
+        outcome, detail = classify(p, d, res, before, t0)
+    except Exception as e:  # a bug of the probe itself: recorded, and the pass goes on
+        record.update(outcome="setup-failed", detail=f"probe error {type(e).__name__}: {e}"[:300], rc=None, seconds=0)
+        return record
     record.update(
         outcome=outcome,
         detail=detail,
