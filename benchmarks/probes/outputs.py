@@ -106,7 +106,7 @@ def kill_mid_write(target: str) -> Any:
         finished = proc.poll() is not None
         with_signal(proc, 9)
         res = finish(proc, 30)
-        res["hung"] = False
+        res["hung"], res["seconds"] = False, round(time.monotonic() - t0, 1)
         after = sha(path) if path.is_file() else None
         if finished:
             res["stdout"] += "\ninconclusive: the export ended before it could be killed"
