@@ -95,6 +95,8 @@ except BaseException as e:
 """
 
 _ERROR_LINE = re.compile(r"^rexnet( [\w-]+)*: (error|failed|diverged|locked|interrupted|timeout)\b", re.M)
+# per-item reports on stdout (``predict``: ``IMAGE: error: ...``) are clean refusals too
+_ITEM_ERROR = re.compile(r"^\S.*?: error: ", re.M)
 _MEMORY = re.compile(r"MemoryError|bad_alloc|can't allocate memory|Cannot allocate memory", re.I)
 _CRASH = re.compile(r"terminate called|Segmentation fault|core dumped|Exception raised from|Fatal Python error")
 _BARE_NAN = re.compile(rb"\bNaN\b|-?\bInfinity\b")
@@ -282,11 +284,16 @@ def nonfinite_in(obj: Any) -> bool:
     return False
 
 
-def json_findings(d: Path, since: float) -> list[str]:
-    """Run outputs written by the probe that hold NaN/inf (bare tokens or values)."""
+def mtimes(d: Path) -> dict[str, int]:
+    """``path -> mtime_ns`` of every regular file under ``d`` (what the probe's setup left)."""
+    return {str(f): f.stat().st_mtime_ns for f in d.rglob("*") if f.is_file()}
+
+
+def json_findings(d: Path, since: dict[str, int]) -> list[str]:
+    """Run outputs written by the probe (new or changed since ``since``) that hold NaN/inf."""
     found = []
     for f in list(d.rglob("*.json")) + list(d.rglob("*.jsonl")):
-        if not f.is_file() or f.stat().st_mtime < since or f.name.startswith("."):  # a FIFO would block us
+        if not f.is_file() or since.get(str(f)) == f.stat().st_mtime_ns or f.name.startswith("."):  # FIFOs block
             continue
         raw = f.read_bytes()
         if _BARE_NAN.search(raw):
@@ -300,11 +307,11 @@ def json_findings(d: Path, since: float) -> list[str]:
     return found
 
 
-def checkpoint_findings(d: Path, since: float) -> list[str]:
-    """Checkpoints written by the probe whose weights are not finite."""
+def checkpoint_findings(d: Path, since: dict[str, int]) -> list[str]:
+    """Checkpoints written by the probe (new or changed) whose weights are not finite."""
     found = []
     for f in d.rglob("checkpoints/*.pt"):
-        if not f.is_file() or f.stat().st_mtime < since:
+        if not f.is_file() or since.get(str(f)) == f.stat().st_mtime_ns:
             continue
         try:
             import torch
@@ -320,7 +327,7 @@ def checkpoint_findings(d: Path, since: float) -> list[str]:
     return found
 
 
-def classify(p: Probe, d: Path, res: dict[str, Any], before: dict[str, str], t0: float) -> tuple[str, str]:
+def classify(p: Probe, d: Path, res: dict[str, Any], before: dict[str, str], t0: dict[str, int]) -> tuple[str, str]:
     """The worst outcome that applies, with a one-line reason."""
     err, out, rc = res["stderr"], res["stdout"], res["rc"]
     net = (d / ".netlog").read_text().strip() if (d / ".netlog").exists() else ""
@@ -356,6 +363,9 @@ def classify(p: Probe, d: Path, res: dict[str, Any], before: dict[str, str], t0:
         return verdict
     if rc != 0:
         line = _ERROR_LINE.search(err)
+        item = _ITEM_ERROR.search(out)
+        if not line and item:
+            return "refused", out[item.start() :].splitlines()[0][:300]
         if not line:
             return "misleading", f"exit {rc} without a one-line 'rexnet ...: error:' message: {last_line(err)}"
         bare = json_findings(d, t0)
@@ -387,7 +397,7 @@ def run_probe(p: Probe, ctx: Ctx) -> dict[str, Any]:
     except Exception as e:
         record.update(outcome="setup-failed", detail=f"{type(e).__name__}: {e}"[:300], rc=None, seconds=0)
         return record
-    t0 = time.time() - 1
+    t0 = mtimes(d)
     try:
         record["command"] = " ".join(command(p, ctx, d)) if p.runner is None else "(custom runner)"
         res = (p.runner or default_runner)(p, ctx, d)

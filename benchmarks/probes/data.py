@@ -155,6 +155,7 @@ def coco_probes() -> list[Probe]:
 
 def _bomb_in_coco(js: dict[str, Any], root: Path) -> dict[str, Any]:
     for split in ("train", "val"):
+        (root / split).mkdir(parents=True, exist_ok=True)
         (root / split / "bomb.png").write_bytes(craft.png_bomb())
     js["images"][0]["file_name"] = "bomb.png"
     js["images"][0]["height"] = js["images"][0]["width"] = 50000
