@@ -10,7 +10,8 @@ from .core import Probe
 
 
 def _folder_set(extra: dict[str, Any]) -> Any:
-    made = {f"imgs__{c}__{i}.png": craft.png_bytes(32, 32, seed=i) for c in ("a", "b") for i in range(4)}
+    # ten classes, as many as the fixture run's model has: eval reaches the crafted file
+    made = {f"imgs__{c}__{i}.png": craft.png_bytes(32, 32, seed=i) for c in "abcdefghij" for i in range(2)}
     made.update(extra)
     return files(**made)
 
