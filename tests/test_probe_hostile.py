@@ -30,6 +30,8 @@ SUBSET: dict[str, str | None] = {
     "train --config FIFO": None,  # hang: a named pipe as the config file
     "api TrainConfig lr nan": None,  # api: NaN through the Python config
     "rank profile tv:deeplabv3_mobilenet_v3_large": None,  # network: torchvision would fetch backbone weights
+    "train val-limit=0": "main 0c54b87: RuntimeError 'stack expects a non-empty TensorList' (config validation)",
+    "train train-limit=-5": "main 0c54b87: accepted and trained (config validation: limits must be >= 1)",
 }
 TIMEOUT_S = 40  # per probe: a hang is caught well inside the test's budget
 
