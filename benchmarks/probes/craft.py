@@ -245,6 +245,7 @@ def edit_plan(fx: Path, dst: Path, edit: Any) -> Path:
     plan = json.loads(header["__metadata__"]["plan"])
     edit(plan)
     header["__metadata__"]["plan"] = json.dumps(plan)
+    header["__metadata__"].pop("model", None)  # no registered name to fall back on: the plan must be used
     return write_safetensors(dst, header, data)
 
 

@@ -36,7 +36,7 @@ def _set_plan(key: str, value: Any) -> Any:
 
 def checkpoint_probes() -> list[Probe]:
     """Crafted training checkpoints, safetensors weights, sidecars, ONNX and OpenVINO files."""
-    ev = ["eval", "--data", "digits", "-c"]
+    ev = ["eval", "--data", "digits", "--image-size", "32", "-c"]
     pr = ["predict", "x.png", "-c"]
     px = {"x.png": craft.png_bytes(32, 32)}
     nan = _ck(craft.nan_weights)
@@ -272,6 +272,7 @@ def _export_file_probes() -> list[Probe]:
             "checkpoint",
             ev,
             needs=("onnx",),
+            expect="any",
             check=needs_warning("sidecar", "224"),
             setup=lambda d, fx: (d / "m.onnx").write_bytes((fx / "model.onnx").read_bytes()),
             quick=True,
