@@ -97,7 +97,9 @@ except BaseException as e:
 _ERROR_LINE = re.compile(r"^rexnet( [\w-]+)*: (error|failed|diverged|locked|interrupted|timeout)\b", re.M)
 # per-item reports on stdout (``predict``: ``IMAGE: error: ...``) are clean refusals too
 _ITEM_ERROR = re.compile(r"^\S.*?: error: ", re.M)
-_MEMORY = re.compile(r"MemoryError|bad_alloc|can't allocate memory|Cannot allocate memory|Out of memory allocating", re.I)
+_MEMORY = re.compile(
+    r"MemoryError|bad_alloc|can't allocate memory|Cannot allocate memory|Out of memory allocating", re.I
+)
 _CRASH = re.compile(r"terminate called|Segmentation fault|core dumped|Exception raised from|Fatal Python error")
 _BARE_NAN = re.compile(rb"\bNaN\b|-?\bInfinity\b")
 
