@@ -11,7 +11,7 @@ from .core import Probe
 
 def _folder_set(extra: dict[str, Any]) -> Any:
     # ten classes, as many as the fixture run's model has: eval reaches the crafted file
-    made = {f"imgs__{c}__{i}.png": craft.png_bytes(32, 32, seed=i) for c in "abcdefghij" for i in range(2)}
+    made = {f"imgs__{c}__{i}.png": craft.png_bytes(32, 32, seed=i) for c in "abcdefghij" for i in range(5)}
     made.update(extra)
     return files(**made)
 
