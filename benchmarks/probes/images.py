@@ -10,8 +10,14 @@ from .core import Probe
 
 
 def _folder_set(extra: dict[str, Any]) -> Any:
-    # ten classes, as many as the fixture run's model has: eval reaches the crafted file
-    made = {f"imgs__{c}__{i}.png": craft.png_bytes(32, 32, seed=i) for c in "abcdefghij" for i in range(5)}
+    """``imgs/{train,val}/<class>/`` with ten classes (as many as the fixture run's model has) and ``extra``;
+    the crafted file goes into the split the command reads (val for eval, train for train)."""
+    made = {
+        f"imgs__{split}__{c}__{i}.png": craft.png_bytes(32, 32, seed=i)
+        for split in ("train", "val")
+        for c in "abcdefghij"
+        for i in range(2)
+    }
     made.update(extra)
     return files(**made)
 
@@ -42,11 +48,14 @@ def image_probes() -> list[Probe]:
             "eval folder with image bomb",
             "image",
             ["eval", "-c", "{fx}/run", "--data", "folder:imgs", "--strict"],
-            setup=_folder_set({"imgs__a__bomb.png": bomb}),
+            setup=_folder_set({"imgs__val__a__bomb.png": bomb}),
             needs=("run",),
         ),
         cli(
-            "train folder with image bomb", "image", [*fold, "--strict"], setup=_folder_set({"imgs__a__bomb.png": bomb})
+            "train folder with image bomb",
+            "image",
+            [*fold, "--strict"],
+            setup=_folder_set({"imgs__train__a__bomb.png": bomb}),
         ),  # fmt: skip
         cli(
             "predict FIFO",
@@ -69,7 +78,7 @@ def image_probes() -> list[Probe]:
             "train folder with FIFO image",
             "image",
             fold,
-            setup=_folder_set({"imgs__a__pipe.png": "fifo"}),
+            setup=_folder_set({"imgs__train__a__pipe.png": "fifo"}),
             timeout=60,
             expect="any",
         ),
@@ -77,7 +86,7 @@ def image_probes() -> list[Probe]:
             "eval folder with FIFO image",
             "image",
             ["eval", "-c", "{fx}/run", "--data", "folder:imgs"],
-            setup=_folder_set({"imgs__b__pipe.png": "fifo"}),
+            setup=_folder_set({"imgs__val__b__pipe.png": "fifo"}),
             needs=("run",),
             timeout=60,
             expect="any",
