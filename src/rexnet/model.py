@@ -68,8 +68,12 @@ class RexNet(nn.Module):
             raise InputError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         if num_classes < 0:
             raise InputError(f"num_classes must be >= 0, got {num_classes}")
-        if not 0.0 <= drop_path_rate < 1.0:
+        if not 0.0 <= drop_path_rate < 1.0:  # also refuses NaN
             raise InputError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        if drop_rate is not None and not 0.0 <= drop_rate < 1.0:
+            raise InputError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+            raise InputError(f"in_chans must be an int >= 1, got {in_chans!r}")
         self.plan = plan
         self.num_classes = num_classes
         self.in_chans = in_chans

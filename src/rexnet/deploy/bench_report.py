@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.metadata
 import platform
 from pathlib import Path
 from typing import Any
@@ -87,11 +88,11 @@ def machine_info() -> dict[str, Any]:
     ghz = _cpu_ghz()
     peak = cpu_peak(threads, flags, _vendor(), ghz)
     versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("torchvision", "timm", "onnx", "onnxruntime", "openvino", "nncf", "numpy"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            versions[mod] = None
+    for dist in ("torchvision", "timm", "onnx", "onnxruntime", "openvino", "nncf", "numpy"):
+        try:  # from the installed metadata: importing nncf would send its usage telemetry
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
     return dict(
         cpu=cpu_model(),
         vendor=_vendor(),

@@ -11,6 +11,7 @@ weights (running statistics are buffers, not parameters).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -49,9 +50,15 @@ def layer_costs(
         num_classes: Classifier outputs; 0 means no classifier.
         output_stride: 32, 16 or 8; strides beyond it become dilation (spatial size stays).
     """
-    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    if h < 1 or w < 1:
-        raise InputError(f"image_size must be >= 1, got {image_size}")
+    sizes = (image_size, image_size) if not isinstance(image_size, (tuple, list)) else tuple(image_size)
+    try:
+        h, w = (operator.index(v) for v in sizes)  # ints of any kind (numpy too); NaN, floats and bools fail
+    except (TypeError, ValueError):
+        h = w = 0
+    if isinstance(image_size, bool) or h < 1 or w < 1:
+        raise InputError(f"image_size must be a positive int or (height, width) of ints, got {image_size!r}")
+    if isinstance(num_classes, bool) or not hasattr(num_classes, "__index__") or operator.index(num_classes) < 0:
+        raise InputError(f"num_classes must be an int >= 0, got {num_classes!r}")
     out: list[Cost] = []
 
     s = plan.stem

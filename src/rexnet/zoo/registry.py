@@ -345,6 +345,8 @@ def transforms(name_or_model: str | nn.Module, image_size: int | None = None) ->
         cfg = info.pretrained_cfg_for(tag)
     else:
         cfg = getattr(name_or_model, "pretrained_cfg", None) or get_model_info("rexnet_100").pretrained_cfg
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise InputError(f"image_size must be an int >= 1, got {image_size!r}")
     size = image_size or cfg["input_size"][-1]
     resize = int(size / cfg["crop_pct"])
     return v2.Compose(
