@@ -92,6 +92,7 @@ LENIENT = {
     "predict checkpoint model_name unknown",  # the checkpoint's plan describes the model; the name is a label
     "convert huge plan",  # convert copies tensors and builds nothing; loading the result is what must refuse
     "api create_model num_classes 0",  # timm's meaning: no classifier (a feature extractor)
+    "detect eval-every=0",  # documented: 0 evaluates at the end only
 }
 
 

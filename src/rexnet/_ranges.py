@@ -54,6 +54,8 @@ def check_range(
         return
     below = low is not None and (value <= low if open_low else value < low)
     above = high is not None and (value >= high if open_high else value > high)
+    if value != value:  # NaN compares false with every bound
+        raise ConfigError(f"{name} must be a number, got {value!r}")
     if not (below or above):
         return
     if low is not None and high is not None:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .._config import Config, check_range
+from .._env import available_cores
 from .._memory import check_inference_memory
 from ..errors import InputError
 from ..zoo import get_plan, list_models
@@ -91,7 +92,13 @@ class BenchConfig(Config):
         },
     )
     threads: int | None = field(
-        default=None, metadata={"help": "torch/onnxruntime threads (None: all cores torch sees)"}
+        default=None,
+        metadata={
+            "help": "torch/onnxruntime threads (None: all cores torch sees)",
+            "min": 1,
+            "max": available_cores,
+            "why": "the cores this process may use",
+        },
     )
     fp32_peak_gmacs: float | None = field(
         default=None,
@@ -112,7 +119,6 @@ class BenchConfig(Config):
         for key in (*_AT_LEAST_ONE, "train_rounds", "calib_images"):
             check_range(key, getattr(self, key), 1)
         check_range("warmup", self.warmup, 0)
-        check_range("threads", self.threads, 1, none_means="all cores")
         check_range("fp32_peak_gmacs", self.fp32_peak_gmacs, 0, open_low=True, none_means="the CPU's own")
 
 

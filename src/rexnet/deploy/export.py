@@ -346,6 +346,8 @@ def export_model(
     from ..zoo import load_model
 
     fmt, precision = _check_request(format, opset, image_size, precision, calib_data)
+    if isinstance(calib_images, bool) or not isinstance(calib_images, int) or calib_images < 1:
+        raise InputError(f"--calib-images must be an int >= 1, got {calib_images!r}")
     out = Path(out)
     _check_out(fmt, format, out)
     model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._config import check_range
 from .._files import atomic_write, atomic_write_paths, check_output
 from .._images import read_image_tensor
 from ..errors import ExportError, InputError
@@ -45,6 +46,7 @@ def predict_image(
     from torchvision.io import encode_png
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
+    check_range("score_thresh (--score-thresh)", score_thresh, 0.0, 1.0)  # also refuses NaN
     if out_png is not None:  # refuse a path in the way before any work
         check_output(out_png, overwrite=overwrite, what="detections image")
     img = read_image_tensor(image)  # the one decoder: pixel limit, FIFOs refused, 16-bit rescaled

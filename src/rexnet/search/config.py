@@ -60,6 +60,7 @@ class SearchConfig(Config):
             "help": "MAC budget at --image-size, e.g. 30M (None: the paper's, 30M/100M/300M for d=5/9/13, "
             "unless a parameter budget is given)",
             "gt": 0,
+            "max": 1e12,  # 1000 GMACs, 300x ReXNet-3.0: beyond it the trials cannot train on one machine
         },
     )
     budget_params: float | None = field(
@@ -69,6 +70,7 @@ class SearchConfig(Config):
             "metavar": "COUNT",
             "help": "parameter budget, e.g. 0.2M (None: none)",
             "gt": 0,
+            "max": 1e10,  # 10 G parameters: beyond it no trial fits one machine
         },
     )
     tolerance: float = field(
