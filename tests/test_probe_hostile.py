@@ -2,8 +2,8 @@
 the probe and the fixes honest: every probe here must end ``refused`` or ``ok`` (no hang, traceback,
 overwrite, network access or NaN run reported completed).
 
-Known failures (marked xfail, not strict) are those the fixes of issue 23 have not reached yet on the
-main branch; remove a mark when its fix lands.
+A probe may be marked as a known failure (xfail, not strict) with its cause while a fix is under way;
+none is marked now.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ SUBSET: dict[str, str | None] = {
     "train --config FIFO": None,  # hang: a named pipe as the config file
     "api TrainConfig lr nan": None,  # api: NaN through the Python config
     "rank profile tv:deeplabv3_mobilenet_v3_large": None,  # network: torchvision would fetch backbone weights
-    "train val-limit=0": "main 0c54b87: RuntimeError 'stack expects a non-empty TensorList' (config validation)",
-    "train train-limit=-5": "main 0c54b87: accepted and trained (config validation: limits must be >= 1)",
+    "train val-limit=0": None,  # numbers: an empty validation set
+    "train train-limit=-5": None,  # numbers: a negative limit
 }
 TIMEOUT_S = 40  # per probe: a hang is caught well inside the test's budget
 
