@@ -351,6 +351,10 @@ def export_model(
     out = Path(out)
     _check_out(fmt, format, out)
     model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"{checkpoint or name} holds non-finite weights (NaN or inf in {', '.join(bad[:3])}); "
+                         "its run diverged: export an earlier checkpoint")  # fmt: skip
     _check_targets(fmt.targets(out, meta.name), overwrite)
     size = image_size or meta.image_size
     check_model_inference(model, size, 16, what=meta.name)  # tracing and the verification batches

@@ -138,6 +138,11 @@ def check_sidecar(meta: Any, where: str) -> dict[str, Any]:
     names, n = meta.get("class_names"), meta.get("num_classes")
     if names is not None and n is not None and len(names) != n:
         raise ExportError(f"{where}: field 'class_names' has {len(names)} names for num_classes {n}")
+    stem = meta["plan"].get("stem") if isinstance(meta.get("plan"), dict) else None
+    chans = stem.get("in_channels", 3) if isinstance(stem, dict) else 3
+    for key in ("mean", "std"):  # one value for every channel, or one for all
+        if key in meta and len(meta[key]) not in (1, chans):
+            raise ExportError(f"{where}: field {key!r} has {len(meta[key])} values for {chans} input channels")
     return meta
 
 
