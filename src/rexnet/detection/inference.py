@@ -15,7 +15,52 @@ from .._files import atomic_write, atomic_write_paths, check_output
 from .._images import read_image_tensor
 from ..errors import ExportError, InputError
 
-__all__ = ["predict_image", "SSDLiteExport", "export_ssdlite_onnx", "OnnxCheck"]
+__all__ = [
+    "predict_image",
+    "write_demo_image",
+    "SSDLiteExport",
+    "export_ssdlite_onnx",
+    "OnnxCheck",
+    "DRAW_SIDE",
+    "upscale_for_drawing",
+]
+
+DRAW_SIDE = 512  # the drawing's long side is upscaled to at least this, so labels stay readable
+
+
+def write_demo_image(
+    out_png: str | os.PathLike, *, image_size: int = 128, index: int = 0, overwrite: bool = False
+) -> Path:
+    """Write image ``index`` of the embedded detection demo set's val split as a PNG, to try ``predict`` on.
+
+    Raises:
+        InputError: ``image_size`` under 64 or a negative ``index``.
+        OutputExistsError: ``out_png`` exists, was not written by this run, and ``overwrite`` is false.
+    """
+    from torchvision.io import encode_png
+
+    from .data import make_demo_detection
+
+    if index < 0:
+        raise InputError(f"--index must be >= 0, got {index}")
+    check_output(out_png, overwrite=overwrite, what="demo image")
+    ds = make_demo_detection("val", image_size=image_size, num_images=index + 1, masks=False)
+    png = encode_png(ds.load_image(index + 1)).numpy().tobytes()
+    atomic_write(out_png, png, overwrite=overwrite, what="demo image")
+    return Path(out_png)
+
+
+def upscale_for_drawing(
+    img: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor | None, side: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``img`` (uint8 CHW), its boxes and masks scaled by a whole factor so the long side is >= ``side``."""
+    factor = max(1, -(-side // max(img.shape[-2:])))  # ceil division; nearest keeps the pixels sharp
+    if factor == 1:
+        return img, boxes, masks
+    img = img.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+    if masks is not None:
+        masks = masks.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+    return img, boxes * factor, masks
 
 
 @torch.no_grad()
@@ -29,6 +74,9 @@ def predict_image(
     overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Detect objects in one image; with ``out_png``, draw the boxes (and masks) with their labels.
+
+    The drawing is upscaled (nearest, a whole factor) to at least :data:`DRAW_SIDE` px on its long
+    side, labels on a filled background; the returned boxes stay in the image's own pixels.
 
     The PNG is written atomically under the output policy (:mod:`rexnet._files`): an existing file
     this run did not write is refused unless ``overwrite``.
@@ -53,11 +101,21 @@ def predict_image(
     boxes, scores, labels = out["boxes"][keep], out["scores"][keep], out["labels"][keep]
     names = [class_names[int(i) - 1] if 0 < int(i) <= len(class_names) else str(int(i)) for i in labels]
     if out_png is not None:
-        canvas = img
-        if "masks" in out and keep.any():
-            canvas = draw_segmentation_masks(canvas, out["masks"][keep][:, 0] > 0.5, alpha=0.45)
+        masks = out["masks"][keep][:, 0] > 0.5 if "masks" in out and keep.any() else None
+        canvas, drawn, masks = upscale_for_drawing(img, boxes, masks, DRAW_SIDE)
+        if masks is not None:
+            canvas = draw_segmentation_masks(canvas, masks, alpha=0.45)
         text = [f"{n} {s:.2f}" for n, s in zip(names, scores.tolist())]
-        canvas = draw_bounding_boxes(canvas, boxes, text, colors="red", width=2)
+        canvas = draw_bounding_boxes(
+            canvas,
+            drawn,
+            text,
+            colors="red",
+            width=2,
+            fill_labels=True,
+            label_colors="white",
+            label_background_colors="red",
+        )
         png = encode_png(canvas).numpy().tobytes()
         atomic_write(out_png, png, overwrite=overwrite, what="detections image")
     return [
