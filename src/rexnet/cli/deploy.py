@@ -10,6 +10,7 @@ import sys
 from ..data import data_help
 from ..deploy import EXPORT_FORMATS, ONNX_OPSET, TINY, BenchConfig, export_model, run_bench
 from ..deploy.bench import passive_omp_env
+from ..deploy.bench_report import summary_table
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -49,7 +50,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     cfg = (TINY if args.tiny else BenchConfig()).replace(**flag_overrides(args))
     res = run_bench(cfg, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
-    print(json.dumps(res["ratios"], indent=2))
+    print(summary_table(res))
     m = res["machine"]
     print(
         f"CPU: {m['cpu']} ({m['threads']} threads); peak GMAC/s "

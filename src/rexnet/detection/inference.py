@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,15 @@ __all__ = [
 DRAW_SIDE = 512  # the drawing's long side is upscaled to at least this, so labels stay readable
 
 
+def _encode_png(image: torch.Tensor) -> bytes:
+    """PNG bytes of a uint8 CHW image, without torchvision 0.29's notice that its codecs move to TorchCodec."""
+    from torchvision.io import encode_png
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding", category=DeprecationWarning)
+        return encode_png(image).numpy().tobytes()
+
+
 def write_demo_image(
     out_png: str | os.PathLike, *, image_size: int = 128, index: int = 0, overwrite: bool = False
 ) -> Path:
@@ -37,15 +47,13 @@ def write_demo_image(
         InputError: ``image_size`` under 64 or a negative ``index``.
         OutputExistsError: ``out_png`` exists, was not written by this run, and ``overwrite`` is false.
     """
-    from torchvision.io import encode_png
-
     from .data import make_demo_detection
 
     if index < 0:
         raise InputError(f"--index must be >= 0, got {index}")
     check_output(out_png, overwrite=overwrite, what="demo image")
     ds = make_demo_detection("val", image_size=image_size, num_images=index + 1, masks=False)
-    png = encode_png(ds.load_image(index + 1)).numpy().tobytes()
+    png = _encode_png(ds.load_image(index + 1))
     atomic_write(out_png, png, overwrite=overwrite, what="demo image")
     return Path(out_png)
 
@@ -90,7 +98,6 @@ def predict_image(
         ResourceError: An image over the pixel limit (refused before decoding).
         CorruptImageError: A file that is not a readable image.
     """
-    from torchvision.io import encode_png
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
     if out_png is not None:  # refuse a path in the way before any work
@@ -116,7 +123,7 @@ def predict_image(
             label_colors="white",
             label_background_colors="red",
         )
-        png = encode_png(canvas).numpy().tobytes()
+        png = _encode_png(canvas)
         atomic_write(out_png, png, overwrite=overwrite, what="detections image")
     return [
         dict(label=n, score=float(s), box=[round(v, 2) for v in b.tolist()]) for n, s, b in zip(names, scores, boxes)
@@ -192,6 +199,13 @@ def export_ssdlite_onnx(
     diffs = [float("nan"), float("nan")]
 
     def write(tmp: Path) -> None:
+        with warnings.catch_warnings():  # the exporter's known notices: nothing the user can act on
+            _ignore_export_notices()
+            _export(tmp)
+        if verify:
+            diffs[:] = _compare(ort, wrapper, tmp, x)
+
+    def _export(tmp: Path) -> None:
         torch.onnx.export(
             wrapper,
             (x,),
@@ -202,11 +216,17 @@ def export_ssdlite_onnx(
             output_names=["boxes", "scores"],
             dynamic_axes={"images": {0: "batch"}, "boxes": {0: "batch"}, "scores": {0: "batch"}},
         )
-        if verify:
-            diffs[:] = _compare(ort, wrapper, tmp, x)
 
     atomic_write_paths(path, write, overwrite=overwrite, what="ONNX file")
     return OnnxCheck(Path(path), diffs[0], diffs[1], batch)
+
+
+def _ignore_export_notices() -> None:
+    """Inside ``catch_warnings``: drop the legacy exporter's deprecation, tracer and constant-folding notices."""
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
 
 
 def _compare(ort: Any, wrapper: SSDLiteExport, onnx_path: Path, x: torch.Tensor) -> list[float]:
