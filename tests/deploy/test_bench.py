@@ -244,3 +244,31 @@ def test_cpu_peak_rules() -> None:
     )
     assert spr["macs_per_cycle"] == {"fp32": 32, "bf16": 512, "int8": 1024}
     assert cpu_peak(1, {"avx2", "fma"}, "GenuineIntel", 3.0)["macs_per_cycle"]["int8"] == 32
+
+
+def test_cli_bench_times_the_users_onnx_and_openvino_files(tmp_path: Path, capsys) -> None:
+    from rexnet.deploy import export_model
+
+    onnx = export_model("rexnet_060", tmp_path / "m.onnx", "onnx", image_size=64, verify=False).path
+    ir = export_model("rexnet_060", tmp_path / "ir", "openvino", image_size=64, verify=False).path
+    out = tmp_path / "bench"
+    args = ["bench", "--tiny", "--allow-spinning", "--out", str(out), "-m", "rexnet_060", "--image-size", "32"]
+    args += [
+        "--rounds",
+        "1",
+        "--no-train",
+        "--only",
+        "ours eager",
+        "--onnx-file",
+        str(onnx),
+        "--openvino-file",
+        str(ir),
+    ]
+    assert main(args) == 0
+    rows = {r["name"]: r for r in json.loads((out / "bench.json").read_text())["inference"]}
+    onnx_row, ir_row = rows[f"{Path(onnx).name} (onnxruntime)"], rows[f"{Path(ir).name} (openvino)"]
+    assert set(rows) == {"ours eager", onnx_row["name"], ir_row["name"]}
+    for r in (onnx_row, ir_row):  # timed side by side by the same harness; the sidecar named the model
+        assert r["latency_ms"] > 0 and r["throughput"] > 0 and r["group"] == "file"
+        assert r["macs"] == count_macs(get_plan("rexnet_060"), 64, 1000)  # its own 64 px, from the sidecar
+    assert onnx_row["name"] in capsys.readouterr().out
