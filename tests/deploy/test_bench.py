@@ -78,7 +78,7 @@ def test_tiny_bench_measures_every_path_and_writes_files(tmp_path: Path) -> None
     assert all(f"| {name} |" in md for name in rows)
 
 
-def test_cli_bench_tiny(tmp_path: Path) -> None:
+def test_cli_bench_tiny(tmp_path: Path, capsys) -> None:
     rc = main(
         [
             "bench",
@@ -114,6 +114,24 @@ def test_cli_bench_tiny(tmp_path: Path) -> None:
         assert r["macs"] == macs and r["throughput"] > 0 and r["latency_ms"] > 0
     md = (tmp_path / "bench.md").read_text()
     assert "| ours eager |" in md and "| ours fused |" in md
+    # the terminal gets a short table, not the raw JSON (which stays in bench.json)
+    printed = capsys.readouterr().out
+    table = printed.splitlines()
+    assert table[0].split()[:3] == ["model", "precision", "GMACs"] and "{" not in printed
+    assert any(line.startswith("ours eager ") for line in table) and len(table) < 12
+
+
+def test_place_labels_keeps_stacked_labels_apart() -> None:
+    from rexnet.deploy.bench_report import place_labels
+
+    # five labels on one point (one model, five runtimes): every pair of label boxes must be disjoint
+    sizes = [(40.0, 8.0)] * 5
+    offsets = place_labels([(100.0, 100.0)] * 5, sizes)
+    boxes = [(100 + dx if dx >= 0 else 100 + dx - 40, 100 + dy, 40, 8) for dx, dy in offsets]
+    for i, (x, y, w, h) in enumerate(boxes):
+        for x2, y2, w2, h2 in boxes[i + 1 :]:
+            assert not (x < x2 + w2 and x2 < x + w and y < y2 + h2 and y2 < y + h)
+    assert offsets[0] == (3.0, 3.0)  # a lone label keeps the usual place
 
 
 def test_bench_flags_are_generated_from_the_config() -> None:
@@ -226,3 +244,31 @@ def test_cpu_peak_rules() -> None:
     )
     assert spr["macs_per_cycle"] == {"fp32": 32, "bf16": 512, "int8": 1024}
     assert cpu_peak(1, {"avx2", "fma"}, "GenuineIntel", 3.0)["macs_per_cycle"]["int8"] == 32
+
+
+def test_cli_bench_times_the_users_onnx_and_openvino_files(tmp_path: Path, capsys) -> None:
+    from rexnet.deploy import export_model
+
+    onnx = export_model("rexnet_060", tmp_path / "m.onnx", "onnx", image_size=64, verify=False).path
+    ir = export_model("rexnet_060", tmp_path / "ir", "openvino", image_size=64, verify=False).path
+    out = tmp_path / "bench"
+    args = ["bench", "--tiny", "--allow-spinning", "--out", str(out), "-m", "rexnet_060", "--image-size", "32"]
+    args += [
+        "--rounds",
+        "1",
+        "--no-train",
+        "--only",
+        "ours eager",
+        "--onnx-file",
+        str(onnx),
+        "--openvino-file",
+        str(ir),
+    ]
+    assert main(args) == 0
+    rows = {r["name"]: r for r in json.loads((out / "bench.json").read_text())["inference"]}
+    onnx_row, ir_row = rows[f"{Path(onnx).name} (onnxruntime)"], rows[f"{Path(ir).name} (openvino)"]
+    assert set(rows) == {"ours eager", onnx_row["name"], ir_row["name"]}
+    for r in (onnx_row, ir_row):  # timed side by side by the same harness; the sidecar named the model
+        assert r["latency_ms"] > 0 and r["throughput"] > 0 and r["group"] == "file"
+        assert r["macs"] == count_macs(get_plan("rexnet_060"), 64, 1000)  # its own 64 px, from the sidecar
+    assert onnx_row["name"] in capsys.readouterr().out

@@ -10,6 +10,7 @@ import sys
 from ..data import data_help
 from ..deploy import EXPORT_FORMATS, ONNX_OPSET, TINY, BenchConfig, export_model, run_bench
 from ..deploy.bench import passive_omp_env
+from ..deploy.bench_report import summary_table
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -48,8 +49,9 @@ def _bench(args: argparse.Namespace) -> int:
     from .._config import flag_overrides
 
     cfg = (TINY if args.tiny else BenchConfig()).replace(**flag_overrides(args))
-    res = run_bench(cfg, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
-    print(json.dumps(res["ratios"], indent=2))
+    files = [(f, "onnxruntime") for f in args.onnx_file] + [(f, "openvino") for f in args.openvino_file]
+    res = run_bench(cfg, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite, files=files)
+    print(summary_table(res))
     m = res["machine"]
     print(
         f"CPU: {m['cpu']} ({m['threads']} threads); peak GMAC/s "
@@ -116,6 +118,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tiny", action="store_true", help="smoke-test configuration (64px, no compile, 2 rounds)")
     p.add_argument("--checkpoint", default=None, help="weights for our model (e.g. from 'rexnet train')")
     p.add_argument("--overwrite", action="store_true", help="replace bench.json/.md/.png in --out from an earlier run")
+    p.add_argument(
+        "--onnx-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also time this .onnx file you exported (repeatable; its sidecar is used when present)",
+    )
+    p.add_argument(
+        "--openvino-file",
+        action="append",
+        default=[],
+        metavar="XML",
+        help="also time this OpenVINO .xml you exported (repeatable; its sidecar is used when present)",
+    )
     from .._config import add_flags
 
     add_flags(

@@ -70,6 +70,14 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_image(args: argparse.Namespace) -> int:
+    from ..detection.inference import write_demo_image
+
+    path = write_demo_image(args.out, image_size=args.image_size, index=args.index, overwrite=args.overwrite)
+    print(f"wrote {path}; try: rexnet detect predict RUN {path}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .._files import check_output
     from ..detection.inference import export_ssdlite_onnx
@@ -132,6 +140,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--score-thresh", type=float, default=0.5, help="minimum score (default: 0.5)")
     p.add_argument("--overwrite", action="store_true", help="replace *_detections.png files this run did not write")
     p.set_defaults(func=_predict)
+
+    p = dsub.add_parser("demo-image", help="write an image of the embedded demo set (PNG) to try predict on")
+    p.add_argument("out", help="output .png file")
+    p.add_argument("--image-size", type=int, default=128, help="canvas side, >= 64 (default: 128, as detect train)")
+    p.add_argument("--index", type=int, default=0, help="which demo val image (default: 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file this run did not write")
+    p.set_defaults(func=_demo_image)
 
     p = dsub.add_parser("export", help="export a trained SSDLite to ONNX and check it in onnxruntime")
     p.add_argument("checkpoint", help="a run's checkpoint (arch ssdlite)")

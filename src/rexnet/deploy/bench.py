@@ -14,7 +14,7 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from .._env import available_cores
 from .._memory import check_inference_memory
 from ..errors import InputError
 from ..zoo import get_plan, list_models
+from .bench_files import file_candidates
 from .bench_report import check_report_paths, machine_info, write_reports
 from .candidates import Candidate, build_candidates, build_train_candidates, foreign_macs
 
@@ -215,6 +216,7 @@ def run_bench(
     checkpoint: str | os.PathLike | None = None,
     *,
     overwrite: bool = False,
+    files: Sequence[tuple[str | os.PathLike, str]] = (),
 ) -> dict[str, Any]:
     """Run the side-by-side benchmark and (with ``out``) write ``bench.json``, ``bench.md``, ``latency_vs_macs.png``.
 
@@ -224,6 +226,7 @@ def run_bench(
         checkpoint: Weights for our model (e.g. from ``rexnet train``); random otherwise. With a
             training checkpoint and ``calib_data``, int8/bf16 accuracy on that data is reported.
         overwrite: Replace reports in ``out`` that this run did not write (checked before timing).
+        files: Exported files to time alongside, as ``(path, runtime)`` (``onnxruntime``, ``openvino``).
 
     Returns:
         The results dict that ``bench.json`` holds: ``config``, ``machine``, ``inference``
@@ -250,6 +253,8 @@ def run_bench(
             get_plan(cfg.model), cfg.image_size, 1000, max(cfg.batch_throughput, cfg.batch_latency), what=cfg.model
         )
     cands, extra = build_candidates(cfg, checkpoint)
+    batches = {cfg.batch_latency, cfg.batch_throughput}
+    cands += file_candidates(files, cfg.image_size, batches, cfg.threads)  # the user's own exports, same harness
     if not cands:
         raise InputError(f"no benchmark candidate left after only={cfg.only!r}")
     g = torch.Generator().manual_seed(0)

@@ -12,6 +12,7 @@ import torch
 
 from .._device import cpu_field, cpu_flags, cpu_model
 from .._files import atomic_write, check_output, write_figure, write_json
+from .._table import format_table
 from ..errors import InputError
 
 __all__ = ["machine_info", "cpu_peak", "check_report_paths", "report_paths", "write_reports", "markdown_report"]
@@ -138,6 +139,62 @@ def agreement_lines(agr: dict[str, Any]) -> list[str]:
     return lines
 
 
+def summary_table(res: dict[str, Any]) -> str:
+    """The inference results as a plain-text table for the terminal (the full numbers stay in ``bench.json``)."""
+    cfg = res["config"]
+    r_thr = res["ratios"].get("throughput_vs_timm", {})
+    r_lat = res["ratios"].get("latency_vs_timm", {})
+    headers = [
+        "model",
+        "precision",
+        "GMACs",
+        f"b{cfg['batch_latency']} ms",
+        "x timm",
+        f"b{cfg['batch_throughput']} img/s",
+        "x timm",
+    ]
+    rows = [
+        [
+            r["name"],
+            r["precision"],
+            _fmt(r["macs"] / 1e9 if r.get("macs") else None, ".3f"),
+            _fmt(r.get("latency_ms"), ".1f"),
+            _fmt(r_lat.get(r["name"])),
+            _fmt(r.get("throughput"), ".1f"),
+            _fmt(r_thr.get(r["name"])),
+        ]
+        for r in res["inference"]
+    ]
+    return format_table(headers, rows)
+
+
+def place_labels(points: list[tuple[float, float]], sizes: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Offsets (in points) that keep each label's box off the labels placed before it.
+
+    ``points`` are the markers in display units (points), ``sizes`` each label's (width, height). A
+    greedy search over rings of candidate offsets, nearest first: simple, deterministic, no dependency.
+    """
+    placed: list[tuple[float, float, float, float]] = []
+    offsets = []
+    candidates = [(3.0, 3.0), (3.0, -12.0), (-3.0, 3.0), (-3.0, -12.0)]
+    for ring in range(1, 8):
+        d = 10.0 * ring
+        candidates += [(3.0, 3.0 + d), (3.0, 3.0 - d - 12.0), (d, 3.0), (-d, 3.0), (d, 3.0 + d), (-d, 3.0 - d)]
+    for (x, y), (w, h) in zip(points, sizes):
+        choice = candidates[0]
+        for dx, dy in candidates:
+            x0 = x + dx if dx >= 0 else x + dx - w  # a label left of its point ends at the point
+            box = (x0, y + dy, x0 + w, y + dy + h)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                choice = (dx, dy)
+                break
+        dx, dy = choice
+        x0 = x + dx if dx >= 0 else x + dx - w
+        placed.append((x0, y + dy, x0 + w, y + dy + h))
+        offsets.append(choice)
+    return offsets
+
+
 def markdown_report(res: dict[str, Any]) -> str:
     """The results as Markdown tables (inference, training, agreement, machine)."""
     m, cfg = res["machine"], res["config"]
@@ -214,17 +271,30 @@ def _plot(res: dict[str, Any], path: Path, overwrite: bool = False) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = {"ours": "tab:red", "timm": "tab:blue", "torchvision": "tab:green"}
-    for r in res["inference"]:
-        if r.get("macs") and r.get("latency_ms"):
-            ax.scatter(
-                r["macs"] / 1e9,
-                r["latency_ms"],
-                color=colors.get(r["group"], "gray"),
-                marker="o" if r["precision"] == "fp32" else "s",
-            )
-            ax.annotate(
-                r["name"], (r["macs"] / 1e9, r["latency_ms"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
+    shown = [r for r in res["inference"] if r.get("macs") and r.get("latency_ms")]
+    for r in shown:
+        ax.scatter(
+            r["macs"] / 1e9,
+            r["latency_ms"],
+            color=colors.get(r["group"], "gray"),
+            marker="o" if r["precision"] == "fp32" else "s",
+        )
+    # labels placed apart: many runtimes of one model share its MACs, so their points stack
+    xy = [(r["macs"] / 1e9, r["latency_ms"]) for r in shown]
+    to_points = 72.0 / fig.dpi
+    pts = [(px * to_points, py * to_points) for px, py in ax.transData.transform(xy)] if xy else []
+    offsets = place_labels(pts, [(len(r["name"]) * 4.2, 8.0) for r in shown])  # 7 pt text: ~4.2 pt a character
+    for r, (x, y), (dx, dy) in zip(shown, xy, offsets):
+        arrow = None if (dx, dy) == (3.0, 3.0) else {"arrowstyle": "-", "lw": 0.4, "color": "gray"}
+        ax.annotate(
+            r["name"],
+            (x, y),
+            fontsize=7,
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha="left" if dx >= 0 else "right",
+            arrowprops=arrow,
+        )
     ax.set_xlabel("GMACs per image")
     ax.set_ylabel(f"batch-{res['config']['batch_latency']} latency (ms, median)")
     ax.set_title(f"Latency vs MACs at {res['config']['image_size']}px — {res['machine']['cpu']}", fontsize=9)

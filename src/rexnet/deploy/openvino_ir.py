@@ -63,6 +63,19 @@ def decline_telemetry() -> None:
     OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
 
 
+def _import_nncf() -> Any:
+    """``import nncf`` without torch's "No CUDA runtime is found" log line (cpp_extension, imported by NNCF,
+    logs it on a CPU machine that has a CUDA toolkit folder: nothing the user can act on)."""
+    cpp_log = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_log.level
+    cpp_log.setLevel(logging.ERROR)
+    try:
+        import nncf
+    finally:
+        cpp_log.setLevel(level)
+    return nncf
+
+
 def openvino_available(with_nncf: bool = False) -> bool:
     """Whether ``openvino`` (and with ``with_nncf``, ``nncf``) can be imported (telemetry declined first)."""
     decline_telemetry()
@@ -70,7 +83,7 @@ def openvino_available(with_nncf: bool = False) -> bool:
         import openvino  # noqa: F401
 
         if with_nncf:
-            import nncf  # noqa: F401
+            _import_nncf()
     except ImportError:
         return False
     return True
@@ -147,8 +160,7 @@ def to_openvino(
         images = [x[None] for b in (calibration or []) for x in b.detach().float().contiguous().numpy()]
         if not images:
             raise InputError("int8 quantization needs calibration images (--calib-data)")
-        import nncf
-
+        nncf = _import_nncf()
         nncf_log = logging.getLogger("nncf")
         level = nncf_log.level
         nncf_log.setLevel(logging.WARNING)  # progress bars and per-step INFO lines

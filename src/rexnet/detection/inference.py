@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,59 @@ from .._files import atomic_write, atomic_write_paths, check_output
 from .._images import read_image_tensor
 from ..errors import ExportError, InputError
 
-__all__ = ["predict_image", "SSDLiteExport", "export_ssdlite_onnx", "OnnxCheck"]
+__all__ = [
+    "predict_image",
+    "write_demo_image",
+    "SSDLiteExport",
+    "export_ssdlite_onnx",
+    "OnnxCheck",
+    "DRAW_SIDE",
+    "upscale_for_drawing",
+]
+
+DRAW_SIDE = 512  # the drawing's long side is upscaled to at least this, so labels stay readable
+
+
+def _encode_png(image: torch.Tensor) -> bytes:
+    """PNG bytes of a uint8 CHW image, without torchvision 0.29's notice that its codecs move to TorchCodec."""
+    from torchvision.io import encode_png
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding", category=DeprecationWarning)
+        return encode_png(image).numpy().tobytes()
+
+
+def write_demo_image(
+    out_png: str | os.PathLike, *, image_size: int = 128, index: int = 0, overwrite: bool = False
+) -> Path:
+    """Write image ``index`` of the embedded detection demo set's val split as a PNG, to try ``predict`` on.
+
+    Raises:
+        InputError: ``image_size`` under 64 or a negative ``index``.
+        OutputExistsError: ``out_png`` exists, was not written by this run, and ``overwrite`` is false.
+    """
+    from .data import make_demo_detection
+
+    if index < 0:
+        raise InputError(f"--index must be >= 0, got {index}")
+    check_output(out_png, overwrite=overwrite, what="demo image")
+    ds = make_demo_detection("val", image_size=image_size, num_images=index + 1, masks=False)
+    png = _encode_png(ds.load_image(index + 1))
+    atomic_write(out_png, png, overwrite=overwrite, what="demo image")
+    return Path(out_png)
+
+
+def upscale_for_drawing(
+    img: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor | None, side: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``img`` (uint8 CHW), its boxes and masks scaled by a whole factor so the long side is >= ``side``."""
+    factor = max(1, -(-side // max(img.shape[-2:])))  # ceil division; nearest keeps the pixels sharp
+    if factor == 1:
+        return img, boxes, masks
+    img = img.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+    if masks is not None:
+        masks = masks.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+    return img, boxes * factor, masks
 
 
 @torch.no_grad()
@@ -31,6 +84,9 @@ def predict_image(
 ) -> list[dict[str, Any]]:
     """Detect objects in one image; with ``out_png``, draw the boxes (and masks) with their labels.
 
+    The drawing is upscaled (nearest, a whole factor) to at least :data:`DRAW_SIDE` px on its long
+    side, labels on a filled background; the returned boxes stay in the image's own pixels.
+
     The PNG is written atomically under the output policy (:mod:`rexnet._files`): an existing file
     this run did not write is refused unless ``overwrite``.
 
@@ -43,7 +99,6 @@ def predict_image(
         ResourceError: An image over the pixel limit (refused before decoding).
         CorruptImageError: A file that is not a readable image.
     """
-    from torchvision.io import encode_png
     from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
     check_range("score_thresh (--score-thresh)", score_thresh, 0.0, 1.0)  # also refuses NaN
@@ -55,12 +110,22 @@ def predict_image(
     boxes, scores, labels = out["boxes"][keep], out["scores"][keep], out["labels"][keep]
     names = [class_names[int(i) - 1] if 0 < int(i) <= len(class_names) else str(int(i)) for i in labels]
     if out_png is not None:
-        canvas = img
-        if "masks" in out and keep.any():
-            canvas = draw_segmentation_masks(canvas, out["masks"][keep][:, 0] > 0.5, alpha=0.45)
+        masks = out["masks"][keep][:, 0] > 0.5 if "masks" in out and keep.any() else None
+        canvas, drawn, masks = upscale_for_drawing(img, boxes, masks, DRAW_SIDE)
+        if masks is not None:
+            canvas = draw_segmentation_masks(canvas, masks, alpha=0.45)
         text = [f"{n} {s:.2f}" for n, s in zip(names, scores.tolist())]
-        canvas = draw_bounding_boxes(canvas, boxes, text, colors="red", width=2)
-        png = encode_png(canvas).numpy().tobytes()
+        canvas = draw_bounding_boxes(
+            canvas,
+            drawn,
+            text,
+            colors="red",
+            width=2,
+            fill_labels=True,
+            label_colors="white",
+            label_background_colors="red",
+        )
+        png = _encode_png(canvas)
         atomic_write(out_png, png, overwrite=overwrite, what="detections image")
     return [
         dict(label=n, score=float(s), box=[round(v, 2) for v in b.tolist()]) for n, s, b in zip(names, scores, boxes)
@@ -136,6 +201,13 @@ def export_ssdlite_onnx(
     diffs = [float("nan"), float("nan")]
 
     def write(tmp: Path) -> None:
+        with warnings.catch_warnings():  # the exporter's known notices: nothing the user can act on
+            _ignore_export_notices()
+            _export(tmp)
+        if verify:
+            diffs[:] = _compare(ort, wrapper, tmp, x)
+
+    def _export(tmp: Path) -> None:
         torch.onnx.export(
             wrapper,
             (x,),
@@ -146,11 +218,17 @@ def export_ssdlite_onnx(
             output_names=["boxes", "scores"],
             dynamic_axes={"images": {0: "batch"}, "boxes": {0: "batch"}, "scores": {0: "batch"}},
         )
-        if verify:
-            diffs[:] = _compare(ort, wrapper, tmp, x)
 
     atomic_write_paths(path, write, overwrite=overwrite, what="ONNX file")
     return OnnxCheck(Path(path), diffs[0], diffs[1], batch)
+
+
+def _ignore_export_notices() -> None:
+    """Inside ``catch_warnings``: drop the legacy exporter's deprecation, tracer and constant-folding notices."""
+    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
 
 
 def _compare(ort: Any, wrapper: SSDLiteExport, onnx_path: Path, x: torch.Tensor) -> list[float]:

@@ -22,7 +22,7 @@ import torch
 
 from .._files import atomic_write, write_csv
 from ..errors import InputError
-from ..run import RunLock
+from ..run import Progress, RunLock
 from .blocks import BLOCKS, check_blocks, point_rank_ratios
 from .paper import score_against_paper
 from .protocols import PAPER_ACTIVATIONS, Protocol, check_ratios, get_protocol
@@ -109,12 +109,9 @@ def run_protocol_grid(
     # the run lock for the whole sweep: its journal and outputs are this process's to replace
     with RunLock(out_dir) if out_dir is not None else contextlib.nullcontext():
         done, log_path = _open_grid_folder(Path(out_dir), config) if out_dir is not None else ({}, None)
-        bar = None
         todo = [(c, p) for c, p in zip(combos, protos) if json.dumps(c, sort_keys=True) not in done]
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), unit="protocol", desc="protocol grid")
+        # a bar only on a terminal; a log file gets one line per protocol
+        bar = Progress(progress, len(todo), 0, "protocol grid", 1)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -131,12 +128,10 @@ def run_protocol_grid(
                 if log_path is not None:
                     with open(log_path, "a") as fh:
                         fh.write(json.dumps(rec) + "\n")
-                if bar is not None:
-                    bar.update(1)
+                bar.advance(1)
         finally:
             torch.set_num_threads(threads)
-            if bar is not None:
-                bar.close()
+            bar.close()
         rows = []
         for c in combos:
             rec = done[json.dumps(c, sort_keys=True)]

@@ -25,7 +25,7 @@ import torch
 
 from .._files import atomic_write, write_csv
 from ..errors import InputError
-from ..run import Run, read_config_json
+from ..run import Progress, Run, read_config_json
 from .blocks import BLOCKS, check_blocks, get_block_kind, point_rank_ratios
 from .findings import Finding, check_findings, format_findings
 from .protocols import (
@@ -242,25 +242,21 @@ def _run_study(
         log.info("resuming: %d of %d points already done", total - len(todo), total)
 
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo) * networks, unit="net", desc="rank study", smoothing=0.05)
+    # a bar only on a terminal; to a log file, one line per ~10 % (never tqdm's carriage returns)
+    total_nets = len(todo) * networks
+    bar = Progress(progress, total_nets, 0, "rank study: networks", max(1, total_nets // 10))
 
     def finish(rec: dict[str, Any]) -> None:
         points[(rec["block"], float(rec["ratio"]))] = rec
         if log_path is not None:
             with open(log_path, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
-        if bar is not None:
-            bar.update(rec["networks"])
+        bar.advance(rec["networks"])
 
     try:
         _compute_points(todo, activations, networks, proto, seed, workers, finish)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     rows = _rows(points, blocks, activations, ratios)
     result = StudyResult(rows, config, seconds=time.perf_counter() - t0, out_dir=out)
     result.findings = check_findings(result.values())

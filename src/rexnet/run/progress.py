@@ -52,6 +52,7 @@ class Progress:
 
     def __init__(self, enabled: bool, total: int, initial: int, desc: str, every: int) -> None:
         self.bar, self.every, self.total, self.desc = None, every if enabled else 0, total, desc
+        self.done = initial
         if enabled and _is_terminal():
             from tqdm import tqdm
 
@@ -64,6 +65,18 @@ class Progress:
             self.bar.update(1)
         elif self.every and step % self.every == 0:
             log.info("%s step %d/%d  %s", self.desc, step, self.total, "  ".join(f"{k} {v}" for k, v in stats.items()))
+
+    def advance(self, n: int = 1, **stats: str) -> None:
+        """``n`` more units done (e.g. networks of a rank-study point); a log line each time a multiple of
+        ``every`` is passed, so a log file gets one line per interval, never a carriage return."""
+        before, self.done = self.done, self.done + n
+        if self.bar is not None:
+            if stats:
+                self.bar.set_postfix(**stats)
+            self.bar.update(n)
+        elif self.every and self.done // self.every > before // self.every:
+            extra = "  ".join(f"{k} {v}" for k, v in stats.items())
+            log.info("%s %d/%d  %s", self.desc, self.done, self.total, extra)
 
     def close(self) -> None:
         """Remove the bar."""
