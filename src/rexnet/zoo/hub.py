@@ -72,22 +72,30 @@ def hub_file(repo: str, filename: str = WEIGHTS_NAME) -> Path:
     """
     repo_id, revision = split_repo_id(repo)
     cache = hub_cache_dir()
-    offline = hub_offline()
     try:
-        from huggingface_hub import hf_hub_download
+        import huggingface_hub as hub
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
     except ImportError:  # an optional dependency: name it and the way around it
         raise InputError(
             f"loading {filename} of {repo_id} from the Hugging Face hub needs huggingface_hub "
             "(pip install huggingface_hub); or pass a local weights file"
         ) from None
+    if hub_offline():
+        # the cache alone, read from disk: hf_hub_download still asks the hub for other things (its user
+        # agent registry) when the variable was set after huggingface_hub was imported
+        found = hub.try_to_load_from_cache(repo_id, filename, cache_dir=cache, revision=revision)
+        if isinstance(found, str):
+            return Path(found)
+        raise CheckpointError(
+            f"{filename} of hub repo {repo_id}{f'@{revision}' if revision else ''} is not in the cache {cache} "
+            f"and HF_HUB_OFFLINE is set: {_cache_hint(repo_id, filename, revision, cache)}"
+        )
     try:
-        path = hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache, local_files_only=offline)
+        path = hub.hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache)
     except LocalEntryNotFoundError:
-        why = "HF_HUB_OFFLINE is set" if offline else "the hub cannot be reached"
         raise CheckpointError(
             f"{filename} of hub repo {repo_id}{f'@{revision}' if revision else ''} is not in the cache "
-            f"{cache} and {why}: {_cache_hint(repo_id, filename, revision, cache)}"
+            f"{cache} and the hub cannot be reached: {_cache_hint(repo_id, filename, revision, cache)}"
         ) from None
     except (RepositoryNotFoundError, EntryNotFoundError) as e:
         raise CheckpointError(f"hub repo {repo_id}: no {filename} there ({type(e).__name__})") from None
