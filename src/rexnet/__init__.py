@@ -13,7 +13,16 @@ from .features import FeatureInfo
 from .model import RexNet, RexNetFeatures
 from .plan import NetworkPlan, count_macs, count_params, rexnet_plan
 from .weights import load_weights, save_weights
-from .zoo import convert_checkpoint, create_model, get_model_info, get_plan, list_models, load_model, transforms
+from .zoo import (
+    convert_checkpoint,
+    create_model,
+    get_model_info,
+    get_plan,
+    list_models,
+    load_model,
+    save_pretrained,
+    transforms,
+)
 
 __version__ = "0.1.0"
 
@@ -48,6 +57,7 @@ __all__ = [
     "load_model",
     "load_weights",
     "rexnet_plan",
+    "save_pretrained",
     "save_weights",
     "transforms",
 ]

@@ -13,6 +13,7 @@ The module surface follows timm (``forward_features``, ``forward_head``, ``forwa
 # which TorchScript must then resolve (issue 16).
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,10 +25,19 @@ from .features import FeatureInfo, Indices, feature_take_indices, resolve_out_in
 from .layers import ConvBnAct, GlobalPool, InvertedBottleneck
 from .plan.spec import NetworkPlan
 
-__all__ = ["RexNet", "RexNetFeatures", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["RexNet", "RexNetFeatures", "IMAGENET_MEAN", "IMAGENET_STD", "set_pretrained_writer"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The function behind RexNet.save_pretrained: it needs the zoo and the weights layers, which sit above this
+# one, so the zoo registers it when it is imported (``import rexnet`` always imports it).
+_pretrained_writer: list[Callable[..., Any]] = []
+
+
+def set_pretrained_writer(writer: Callable[..., Any]) -> None:
+    """Make ``writer(model, save_directory, **kwargs)`` the function :meth:`RexNet.save_pretrained` calls."""
+    _pretrained_writer[:] = [writer]
 
 
 class RexNet(nn.Module):
@@ -140,6 +150,13 @@ class RexNet(nn.Module):
             first_conv="stem.conv",
             classifier="classifier",
         )
+
+    @torch.jit.unused
+    def save_pretrained(self, save_directory: Any, **kwargs: Any) -> Any:
+        """Write a Hugging Face folder (``config.json`` + ``model.safetensors``): :func:`rexnet.save_pretrained`."""
+        if not _pretrained_writer:
+            raise InputError("save_pretrained needs rexnet.zoo; import rexnet first")
+        return _pretrained_writer[0](self, save_directory, **kwargs)
 
     @property
     def default_cfg(self) -> dict[str, Any]:

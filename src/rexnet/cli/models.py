@@ -33,7 +33,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    out = convert_checkpoint(args.src, args.dst, model_name=args.model, overwrite=args.overwrite)
+    out = convert_checkpoint(args.src, args.dst, model_name=args.model, overwrite=args.overwrite, to=args.to)
     print(f"wrote {out}")
     return 0
 
@@ -52,8 +52,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.set_defaults(func=_info)
 
-    p = sub.add_parser("convert", help="convert an official or timm checkpoint to rexnet's safetensors layout")
-    p.add_argument("src", help="input .pth/.safetensors (official or timm layout)")
+    p = sub.add_parser("convert", help="convert a checkpoint (official, timm or rexnet layout) to rexnet's or timm's")
+    p.add_argument("src", help="input .pth/.safetensors (official, timm or rexnet layout)")
     p.add_argument("dst", help="output .safetensors (or .pth/.pt for torch format)")
     p.add_argument(
         "--overwrite",
@@ -63,4 +63,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="replace an existing DST this run did not write (--force is the older spelling)",
     )
     p.add_argument("-m", "--model", default=None, help="variant name (default: guessed from tensor shapes)")
+    p.add_argument(
+        "--to",
+        choices=("ours", "timm"),
+        default="ours",
+        help="layout written: ours (default; records the plan) or timm (timm.create_model loads it)",
+    )
     p.set_defaults(func=_convert)

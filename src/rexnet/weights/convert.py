@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .._files import check_output
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
 from ..plan.spec import NetworkPlan
 from .adapt import CLASSIFIER_KEYS, FIRST_CONV_KEY, absent_module_keys, adapt_input_conv, summarize_keys
 from .io import atomic_torch_save, read_state_dict, write_safetensors
@@ -260,10 +260,12 @@ def _write_safetensors(
 def save_weights(
     model: nn.Module, path: str | os.PathLike, *, name: str | None = None, overwrite: bool = False
 ) -> Path:
-    """Save ``model`` in our layout as safetensors, with its plan (and name) as metadata.
+    """Save ``model`` in our layout as safetensors, with its plan and name as metadata.
 
+    ``name`` defaults to the model's registered name (``model.model_name``, set by ``create_model``).
     ``overwrite`` replaces an existing file this process did not write (see :mod:`rexnet._files`).
     """
+    name = name or getattr(model, "model_name", None)
     return _write_safetensors(model.state_dict(), model.plan, path, name, overwrite)
 
 
@@ -276,8 +278,9 @@ def convert_weights(
     overwrite: bool = False,
     force: bool = False,
     label: str | None = None,
+    to: str = "ours",
 ) -> Path:
-    """Write an official or timm checkpoint of ``plan`` in our layout (``rexnet convert``'s work).
+    """Write a checkpoint of ``plan`` (any layout) in our layout or timm's (``rexnet convert``'s work).
 
     :func:`rexnet.zoo.convert_checkpoint` finds the plan for a variant name (or guesses it).
 
@@ -291,16 +294,21 @@ def convert_weights(
             :mod:`rexnet._files`).
         force: The older name of ``overwrite``.
         label: How messages name the source (default: the path, or "the state dict").
+        to: ``ours`` (with the plan and name as metadata) or ``timm`` (timm's keys, as timm's own files;
+            ReXNet-lite has no timm layout).
 
     Returns:
         The written path.
 
     Raises:
-        CheckpointError: Unreadable ``src``, tensors that do not fit ``plan``, or an unknown ``dst`` suffix.
+        CheckpointError: Unreadable ``src``, tensors that do not fit ``plan``, an unknown ``dst`` suffix,
+            or a plan timm does not have.
         OutputExistsError: ``dst`` exists, this process did not write it, and ``overwrite`` is false.
     """
     dst = Path(dst)
     overwrite = overwrite or force
+    if to not in ("ours", "timm"):
+        raise InputError(f"--to must be 'ours' or 'timm', got {to!r}")
     check_destination(dst, overwrite)
     raw = read_state_dict(src)[0] if isinstance(src, (str, os.PathLike)) else src
     label = label or (str(src) if isinstance(src, (str, os.PathLike)) else "the state dict")
@@ -314,6 +322,12 @@ def convert_weights(
     # integer or bool weights would be written as they are and refused at load time: refuse them here
     check_tensor_dtypes(sd, {k: torch.empty(0) for k in shapes if not k.endswith("num_batches_tracked")}, label)
     sd = {k: sd[k] for k in shapes}
+    if to == "timm":
+        sd = from_our_layout(sd, plan, "timm")
+        if dst.suffix == ".safetensors":
+            meta = {"format": "pt", "layout": "timm", **({"model": name} if name else {})}
+            return write_safetensors(sd, dst, meta, overwrite=overwrite)
+        return atomic_torch_save(sd, dst, overwrite=overwrite)  # a bare state dict, as timm saves
     if dst.suffix == ".safetensors":
         return _write_safetensors(sd, plan, dst, name, overwrite=overwrite)
     return atomic_torch_save({"state_dict": sd, "model_name": name}, dst, overwrite=overwrite)

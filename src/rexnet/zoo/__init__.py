@@ -8,13 +8,14 @@ Example:
     (1000, 224)
 """
 
+from .hub import hub_cache_dir, hub_file
 from .load import ModelMeta, convert_checkpoint, imagenet_class_names, load_model, resolve_checkpoint
+from .pretrained import create_model, is_pretrained_folder, load_pretrained, read_pretrained_config, save_pretrained
 from .registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     MODEL_TABLE_COLUMNS,
     ModelInfo,
-    create_model,
     get_model_info,
     get_plan,
     list_models,
@@ -33,11 +34,17 @@ __all__ = [
     "create_model",
     "get_model_info",
     "get_plan",
+    "hub_cache_dir",
+    "hub_file",
     "imagenet_class_names",
+    "is_pretrained_folder",
     "list_models",
     "load_model",
+    "load_pretrained",
     "model_table",
+    "read_pretrained_config",
     "registry_plans",
     "resolve_checkpoint",
+    "save_pretrained",
     "transforms",
 ]

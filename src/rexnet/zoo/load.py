@@ -30,6 +30,7 @@ from ..weights import (
 )
 from ..weights.convert import check_destination
 from ..weights.metadata import MAX_CLASSES, check_int, check_plan_cost, plan_from_metadata
+from .pretrained import is_pretrained_folder, load_pretrained
 from .registry import create_model, get_model_info, get_plan, list_models, registry_plans
 
 __all__ = ["ModelMeta", "load_model", "convert_checkpoint", "resolve_checkpoint", "imagenet_class_names"]
@@ -104,7 +105,10 @@ def load_model(
               training checkpoint: the architecture (also a searched plan), class count, class names
               and image size it records;
             * a weights file (ours, timm's or the official layout): the variant it names (our
-              safetensors) or the one its tensor shapes fit.
+              safetensors) or the one its tensor shapes fit;
+            * a Hugging Face folder (``config.json`` + ``model.safetensors``, as
+              :func:`rexnet.save_pretrained` writes; either layout): its architecture, class count
+              and label names.
         checkpoint: With a name: the weights (any of the files or folders above) for that architecture.
         num_classes: Classifier size (default: the checkpoint's; 1000 for a name alone).
         ema: Take the EMA weights of a training checkpoint.
@@ -123,6 +127,13 @@ def load_model(
         >>> meta.name, meta.num_classes, meta.image_size, meta.checkpoint
         ('rexnet_100', 10, 224, None)
     """
+    folder = checkpoint if checkpoint is not None else name_or_checkpoint
+    if is_pretrained_folder(folder) and not any((Path(folder) / f).is_file() for f in RUN_CHECKPOINTS):
+        if ema:
+            raise CheckpointError(
+                f"{folder} is a Hugging Face model folder, not a training run: it holds no EMA weights"
+            )
+        return _from_folder(Path(folder), str(name_or_checkpoint) if checkpoint is not None else None, num_classes)
     name, path = _resolve(name_or_checkpoint, checkpoint)
     if path is None:
         model = create_model(str(name), num_classes=num_classes)
@@ -201,6 +212,15 @@ def _from_training(path: Path, name: str | None, num_classes: int | None, ema: b
         model = create_model(arch, num_classes=k)
     load_weights(model, sd, layout="ours", candidates=registry_plans(), label=str(path))
     return model.eval(), _meta(model, arch, "training", path, class_names, image_size, cfg)
+
+
+def _from_folder(folder: Path, name: str | None, num_classes: int | None) -> tuple[nn.Module, ModelMeta]:
+    model = load_pretrained(folder, num_classes=num_classes, drop_head=False)
+    arch = getattr(model, "model_name", None) or model.plan.family
+    if name is not None and get_model_info(name).name != arch:
+        raise CheckpointError(f"{folder} holds a {arch} model, not {name}")
+    names = model.pretrained_cfg.get("label_names")
+    return model.eval(), _meta(model, arch, "weights", folder / "model.safetensors", names)
 
 
 def _registered_plan(arch: str, path: Path, field: str) -> NetworkPlan:
@@ -316,8 +336,9 @@ def convert_checkpoint(
     *,
     overwrite: bool = False,
     force: bool = False,
+    to: str = "ours",
 ) -> Path:
-    """Convert an official or timm checkpoint to our layout (``rexnet convert``).
+    """Convert a checkpoint of any layout to ours or timm's (``rexnet convert SRC DST --to ours|timm``).
 
     Args:
         src: Input checkpoint (``.pth`` or ``.safetensors``).
@@ -326,6 +347,7 @@ def convert_checkpoint(
         model_name: Registered variant; the one a file of ours records, else guessed from the tensor shapes.
         overwrite: Replace an existing ``dst`` this process did not write (CLI: ``--overwrite``).
         force: The older name of ``overwrite`` (CLI: ``--force``).
+        to: ``ours`` (default) or ``timm`` (the file timm's ``load_checkpoint`` takes as it is).
 
     Returns:
         The written path.
@@ -345,4 +367,4 @@ def convert_checkpoint(
             raise CheckpointError(f"{src}: the tensor shapes match no registered variant; pass the model name")
         name = guesses[0]
         _log.info("%s looks like %s", src, name)
-    return convert_weights(raw, dst, get_plan(name), name=name, overwrite=overwrite, label=str(src))
+    return convert_weights(raw, dst, get_plan(name), name=name, overwrite=overwrite, label=str(src), to=to)

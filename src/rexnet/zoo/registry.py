@@ -21,6 +21,7 @@ from ..features import Indices
 from ..model import IMAGENET_MEAN, IMAGENET_STD, RexNet, RexNetFeatures
 from ..plan import NetworkPlan, mobilenetv2_plan, rexnet_lite_plan, rexnet_plan
 from ..weights import load_weights
+from .hub import hub_file
 
 __all__ = [
     "ModelInfo",
@@ -49,8 +50,8 @@ class ModelInfo:
         source: Where the figures come from.
         input_size, crop_pct, interpolation, mean, std: Default evaluation preprocessing.
         tags: timm's weight tags for this architecture (``rexnet_100.nav_in1k``), each with the
-            preprocessing fields it changes; the first is the default. The weights themselves
-            always come from a local file.
+            preprocessing fields it changes; the first is the default. ``pretrained=True`` takes
+            its weights from timm's hub repo ``timm/{name}.{tag}``.
     """
 
     name: str
@@ -237,20 +238,29 @@ _MODEL_KWARGS = ("in_chans", "drop_rate", "drop_path_rate", "output_stride")
 _TIMM_NO_OPS = ("scriptable", "exportable", "no_jit")  # timm layer-config flags; our modules always script
 
 
-def _pretrained_file(pretrained: Any, cfg: dict[str, Any], name: str) -> str | os.PathLike | None:
+def _hub_repo(info: ModelInfo, tag: str | None) -> str:
+    """timm's hub repo of ``info``'s weights for ``tag`` (``timm/rexnet_100.nav_in1k``)."""
+    tag = tag or next(iter(info.tags), None)
+    if tag is None or tag == "untrained":
+        raise InputError(f"{info.name} has no published weights; pass a local weights file as pretrained=PATH")
+    return f"timm/{info.name}.{tag}"
+
+
+def _pretrained_file(pretrained: Any, cfg: dict[str, Any], info: ModelInfo) -> str | os.PathLike | None:
+    """The weights file ``pretrained`` asks for: a path, or (``True``, a model name) the hub's file, via its cache."""
     if pretrained is None or pretrained is False:
         return None
     if pretrained is True:
-        if cfg.get("file"):
-            return cfg["file"]
-        raise InputError(
-            f"pretrained=True would download weights, and rexnet never downloads: pass a local file, "
-            f"e.g. create_model({name!r}, pretrained='weights.safetensors') (a timm, official or rexnet "
-            f"checkpoint), or pretrained_cfg_overlay=dict(file=PATH) as in timm"
-        )
+        return cfg.get("file") or hub_file(_hub_repo(info, cfg.get("tag")))
     if isinstance(pretrained, (str, os.PathLike)):
+        if isinstance(pretrained, str) and not os.path.exists(pretrained):
+            try:  # a model name (``--pretrained rexnet_100``): timm's weights for it
+                named, tag = _split_name(pretrained)
+            except UnknownModelError:
+                return pretrained  # not a name either: the reader says the file is missing
+            return hub_file(_hub_repo(named, tag))
         return pretrained
-    raise InputError(f"pretrained must be a file path, True or False, got {type(pretrained).__name__}")
+    raise InputError(f"pretrained must be a file path, a model name, True or False, got {type(pretrained).__name__}")
 
 
 def create_model(
@@ -271,9 +281,10 @@ def create_model(
     Args:
         name: A name from :func:`list_models`, or timm's ``arch.tag`` spelling
             (``rexnet_100.nav_in1k``, ``timm/rexnet_100.nav_in1k``); the tag picks the config.
-        pretrained: Path to a local checkpoint (ours, timm's or the official layout; ``.pth``
-            is read weights-only), or ``False``. Nothing is ever downloaded: ``True`` needs
-            ``pretrained_cfg_overlay=dict(file=PATH)``.
+        pretrained: A local checkpoint (ours, timm's or the official layout; ``.pth`` is read
+            weights-only); ``True`` or a model name (``rexnet_100.nav_in1k``): timm's hub weights
+            (``timm/rexnet_100.nav_in1k``) through the ``huggingface_hub`` cache, downloaded only
+            when online and not ``HF_HUB_OFFLINE``, converted on load; ``False``: random weights.
         num_classes: Classifier outputs (0: pooled features); ``None`` takes the tag's (1000,
             or 11821 for ``*.sw_in12k``). A checkpoint classifier of another size is dropped.
         features_only: Return a backbone giving the multi-scale maps (strides 2..32); it
@@ -292,8 +303,9 @@ def create_model(
 
     Raises:
         UnknownModelError: An unregistered name or tag.
-        InputError: ``pretrained=True`` without a file, or an unknown option.
-        CheckpointError: The checkpoint cannot be read or does not fit.
+        InputError: ``pretrained=True`` for a variant without published weights, or an unknown option.
+        CheckpointError: The checkpoint cannot be read or does not fit, or the hub file is neither
+            cached nor downloadable (the message names the repo, the file and the cache path).
 
     Example:
         >>> model = create_model("rexnet_100", num_classes=10)
@@ -309,7 +321,7 @@ def create_model(
         raise InputError(
             f"create_model got unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_MODEL_KWARGS)}"
         )
-    weights = _pretrained_file(pretrained, cfg, info.name)
+    weights = _pretrained_file(pretrained, cfg, info)
     plan = info.plan()
     if features_only:
         model: RexNet = RexNetFeatures(plan, out_indices=out_indices, **kwargs)
