@@ -179,7 +179,7 @@ def test_bench_help_names_the_defaults_and_the_tiny_ones(capsys) -> None:
         ({"rounds": "few"}, r"bad value for rounds: 'few'"),
         ({"rounds": 0}, r"rounds must be >= 1, got 0"),
         ({"warmup": -1}, r"warmup must be >= 0, got -1"),
-        ({"threads": 0}, r"threads must be >= 1 \(or None for all cores\), got 0"),
+        ({"threads": 0}, r"threads must be in \[1, \d+\] \(the cores this process may use\), got 0"),
         ({"compile": "perhaps"}, r"bad value for compile: 'perhaps'"),
         ({"image_size": 2.5}, r"bad value for image_size: 2\.5"),
         ({"fp32_peak_gmacs": 0}, r"fp32_peak_gmacs must be > 0"),

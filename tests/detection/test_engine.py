@@ -98,7 +98,9 @@ def test_predict_draws_png_and_onnx_matches_eager(tmp_path):
     dets = predict_image(model, img_path, tmp_path / "out.png", [str(i) for i in range(10)], score_thresh=0.0)
     assert dets and set(dets[0]) == {"label", "score", "box"}
     drawn = decode_image(str(tmp_path / "out.png"))
-    assert drawn.shape == (3, 96, 96) and not torch.equal(drawn, decode_image(str(img_path)))
+    # drawn at a readable size: scaled up (nearest) by a whole factor to >= 512 px (6 x 96), boxes on top
+    plain = decode_image(str(img_path)).repeat_interleave(6, dim=-2).repeat_interleave(6, dim=-1)
+    assert drawn.shape == (3, 576, 576) and not torch.equal(drawn, plain)
     res = export_ssdlite_onnx(model, tmp_path / "m.onnx")
     assert res.path.is_file() and res.max_abs_diff_boxes < 1e-3 and res.max_abs_diff_scores < 1e-4
 
@@ -122,4 +124,4 @@ def test_predict_draws_masks(tmp_path):
     write_png(make_demo_detection("val", image_size=96, num_images=1).load_image(1), str(img_path))
     dets = predict_image(model, img_path, tmp_path / "out.png", ["a", "b"], score_thresh=0.0)
     assert 0 < len(dets) <= 5 and dets[0]["label"] in ("a", "b")
-    assert decode_image(str(tmp_path / "out.png")).shape == (3, 96, 96)
+    assert decode_image(str(tmp_path / "out.png")).shape == (3, 576, 576)  # 6 x 96: readable, >= 512 px
