@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._config import Config, ConfigError, parse_count
-from .._env import available_cores
+from .._env import THREAD_BOUNDS
 from ..data.build import data_help
 from ..errors import RexnetError
 from .space import SearchSpace
@@ -121,9 +121,7 @@ class SearchConfig(Config):
         default=1,
         metadata={
             "help": "torch threads per trial; 1 suits one worker per core (None: torch's default)",
-            "min": 1,
-            "max": available_cores,
-            "why": "the cores this process may use",
+            **THREAD_BOUNDS,
         },
     )
     train_options: dict[str, Any] | None = field(
