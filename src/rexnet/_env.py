@@ -19,7 +19,7 @@ from .errors import ConfigError
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__all__ = ["DistEnv", "available_cores", "dist_env", "env_int", "env_str"]
+__all__ = ["DistEnv", "THREAD_BOUNDS", "available_cores", "dist_env", "env_int", "env_str"]
 
 #: More processes than this in one job is a typo, not a cluster (torchrun's own limit is far lower in practice).
 MAX_WORLD_SIZE = 1 << 16
@@ -100,3 +100,7 @@ def dist_env() -> DistEnv:
     if problems:
         raise ConfigError(f"inconsistent torchrun environment: need {' and '.join(problems)}; found {found}")
     return DistEnv(world, rank, local_rank, local_world)
+
+
+#: Config-field bounds of a thread count (``metadata={"help": ..., **THREAD_BOUNDS}``): 1 to the cores available.
+THREAD_BOUNDS = {"min": 1, "max": available_cores, "why": "the cores this process may use"}

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 from ..data import data_help
 from ..deploy import EXPORT_FORMATS, ONNX_OPSET, TINY, BenchConfig, export_model, run_bench
@@ -168,13 +169,18 @@ def eval_exported(args: argparse.Namespace) -> int:
         f"{res['model'] or args.checkpoint} ({res['runtime']}, {res['precision']}) on {res['data']} {res['split']} "
         f"({res['count']} images): top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}"
     )
-    if args.per_class:
-        for name, a in res["per_class"].items():
-            print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
+    print_per_class(res, args.per_class)
     json_path, png = write_eval_outputs(res, args.out, args.confusion, overwrite=overwrite)
     if json_path or png:
         print("wrote " + " and ".join(str(p) for p in (json_path, png) if p))
     return 0
+
+
+def print_per_class(res: dict[str, Any], show: bool) -> None:
+    """With ``--per-class``, each class's top-1 (``-`` for a class with no image)."""
+    if show:
+        for name, a in res["per_class"].items():
+            print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
 
 
 def predict_exported(args: argparse.Namespace) -> int:
@@ -193,7 +199,14 @@ def predict_exported(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         image_size=args.image_size,
     )
-    if args.json:
+    if out:
+        write_predictions(res, out, overwrite=overwrite)
+    return print_predictions(res, as_json=args.json, out=out)
+
+
+def print_predictions(res: list[dict[str, Any]], *, as_json: bool, out: str | None) -> int:
+    """Print ``predict``'s results (JSON, or one line per image); the exit code: 1 if an image failed."""
+    if as_json:
         print(json.dumps(res, indent=2))
     else:
         for r in res:
@@ -202,6 +215,5 @@ def predict_exported(args: argparse.Namespace) -> int:
             else:
                 print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
     if out:
-        write_predictions(res, out, overwrite=overwrite)
         print(f"wrote {out}")
     return 1 if any("error" in r for r in res) else 0

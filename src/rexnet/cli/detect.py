@@ -11,6 +11,7 @@ from .._env import dist_env
 from ..detection.config import DetectConfig
 from ..detection.engine import load_detector, resume_detect_config, train_detector
 from ..errors import InputError
+from .train import add_resume_flags
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -114,14 +115,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = dsub.add_parser("train", help="train a detector into a run folder (demo set or a COCO folder)")
     p.add_argument("-o", "--out", required=True, help="run folder (config.json, metrics.jsonl, checkpoints/)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
-    p.add_argument(
-        "--allow-change",
-        metavar="KEYS",
-        default="",
-        help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
-        "other changes are refused",
-    )
+    add_resume_flags(p, "continue the run in --out from checkpoints/last.pt")
     add_flags(p.add_argument_group("config fields"), DetectConfig, aliases={"backbone": ["-m"]})
     p.set_defaults(func=_train)
 

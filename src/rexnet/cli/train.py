@@ -8,7 +8,6 @@ folder's own ``config.json`` instead of the preset. Under ``torchrun`` the same 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,9 @@ _ALIASES = {
 }
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    from ..train.config import PRESETS, TrainConfig
-
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="recipe preset (default: quick)")
-    p.add_argument("--config", metavar="FILE", help="YAML/JSON file of config keys (may hold 'preset')")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out (default: newest run folder)")
+def add_resume_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
+    """``--resume`` and ``--allow-change KEYS``: the resume rules every long job shares (``rexnet.run``)."""
+    p.add_argument("--resume", action="store_true", help=resume_help)
     p.add_argument(
         "--allow-change",
         metavar="KEYS",
@@ -42,6 +38,14 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         help="with --resume: config keys you change on purpose, comma-separated (e.g. epochs,lr); "
         "other changes are refused",
     )
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    from ..train.config import PRESETS, TrainConfig
+
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="recipe preset (default: quick)")
+    p.add_argument("--config", metavar="FILE", help="YAML/JSON file of config keys (may hold 'preset')")
+    add_resume_flags(p, "continue the run in --out (default: newest run folder)")
     g = p.add_argument_group("config fields (default: the quick preset's value; paper: the paper preset's)")
     add_flags(
         g,
@@ -111,10 +115,15 @@ def _finetune(args: argparse.Namespace) -> int:
     return _train(args)
 
 
-def _eval(args: argparse.Namespace) -> int:
+def _is_exported(args: argparse.Namespace) -> bool:
+    """Whether ``-c`` names a file of a runtime in ``RUNTIMES`` (or ``--runtime`` asks for one)."""
     from ..deploy.runtime import is_exported_model
 
-    if args.runtime or is_exported_model(args.checkpoint):  # a file of a runtime in RUNTIMES
+    return bool(args.runtime) or is_exported_model(args.checkpoint)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    if _is_exported(args):
         from .deploy import eval_exported
 
         return eval_exported(args)
@@ -140,9 +149,9 @@ def _eval(args: argparse.Namespace) -> int:
         f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): top-1 {res['top1']:.2f}%  "
         f"top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}"
     )
-    if args.per_class:
-        for name, a in res["per_class"].items():
-            print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
+    from .deploy import print_per_class
+
+    print_per_class(res, args.per_class)
     if res["skipped"]:
         print(f"skipped {len(res['skipped'])} unreadable image(s): " + ", ".join(s["path"] for s in res["skipped"]))
     if args.out:
@@ -151,9 +160,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ..deploy.runtime import is_exported_model
-
-    if args.runtime or is_exported_model(args.checkpoint):  # a file of a runtime in RUNTIMES
+    if _is_exported(args):
         from .deploy import predict_exported
 
         return predict_exported(args)
@@ -169,17 +176,9 @@ def _predict(args: argparse.Namespace) -> int:
         out=args.out,
         overwrite=args.overwrite,
     )
-    if args.json:
-        print(json.dumps(res, indent=2))
-    else:
-        for r in res:
-            if "error" in r:
-                print(f"{r['image']}: error: {r['error']}")
-            else:
-                print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r["top"]))
-    if args.out:
-        print(f"wrote {args.out}")
-    return 1 if any("error" in r for r in res) else 0
+    from .deploy import print_predictions
+
+    return print_predictions(res, as_json=args.json, out=args.out)
 
 
 def _add_overwrite_flag(p: argparse.ArgumentParser, outputs: str) -> None:

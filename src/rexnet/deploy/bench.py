@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .._config import Config, check_range
-from .._env import available_cores
+from .._env import THREAD_BOUNDS
 from .._memory import check_inference_memory
 from ..errors import InputError
 from ..zoo import get_plan, list_models
@@ -94,12 +94,7 @@ class BenchConfig(Config):
     )
     threads: int | None = field(
         default=None,
-        metadata={
-            "help": "torch/onnxruntime threads (None: all cores torch sees)",
-            "min": 1,
-            "max": available_cores,
-            "why": "the cores this process may use",
-        },
+        metadata={"help": "torch/onnxruntime threads (None: all cores torch sees)", **THREAD_BOUNDS},
     )
     fp32_peak_gmacs: float | None = field(
         default=None,

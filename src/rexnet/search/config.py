@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._config import Config, ConfigError, parse_count
-from .._env import available_cores
+from .._env import THREAD_BOUNDS
 from ..data.build import data_help
 from ..errors import RexnetError
 from .space import SearchSpace
@@ -23,6 +23,12 @@ DEFAULT_STUDY = "rexnet-search"
 
 Sampler = Literal["random", "tpe", "nsga2"]
 Objectives = Literal["accuracy", "accuracy-macs"]
+
+
+def _count_field(help_: str, metavar: str, high: float | None = None) -> Any:
+    """An optional positive count given as ``30M``, ``0.2M``, ``8G`` or ``3e7`` (``high``: its upper bound)."""
+    bounds = {"gt": 0} | ({"max": high} if high is not None else {})
+    return field(default=None, metadata={"parse": parse_count, "metavar": metavar, "help": help_, **bounds})
 
 
 @dataclass
@@ -52,27 +58,14 @@ class SearchConfig(Config):
     study: str = field(default=DEFAULT_STUDY, metadata={"help": "study name shared by the workers"})
     # the space
     blocks: int = field(default=5, metadata={"help": "inverted bottlenecks d", "min": 1, "max": 64})
-    budget_macs: float | None = field(
-        default=None,
-        metadata={
-            "parse": parse_count,
-            "metavar": "COUNT",
-            "help": "MAC budget at --image-size, e.g. 30M (None: the paper's, 30M/100M/300M for d=5/9/13, "
-            "unless a parameter budget is given)",
-            "gt": 0,
-            "max": 1e12,  # 1000 GMACs, 300x ReXNet-3.0: beyond it the trials cannot train on one machine
-        },
+    # the upper bounds: 1000 GMACs (300x ReXNet-3.0) or 10 G parameters, beyond which no trial trains on one machine
+    budget_macs: float | None = _count_field(
+        "MAC budget at --image-size, e.g. 30M (None: the paper's, 30M/100M/300M for d=5/9/13, "
+        "unless a parameter budget is given)",
+        "COUNT",
+        high=1e12,
     )
-    budget_params: float | None = field(
-        default=None,
-        metadata={
-            "parse": parse_count,
-            "metavar": "COUNT",
-            "help": "parameter budget, e.g. 0.2M (None: none)",
-            "gt": 0,
-            "max": 1e10,  # 10 G parameters: beyond it no trial fits one machine
-        },
-    )
+    budget_params: float | None = _count_field("parameter budget, e.g. 0.2M (None: none)", "COUNT", high=1e10)
     tolerance: float = field(
         default=0.03, metadata={"help": "plans use between 1-TOLERANCE and 1 of the budget", "gt": 0, "lt": 1}
     )
@@ -121,9 +114,7 @@ class SearchConfig(Config):
         default=1,
         metadata={
             "help": "torch threads per trial; 1 suits one worker per core (None: torch's default)",
-            "min": 1,
-            "max": available_cores,
-            "why": "the cores this process may use",
+            **THREAD_BOUNDS,
         },
     )
     train_options: dict[str, Any] | None = field(
@@ -133,15 +124,10 @@ class SearchConfig(Config):
             "help": "extra TrainConfig fields as a JSON object, e.g. '{\"batch_size\": 64}' (None: none)",
         },
     )
-    max_memory: float | None = field(
-        default=None,
-        metadata={
-            "parse": parse_count,
-            "metavar": "BYTES",
-            "help": "bytes one candidate's training may take, checked before the study starts and before each "
-            "candidate is built, e.g. 8G = 8e9 (None: 80% of the available memory)",
-            "gt": 0,
-        },
+    max_memory: float | None = _count_field(
+        "bytes one candidate's training may take, checked before the study starts and before each "
+        "candidate is built, e.g. 8G = 8e9 (None: 80% of the available memory)",
+        "BYTES",
     )
     # the workers
     heartbeat_interval: int = field(

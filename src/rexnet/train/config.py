@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .._config import Config, ConfigError
 from .._config import coerce as _coerce
-from .._env import available_cores
+from .._env import THREAD_BOUNDS
 from ..data.build import data_help
 from ..data.transforms import AugmentConfig
 
@@ -120,9 +120,7 @@ class TrainConfig(Config):
         default=None,
         metadata={
             "help": "torch CPU threads (None: the cores this process may use, split over local DDP processes)",
-            "min": 1,
-            "max": available_cores,
-            "why": "the cores this process may use",
+            **THREAD_BOUNDS,
         },
     )
     seed: int = field(default=0, metadata={"help": "random seed", "min": 0, "max": MAX_SEED})

@@ -54,9 +54,16 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, o
         b.plot(ep, [m["val_top1_ema"] for m in history], "o--", label="val top-1 (EMA)")
     b.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     b.legend()
+    _write_and_close(fig, path, overwrite, "curves image")
+
+
+def _write_and_close(fig: Any, path: str | os.PathLike, overwrite: bool, what: str) -> None:
+    """Lay out ``fig``, write it under the output policy, and free it whatever happens."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     try:
-        write_figure(fig, path, overwrite=overwrite, what="curves image")
+        write_figure(fig, path, overwrite=overwrite, what=what)
     finally:
         plt.close(fig)
 
@@ -96,11 +103,7 @@ def plot_confusion(
                         color="white" if m[i, j] > m.max() / 2 else "black",
                     )
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
-    fig.tight_layout()
-    try:
-        write_figure(fig, path, overwrite=overwrite, what="confusion-matrix image")
-    finally:
-        plt.close(fig)
+    _write_and_close(fig, path, overwrite, "confusion-matrix image")
 
 
 def eval_output_paths(
