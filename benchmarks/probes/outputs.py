@@ -46,7 +46,11 @@ def two_at_once(p: Probe, ctx: Ctx, d: Path) -> dict[str, Any]:
     """Start the same command twice on one ``--out``; both exiting 0 means one run was lost."""
     env = ctx.env_for(d, p.env)
     first = spawn(command(p, ctx, d), ctx, d, env)
-    time.sleep(2.0)
+    out = d / p.argv[p.argv.index("--out") + 1] if p.argv and "--out" in p.argv else None
+    for _ in range(300):  # start the second while the first is at work (its run lock taken), not after it
+        time.sleep(0.1)
+        if out is not None and (out / "run.lock").exists() or first.poll() is not None:
+            break
     second = spawn(command(p, ctx, d), ctx, d, env)
     r2, r1 = finish(second, p.timeout), finish(first, p.timeout)
     res = dict(r2)
@@ -449,7 +453,7 @@ def overwrite_probes() -> list[Probe]:
         cli(
             "two-rank-studies-one-out",
             "overwrite",
-            [*RANK, "-n", "3000", "--out", "rk2"],
+            [*RANK, "-n", "3000", "--ratios", "0.2", "0.4", "0.6", "0.8", "1.0", "--out", "rk2"],
             runner=two_at_once,
             timeout=240,
         ),
