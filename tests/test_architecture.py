@@ -68,26 +68,7 @@ def _part(module: str) -> str:
 
 def _imports() -> list[tuple[str, str, int]]:
     """(importing module, imported rexnet module, line) for every import in src, function-level ones included."""
-    found = []
-    for path in SRC.rglob("*.py"):
-        rel = path.relative_to(SRC.parent).with_suffix("")
-        is_pkg = rel.name == "__init__"
-        module = ".".join(rel.parts[:-1] if is_pkg else rel.parts)
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = module.split(".") if is_pkg else module.split(".")[:-1]
-                    base = base[: len(base) - node.level + 1]
-                    target = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    target = node.module or ""
-                if node.module is None:  # from . import x, y: each name may be a module
-                    found += [(module, f"{target}.{a.name}", node.lineno) for a in node.names]
-                else:
-                    found.append((module, target, node.lineno))
-            elif isinstance(node, ast.Import):
-                found += [(module, a.name, node.lineno) for a in node.names]
-    return [(m, t, line) for m, t, line in found if t == "rexnet" or t.startswith("rexnet.")]
+    return [(_module_of(p), target, line) for p in SRC.rglob("*.py") for target, _, line in _import_targets(p)]
 
 
 def test_every_part_is_in_the_layer_table():
