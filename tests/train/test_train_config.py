@@ -20,7 +20,7 @@ def test_paper_preset_matches_recipe():
     assert (a.randaug_n, a.randaug_m, a.randaug_mstd, a.reprob, a.hflip) == (2, 9.0, 0.5, 0.2, 0.5)
     assert a.scale == (0.08, 1.0) and c.amp == "auto"
     assert TrainConfig.preset("paper", batch_size=256).peak_lr() == 0.25  # linear scaling
-    assert set(PRESETS) == {"quick", "paper", "fashion", "fashion-short"}
+    assert set(PRESETS) == {"quick", "paper", "fashion", "fashion-short", "fashion-long"}
 
 
 def test_overrides_are_strict():
