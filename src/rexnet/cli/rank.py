@@ -9,7 +9,7 @@ and ``rank-verify`` stay as hidden aliases of the same commands.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from .._config import Config, add_flags, flag_overrides
@@ -248,23 +248,20 @@ def _study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_options(o: Config, run: Any, **converted: Any) -> Any:
+    """``run(**o)``: every option is a keyword of the function it shells (``out`` is its ``out_dir``);
+    ``converted`` replaces the options given as text (comma lists) by their parsed values."""
+    kwargs = {**{f.name: getattr(o, f.name) for f in fields(o)}, **converted}
+    return run(out_dir=kwargs.pop("out"), **kwargs)
+
+
 def _paper_view(args: argparse.Namespace) -> int:
     from ..rank.paper_view import BEST_IB_PRESET, run_paper_view
     from ..rank.study import DEFAULT_RATIOS
 
     o = _options_of(PaperViewOptions, args)
-    view = run_paper_view(
-        o.out,
-        ab_protocol=o.ab_protocol,
-        cd_protocol=o.cd_protocol or BEST_IB_PRESET,
-        networks=o.networks,
-        ratios=_floats(o.ratios) if o.ratios else DEFAULT_RATIOS,
-        seed=o.seed,
-        workers=o.workers,
-        ab_run=o.ab_run,
-        cd_run=o.cd_run,
-        progress=o.progress,
-    )
+    ratios = _floats(o.ratios) if o.ratios else DEFAULT_RATIOS
+    view = _run_options(o, run_paper_view, cd_protocol=o.cd_protocol or BEST_IB_PRESET, ratios=ratios)
     print(view.table())
     print(f"wrote {o.out}/paper_view.png, paper_view.csv, paper_view.json")
     return 0
@@ -274,19 +271,7 @@ def _profile(args: argparse.Namespace) -> int:
     from ..rank.report import run_rank_profile
 
     o = _options_of(ProfileOptions, args)
-    rep = run_rank_profile(
-        o.model,
-        o.out,
-        compare=o.compare,
-        checkpoint=o.checkpoint,
-        batch_size=o.batch_size,
-        image_size=o.image_size,
-        layers=_names(o.layers) if o.layers else None,
-        estimator=o.estimator,
-        flatten=o.flatten,
-        seed=o.seed,
-        bn=o.bn,
-    )
+    rep = _run_options(o, run_rank_profile, layers=_names(o.layers) if o.layers else None)
     print(rep.table())
     print(f"wrote {o.out}/rank_profile.csv, rank_profile.json, rank_profile.png")
     return 0
@@ -295,17 +280,7 @@ def _profile(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from ..experiments.table2 import run_verification
 
-    o = _options_of(VerifyOptions, args)
-    rep = run_verification(
-        o.out,
-        train_epochs=o.train_epochs,
-        image_size=o.image_size,
-        seeds=o.seeds,
-        batch_size=o.batch_size,
-        progress=o.progress,
-        data=o.data,
-        train_limit=o.train_limit,
-    )
+    rep = _run_options(o := _options_of(VerifyOptions, args), run_verification)
     print(rep.table())
     print(f"wrote {o.out}/verification.csv")
     return 0
@@ -331,16 +306,9 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     add_flags(g, Protocol, prefix=_PROTO)
 
 
-def _paper_view_args(p: argparse.ArgumentParser) -> None:
-    add_flags(p, PaperViewOptions, aliases=_SHORT, prefix=_OPT)
-
-
-def _profile_args(p: argparse.ArgumentParser) -> None:
-    add_flags(p, ProfileOptions, aliases=_SHORT, prefix=_OPT)
-
-
-def _verify_args(p: argparse.ArgumentParser) -> None:
-    add_flags(p, VerifyOptions, aliases=_SHORT, prefix=_OPT)
+def _options_args(cls: type[Config]) -> Any:
+    """The parser filler of a command whose flags are all its options' fields."""
+    return lambda p: add_flags(p, cls, aliases=_SHORT, prefix=_OPT)
 
 
 # name -> (help, arguments, handler), in help order
@@ -348,11 +316,19 @@ _COMMANDS = {
     "study": ("random-layer rank study (CVPR'21 Fig. 1), or the protocol grid", _study_args, _study),
     "paper-view": (
         "composite Figure 1: (a)/(b) with the default protocol, (c)/(d) with the best IB preset",
-        _paper_view_args,
+        _options_args(PaperViewOptions),
         _paper_view,
     ),
-    "profile": ("per-layer rank of a model's features (any rexnet or torchvision model)", _profile_args, _profile),
-    "verify": ("Table-2 verification: 2-IB proxies, MACs, rank and nuclear norm", _verify_args, _verify),
+    "profile": (
+        "per-layer rank of a model's features (any rexnet or torchvision model)",
+        _options_args(ProfileOptions),
+        _profile,
+    ),
+    "verify": (
+        "Table-2 verification: 2-IB proxies, MACs, rank and nuclear norm",
+        _options_args(VerifyOptions),
+        _verify,
+    ),
 }
 
 
