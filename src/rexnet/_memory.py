@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ResourceError
 from .plan import NetworkPlan
 from .plan.cost import conv_out_size, plan_cost
 
 __all__ = [
+    "check_memory",
     "MemoryEstimate",
     "training_memory",
     "inference_memory",
@@ -105,63 +107,59 @@ def available_memory() -> int:
     return avail
 
 
-def _allowed(limit: float | None) -> float:
-    return _SHARE * available_memory() if limit is None else float(limit)
-
-
-def check_training_memory(
+def check_memory(
     plan: NetworkPlan,
     image_size: int,
     num_classes: int,
     batch_size: int,
+    *,
+    training: bool,
     limit: float | None = None,
     what: str = "network",
 ) -> MemoryEstimate:
-    """Refuse a plan whose training would not fit in memory, before it is built.
+    """Refuse to train (or run) ``plan`` on ``batch_size`` images when it would not fit in memory.
 
     Args:
+        training: Count parameters, gradients, optimizer state and the activations autograd keeps;
+            else a forward pass without autograd.
         limit: Bytes allowed; default 80 % of :func:`available_memory`.
         what: How to name the plan in the message.
 
     Raises:
-        ResourceError: The estimate exceeds ``limit``; the message gives parameters, both parts of
-            the estimate and the memory available.
+        ResourceError: The estimate exceeds ``limit``; the message gives the parts of the estimate
+            and the memory available.
     """
-    est = training_memory(plan, image_size, num_classes, batch_size)
-    allowed = _allowed(limit)
-    if est.total > allowed:
+    gib, at = 2**30, f"batch {batch_size}, {image_size}x{image_size}"
+    if training:
+        est = training_memory(plan, image_size, num_classes, batch_size)
         params = plan_cost(plan, image_size, num_classes).params
-        raise ResourceError(
-            f"{what} ({params / 1e6:,.1f} M parameters) needs about {est.total / 2**30:,.1f} GiB to train "
-            f"({est.params / 2**30:,.1f} GiB parameters + gradients + optimizer state, {est.activations / 2**30:,.1f} "
-            f"GiB activations at batch {batch_size}, {image_size}x{image_size}) but only {allowed / 2**30:,.1f} GiB "
-            "are available; lower the budget, the batch size or the image size"
+        need = (
+            f"{what} ({params / 1e6:,.1f} M parameters) needs about {est.total / gib:,.1f} GiB to train "
+            f"({est.params / gib:,.1f} GiB parameters + gradients + optimizer state, {est.activations / gib:,.1f} "
+            f"GiB activations at {at})"
         )
-    return est
-
-
-def check_inference_memory(
-    plan: NetworkPlan,
-    image_size: int,
-    num_classes: int,
-    batch_size: int,
-    limit: float | None = None,
-    what: str = "network",
-) -> MemoryEstimate:
-    """Refuse to run ``plan`` on ``batch_size`` images of ``image_size`` when it would not fit in memory.
-
-    Raises:
-        ResourceError: The estimate exceeds ``limit`` (default 80 % of :func:`available_memory`).
-    """
-    est = inference_memory(plan, image_size, num_classes, batch_size)
-    allowed = _allowed(limit)
+        fix = "budget, the batch size or the image size"
+    else:
+        est = inference_memory(plan, image_size, num_classes, batch_size)
+        need = (
+            f"{what} at {image_size}x{image_size}, batch {batch_size}, needs about {est.total / gib:,.1f} GiB "
+            f"({est.activations / gib:,.1f} GiB of activations)"
+        )
+        fix = "image size or the batch size"
+    allowed = _SHARE * available_memory() if limit is None else float(limit)
     if est.total > allowed:
-        raise ResourceError(
-            f"{what} at {image_size}x{image_size}, batch {batch_size}, needs about {est.total / 2**30:,.1f} GiB "
-            f"({est.activations / 2**30:,.1f} GiB of activations) but only {allowed / 2**30:,.1f} GiB are available; "
-            "lower the image size or the batch size"
-        )
+        raise ResourceError(f"{need} but only {allowed / gib:,.1f} GiB are available; lower the {fix}")
     return est
+
+
+def check_training_memory(*args: Any, **kwargs: Any) -> MemoryEstimate:
+    """:func:`check_memory` for training (its arguments, without ``training``)."""
+    return check_memory(*args, training=True, **kwargs)
+
+
+def check_inference_memory(*args: Any, **kwargs: Any) -> MemoryEstimate:
+    """:func:`check_memory` for a forward pass without autograd (its arguments, without ``training``)."""
+    return check_memory(*args, training=False, **kwargs)
 
 
 def check_model_inference(model: object, image_size: int, batch_size: int, what: str | None = None) -> None:

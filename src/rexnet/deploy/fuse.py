@@ -193,18 +193,9 @@ class FusedRexNet(nn.Module):
         x = self.head_hidden(pooled)
         return x if pre_logits else self.classifier(x)
 
-    def forward_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The multi-scale maps named by ``feature_info``."""
-        taps = self.tap_blocks
-        outs: list[torch.Tensor] = []
-        x = self.stem(x)
-        if -1 in taps:
-            outs.append(x)
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i in taps:
-                outs.append(x)
-        return outs
+    # the multi-scale maps: RexNet's own walk over the blocks (no gradient checkpointing when fused)
+    grad_checkpointing = False
+    forward_feature_maps = RexNet.forward_feature_maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -65,10 +65,10 @@ def _fpn_backbone(
     return RexNetFPN(body, level_channels(body.plan, (4, 8, 16, 32)), fpn_channels)
 
 
-def fasterrcnn_rexnet_fpn(
-    name: str = "rexnet_100",
-    num_classes: int = 91,
-    *,
+def _rcnn_fpn(
+    head: type[FasterRCNN],
+    name: str,
+    num_classes: int,
     pretrained_backbone: PathLike = None,
     trainable_layers: int | None = None,
     frozen_bn: bool | None = None,
@@ -76,38 +76,34 @@ def fasterrcnn_rexnet_fpn(
     fpn_channels: int = 256,
     **kwargs: Any,
 ) -> FasterRCNN:
+    backbone = _fpn_backbone(name, pretrained_backbone, trainable_layers, frozen_bn, output_stride, fpn_channels)
+    return head(backbone, num_classes=num_classes, **kwargs)
+
+
+def fasterrcnn_rexnet_fpn(name: str = "rexnet_100", num_classes: int = 91, **kwargs: Any) -> FasterRCNN:
     """torchvision's Faster R-CNN + FPN on a zoo backbone (paper Table 7).
 
     Args:
         name: Backbone name from :func:`rexnet.list_models` (``rexnet_090``, ``rexnet_220``, ...).
         num_classes: Including background (91 = torchvision's COCO layout).
-        pretrained_backbone: Classification checkpoint (ours, timm's or the official layout).
-        trainable_layers: Stages (of 5) that train; default 3 with weights, 5 without (torchvision's rule).
-        frozen_bn: ``FrozenBatchNorm2d`` in the backbone; default: only with ``pretrained_backbone``.
-        output_stride: 32, or 16 / 8 to trade the last strides for dilation (denser C5).
-        fpn_channels: FPN width.
-        **kwargs: Passed to ``torchvision.models.detection.FasterRCNN`` (``min_size``,
-            ``rpn_anchor_generator``, ``box_detections_per_img``, ...).
+        **kwargs: The backbone's keywords:
+
+            - ``pretrained_backbone``: classification checkpoint (ours, timm's or the official layout);
+            - ``trainable_layers``: stages (of 5) that train; default 3 with weights, 5 without (torchvision's rule);
+            - ``frozen_bn``: ``FrozenBatchNorm2d`` in the backbone; default: only with ``pretrained_backbone``;
+            - ``output_stride``: 32, or 16 / 8 to trade the last strides for dilation (denser C5);
+            - ``fpn_channels``: FPN width (256);
+
+            the rest go to ``torchvision.models.detection.FasterRCNN`` (``min_size``, ``rpn_anchor_generator``,
+            ``box_detections_per_img``, ...).
     """
-    backbone = _fpn_backbone(name, pretrained_backbone, trainable_layers, frozen_bn, output_stride, fpn_channels)
-    return FasterRCNN(backbone, num_classes=num_classes, **kwargs)
+    return _rcnn_fpn(FasterRCNN, name, num_classes, **kwargs)
 
 
-def maskrcnn_rexnet_fpn(
-    name: str = "rexnet_100",
-    num_classes: int = 91,
-    *,
-    pretrained_backbone: PathLike = None,
-    trainable_layers: int | None = None,
-    frozen_bn: bool | None = None,
-    output_stride: int = 32,
-    fpn_channels: int = 256,
-    **kwargs: Any,
-) -> MaskRCNN:
+def maskrcnn_rexnet_fpn(name: str = "rexnet_100", num_classes: int = 91, **kwargs: Any) -> MaskRCNN:
     """torchvision's Mask R-CNN + FPN on a zoo backbone (paper Table 9); arguments as
-    :func:`fasterrcnn_rexnet_fpn`, ``kwargs`` to ``torchvision.models.detection.MaskRCNN``."""
-    backbone = _fpn_backbone(name, pretrained_backbone, trainable_layers, frozen_bn, output_stride, fpn_channels)
-    return MaskRCNN(backbone, num_classes=num_classes, **kwargs)
+    :func:`fasterrcnn_rexnet_fpn`, the non-backbone ``kwargs`` to ``torchvision.models.detection.MaskRCNN``."""
+    return _rcnn_fpn(MaskRCNN, name, num_classes, **kwargs)  # type: ignore[return-value]
 
 
 class SSDLiteBoxGenerator(DefaultBoxGenerator):

@@ -45,6 +45,10 @@ class _View:
         self.acts = list(dict.fromkeys(k[1] for k in values))
         self.ratios = sorted({k[2] for k in values})
         self.nonlin = [a for a in self.acts if a != "identity"]
+        # the groups the nonlinearity findings compare: plain convs, ReLU-like and complicated activations
+        self.convs = [b for b in self.blocks if b.startswith("conv")]
+        self.simple = [a for a in SIMPLE if a in self.acts]
+        self.complicated = [a for a in COMPLICATED if a in self.acts]
 
     def get(self, b: str, a: str, r: float) -> float:
         return self.v[(b, a, r)]
@@ -94,9 +98,7 @@ def _o2b(w: _View) -> Finding:
         "at the smallest ratio in each plain conv: holds if every complicated one beats every simple one, "
         "partly if only their means are ordered"
     )
-    convs = [b for b in w.blocks if b.startswith("conv")]
-    simple = [a for a in SIMPLE if a in w.acts]
-    comp = [a for a in COMPLICATED if a in w.acts]
+    convs, simple, comp = w.convs, w.simple, w.complicated
     if not convs or not simple or not comp:
         return Finding("O2b", st, crit, UNTESTED, "needs a plain conv block and simple and complicated activations")
     r = w.ratios[0]
@@ -124,7 +126,7 @@ def _gain(w: _View, blocks: list[str]) -> float:
 def _o3(w: _View) -> Finding:
     st = "Nonlinearities matter most for plain convs: the rank expansion is larger for 1x1/3x3 convs than for IBs."
     crit = "mean gain over the diagonal (rank ratio - dim ratio, nonlinearities, ratios < 1): convs > IBs"
-    convs = [b for b in w.blocks if b.startswith("conv")]
+    convs = w.convs
     ibs = [b for b in w.blocks if b in BLOCK_KINDS and BLOCK_KINDS[b].bottleneck]
     if not convs or not ibs or not w.nonlin or not any(r < 1 for r in w.ratios):
         return Finding("O3", st, crit, UNTESTED, "needs a conv block, an IB block, a nonlinearity and a ratio < 1")
@@ -171,9 +173,7 @@ def _g3(w: _View) -> Finding:
         "advantage of complicated over ReLU-like activations at the smallest ratio is larger in the plain "
         "convs than in ib_dw (whose activations sit around the depthwise conv)"
     )
-    convs = [b for b in w.blocks if b.startswith("conv")]
-    simple = [a for a in SIMPLE if a in w.acts]
-    comp = [a for a in COMPLICATED if a in w.acts]
+    convs, simple, comp = w.convs, w.simple, w.complicated
     if not convs or "ib_dw" not in w.blocks or not simple or not comp:
         return Finding("G3", st, crit, UNTESTED, "needs a plain conv, ib_dw, simple and complicated activations")
     r = w.ratios[0]
