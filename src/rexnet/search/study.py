@@ -46,7 +46,7 @@ SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
 # Keys of the study's stored config that every joining worker must match.
 _MUST_MATCH = ("space", "epochs", "seeds", "objectives")
 # Checked only when the study recorded them (studies created before they were stored still open).
-_MUST_MATCH_IF_RECORDED = ("data", "samples")
+_MUST_MATCH_IF_RECORDED = ("data", "samples", "latency")
 
 
 def default_storage(out: str | Path) -> str:

@@ -31,8 +31,10 @@ __all__ = [
     "list_models",
     "get_model_info",
     "get_plan",
+    "register_model",
     "registry_plans",
     "transforms",
+    "unregister_model",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
@@ -184,6 +186,33 @@ _register(
         interpolation="bilinear",
     )
 )
+
+
+#: Names registered at run time (user models, :mod:`rexnet.zoo.user`); only these may be replaced or removed.
+_ADDED: set[str] = set()
+
+
+def register_model(info: ModelInfo, *, replace: bool = False) -> None:
+    """Add a variant at run time (a user model); ``replace`` lets it replace an earlier run-time entry.
+
+    Raises:
+        InputError: The name is a built-in variant, or taken and ``replace`` is false.
+    """
+    if info.name in _REGISTRY and info.name not in _ADDED:
+        raise InputError(f"model name {info.name!r} is a built-in variant; choose another name")
+    if info.name in _REGISTRY and not replace:
+        raise InputError(f"model name {info.name!r} is already registered; pass overwrite to replace it")
+    _REGISTRY[info.name] = info
+    _ADDED.add(info.name)
+    _plans.cache_clear()
+
+
+def unregister_model(name: str) -> None:
+    """Remove a run-time entry (built-in variants stay)."""
+    if name in _ADDED:
+        _ADDED.discard(name)
+        _REGISTRY.pop(name, None)
+        _plans.cache_clear()
 
 
 def list_models(pattern: str = "*") -> list[str]:
