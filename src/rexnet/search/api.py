@@ -16,6 +16,7 @@ import optuna
 
 from .._config import ConfigError
 from .._memory import check_training_memory
+from ..errors import BudgetError
 from ..run import Run
 from .config import SearchConfig
 from .latency import check_cpu, measure_references, measurer
@@ -154,7 +155,11 @@ def _space_and_data(cfg: SearchConfig, trainer: Trainer | None) -> tuple[SearchS
         check_training_memory(plan, space.image_size, space.num_classes, batch, cfg.max_memory, what)
 
     fits(space.check_budget().plan, "the budget's flat candidate")
-    space.smallest().check_budget()  # the smallest sampled budget must hold a network too
+    if space.macs_fractions:  # the smallest sampled budget must hold a network too
+        try:
+            space.smallest().check_budget()
+        except BudgetError as e:
+            raise BudgetError(f"--macs-fractions {min(space.macs_fractions):g} of the MAC budget: {e}") from None
     if cfg.data is None:
         if trainer is None:
             raise ConfigError("data=None needs a custom trainer")

@@ -288,7 +288,7 @@ class SearchConfig(Config):
 
     def study_attrs(self, space: SearchSpace) -> dict[str, Any]:
         """What the study stores and every joining worker must match (the format of existing studies)."""
-        return {
+        attrs = {
             "space": space.to_dict(),
             "epochs": self.epochs,
             "seeds": self.seeds,
@@ -296,8 +296,9 @@ class SearchConfig(Config):
             "data": str(self.data),
             "sampler": self.sampler,
             "samples": {"train": self.max_samples, "val": self.val_samples},
-            "latency": self.latency_settings(),
         }
+        latency = self.latency_settings()
+        return attrs if latency is None else {**attrs, "latency": latency}
 
     def train_batch(self) -> int:
         """Training batch size of each candidate (``train_options`` or the training default)."""
