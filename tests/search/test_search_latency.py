@@ -139,9 +139,7 @@ def test_register_writes_a_named_model_the_zoo_builds(lat_run, tmp_path, capsys)
         assert main(["search", "register", "--out", str(out), "--name", name, "--registry", str(reg)]) == 0
         assert f"registered {name}" in capsys.readouterr().out
         rec = json.loads(reg.read_text())["models"][name]
-        best = max(
-            (t for t in _study(out).get_trials() if t.state == TrialState.COMPLETE), key=lambda t: t.values[0]
-        )
+        best = max((t for t in _study(out).get_trials() if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
         assert rec["channels"] == best.user_attrs["channels"] and rec["search"]["trial"] == best.number
         assert rec["latency"]["median_ms"] == best.user_attrs["latency_ms"] and rec["latency"]["runtime"] == "openvino"
         assert rec["recipe"]["epochs"] == 1 and rec["recipe"]["data"] == "digits"

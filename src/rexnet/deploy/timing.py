@@ -235,7 +235,9 @@ def _openvino(model: nn.Module, precision: str, size: int, threads: int, tmp: Pa
     if not openvino_available(with_nncf=precision == "int8"):
         raise InputError("runtime 'openvino' needs openvino (and nncf for int8): pip install openvino nncf")
     if precision == "int8":  # the bench's int8 IR: NNCF, fast bias correction, the IR's own precision hint
-        q = to_openvino(model, "int8", calibration=_calibration(size, calib), image_size=size, fast_bias_correction=True)
+        q = to_openvino(
+            model, "int8", calibration=_calibration(size, calib), image_size=size, fast_bias_correction=True
+        )
         return OpenVinoModel(q, threads=threads)
     return OpenVinoModel(to_openvino(model, "f32", image_size=size), "f32", threads)
 

@@ -18,8 +18,8 @@ with a latency budget searches the accuracy/latency Pareto front, and :func:`reg
 
 from .api import SearchResult, run
 from .config import SearchConfig
-from .objective import Objective
 from .latency import DEFAULT_REFERENCES, parse_ms
+from .objective import Objective
 from .pareto import pareto_front
 from .register import register, select_trial
 from .report import report, spearman, split_groups

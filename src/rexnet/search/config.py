@@ -111,7 +111,10 @@ class SearchConfig(Config):
     )
     latency_cache: str | None = field(
         default=None,
-        metadata={"metavar": "DIR", "help": "latency cache folder; off: no cache (None: $XDG_CACHE_HOME/rexnet/latency)"},
+        metadata={
+            "metavar": "DIR",
+            "help": "latency cache folder; off: no cache (None: $XDG_CACHE_HOME/rexnet/latency)",
+        },
     )
     latency_references: tuple[str, ...] = field(
         default=DEFAULT_REFERENCES,

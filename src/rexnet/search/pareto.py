@@ -67,7 +67,9 @@ def _figure(path: Path, done: list[FrozenTrial], front: list[int], refs: dict[st
         ax.step(fx, fy, where="post", color="black", lw=1, label="Pareto front")
     for name, lat in sorted(refs.items(), key=lambda kv: kv[1]["median_ms"]):
         ax.axvline(lat["median_ms"], color="tab:green", ls=":", lw=1)
-        ax.text(lat["median_ms"], 1.0, f" {name}", rotation=90, va="top", fontsize=7, transform=ax.get_xaxis_transform())
+        ax.text(
+            lat["median_ms"], 1.0, f" {name}", rotation=90, va="top", fontsize=7, transform=ax.get_xaxis_transform()
+        )
     if info.get("budget_ms"):
         ax.axvline(info["budget_ms"], color="tab:red", ls="--", lw=1, label=f"budget {info['budget_ms']:g} ms")
     ax.set_xlabel(

@@ -29,7 +29,6 @@ def linear_r2(values: Sequence[float]) -> float:
     return 1.0 - float(((y - fit) ** 2).sum()) / ss_tot
 
 
-
 def shape_class(channels: Sequence[int], rule: str | None = None) -> str:
     """``linear``, ``staircase`` or ``other`` for a channel curve (the seeded rules keep their own class).
 

@@ -193,15 +193,10 @@ _ADDED: set[str] = set()
 
 
 def register_model(info: ModelInfo, *, replace: bool = False) -> None:
-    """Add a variant at run time (a user model); ``replace`` lets it replace an earlier run-time entry.
-
-    Raises:
-        InputError: The name is a built-in variant, or taken and ``replace`` is false.
-    """
-    if info.name in _REGISTRY and info.name not in _ADDED:
-        raise InputError(f"model name {info.name!r} is a built-in variant; choose another name")
-    if info.name in _REGISTRY and not replace:
-        raise InputError(f"model name {info.name!r} is already registered; pass overwrite to replace it")
+    """Add a variant at run time (a user model); ``replace``: over an earlier run-time entry (InputError otherwise)."""
+    if info.name in _REGISTRY and (info.name not in _ADDED or not replace):
+        what = "is already registered" if info.name in _ADDED else "is a built-in variant"
+        raise InputError(f"model name {info.name!r} {what}; choose another name")
     _REGISTRY[info.name] = info
     _ADDED.add(info.name)
     _plans.cache_clear()
