@@ -25,7 +25,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "run": (),  # what every long job shares (folder, lock, resume rules, loop): base helpers and torch only
     "rank": ("zoo", "run"),  # the profiler builds a model by name; the study needs layers and a run folder
     "train": ("data", "run"),
-    "search": ("train", "rank"),  # trials report the rank of their features
+    # trials report the rank of their features; latency budgets time candidates on a deploy runtime
+    "search": ("train", "rank", "deploy"),
     "detection": ("train",),
     "deploy": ("data",),
     "experiments": ("train", "rank"),  # Table 2: the rank study's recipe trained; neither imports the other

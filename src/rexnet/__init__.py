@@ -33,6 +33,10 @@ def __getattr__(name: str) -> object:
         from .deploy.fuse import fuse
 
         return fuse
+    if name == "latency":  # measured on a deploy runtime: loads onnx/openvino only when called for
+        from .deploy.timing import latency
+
+        return latency
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -53,6 +57,7 @@ __all__ = [
     "fuse",
     "get_model_info",
     "get_plan",
+    "latency",
     "list_models",
     "load_model",
     "load_weights",

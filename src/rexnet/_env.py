@@ -14,12 +14,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import ConfigError
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__all__ = ["DistEnv", "THREAD_BOUNDS", "available_cores", "dist_env", "env_int", "env_str"]
+__all__ = [
+    "DistEnv",
+    "THREAD_BOUNDS",
+    "available_cores",
+    "cache_home",
+    "dist_env",
+    "env_int",
+    "env_str",
+    "user_models_file",
+]
 
 #: More processes than this in one job is a typo, not a cluster (torchrun's own limit is far lower in practice).
 MAX_WORLD_SIZE = 1 << 16
@@ -104,3 +114,23 @@ def dist_env() -> DistEnv:
 
 #: Config-field bounds of a thread count (``metadata={"help": ..., **THREAD_BOUNDS}``): 1 to the cores available.
 THREAD_BOUNDS = {"min": 1, "max": available_cores, "why": "the cores this process may use"}
+
+
+def cache_home() -> Path:
+    """rexnet's cache folder: ``REXNET_CACHE``, else ``XDG_CACHE_HOME/rexnet``, else ``~/.cache/rexnet``.
+
+    Holds measurements that are expensive to repeat and safe to lose (the latency cache).
+    """
+    own = env_str("REXNET_CACHE")
+    if own:
+        return Path(own).expanduser()
+    return Path(env_str("XDG_CACHE_HOME") or "~/.cache").expanduser() / "rexnet"
+
+
+def user_models_file() -> Path:
+    """The user model registry the zoo reads: ``REXNET_MODELS``, else ``XDG_CONFIG_HOME/rexnet/models.json``
+    (``~/.config/rexnet/models.json``). ``rexnet search register`` writes it."""
+    own = env_str("REXNET_MODELS")
+    if own:
+        return Path(own).expanduser()
+    return Path(env_str("XDG_CONFIG_HOME") or "~/.config").expanduser() / "rexnet" / "models.json"

@@ -54,6 +54,8 @@ _EXPORTS = {
     "quantize_int8": "quant",
     "quantize_int8_pt2e": "quant",
     "to_bf16": "quant",
+    "Latency": "timing",
+    "latency": "timing",
 }
 
 
@@ -86,6 +88,7 @@ __all__ = [
     "FrozenCompiled",
     "FusedBottleneck",
     "FusedRexNet",
+    "Latency",
     "OnnxModel",
     "OpenVinoModel",
     "agreement",
@@ -98,6 +101,7 @@ __all__ = [
     "export_torchscript",
     "fold_conv_bn",
     "fuse",
+    "latency",
     "load_exported",
     "openvino_available",
     "peak_memory_mib",

@@ -10,12 +10,20 @@ Example:
     >>> cfg = search.SearchConfig(budget_macs="30M", trials=4, epochs=1, seeds=1)
     >>> res = search.run("runs/s5", cfg)  # doctest: +SKIP
     >>> paths = search.report("runs/s5")  # doctest: +SKIP
+
+Latency-aware: ``search.run("runs/lat", budget_latency="3ms", runtime="openvino", precision="int8")``
+prunes candidates slower than 3 ms (measured in the worker before training); ``sampler="nsga2"``
+with a latency budget searches the accuracy/latency Pareto front, and :func:`register` names the pick.
 """
 
 from .api import SearchResult, run
 from .config import SearchConfig
+from .latency import DEFAULT_REFERENCES, parse_ms
 from .objective import Objective
-from .report import linear_r2, report, spearman, split_groups
+from .pareto import pareto_front
+from .register import register, select_trial
+from .report import report, spearman, split_groups
+from .shapes import linear_r2, shape_class
 from .space import (
     MAX_RISE,
     PAPER_BUDGETS,
@@ -35,6 +43,7 @@ from .trainer import Trainer, fit_trainer, load_data
 from .worker import work
 
 __all__ = [
+    "DEFAULT_REFERENCES",
     "DEFAULT_STUDY",
     "MAX_RISE",
     "PAPER_BUDGETS",
@@ -54,10 +63,15 @@ __all__ = [
     "load_data",
     "open_storage",
     "open_study",
+    "pareto_front",
+    "parse_ms",
     "plan_for_budget",
+    "register",
     "report",
     "run",
     "search_strides",
+    "select_trial",
+    "shape_class",
     "shape_from_params",
     "spearman",
     "split_groups",

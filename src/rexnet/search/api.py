@@ -16,8 +16,10 @@ import optuna
 
 from .._config import ConfigError
 from .._memory import check_training_memory
+from ..errors import BudgetError
 from ..run import Run
 from .config import SearchConfig
+from .latency import check_cpu, measure_references, measurer
 from .objective import Objective
 from .space import SearchSpace
 from .study import default_storage, make_sampler, open_storage, open_study, slot_counts
@@ -113,6 +115,12 @@ def run(
             url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period, max_retry=cfg.max_retry
         )
         st = _open_study(cfg, rdb, space)
+        measure = measurer(cfg, space.image_size, space.num_classes)
+        if measure is not None:
+            # each worker times on its own CPU: one study, one CPU model unless --mixed-cpus
+            check_cpu(st, cfg.mixed_cpus)
+            if cfg.latency_references:
+                measure_references(st, measure, cfg.latency_references)
         objective = Objective(
             space,
             bundle,
@@ -122,15 +130,18 @@ def run(
             multi_objective=cfg.multi_objective,
             prune=cfg.prune,
             memory_check=fits,
+            latency=measure,
+            budget_latency=cfg.budget_latency,
+            minimise="latency" if cfg.objective == "accuracy-latency" else "macs",
         )
         with _sigterm_as_interrupt():
             ran = work(st, rdb, objective, wait=cfg.wait, max_retry=cfg.max_retry)
         counts = slot_counts(st)
         paths = None
         if write_report and counts["WAITING"] == 0 and counts["RUNNING"] == 0 and counts["COMPLETE"] > 0:
-            from .report import report
+            from .report import write_search_report
 
-            paths = report(out, storage=url, study=cfg.study)
+            paths = write_search_report(out, storage=url, study=cfg.study)  # the run folder is held here
         _log.info("study %r: %s (this worker: %s)", cfg.study, counts, ran)
         return SearchResult(cfg.study, url, int(st.user_attrs["target_trials"]), counts, ran, paths)
 
@@ -144,6 +155,11 @@ def _space_and_data(cfg: SearchConfig, trainer: Trainer | None) -> tuple[SearchS
         check_training_memory(plan, space.image_size, space.num_classes, batch, cfg.max_memory, what)
 
     fits(space.check_budget().plan, "the budget's flat candidate")
+    if space.macs_fractions:  # the smallest sampled budget must hold a network too
+        try:
+            space.smallest().check_budget()
+        except BudgetError as e:
+            raise BudgetError(f"--macs-fractions {min(space.macs_fractions):g} of the MAC budget: {e}") from None
     if cfg.data is None:
         if trainer is None:
             raise ConfigError("data=None needs a custom trainer")

@@ -13,16 +13,22 @@ from .._config import Config, ConfigError, parse_count
 from .._env import THREAD_BOUNDS
 from ..data.build import data_help
 from ..errors import RexnetError
+from .latency import DEFAULT_REFERENCES, parse_ms
 from .space import SearchSpace
 from .trainer import train_config
 
-__all__ = ["DEFAULT_STUDY", "SearchConfig", "Objectives", "Sampler"]
+__all__ = ["DEFAULT_STUDY", "LATENCY_FRACTIONS", "SearchConfig", "Objectives", "Sampler"]
 
 #: The study name workers share unless told otherwise.
 DEFAULT_STUDY = "rexnet-search"
 
 Sampler = Literal["random", "tpe", "nsga2"]
-Objectives = Literal["accuracy", "accuracy-macs"]
+Objectives = Literal["accuracy", "accuracy-macs", "accuracy-latency"]
+LatencyRuntime = Literal["openvino", "onnxruntime"]
+LatencyPrecision = Literal["fp32", "int8"]
+#: MAC targets (fractions of the MAC budget) sampled per candidate when only a latency budget is given:
+#: the MAC budget is then a ceiling, and the search also picks the width that fits the latency.
+LATENCY_FRACTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)
 
 
 def _count_field(help_: str, metavar: str, high: float | None = None) -> Any:
@@ -66,6 +72,58 @@ class SearchConfig(Config):
         high=1e12,
     )
     budget_params: float | None = _count_field("parameter budget, e.g. 0.2M (None: none)", "COUNT", high=1e10)
+    macs_fractions: tuple[float, ...] | None = field(
+        default=None,
+        metadata={
+            "metavar": "F",
+            "help": "sample each candidate's MAC target among these fractions of the MAC budget, e.g. 0.5,0.75,1 "
+            f"(None: the budget itself, or {','.join(map(str, LATENCY_FRACTIONS))} of the paper's budget with "
+            "--budget-latency and no --budget-macs/--budget-params)",
+            "gt": 0,
+            "max": 1,
+        },
+    )
+    # latency: measured by each worker on its own CPU, before training (rexnet.latency)
+    budget_latency: float | None = field(
+        default=None,
+        metadata={
+            "parse": parse_ms,
+            "metavar": "TIME",
+            "help": "latency budget, e.g. 3ms, 0.003s or 3 (ms): candidates whose median latency on --runtime is "
+            "above it are pruned before training (None: none)",
+            "gt": 0,
+            "max": 1e7,
+        },
+    )
+    runtime: LatencyRuntime = field(default="openvino", metadata={"help": "latency runtime: openvino or onnxruntime"})
+    precision: LatencyPrecision = field(
+        default="int8", metadata={"help": "latency precision: int8 (random calibration) or fp32"}
+    )
+    latency_size: int | None = field(
+        default=None, metadata={"help": "latency input size (None: --image-size)", "min": 8, "max": 4096}
+    )
+    latency_batch: int = field(default=1, metadata={"help": "latency batch size", "min": 1, "max": 4096})
+    latency_threads: int | None = field(
+        default=None, metadata={"help": "runtime threads when timing (None: all cores)", **THREAD_BOUNDS}
+    )
+    latency_repeats: int = field(
+        default=50, metadata={"help": "timed calls per candidate (median and IQR)", "min": 3, "max": 100_000}
+    )
+    latency_cache: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "DIR",
+            "help": "latency cache folder; off: no cache (None: $XDG_CACHE_HOME/rexnet/latency)",
+        },
+    )
+    latency_references: tuple[str, ...] = field(
+        default=DEFAULT_REFERENCES,
+        metadata={"metavar": "NAME", "help": "models timed once per CPU for the Pareto figure ('none': none)"},
+    )
+    mixed_cpus: bool = field(
+        default=False,
+        metadata={"help": "let workers on another CPU model join a latency study (each times on its own CPU)"},
+    )
     tolerance: float = field(
         default=0.03, metadata={"help": "plans use between 1-TOLERANCE and 1 of the budget", "gt": 0, "lt": 1}
     )
@@ -88,8 +146,9 @@ class SearchConfig(Config):
     objectives: Objectives | None = field(
         default=None,
         metadata={
-            "help": "accuracy, or accuracy-macs: maximise accuracy, minimise MACs (None: accuracy-macs for nsga2, "
-            "accuracy otherwise)"
+            "help": "accuracy; accuracy-macs: maximise accuracy, minimise MACs; accuracy-latency (the Pareto "
+            "mode): maximise accuracy, minimise measured latency (None: for nsga2 accuracy-latency with "
+            "--budget-latency, else accuracy-macs; accuracy otherwise)"
         },
     )
     prune: bool = field(default=False, metadata={"help": "median-prune hopeless trials (single objective only)"})
@@ -165,6 +224,17 @@ class SearchConfig(Config):
                 "prune=True needs a single objective (objectives='accuracy'); Optuna cannot prune "
                 "multi-objective trials"
             )
+        # "none" (or an empty name) switches the references off
+        self.latency_references = tuple(n for n in self.latency_references if n.strip() and n.lower() != "none")
+        if self.latency_references:
+            from ..zoo import list_models
+
+            unknown = [n for n in self.latency_references if n not in list_models()]
+            if unknown:
+                raise ConfigError(
+                    f"--latency-references: unknown model(s) {', '.join(unknown)}; expected registered names, "
+                    "e.g. rexnet_100, mobilenetv2_100 (rexnet models)"
+                )
         if self.train_options:
             try:
                 train_config(self.train_options)
@@ -173,19 +243,45 @@ class SearchConfig(Config):
 
     @property
     def objective(self) -> str:
-        """``objectives`` resolved: ``accuracy-macs`` for ``nsga2`` when not given, else ``accuracy``."""
-        return self.objectives or ("accuracy-macs" if self.sampler == "nsga2" else "accuracy")
+        """``objectives`` resolved: for ``nsga2`` ``accuracy-latency`` with a latency budget, else
+        ``accuracy-macs``; ``accuracy`` for the other samplers."""
+        if self.objectives:
+            return self.objectives
+        if self.sampler != "nsga2":
+            return "accuracy"
+        return "accuracy-latency" if self.budget_latency is not None else "accuracy-macs"
 
     @property
     def multi_objective(self) -> bool:
-        """Whether the study minimises MACs besides maximising accuracy."""
-        return self.objective == "accuracy-macs"
+        """Whether the study minimises a cost (MACs or latency) besides maximising accuracy."""
+        return self.objective in ("accuracy-macs", "accuracy-latency")
+
+    @property
+    def uses_latency(self) -> bool:
+        """Whether candidates are timed (a latency budget, or latency as the second objective)."""
+        return self.budget_latency is not None or self.objective == "accuracy-latency"
+
+    def latency_settings(self) -> dict[str, Any] | None:
+        """What defines the study's latency (stored; joining workers must match), ``None`` without latency."""
+        if not self.uses_latency:
+            return None
+        return {
+            "budget_ms": self.budget_latency,
+            "runtime": self.runtime,
+            "precision": self.precision,
+            "image_size": self.latency_size or self.image_size,
+            "batch": self.latency_batch,
+        }
 
     def space(self, num_classes: int | None = None) -> SearchSpace:
         """The :class:`SearchSpace` these settings describe (``num_classes``: the data's)."""
         extra = {} if num_classes is None else {"num_classes": int(num_classes)}
+        fractions = self.macs_fractions or ()
+        if not fractions and self.budget_latency is not None and self.budget_macs is None and not self.budget_params:
+            fractions = LATENCY_FRACTIONS  # a latency budget alone: the paper's MAC budget becomes a ceiling
         return SearchSpace(
             blocks=self.blocks,
+            macs_fractions=tuple(sorted(set(fractions))),
             budget_macs=self.budget_macs,
             budget_params=self.budget_params,
             tolerance=self.tolerance,
@@ -195,7 +291,7 @@ class SearchConfig(Config):
 
     def study_attrs(self, space: SearchSpace) -> dict[str, Any]:
         """What the study stores and every joining worker must match (the format of existing studies)."""
-        return {
+        attrs = {
             "space": space.to_dict(),
             "epochs": self.epochs,
             "seeds": self.seeds,
@@ -204,6 +300,8 @@ class SearchConfig(Config):
             "sampler": self.sampler,
             "samples": {"train": self.max_samples, "val": self.val_samples},
         }
+        latency = self.latency_settings()
+        return attrs if latency is None else {**attrs, "latency": latency}
 
     def train_batch(self) -> int:
         """Training batch size of each candidate (``train_options`` or the training default)."""

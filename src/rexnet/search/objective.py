@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 
 from ..errors import ResourceError
+from .latency import latency_attrs
 from .space import OutOfToleranceError, SearchSpace, trial_plan
 from .trainer import Trainer
 
@@ -31,11 +32,16 @@ class Objective:
         trainer: Trains one plan with one seed (see :mod:`rexnet.search.trainer`).
         epochs: Epochs per seed (paper: 30).
         seeds: Seeds averaged per candidate (paper: 3).
-        multi_objective: Return ``(accuracy, MACs)`` instead of the accuracy.
+        multi_objective: Return ``(accuracy, MACs)`` (or ``(accuracy, latency ms)`` with
+            ``minimise="latency"``) instead of the accuracy.
         prune: Ask the study's pruner after every reported epoch.
         base_seed: Seed of the first run; run ``s`` uses ``base_seed + s``.
         memory_check: Called with each candidate's plan before it is built; a
             :class:`~rexnet.errors.ResourceError` it raises prunes the trial as infeasible.
+        latency: ``latency(plan) -> Latency``, called before training (see
+            :func:`rexnet.search.latency.measurer`); its median and spread become trial attributes.
+        budget_latency: Milliseconds; a candidate whose median latency is above it is pruned untrained.
+        minimise: The second objective when ``multi_objective``: ``macs`` or ``latency``.
     """
 
     def __init__(
@@ -50,7 +56,13 @@ class Objective:
         prune: bool = False,
         base_seed: int = 0,
         memory_check: Callable[[Any], Any] | None = None,
+        latency: Callable[[Any], Any] | None = None,
+        budget_latency: float | None = None,
+        minimise: str = "macs",
     ) -> None:
+        if (budget_latency is not None or minimise == "latency") and latency is None:
+            raise ValueError("a latency budget or objective needs a latency function")  # a bug in the caller
+        self.latency, self.budget_latency, self.minimise = latency, budget_latency, minimise
         self.space, self.data, self.trainer = space, data, trainer
         self.memory_check = memory_check
         self.epochs, self.seeds = epochs, seeds
@@ -77,6 +89,11 @@ class Objective:
             info["macs"] / 1e6,
             info["params"] / 1e6,
         )
+        cost = float(info["macs"])
+        if self.latency is not None:
+            ms = self._time(trial, plan)
+            if self.minimise == "latency":
+                cost = ms
 
         curves: list[list[float]] = []
         finals: list[float] = []
@@ -107,4 +124,15 @@ class Objective:
         if seed_stats:
             trial.set_user_attr("seed_stats", seed_stats)
         accuracy = statistics.fmean(finals)
-        return (accuracy, float(info["macs"])) if self.multi_objective else accuracy
+        return (accuracy, cost) if self.multi_objective else accuracy
+
+    def _time(self, trial: optuna.Trial, plan: Any) -> float:
+        """Measure the candidate on this worker's CPU, before any training; prune it when over the budget."""
+        lat = self.latency(plan)  # type: ignore[misc]
+        for key, value in latency_attrs(lat).items():
+            trial.set_user_attr(key, value)
+        if self.budget_latency is not None and lat.median_ms > self.budget_latency:
+            msg = f"latency {lat.median_ms:.3f} ms is over the budget {self.budget_latency:g} ms"
+            trial.set_user_attr("infeasible", msg)
+            raise optuna.TrialPruned(msg)
+        return float(lat.median_ms)

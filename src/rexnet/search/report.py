@@ -6,14 +6,14 @@
   curve fitted to a line, and the rank correlation between a trial's own linearity and its accuracy
   (the paper's finding "the best configurations are linear in the block index", tested).
 * ``figure2.png`` - each group's mean channel curve against the block index with a 1σ band.
+* ``pareto.png``, ``pareto.md`` - for a latency study: accuracy against measured latency
+  (:mod:`rexnet.search.pareto`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,14 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .._files import atomic_write, write_csv, write_figure
 from ..errors import InputError
+from ..run import Run
+from .pareto import pareto_report
+from .shapes import linear_r2, shape_class
 from .study import DEFAULT_STUDY, database_url, default_storage
 
-__all__ = ["GROUPS", "linear_r2", "report", "split_groups", "spearman"]
+__all__ = ["GROUPS", "linear_r2", "report", "resolve_study", "split_groups", "spearman", "write_search_report"]
 
 #: Group names, colours as in the paper's Figure 2.
 GROUPS = (("Top-10%", "tab:red"), ("Mid-10%", "tab:blue"), ("Bot-10%", "tab:green"))
@@ -45,6 +49,11 @@ CSV_COLUMNS = (
     "breaks",
     "rises",
     "linear_r2",
+    "shape",
+    "macs_fraction",
+    "latency_ms",
+    "latency_iqr_ms",
+    "latency_cpu",
     "seed_accuracies",
     "test_accuracy",
     "nuclear_norm",
@@ -55,24 +64,6 @@ CSV_COLUMNS = (
     "duration_s",
     "error",
 )
-
-
-def linear_r2(values: Sequence[float]) -> float:
-    """R² of a least-squares line through ``values`` against their index (1.0 for a flat curve).
-
-    Example:
-        >>> linear_r2([1, 2, 3]), round(linear_r2([1, 1, 1, 5]), 3)
-        (1.0, 0.6)
-    """
-    y = np.asarray(values, dtype=float)
-    if y.size < 3:
-        return 1.0
-    x = np.arange(y.size, dtype=float)
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    if ss_tot == 0:
-        return 1.0
-    fit = np.polyval(np.polyfit(x, y, 1), x)
-    return 1.0 - float(((y - fit) ** 2).sum()) / ss_tot
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -123,6 +114,11 @@ def _row(t: FrozenTrial) -> dict[str, Any]:
         "breaks": json.dumps(u["breaks"]) if "breaks" in u else None,
         "rises": json.dumps(u["rises"]) if "rises" in u else None,
         "linear_r2": linear_r2(ch) if ch else None,
+        "shape": shape_class(ch, u.get("rule")) if ch else None,
+        "macs_fraction": u.get("macs_fraction"),
+        "latency_ms": u.get("latency_ms"),
+        "latency_iqr_ms": u.get("latency_iqr_ms"),
+        "latency_cpu": u.get("latency_cpu"),
         "seed_accuracies": json.dumps(u["seed_accuracies"]) if "seed_accuracies" in u else None,
         # the final features' statistics, mean over seeds (the paper's nuclear norm vs accuracy)
         "test_accuracy": _seed_mean(u, "test_accuracy"),
@@ -146,7 +142,8 @@ def _fmt(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
     return f"{a.mean():.{digits}f} ± {a.std():.{digits}f}"
 
 
-def _resolve_study(url: str, study: str | None) -> str:
+def resolve_study(url: str, study: str | None) -> str:
+    """The study to report in ``url``: ``study`` (checked), else the only one, else the default name."""
     try:
         names = optuna.get_all_study_names(storage=url)
     except ImportError as e:
@@ -165,12 +162,6 @@ def _resolve_study(url: str, study: str | None) -> str:
     raise InputError(f"{url} holds {len(names)} studies; pick one with study=...: {', '.join(names) or '(none)'}")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _axes() -> tuple[Any, Any]:
     import matplotlib
 
@@ -186,10 +177,10 @@ def _save(fig: Any, ax: Any, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_figure(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def _rank_figure(path: Path, nuclear_norms: Sequence[float], accuracies: Sequence[float], title: str) -> None:
@@ -218,7 +209,8 @@ def _figure(path: Path, curves: dict[str, np.ndarray], title: str) -> None:
 
 
 def report(out: str | Path, *, storage: str | None = None, study: str | None = None) -> dict[str, str]:
-    """Write ``trials.csv``, ``table3.md`` and ``figure2.png`` for a study into ``out``.
+    """Write ``trials.csv``, ``table3.md`` and ``figure2.png`` (and, for a latency study, ``pareto.png``
+    and ``pareto.md``) for a study into ``out``, taking the search folder's shared lock.
 
     Args:
         out: Folder to write into (also where the default SQLite storage lives).
@@ -237,10 +229,20 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         ['csv', 'figure', 'table']
     """
     out = Path(out)
+    if storage is None and not (out / "search.db").exists():
+        raise InputError(f"no search database in {out} (expected {out / 'search.db'}); pass storage=...")
+    # the report's files belong to the search folder: its lock (shared with running workers) lets them be rewritten
+    with Run(out, "search", shared=True).open(resume=True):
+        return write_search_report(out, storage=storage, study=study)
+
+
+def write_search_report(out: str | Path, *, storage: str | None = None, study: str | None = None) -> dict[str, str]:
+    """:func:`report`'s work, for a caller that already holds the search folder (``rexnet.search.run``)."""
+    out = Path(out)
     url = database_url(storage or default_storage(out))
     if storage is None and not (out / "search.db").exists():
         raise InputError(f"no search database in {out} (expected {out / 'search.db'}); pass storage=...")
-    name = _resolve_study(url, study)
+    name = resolve_study(url, study)
     st = optuna.load_study(study_name=name, storage=url)
     trials = st.get_trials(deepcopy=False)
     out.mkdir(parents=True, exist_ok=True)
@@ -266,9 +268,11 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
         "",
     ]
     table_path, fig_path = out / "table3.md", out / "figure2.png"
-    _write_atomic(table_path, "\n".join(lines))
+    atomic_write(table_path, "\n".join(lines))
     _figure(fig_path, curves, title)
     paths = {"csv": str(csv_path), "table": str(table_path), "figure": str(fig_path)}
+    if attrs.get("latency"):
+        paths.update(pareto_report(out, attrs, done))
     if len(nuc) >= 3:
         rank_path = out / "rank_vs_accuracy.png"
         norms, accs = zip(*nuc)
@@ -278,12 +282,8 @@ def report(out: str | Path, *, storage: str | None = None, study: str | None = N
 
 
 def _write_csv(path: Path, trials: Sequence[FrozenTrial]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        w.writerows(_row(t) for t in trials)
-    os.replace(tmp, path)
+    rows = [_row(t) for t in trials]
+    write_csv([CSV_COLUMNS, *([r[c] for c in CSV_COLUMNS] for r in rows)], path)
 
 
 def _header(

@@ -127,6 +127,8 @@ class SearchSpace:
         min_channels: Narrowest block; the smallest network has every block this wide.
         max_channels: Widest last block the scale solver tries.
         stem_stride: 1 for 32x32 proxies (MobileNetV2's CIFAR layout), 2 for larger inputs.
+        macs_fractions: When given, each candidate also samples its budget among these fractions of
+            the budget (``macs_fraction``): the width becomes a searched choice, for latency budgets.
     """
 
     blocks: int = 5
@@ -138,6 +140,7 @@ class SearchSpace:
     min_channels: int = 8
     max_channels: int = 4096
     stem_stride: int = 1
+    macs_fractions: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.blocks < 1:
@@ -163,13 +166,33 @@ class SearchSpace:
             raise BudgetError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.stem_stride not in (1, 2):
             raise BudgetError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
+        if any(not 0 < f <= 1 for f in self.macs_fractions):
+            raise BudgetError(f"macs_fractions must be in (0, 1], got {self.macs_fractions}")
 
     @property
     def strides(self) -> tuple[int, ...]:
         return search_strides(self.blocks)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.macs_fractions:  # absent, as in studies created before the field existed (they still open)
+            d.pop("macs_fractions")
+        else:
+            d["macs_fractions"] = list(self.macs_fractions)
+        return d
+
+    def scaled(self, fraction: float) -> SearchSpace:
+        """This space with its budgets times ``fraction`` and no further fractions (one candidate's target)."""
+        return dataclasses.replace(
+            self,
+            budget_macs=None if self.budget_macs is None else self.budget_macs * fraction,
+            budget_params=None if self.budget_params is None else self.budget_params * fraction,
+            macs_fractions=(),
+        )
+
+    def smallest(self) -> SearchSpace:
+        """The space at its smallest sampled budget (the one :meth:`check_budget` must pass)."""
+        return self.scaled(min(self.macs_fractions)) if self.macs_fractions else self
 
     def plan(self, channels: Sequence[int]) -> NetworkPlan:
         """The network of the space with block output channels ``channels``."""
@@ -289,8 +312,14 @@ def suggest_shape(trial: _Suggester, blocks: int) -> Shape:
 
 
 def trial_plan(trial: _Suggester, space: SearchSpace) -> tuple[NetworkPlan, dict[str, Any]]:
-    """Trial -> plan: sample a shape and rescale it to the budget (no training, no torch)."""
-    return plan_for_budget(suggest_shape(trial, space.blocks), space)
+    """Trial -> plan: sample a shape (and, with ``macs_fractions``, a budget fraction) and rescale it
+    to the budget (no training, no torch)."""
+    shape = suggest_shape(trial, space.blocks)
+    if not space.macs_fractions:
+        return plan_for_budget(shape, space)
+    fraction = float(trial.suggest_categorical("macs_fraction", list(space.macs_fractions)))
+    plan, info = plan_for_budget(shape, space.scaled(fraction))
+    return plan, {**info, "macs_fraction": fraction}
 
 
 class _Fixed:

@@ -47,6 +47,8 @@ SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
 _MUST_MATCH = ("space", "epochs", "seeds", "objectives")
 # Checked only when the study recorded them (studies created before they were stored still open).
 _MUST_MATCH_IF_RECORDED = ("data", "samples")
+# Absent means None: a latency worker may not join a study without latency, nor the other way round.
+_MUST_MATCH_ABSENT_NONE = ("latency",)
 
 
 def default_storage(out: str | Path) -> str:
@@ -188,7 +190,8 @@ def open_study(
         time.sleep(0.5)
     stored = study.user_attrs
     checked = [*_MUST_MATCH, *(k for k in _MUST_MATCH_IF_RECORDED if k in stored)]
-    for key in checked:
+    config = {**{k: None for k in _MUST_MATCH_ABSENT_NONE}, **config}
+    for key in [*checked, *_MUST_MATCH_ABSENT_NONE]:
         if key in config and stored.get(key) != config[key]:
             raise StudyMismatchError(
                 f"study {name!r} was created with {key}={stored.get(key)!r}, this worker has {key}={config[key]!r}; "

@@ -20,9 +20,15 @@ from .registry import (
     get_plan,
     list_models,
     model_table,
+    register_model,
     registry_plans,
     transforms,
+    unregister_model,
 )
+from .user import load_user_models, read_user_models, save_user_model, user_model_record
+
+# the user's own named models (``rexnet search register``): a broken file is a warning, never an import error
+load_user_models()
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -40,11 +46,17 @@ __all__ = [
     "is_pretrained_folder",
     "list_models",
     "load_model",
+    "load_user_models",
     "load_pretrained",
     "model_table",
     "read_pretrained_config",
+    "read_user_models",
+    "register_model",
     "registry_plans",
     "resolve_checkpoint",
     "save_pretrained",
+    "save_user_model",
     "transforms",
+    "unregister_model",
+    "user_model_record",
 ]

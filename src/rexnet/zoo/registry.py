@@ -31,8 +31,10 @@ __all__ = [
     "list_models",
     "get_model_info",
     "get_plan",
+    "register_model",
     "registry_plans",
     "transforms",
+    "unregister_model",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
@@ -184,6 +186,28 @@ _register(
         interpolation="bilinear",
     )
 )
+
+
+#: Names registered at run time (user models, :mod:`rexnet.zoo.user`); only these may be replaced or removed.
+_ADDED: set[str] = set()
+
+
+def register_model(info: ModelInfo, *, replace: bool = False) -> None:
+    """Add a variant at run time (a user model); ``replace``: over an earlier run-time entry (InputError otherwise)."""
+    if info.name in _REGISTRY and (info.name not in _ADDED or not replace):
+        what = "is already registered" if info.name in _ADDED else "is a built-in variant"
+        raise InputError(f"model name {info.name!r} {what}; choose another name")
+    _REGISTRY[info.name] = info
+    _ADDED.add(info.name)
+    _plans.cache_clear()
+
+
+def unregister_model(name: str) -> None:
+    """Remove a run-time entry (built-in variants stay)."""
+    if name in _ADDED:
+        _ADDED.discard(name)
+        _REGISTRY.pop(name, None)
+        _plans.cache_clear()
 
 
 def list_models(pattern: str = "*") -> list[str]:
