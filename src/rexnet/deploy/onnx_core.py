@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,7 @@ def export_onnx(
     fused: bool = True,
     pad_to: int = PAD_CHANNELS,
     overwrite: bool = False,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``model`` as ONNX with dynamic batch/height/width (input ``input``, output ``logits``), atomically.
 
@@ -230,6 +232,8 @@ def export_onnx(
             (:func:`~rexnet.deploy.pad.pad_channels`: same outputs, every conv in onnxruntime's
             blocked layout); ``0`` or ``1`` keeps the model's widths.
         overwrite: Replace an existing file this process did not write.
+        metadata: Key/values for the file's ``metadata_props`` (see :mod:`rexnet.deploy.facts`),
+            set before the file takes its name.
 
     Returns:
         The written path.
@@ -259,6 +263,10 @@ def export_onnx(
                 dynamic_axes=dyn,
                 do_constant_folding=True,
             )
+        if metadata:
+            from .facts import embed_onnx_metadata
+
+            embed_onnx_metadata(tmp, metadata)
 
     atomic_write_paths(path, write, overwrite=overwrite, what="ONNX file")
     return Path(path)

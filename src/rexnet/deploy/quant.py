@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +92,7 @@ def quantize_int8(
     bias_correction_images: int | None = 128,
     progress: bool = False,
     overwrite: bool = False,
+    metadata: Mapping[str, str] | None = None,
 ) -> OnnxModel:
     """Int8 post-training static quantization with onnxruntime (QDQ, per-channel weights).
 
@@ -116,6 +116,7 @@ def quantize_int8(
             its time grows with convs x images.
         progress: Show a progress bar for the bias correction.
         overwrite: Replace an existing ``out`` this process did not write.
+        metadata: Key/values for the file's ``metadata_props`` (see :mod:`rexnet.deploy.facts`).
 
     Returns:
         An :class:`OnnxModel` running the quantized file.
@@ -168,16 +169,18 @@ def quantize_int8(
             )
         finally:
             root.setLevel(level)
-        if bias_correction:
-            import onnx
+        import onnx
 
+        qdq = onnx.load(str(quantized))
+        if bias_correction:
             from .bias_correction import correct_biases
 
-            qdq = onnx.load(str(quantized))
             correct_biases(onnx.load(str(pre)), qdq, calibration, images=bias_correction_images, progress=progress)
-            atomic_write_paths(out, lambda t: onnx.save(qdq, str(t)), overwrite=overwrite, what="int8 ONNX file")
-        else:
-            atomic_write_paths(out, lambda t: shutil.copyfile(quantized, t), overwrite=overwrite, what="int8 ONNX file")
+        if metadata:
+            from .facts import set_onnx_props
+
+            set_onnx_props(qdq, metadata)
+        atomic_write_paths(out, lambda t: onnx.save(qdq, str(t)), overwrite=overwrite, what="int8 ONNX file")
     _log.info("wrote int8 model %s", out)
     return OnnxModel(out)
 
