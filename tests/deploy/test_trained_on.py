@@ -203,7 +203,7 @@ def test_bench_onnx_and_openvino_switches_still_switch() -> None:
 
 
 def test_embedded_metadata_is_strict_for_rexnets_files_and_lenient_for_others() -> None:
-    good = {"image_size": "32", "data": '"digits"', "class_names": '["a", "b"]', MARKER: "0.1.0"}
+    good = {"image_size": "32", "data": '"digits"', "class_names": '["a", "b"]', MARKER: "1"}
     assert from_props(good, "m.onnx") == {
         "image_size": 32,
         "data": "digits",

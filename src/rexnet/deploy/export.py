@@ -28,6 +28,7 @@ from torch import nn
 from .._files import check_output, nearest_folder
 from .._memory import check_model_inference
 from ..errors import ExportError, InputError
+from .export_check import check_inputs, verify_export
 from .onnx_core import MAX_OPSET, MIN_OPSET, ONNX_OPSET
 from .sidecar import sidecar_path, write_sidecar
 
@@ -72,34 +73,6 @@ class ExportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _check_inputs(in_chans: int, image_size: int, calib: list[torch.Tensor], precision: str) -> list[torch.Tensor]:
-    """Two random batches of different shapes (plus calibration images); int8 is checked on calibration
-    images only: its scales fit their distribution, and random-noise inputs fall outside them."""
-    if precision == "int8":
-        return [calib[0][:16], *calib[1:2]]
-    g = torch.Generator().manual_seed(0)
-    small = max(32, image_size // 2 + 1)
-    inputs = [
-        torch.randn(2, in_chans, image_size, image_size, generator=g),
-        torch.randn(1, in_chans, small, small + 16, generator=g),
-    ]
-    return inputs + [calib[0][:16]] if calib else inputs
-
-
-def _compare(fn: Any, model: nn.Module, inputs: list[torch.Tensor]) -> tuple[float, float, float, float]:
-    """``(max |diff|, min cosine, mean cosine, top-1 agreement)`` of ``fn`` vs eager ``model`` over ``inputs``."""
-    diff, cos, cos_sum, agree, n = 0.0, 1.0, 0.0, 0, 0
-    with torch.inference_mode():
-        for x in inputs:
-            ref, out = model(x).float(), fn(x).float()
-            diff = max(diff, float((out - ref).abs().max()))
-            c = torch.nn.functional.cosine_similarity(out, ref, dim=1)
-            cos, cos_sum = min(cos, float(c.min())), cos_sum + float(c.sum())
-            agree += int((out.argmax(1) == ref.argmax(1)).sum())
-            n += len(x)
-    return diff, cos, cos_sum / n, agree / n
 
 
 @dataclass(frozen=True)
@@ -259,18 +232,6 @@ def _check_request(format: str, opset: int, image_size: int | None, precision: s
     return fmt, precision
 
 
-def _verify(
-    path: Path, fn: Any, model: nn.Module, inputs: list[torch.Tensor], precision: str
-) -> tuple[float, float, float]:
-    """``(max |diff|, min cosine, top-1 agreement)`` of the written file vs eager; raises when too far apart."""
-    diff, cos, cos_mean, agree = _compare(fn, model, inputs)
-    if precision == "f32" and diff > 1e-3:
-        raise ExportError(f"{path}: exported outputs differ from PyTorch by {diff:.3g} (> 1e-3)")
-    if precision != "f32" and cos_mean < 0.98:
-        raise ExportError(f"{path}: {precision} logits too far from PyTorch (mean cosine {cos_mean:.4f} < 0.98)")
-    return diff, cos, agree
-
-
 def _check_out(fmt: ExportFormat, format: str, out: Path) -> None:
     """Refuse an ``--out`` of the wrong kind before anything is loaded: a folder where a file goes, a file
     where a folder goes, or a file suffix the format does not write (its sidecar could land on it)."""
@@ -300,6 +261,29 @@ def _check_targets(targets: list[Path], overwrite: bool) -> None:
                 pass
         except OSError as e:
             raise InputError(f"cannot write {target}: {folder} does not take files ({e.strerror})") from None
+
+
+def _load_finite(name: str, checkpoint: str | os.PathLike | None) -> tuple[nn.Module, Any]:
+    """:func:`rexnet.zoo.load_model`'s ``(model, meta)``; weights with NaN or inf are refused."""
+    from ..zoo import load_model
+
+    model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"{checkpoint or name} holds non-finite weights (NaN or inf in {', '.join(bad[:3])}); "
+                         "its run diverged: export an earlier checkpoint")  # fmt: skip
+    return model, meta
+
+
+def _run_calib_data(facts: dict[str, Any], source: Any) -> str:
+    """int8 calibration data when none is given: the data the run was trained on."""
+    if not facts["data"]:
+        raise ExportError(
+            f"int8 export needs calibration images and {source} records no training data: "
+            "pass --calib-data (a dataset name or folder)"
+        )
+    _log.info("calibrating int8 on %s, the data %s was trained on (--calib-data overrides)", facts["data"], source)
+    return str(facts["data"])
 
 
 def export_model(
@@ -356,7 +340,6 @@ def export_model(
         >>> r.max_abs_diff < 1e-4  # doctest: +SKIP
         True
     """
-    from ..zoo import load_model
     from .facts import to_props, trained_facts
 
     fmt, precision = _check_request(format, opset, image_size, precision)
@@ -364,23 +347,13 @@ def export_model(
         raise InputError(f"--calib-images must be an int >= 1, got {calib_images!r}")
     out = Path(out)
     _check_out(fmt, format, out)
-    model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)
-    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise InputError(f"{checkpoint or name} holds non-finite weights (NaN or inf in {', '.join(bad[:3])}); "
-                         "its run diverged: export an earlier checkpoint")  # fmt: skip
+    model, meta = _load_finite(name, checkpoint)
     size = image_size or meta.image_size
     facts = trained_facts(meta, size)
     if meta.num_classes == 1000:
         facts["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
     if precision == "int8" and not calib_data:
-        if not facts["data"]:
-            raise ExportError(
-                f"int8 export needs calibration images and {checkpoint or name} records no training data: "
-                "pass --calib-data (a dataset name or folder)"
-            )
-        calib_data = facts["data"]
-        _log.info("calibrating int8 on %s, the data %s was trained on (--calib-data overrides)", calib_data, name)
+        calib_data = _run_calib_data(facts, checkpoint or name)
     _check_targets(fmt.targets(out, meta.name), overwrite)
     check_model_inference(model, size, 16, what=meta.name)  # tracing and the verification batches
     calib: list[torch.Tensor] = []
@@ -399,8 +372,8 @@ def export_model(
         side = dict(meta.to_dict(), **facts, format=format, precision=precision, calib_data=calib_data)
         side["plan"] = meta.plan.to_dict()
         write_sidecar(path, side, overwrite=overwrite)
-    inputs = _check_inputs(getattr(model, "in_chans", 3), size, calib, precision)
-    diff, cos, agree = _verify(path, fmt.run(path), model, inputs, precision) if verify else (0.0, None, None)
+    inputs = check_inputs(getattr(model, "in_chans", 3), size, calib, precision)
+    diff, cos, agree = verify_export(path, fmt.run(path), model, inputs, precision) if verify else (0.0, None, None)
     _log.info("wrote %s (%s %s), max |diff| vs eager %.3g", path, format, precision, diff)
     return ExportResult(
         str(path),

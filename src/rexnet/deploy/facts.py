@@ -8,14 +8,14 @@ checkpoint records its config); :func:`~rexnet.deploy.export_model` writes them 
 IR's ``rt_info`` (section ``rexnet``), one JSON-encoded value per key, so that a file that travels
 without its sidecar still says what it needs. :func:`read_embedded` reads them back.
 
-A file rexnet wrote (it carries the key ``rexnet_version``) is read strictly, like a sidecar; in
+A file rexnet wrote (it carries the key ``rexnet_metadata``) is read strictly, like a sidecar; in
 a file from elsewhere the keys of the same names are taken when they are valid and skipped
 otherwise (another tool may use ``model`` for its own purpose).
 
 Example:
     >>> props = to_props({"image_size": 32, "data": "digits", "class_names": None})
     >>> sorted(props), from_props(props, "m.onnx")["image_size"]
-    (['data', 'image_size', 'rexnet_version'], 32)
+    (['data', 'image_size', 'rexnet_metadata'], 32)
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ __all__ = [
     "FACT_FIELDS",
     "MARKER",
     "bench_defaults",
-    "embed_onnx_metadata",
     "eval_data",
     "from_props",
     "portable_data",
     "read_embedded",
-    "set_onnx_props",
     "set_openvino_props",
     "to_props",
     "trained_facts",
@@ -60,8 +58,9 @@ FACT_FIELDS = (
     "interpolation",
     "precision",
 )
-#: The key that marks metadata rexnet wrote (its value: rexnet's version).
-MARKER = "rexnet_version"
+#: The key that marks metadata rexnet wrote; its value is the version of this layout.
+MARKER = "rexnet_metadata"
+METADATA_VERSION = "1"
 #: The ``rt_info`` section of an OpenVINO model that holds the facts.
 OV_SECTION = "rexnet"
 _PREPROCESSING = ("mean", "std", "crop_pct", "interpolation")
@@ -156,10 +155,8 @@ def eval_data(path: str | os.PathLike, data: str | None, meta: Mapping[str, Any]
 
 def to_props(facts: Mapping[str, Any]) -> dict[str, str]:
     """The facts as string key/values (JSON-encoded), ``None`` values left out, with the :data:`MARKER`."""
-    from .. import __version__
-
     props = {k: json.dumps(facts[k]) for k in FACT_FIELDS if facts.get(k) is not None}
-    props[MARKER] = __version__
+    props[MARKER] = METADATA_VERSION
     return props
 
 
@@ -197,24 +194,6 @@ def from_props(props: Mapping[str, str], where: str) -> dict[str, Any]:
     if facts.get("num_classes") is None and facts.get("class_names") is not None:
         facts["num_classes"] = len(facts["class_names"])
     return facts
-
-
-def set_onnx_props(model: Any, props: Mapping[str, str]) -> None:
-    """Set ``props`` in an ``onnx.ModelProto``'s ``metadata_props`` (replacing entries of the same keys)."""
-    keep = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
-    del model.metadata_props[:]
-    for key, value in [*keep, *props.items()]:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-
-
-def embed_onnx_metadata(path: str | os.PathLike, props: Mapping[str, str]) -> None:
-    """Set ``props`` in the ``metadata_props`` of the ONNX file ``path``, in place (call it on a temp file)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    set_onnx_props(model, props)
-    onnx.save(model, str(path))
 
 
 def set_openvino_props(ov_model: Any, props: Mapping[str, str]) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "in_chans",
     "is_rexnet",
     "onnx_session",
+    "set_onnx_props",
     "verify_onnx",
 ]
 
@@ -209,6 +210,15 @@ def verify_onnx(path: str | os.PathLike, reference: nn.Module, inputs: list[torc
     return worst
 
 
+def set_onnx_props(model: Any, props: Mapping[str, str]) -> None:
+    """Set ``props`` in an ``onnx.ModelProto``'s ``metadata_props``, replacing entries of the same keys."""
+    keep = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    for key, value in [*keep, *props.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -264,9 +274,11 @@ def export_onnx(
                 do_constant_folding=True,
             )
         if metadata:
-            from .facts import embed_onnx_metadata
+            import onnx
 
-            embed_onnx_metadata(tmp, metadata)
+            proto = onnx.load(str(tmp))
+            set_onnx_props(proto, metadata)
+            onnx.save(proto, str(tmp))
 
     atomic_write_paths(path, write, overwrite=overwrite, what="ONNX file")
     return Path(path)

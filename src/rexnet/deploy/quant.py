@@ -20,7 +20,7 @@ from .._files import atomic_write_paths, check_output
 from ..errors import InputError
 from .compiled import FrozenCompiled
 from .fuse import fuse
-from .onnx_core import SE_NODE_PATTERNS, OnnxModel, export_onnx, is_rexnet
+from .onnx_core import SE_NODE_PATTERNS, OnnxModel, export_onnx, is_rexnet, set_onnx_props
 
 __all__ = [
     "Bf16Model",
@@ -124,6 +124,7 @@ def quantize_int8(
     Raises:
         OutputExistsError: ``out`` exists and ``overwrite`` is false (checked before any work).
     """
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -144,8 +145,6 @@ def quantize_int8(
         exclude: list[str] = []
         if keep_se_float:
             import re
-
-            import onnx
 
             exclude = [
                 n.name for n in onnx.load(str(pre)).graph.node if any(re.match(p, n.name) for p in SE_NODE_PATTERNS)
@@ -169,16 +168,12 @@ def quantize_int8(
             )
         finally:
             root.setLevel(level)
-        import onnx
-
         qdq = onnx.load(str(quantized))
         if bias_correction:
             from .bias_correction import correct_biases
 
             correct_biases(onnx.load(str(pre)), qdq, calibration, images=bias_correction_images, progress=progress)
         if metadata:
-            from .facts import set_onnx_props
-
             set_onnx_props(qdq, metadata)
         atomic_write_paths(out, lambda t: onnx.save(qdq, str(t)), overwrite=overwrite, what="int8 ONNX file")
     _log.info("wrote int8 model %s", out)
