@@ -137,14 +137,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="also time this .onnx file you exported (repeatable; its sidecar is used when present)",
+        help="also time this .onnx file you exported (repeatable; its recorded size and model are used)",
     )
     p.add_argument(
         "--openvino-file",
         action="append",
         default=[],
         metavar="XML",
-        help="also time this OpenVINO .xml you exported (repeatable; its sidecar is used when present)",
+        help="also time this OpenVINO .xml you exported (repeatable; its recorded size and model are used)",
     )
     from .._config import add_flags
 
