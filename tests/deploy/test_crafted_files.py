@@ -16,7 +16,7 @@ import torch
 from rexnet.cli import main
 from rexnet.deploy import export_model, openvino_available
 from rexnet.deploy.onnx_core import OnnxModel
-from rexnet.deploy.runtime import load_exported
+from rexnet.deploy.runtime import evaluate_exported, load_exported
 from rexnet.deploy.sidecar import read_sidecar
 from rexnet.errors import ExportError, InputError
 
@@ -223,19 +223,38 @@ def test_a_valid_sidecar_round_trips(exported: Path) -> None:
 
 
 # ---- no sidecar: never a silent 224 px ---------------------------------------------------------------
-def test_onnx_without_sidecar_warns_with_the_size_used(
+def _strip_metadata(onnx_path: Path) -> None:
+    """Remove the facts export embeds in the file (``metadata_props``): a file from another exporter."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    del model.metadata_props[:]
+    onnx.save(model, str(onnx_path))
+
+
+def test_onnx_without_sidecar_or_metadata_warns_with_what_it_assumed(
     exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     onnx = _copy_with_sidecar(exported, tmp_path, None)
-    with caplog.at_level(logging.WARNING, logger="rexnet.deploy.runtime"):
+    with caplog.at_level(logging.WARNING, logger="rexnet.deploy"):
+        _, meta = load_exported(onnx)  # the file's own metadata_props stand in for the sidecar
+    assert meta["image_size"] == 32 and meta["class_names"] == [str(i) for i in range(10)]
+    assert meta["recorded_in"] == "metadata_props" and "no sidecar" not in caplog.text
+    _strip_metadata(onnx)
+    with caplog.at_level(logging.WARNING, logger="rexnet.deploy"):
         _, meta = load_exported(onnx)
-    assert meta["image_size"] == 224 and meta["num_classes"] == 10
+    assert meta["image_size"] == 224 and meta["num_classes"] == 10 and meta["recorded_in"] is None
     text = caplog.text
-    assert "has no sidecar m.json: running it at 224 px with ImageNet normalisation" in text and "--image-size" in text
+    assert "has no sidecar m.json and no rexnet metadata in the file: running it at 224 px" in text
+    assert "ImageNet normalisation (mean (0.485, 0.456, 0.406)" in text and "--image-size" in text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="rexnet.deploy.runtime"):
+    with caplog.at_level(logging.WARNING, logger="rexnet.deploy"):
         _, meta = load_exported(onnx, image_size=32)  # the user named the size: nothing to warn about
     assert meta["image_size"] == 32 and "no sidecar" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rexnet.deploy"):
+        res = evaluate_exported(onnx, image_size=32)  # no --data and none recorded: digits, said aloud
+    assert res["data"] == "digits" and "records no training data" in caplog.text and "pass --data" in caplog.text
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])

@@ -10,6 +10,7 @@ import torch
 
 from rexnet.cli import main
 from rexnet.detection.engine import DetectSteps, load_detector
+from rexnet.detection.evaluate import evaluate_detector
 from rexnet.run import RunLock
 
 _TINY = ["-m", "rexnet_060", "--image-size", "80", "--batch-size", "4", "--train-limit", "8", "--val-limit", "4"]
@@ -42,7 +43,11 @@ def test_a_run_is_marked_and_its_folder_loads_in_eval_and_predict(one_epoch, tmp
     assert meta["epoch"] == 1 and not model.training
     capsys.readouterr()
     assert main(["detect", "eval", str(one_epoch), "--limit", "2"]) == 0
-    assert "bbox_AP" in json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert "bbox_AP" in json.loads(captured.out)
+    assert f"{one_epoch} on demo val at 80 px" in captured.err  # the run's own data and size, said once
+    res = evaluate_detector(one_epoch, limit=2)
+    assert (res["data"], res["split"], res["image_size"]) == ("demo", "val", 80) and "bbox_AP50" in res
     from torchvision.io import write_png
 
     from rexnet.detection.data import make_demo_detection
@@ -51,6 +56,9 @@ def test_a_run_is_marked_and_its_folder_loads_in_eval_and_predict(one_epoch, tmp
     write_png(make_demo_detection("val", image_size=80, num_images=1).load_image(1), str(img))
     assert main(["detect", "predict", str(one_epoch), str(img), "-o", str(tmp_path), "--score-thresh", "0"]) == 0
     assert (tmp_path / "digits_detections.png").is_file()
+    capsys.readouterr()
+    assert main(["detect", "export", str(one_epoch), "-o", str(tmp_path / "ssd.onnx")]) == 0  # a folder too
+    assert "onnxruntime vs eager" in capsys.readouterr().out and (tmp_path / "ssd.onnx").is_file()
 
 
 def test_a_second_detect_train_on_one_out_is_locked(one_epoch, tmp_path, capsys):

@@ -49,7 +49,15 @@ def _bench(args: argparse.Namespace) -> int:
         os.execve(sys.executable, [sys.executable, "-m", "rexnet", *sys.argv[1:]], env)
     from .._config import flag_overrides
 
-    cfg = (TINY if args.tiny else BenchConfig()).replace(**flag_overrides(args))
+    overrides = flag_overrides(args)
+    if args.checkpoint:  # the run's model, size and data, unless a flag says otherwise
+        from ..deploy.facts import bench_defaults
+
+        taken = {k: v for k, v in bench_defaults(args.checkpoint).items() if k not in overrides}
+        if taken:
+            print(f"from {args.checkpoint}: " + ", ".join(f"{k} {v}" for k, v in taken.items()) + " (flags override)")
+        overrides = {**taken, **overrides}
+    cfg = (TINY if args.tiny else BenchConfig()).replace(**overrides)
     files = [(f, "onnxruntime") for f in args.onnx_file] + [(f, "openvino") for f in args.openvino_file]
     res = run_bench(cfg, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite, files=files)
     print(summary_table(res))
@@ -99,7 +107,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--calib-data",
         default=None,
-        help=f"int8 calibration images: {data_help()}",
+        help=f"int8 calibration images: {data_help()} (default: the data the run was trained on)",
     )
     p.add_argument("--calib-images", type=int, default=256, help="calibration images (default: 256)")
     p.add_argument("--image-size", type=int, default=None, help="trace/check input size (default: the model's)")
@@ -117,36 +125,71 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--out", required=True, help="output folder for bench.json, bench.md, latency_vs_macs.png")
     p.add_argument("--tiny", action="store_true", help="smoke-test configuration (64px, no compile, 2 rounds)")
-    p.add_argument("--checkpoint", default=None, help="weights for our model (e.g. from 'rexnet train')")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="weights for our model: a run folder or checkpoint from 'rexnet train' (its model, image size and "
+        "data become the defaults of -m, --image-size and --calib-data), or a weights file",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace bench.json/.md/.png in --out from an earlier run")
     p.add_argument(
         "--onnx-file",
         action="append",
         default=[],
         metavar="FILE",
-        help="also time this .onnx file you exported (repeatable; its sidecar is used when present)",
+        help="also time this .onnx file you exported (repeatable; its recorded size and model are used)",
     )
     p.add_argument(
         "--openvino-file",
         action="append",
         default=[],
         metavar="XML",
-        help="also time this OpenVINO .xml you exported (repeatable; its sidecar is used when present)",
+        help="also time this OpenVINO .xml you exported (repeatable; its recorded size and model are used)",
     )
     from .._config import add_flags
 
-    add_flags(
-        p.add_argument_group("benchmark settings"),
-        BenchConfig,
-        alt_defaults=("--tiny", TINY),
-        aliases={"model": ["-m"]},
-    )
+    group = p.add_argument_group("benchmark settings")
+    add_flags(group, BenchConfig, alt_defaults=("--tiny", TINY), aliases={"model": ["-m"]}, skip=("onnx", "openvino"))
+    for field, files, what in (
+        ("onnx", "onnx_file", "onnxruntime paths"),
+        ("openvino", "openvino_file", "OpenVINO paths"),
+    ):
+        suffix = ".onnx" if field == "onnx" else ".xml"
+        group.add_argument(
+            f"--{field}",
+            f"--no-{field}",
+            dest=f"cfg_{field}",
+            default=None,
+            files_dest=files,
+            metavar="FILE",
+            action=_SwitchOrFile,
+            help=f"--{field}/--no-{field}: include/leave out the {what} (default: include); --{field} FILE: "
+            f"also time this {suffix} file you exported, as --{field}-file",
+        )
     p.add_argument(
         "--allow-spinning",
         action="store_true",
         help="keep OpenMP busy-waiting (default: re-run with OMP_WAIT_POLICY=PASSIVE)",
     )
     p.set_defaults(func=_bench)
+
+
+class _SwitchOrFile(argparse.Action):
+    """``--onnx`` / ``--no-onnx`` switch a config field; ``--onnx FILE`` appends FILE to ``files_dest``."""
+
+    def __init__(self, option_strings: list[str], dest: str, files_dest: str, **kwargs: Any) -> None:
+        self.files_dest = files_dest
+        super().__init__(option_strings, dest, nargs="?", **kwargs)
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, value: Any, option: str | None = None) -> None:
+        if option is not None and option.startswith("--no-"):
+            if value is not None:
+                parser.error(f"{option} takes no value, got {value!r}")
+            setattr(namespace, self.dest, False)
+        elif value is None:
+            setattr(namespace, self.dest, True)
+        else:
+            setattr(namespace, self.files_dest, [*(getattr(namespace, self.files_dest, None) or []), value])
 
 
 def eval_exported(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .._config import add_flags, check_range, flag_overrides
+from .._config import add_flags, flag_overrides
 from .._env import dist_env
 from ..detection.config import DetectConfig
 from ..detection.engine import load_detector, resume_detect_config, train_detector
@@ -34,17 +34,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ..detection.data import load_detection_data
-    from ..detection.evaluate import evaluate_coco
+    from ..detection.evaluate import evaluate_detector
 
-    check_range("--limit", args.limit, 1, none_means="all images")
-    check_range("--batch-size", args.batch_size, 1)
-    model, meta = load_detector(args.checkpoint)
-    cfg = meta["config"]
-    data = args.data or cfg["data"]
-    ds = load_detection_data(data, args.split, image_size=cfg["image_size"], masks=cfg["masks"], limit=args.limit)
-    metrics = evaluate_coco(model, ds, batch_size=args.batch_size)
-    print(json.dumps({k: round(v, 3) for k, v in metrics.items()}, indent=2))
+    res = evaluate_detector(args.checkpoint, args.data, split=args.split, limit=args.limit, batch_size=args.batch_size)
+    print(f"{args.checkpoint} on {res['data']} {res['split']} at {res['image_size']} px", file=sys.stderr)
+    print(json.dumps({k: round(v, 3) for k, v in res.items() if isinstance(v, float)}, indent=2))
     return 0
 
 
@@ -143,7 +137,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo_image)
 
     p = dsub.add_parser("export", help="export a trained SSDLite to ONNX and check it in onnxruntime")
-    p.add_argument("checkpoint", help="a run's checkpoint (arch ssdlite)")
+    p.add_argument("checkpoint", help="a detection run folder (arch ssdlite) or one of its checkpoints")
     p.add_argument("-o", "--out", required=True, help="output .onnx file")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")

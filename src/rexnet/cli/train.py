@@ -132,7 +132,7 @@ def _eval(args: argparse.Namespace) -> int:
     res = evaluate_checkpoint(
         args.checkpoint,
         args.model,
-        args.data,
+        args.data or "digits",
         image_size=args.image_size,
         batch_size=args.batch_size,
         workers=args.workers,
@@ -215,7 +215,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
     p.add_argument("-m", "--model", default=None, help="model name (default: the one the checkpoint records or fits)")
     p.add_argument("-c", "--checkpoint", required=True, help="a run folder, its checkpoints/best.pt, or a weights file")
-    p.add_argument("--data", default="digits", help=f"{data_help()} (default: digits)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help=f"{data_help()} (default: an exported -c FILE's recorded training data; else digits)",
+    )
     p.add_argument(
         "--split",
         default="val",

@@ -28,6 +28,7 @@ from torch import nn
 from .._files import check_output, nearest_folder
 from .._memory import check_model_inference
 from ..errors import ExportError, InputError
+from .export_check import check_inputs, verify_export
 from .onnx_core import MAX_OPSET, MIN_OPSET, ONNX_OPSET
 from .sidecar import sidecar_path, write_sidecar
 
@@ -74,34 +75,6 @@ class ExportResult:
         return asdict(self)
 
 
-def _check_inputs(in_chans: int, image_size: int, calib: list[torch.Tensor], precision: str) -> list[torch.Tensor]:
-    """Two random batches of different shapes (plus calibration images); int8 is checked on calibration
-    images only: its scales fit their distribution, and random-noise inputs fall outside them."""
-    if precision == "int8":
-        return [calib[0][:16], *calib[1:2]]
-    g = torch.Generator().manual_seed(0)
-    small = max(32, image_size // 2 + 1)
-    inputs = [
-        torch.randn(2, in_chans, image_size, image_size, generator=g),
-        torch.randn(1, in_chans, small, small + 16, generator=g),
-    ]
-    return inputs + [calib[0][:16]] if calib else inputs
-
-
-def _compare(fn: Any, model: nn.Module, inputs: list[torch.Tensor]) -> tuple[float, float, float, float]:
-    """``(max |diff|, min cosine, mean cosine, top-1 agreement)`` of ``fn`` vs eager ``model`` over ``inputs``."""
-    diff, cos, cos_sum, agree, n = 0.0, 1.0, 0.0, 0, 0
-    with torch.inference_mode():
-        for x in inputs:
-            ref, out = model(x).float(), fn(x).float()
-            diff = max(diff, float((out - ref).abs().max()))
-            c = torch.nn.functional.cosine_similarity(out, ref, dim=1)
-            cos, cos_sum = min(cos, float(c.min())), cos_sum + float(c.sum())
-            agree += int((out.argmax(1) == ref.argmax(1)).sum())
-            n += len(x)
-    return diff, cos, cos_sum / n, agree / n
-
-
 @dataclass(frozen=True)
 class ExportJob:
     """What a format's writer gets: the eval-mode model and the request.
@@ -119,6 +92,9 @@ class ExportJob:
     precision: str = "f32"
     calib: list[torch.Tensor] = field(default_factory=list)
     overwrite: bool = False
+    #: What the file carries in itself (:func:`rexnet.deploy.facts.to_props`): ONNX ``metadata_props``,
+    #: OpenVINO ``rt_info``.
+    props: dict[str, str] = field(default_factory=dict)
 
 
 def _write_onnx(job: ExportJob) -> Path:
@@ -127,12 +103,20 @@ def _write_onnx(job: ExportJob) -> Path:
 
         progress = sys.stderr.isatty()  # the bias correction takes ~45 s at 224 px
         q = quantize_int8(
-            job.model, job.calib, job.out, image_size=job.image_size, progress=progress, overwrite=job.overwrite
+            job.model,
+            job.calib,
+            job.out,
+            image_size=job.image_size,
+            progress=progress,
+            overwrite=job.overwrite,
+            metadata=job.props,
         )
         return Path(q.path)
     from .onnx_core import export_onnx
 
-    return export_onnx(job.model, job.out, image_size=job.image_size, opset=job.opset, overwrite=job.overwrite)
+    return export_onnx(
+        job.model, job.out, image_size=job.image_size, opset=job.opset, overwrite=job.overwrite, metadata=job.props
+    )
 
 
 def _run_onnx(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -142,9 +126,11 @@ def _run_onnx(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def _write_openvino(job: ExportJob) -> Path:
+    from .facts import set_openvino_props
     from .openvino_ir import save_openvino, to_openvino
 
     ov_model = to_openvino(job.model, job.precision, calibration=job.calib, image_size=job.image_size)
+    set_openvino_props(ov_model, job.props)
     return save_openvino(ov_model, job.out, job.name, overwrite=job.overwrite)
 
 
@@ -229,9 +215,7 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
 EXPORT_PRECISIONS = {name: fmt.precisions for name, fmt in EXPORT_FORMATS.items()}
 
 
-def _check_request(
-    format: str, opset: int, image_size: int | None, precision: str | None, calib_data: str | None
-) -> tuple[ExportFormat, str]:
+def _check_request(format: str, opset: int, image_size: int | None, precision: str | None) -> tuple[ExportFormat, str]:
     """The format and precision to use; raises :class:`ExportError` on a bad combination."""
     if format not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {format!r}; expected one of: {', '.join(EXPORT_FORMATS)}")
@@ -245,21 +229,7 @@ def _check_request(
         raise ExportError(
             f"precision {precision!r} is not available for {format}; expected one of: {', '.join(fmt.precisions)}"
         )
-    if precision == "int8" and not calib_data:
-        raise ExportError("int8 export needs calibration images: pass --calib-data (a dataset name or folder)")
     return fmt, precision
-
-
-def _verify(
-    path: Path, fn: Any, model: nn.Module, inputs: list[torch.Tensor], precision: str
-) -> tuple[float, float, float]:
-    """``(max |diff|, min cosine, top-1 agreement)`` of the written file vs eager; raises when too far apart."""
-    diff, cos, cos_mean, agree = _compare(fn, model, inputs)
-    if precision == "f32" and diff > 1e-3:
-        raise ExportError(f"{path}: exported outputs differ from PyTorch by {diff:.3g} (> 1e-3)")
-    if precision != "f32" and cos_mean < 0.98:
-        raise ExportError(f"{path}: {precision} logits too far from PyTorch (mean cosine {cos_mean:.4f} < 0.98)")
-    return diff, cos, agree
 
 
 def _check_out(fmt: ExportFormat, format: str, out: Path) -> None:
@@ -293,6 +263,29 @@ def _check_targets(targets: list[Path], overwrite: bool) -> None:
             raise InputError(f"cannot write {target}: {folder} does not take files ({e.strerror})") from None
 
 
+def _load_finite(name: str, checkpoint: str | os.PathLike | None) -> tuple[nn.Module, Any]:
+    """:func:`rexnet.zoo.load_model`'s ``(model, meta)``; weights with NaN or inf are refused."""
+    from ..zoo import load_model
+
+    model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"{checkpoint or name} holds non-finite weights (NaN or inf in {', '.join(bad[:3])}); "
+                         "its run diverged: export an earlier checkpoint")  # fmt: skip
+    return model, meta
+
+
+def _run_calib_data(facts: dict[str, Any], source: Any) -> str:
+    """int8 calibration data when none is given: the data the run was trained on."""
+    if not facts["data"]:
+        raise ExportError(
+            f"int8 export needs calibration images and {source} records no training data: "
+            "pass --calib-data (a dataset name or folder)"
+        )
+    _log.info("calibrating int8 on %s, the data %s was trained on (--calib-data overrides)", facts["data"], source)
+    return str(facts["data"])
+
+
 def export_model(
     name: str,
     out: str | os.PathLike,
@@ -310,7 +303,9 @@ def export_model(
     """Load a model (:func:`rexnet.zoo.load_model`), export it and check the file against eager PyTorch.
 
     Every file it writes (the model, OpenVINO's ``.bin``, the ``.json`` sidecar) is checked against
-    the output policy before any work and written atomically.
+    the output policy before any work and written atomically. The sidecar and the file itself
+    (ONNX ``metadata_props``, OpenVINO ``rt_info``) record what the model was trained on: model
+    name, data, classes, input size and preprocessing (:mod:`rexnet.deploy.facts`).
 
     Args:
         name: Registered model name, or a training run folder / checkpoint / weights file.
@@ -324,7 +319,9 @@ def export_model(
             for int8, on calibration images only).
         precision: ``f32`` (default); ``int8`` for ONNX (onnxruntime static QDQ) and OpenVINO
             (NNCF); ``bf16`` for OpenVINO (runtime hint).
-        calib_data: Dataset name or folder with the int8 calibration images (training split).
+        calib_data: Dataset name or folder with the int8 calibration images (training split);
+            default for int8: the data the run was trained on, when ``name``/``checkpoint`` is a run
+            that records it.
         calib_images: How many calibration images.
         overwrite: Replace existing files this run did not write (a checkpoint, a foreign sidecar).
 
@@ -343,20 +340,21 @@ def export_model(
         >>> r.max_abs_diff < 1e-4  # doctest: +SKIP
         True
     """
-    from ..zoo import load_model
+    from .facts import to_props, trained_facts
 
-    fmt, precision = _check_request(format, opset, image_size, precision, calib_data)
+    fmt, precision = _check_request(format, opset, image_size, precision)
     if isinstance(calib_images, bool) or not isinstance(calib_images, int) or calib_images < 1:
         raise InputError(f"--calib-images must be an int >= 1, got {calib_images!r}")
     out = Path(out)
     _check_out(fmt, format, out)
-    model, meta = load_model(name) if checkpoint is None else load_model(name, checkpoint=checkpoint)
-    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise InputError(f"{checkpoint or name} holds non-finite weights (NaN or inf in {', '.join(bad[:3])}); "
-                         "its run diverged: export an earlier checkpoint")  # fmt: skip
-    _check_targets(fmt.targets(out, meta.name), overwrite)
+    model, meta = _load_finite(name, checkpoint)
     size = image_size or meta.image_size
+    facts = trained_facts(meta, size)
+    if meta.num_classes == 1000:
+        facts["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
+    if precision == "int8" and not calib_data:
+        calib_data = _run_calib_data(facts, checkpoint or name)
+    _check_targets(fmt.targets(out, meta.name), overwrite)
     check_model_inference(model, size, 16, what=meta.name)  # tracing and the verification batches
     calib: list[torch.Tensor] = []
     if calib_data:
@@ -364,19 +362,18 @@ def export_model(
 
         calib = calibration_batches(calib_data, size, meta.name, calib_images)
     try:
-        path = fmt.write(ExportJob(model, out, meta.name, size, opset, precision, calib, overwrite))
+        props = to_props({**facts, "precision": precision})
+        path = fmt.write(ExportJob(model, out, meta.name, size, opset, precision, calib, overwrite, props))
     except OSError as e:  # a full disk mid-write: name the target, not the library's temp file
         if e.errno not in _USER_OS_ERRORS:
             raise
         raise ExportError(f"cannot write {out}: {e.strerror}; nothing was written there") from None
     if fmt.sidecar:
-        side = dict(meta.to_dict(), image_size=size, format=format, precision=precision, calib_data=calib_data)
+        side = dict(meta.to_dict(), **facts, format=format, precision=precision, calib_data=calib_data)
         side["plan"] = meta.plan.to_dict()
-        if meta.num_classes == 1000:
-            side["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
         write_sidecar(path, side, overwrite=overwrite)
-    inputs = _check_inputs(getattr(model, "in_chans", 3), size, calib, precision)
-    diff, cos, agree = _verify(path, fmt.run(path), model, inputs, precision) if verify else (0.0, None, None)
+    inputs = check_inputs(getattr(model, "in_chans", 3), size, calib, precision)
+    diff, cos, agree = verify_export(path, fmt.run(path), model, inputs, precision) if verify else (0.0, None, None)
     _log.info("wrote %s (%s %s), max |diff| vs eager %.3g", path, format, precision, diff)
     return ExportResult(
         str(path),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "in_chans",
     "is_rexnet",
     "onnx_session",
+    "set_onnx_props",
     "verify_onnx",
 ]
 
@@ -208,6 +210,15 @@ def verify_onnx(path: str | os.PathLike, reference: nn.Module, inputs: list[torc
     return worst
 
 
+def set_onnx_props(model: Any, props: Mapping[str, str]) -> None:
+    """Set ``props`` in an ``onnx.ModelProto``'s ``metadata_props``, replacing entries of the same keys."""
+    keep = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    for key, value in [*keep, *props.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -217,6 +228,7 @@ def export_onnx(
     fused: bool = True,
     pad_to: int = PAD_CHANNELS,
     overwrite: bool = False,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``model`` as ONNX with dynamic batch/height/width (input ``input``, output ``logits``), atomically.
 
@@ -230,6 +242,8 @@ def export_onnx(
             (:func:`~rexnet.deploy.pad.pad_channels`: same outputs, every conv in onnxruntime's
             blocked layout); ``0`` or ``1`` keeps the model's widths.
         overwrite: Replace an existing file this process did not write.
+        metadata: Key/values for the file's ``metadata_props`` (see :mod:`rexnet.deploy.facts`),
+            set before the file takes its name.
 
     Returns:
         The written path.
@@ -259,6 +273,12 @@ def export_onnx(
                 dynamic_axes=dyn,
                 do_constant_folding=True,
             )
+        if metadata:
+            import onnx
+
+            proto = onnx.load(str(tmp))
+            set_onnx_props(proto, metadata)
+            onnx.save(proto, str(tmp))
 
     atomic_write_paths(path, write, overwrite=overwrite, what="ONNX file")
     return Path(path)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from .._files import atomic_write_paths, check_output
 from ..errors import InputError
 from .compiled import FrozenCompiled
 from .fuse import fuse
-from .onnx_core import SE_NODE_PATTERNS, OnnxModel, export_onnx, is_rexnet
+from .onnx_core import SE_NODE_PATTERNS, OnnxModel, export_onnx, is_rexnet, set_onnx_props
 
 __all__ = [
     "Bf16Model",
@@ -93,6 +92,7 @@ def quantize_int8(
     bias_correction_images: int | None = 128,
     progress: bool = False,
     overwrite: bool = False,
+    metadata: Mapping[str, str] | None = None,
 ) -> OnnxModel:
     """Int8 post-training static quantization with onnxruntime (QDQ, per-channel weights).
 
@@ -116,6 +116,7 @@ def quantize_int8(
             its time grows with convs x images.
         progress: Show a progress bar for the bias correction.
         overwrite: Replace an existing ``out`` this process did not write.
+        metadata: Key/values for the file's ``metadata_props`` (see :mod:`rexnet.deploy.facts`).
 
     Returns:
         An :class:`OnnxModel` running the quantized file.
@@ -123,6 +124,7 @@ def quantize_int8(
     Raises:
         OutputExistsError: ``out`` exists and ``overwrite`` is false (checked before any work).
     """
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -143,8 +145,6 @@ def quantize_int8(
         exclude: list[str] = []
         if keep_se_float:
             import re
-
-            import onnx
 
             exclude = [
                 n.name for n in onnx.load(str(pre)).graph.node if any(re.match(p, n.name) for p in SE_NODE_PATTERNS)
@@ -168,16 +168,14 @@ def quantize_int8(
             )
         finally:
             root.setLevel(level)
+        qdq = onnx.load(str(quantized))
         if bias_correction:
-            import onnx
-
             from .bias_correction import correct_biases
 
-            qdq = onnx.load(str(quantized))
             correct_biases(onnx.load(str(pre)), qdq, calibration, images=bias_correction_images, progress=progress)
-            atomic_write_paths(out, lambda t: onnx.save(qdq, str(t)), overwrite=overwrite, what="int8 ONNX file")
-        else:
-            atomic_write_paths(out, lambda t: shutil.copyfile(quantized, t), overwrite=overwrite, what="int8 ONNX file")
+        if metadata:
+            set_onnx_props(qdq, metadata)
+        atomic_write_paths(out, lambda t: onnx.save(qdq, str(t)), overwrite=overwrite, what="int8 ONNX file")
     _log.info("wrote int8 model %s", out)
     return OnnxModel(out)
 

@@ -4,9 +4,11 @@
 :func:`evaluate_exported`, :func:`predict_exported` and the benchmark all read :data:`RUNTIMES`:
 adding a runtime is one module with a runner factory plus one entry here.
 
-The ``.json`` sidecar (:mod:`rexnet.deploy.sidecar`) next to the file gives the model name (hence
-the normalisation), input size and class names. A file without one runs at its own fixed input
-size if it has one, else at 224 px with ImageNet normalisation, with a warning that says so.
+What the model was trained on (model name, data, input size, normalisation, class names) comes
+from the ``.json`` sidecar (:mod:`rexnet.deploy.sidecar`) next to the file, else from the file
+itself: an ONNX file's ``metadata_props``, an OpenVINO IR's ``rt_info`` (:mod:`rexnet.deploy.facts`;
+the sidecar wins where both have a field). A file with neither runs at its own fixed input size if
+it has one, else at 224 px with ImageNet normalisation, with a warning that names what it assumed.
 
 Example:
     >>> sorted(RUNTIMES), runtime_for("m.xml")[0]
@@ -169,8 +171,10 @@ def load_exported(
             else 224 px with a warning).
 
     Returns:
-        ``(fn, meta)``; ``meta`` has ``model``, ``num_classes``, ``class_names``, ``image_size``,
-        ``mean``/``std``/``crop_pct``/``interpolation``, ``precision`` and ``runtime``.
+        ``(fn, meta)``; ``meta`` has ``model``, ``data`` (the training data, ``None`` when not
+        recorded), ``num_classes``, ``class_names``, ``image_size``, ``mean``/``std``/``crop_pct``/
+        ``interpolation``, ``precision``, ``runtime`` and ``recorded_in`` (``sidecar``,
+        ``metadata_props``, ``rt_info``, or ``None`` when the file records nothing).
 
     Raises:
         InputError: Missing file, unknown runtime or suffix, the runtime not installed.
@@ -182,38 +186,68 @@ def load_exported(
     if not rt.available():
         raise InputError(f"the {name} runtime needs the {rt.requires} package: pip install {rt.requires}")
     side = read_sidecar(p) if rt.sidecar else {}
-    precision = side.get("precision") or "f32"
-    if precision not in rt.precisions:
-        raise ExportError(
-            f"{sidecar_path(p)}: precision {precision!r} is not one {name} runs ({', '.join(rt.precisions)})"
-        )
+    _check_precision(side.get("precision"), name, rt, sidecar_path(p))  # before loading the file
     fn = rt.load(p, threads)
-    meta = {**_default_meta(), **{k: v for k, v in side.items() if v is not None}, "runtime": name}
-    meta["class_names"] = side.get("class_names")
-    meta["precision"] = precision
-    meta["image_size"] = _input_size(p, fn, side, image_size, rt.sidecar)
-    meta["num_classes"] = _num_outputs(p, fn, meta["image_size"], meta.get("num_classes"))
+    from .facts import read_embedded
+
+    embedded, where = read_embedded(p, fn)
+    recorded = {**embedded, **{k: v for k, v in side.items() if v is not None}}
+    source = "sidecar" if side else where
+    precision = recorded.get("precision") or "f32"
+    _check_precision(precision, name, rt, _where(p, source))
+    meta = {**_default_meta(), **recorded, "runtime": name, "precision": precision, "recorded_in": source}
+    meta["class_names"] = recorded.get("class_names")
+    meta["data"] = recorded.get("data")
+    meta["image_size"] = _input_size(p, fn, recorded, image_size, _where(p, source))
+    meta["num_classes"] = _num_outputs(p, fn, meta["image_size"], meta.get("num_classes"), _where(p, source))
     if meta["class_names"] is None and meta["num_classes"] == 1000:
         from ..zoo import imagenet_class_names
 
         meta["class_names"] = imagenet_class_names()
+    if source is None and rt.sidecar and not image_size:
+        _warn_assumed(p, meta)
     return fn, meta
 
 
-def _num_outputs(path: Path, fn: Runner, size: int, recorded: int | None) -> int:
-    """The model's class count, from one call on a blank image; it must equal what the sidecar records."""
+def _check_precision(precision: str | None, name: str, rt: Runtime, where: Any) -> None:
+    if precision is not None and precision not in rt.precisions:
+        raise ExportError(f"{where}: precision {precision!r} is not one {name} runs ({', '.join(rt.precisions)})")
+
+
+def _where(path: Path, source: str | None) -> str:
+    """How messages name where a fact was read."""
+    return f"its sidecar {sidecar_path(path)}" if source == "sidecar" else f"{path} ({source})"
+
+
+def _warn_assumed(path: Path, meta: dict[str, Any]) -> None:
+    """One warning for a file that records nothing: what it is run with, and how to say otherwise."""
+    size = f"at {meta['image_size']} px "
+    norm = f"mean {tuple(meta['mean'])}, std {tuple(meta['std'])}, crop {meta['crop_pct']}, {meta['interpolation']}"
+    _log.warning(
+        "%s has no sidecar %s and no rexnet metadata in the file: running it %swith ImageNet normalisation (%s), "
+        "which may not be how it was trained; pass --image-size (and --data to evaluate), or export it with "
+        "'rexnet export' to record both",
+        path,
+        sidecar_path(path).name,
+        size,
+        norm,
+    )
+
+
+def _num_outputs(path: Path, fn: Runner, size: int, recorded: int | None, where: str) -> int:
+    """The model's class count, from one call on a blank image; it must equal what the file records."""
     out = fn(torch.zeros(1, 3, size, size))
     if out.ndim != 2:
         raise ExportError(f"{path}: output shape {list(out.shape)}; expected [batch, classes] logits")
     if recorded is not None and recorded != out.shape[1]:
-        raise ExportError(f"{sidecar_path(path)}: num_classes {recorded}, but the model has {out.shape[1]} outputs")
+        raise ExportError(f"{where}: num_classes {recorded}, but the model has {out.shape[1]} outputs")
     return int(out.shape[1])
 
 
-def _input_size(path: Path, fn: Runner, side: dict[str, Any], asked: int | None, uses_sidecar: bool) -> int:
+def _input_size(path: Path, fn: Runner, recorded: dict[str, Any], asked: int | None, where: str) -> int:
     """The size to run at; a fixed input size must agree with what was asked for or recorded."""
     fixed = getattr(fn, "fixed_size", None)
-    size, source = (asked, "--image-size") if asked else (side.get("image_size"), f"its sidecar {sidecar_path(path)}")
+    size, source = (asked, "--image-size") if asked else (recorded.get("image_size"), where)
     if size is not None:
         if fixed is not None and fixed != size:
             raise ExportError(
@@ -224,14 +258,6 @@ def _input_size(path: Path, fn: Runner, side: dict[str, Any], asked: int | None,
     if fixed is not None:
         _log.info("%s: no input size recorded; running at its fixed input size, %d px", path, fixed)
         return int(fixed)
-    if uses_sidecar:
-        _log.warning(
-            "%s has no sidecar %s: running it at %d px with ImageNet normalisation, which may not be how it was "
-            "trained; pass --image-size, or export it with 'rexnet export' to record both",
-            path,
-            sidecar_path(path).name,
-            DEFAULT_SIZE,
-        )
     return DEFAULT_SIZE
 
 
@@ -261,7 +287,7 @@ def split_of(bundle: Any, split: str) -> Any:
 
 def evaluate_exported(
     path: str | os.PathLike,
-    data: str = "digits",
+    data: str | None = None,
     *,
     runtime: str | None = None,
     image_size: int | None = None,
@@ -274,7 +300,8 @@ def evaluate_exported(
 
     Args:
         path: A file some runtime of :data:`RUNTIMES` runs.
-        data: A :func:`rexnet.data.build_datasets` name or folder.
+        data: A :func:`rexnet.data.build_datasets` name or folder (default: the data the file
+            records it was trained on; ``digits``, with a warning, when it records none).
         runtime: A name of :data:`RUNTIMES` (default: by suffix).
         image_size: Crop size (default: the exported model's).
         batch_size: Images per call.
@@ -290,10 +317,21 @@ def evaluate_exported(
     _check_sizes(image_size, batch_size=batch_size)
     fn, meta = load_exported(path, runtime, threads, image_size)
     size = meta["image_size"]
-    bundle = build_datasets(data, size, train=False, model=meta["model"], strict=strict)
+    from .facts import eval_data
+
+    data, recorded = eval_data(path, data, meta)
+    try:
+        bundle = build_datasets(data, size, train=False, model=_registered(meta["model"]), strict=strict)
+    except InputError as e:
+        if not recorded:
+            raise
+        raise type(e)(f"{e} (the training data {path} records; pass --data to evaluate on other data)") from None
     ds = split_of(bundle, split)
     if bundle.num_classes != meta["num_classes"]:
-        raise InputError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}")
+        raise InputError(
+            f"{bundle.name} has {bundle.num_classes} classes but the model has {meta['num_classes']}; "
+            "pass --data with the data it was trained on"
+        )
     res = evaluate(
         lambda x: fn(x.float().contiguous()),
         ds,
@@ -312,6 +350,13 @@ def evaluate_exported(
         image_size=size,
         **res,
     )
+
+
+def _registered(name: str | None) -> str | None:
+    """``name`` if the zoo knows it (its preprocessing is then the dataset's); ``None`` (ImageNet's) otherwise."""
+    from ..zoo import list_models
+
+    return name if name in list_models() else None
 
 
 def _check_sizes(image_size: int | None, **positive: int) -> None:

@@ -1,9 +1,10 @@
 """The ``.json`` sidecar next to an exported model: what a runtime needs to run it without PyTorch weights.
 
 :func:`~rexnet.deploy.export_model` writes it (model name and plan, classes, input size,
-normalisation, format and precision); :mod:`rexnet.deploy.runtime` reads it. A sidecar is user
-input like any file: :func:`read_sidecar` validates every field and names the file and the field
-of anything wrong, and unknown keys are refused (a typo would otherwise be ignored silently).
+normalisation, format, precision and the data the model was trained on); :mod:`rexnet.deploy.runtime`
+reads it. A sidecar is user input like any file: :func:`read_sidecar` validates every field and
+names the file and the field of anything wrong, and unknown keys are refused (a typo would
+otherwise be ignored silently).
 
 Example:
     >>> check_sidecar({"image_size": "abc"}, "m.json")
@@ -116,6 +117,7 @@ SIDECAR_FIELDS: dict[str, Callable[[str, str, Any], None]] = {
     "format": _text,
     "precision": _text,
     "calib_data": _text,
+    "data": _text,
 }
 
 

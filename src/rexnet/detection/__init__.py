@@ -9,7 +9,7 @@ from .config import DetectConfig
 from .cost import PAPER_TABLE, count_detector_macs, count_detector_params, paper_comparison
 from .data import CocoFolder, DetectionDataset, load_detection_data, make_demo_detection, write_coco
 from .engine import fit_detector, load_detector, train_detector
-from .evaluate import evaluate_coco
+from .evaluate import evaluate_coco, evaluate_detector
 from .inference import export_ssdlite_onnx, predict_image
 from .models import (
     DETECTORS,
@@ -31,6 +31,7 @@ __all__ = [
     "count_detector_params",
     "create_detector",
     "evaluate_coco",
+    "evaluate_detector",
     "export_ssdlite_onnx",
     "fasterrcnn_rexnet_fpn",
     "fit_detector",

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import io
 import logging
+import os
 from typing import Any
 
 import torch
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader
 from ..errors import InputError
 from .data import DetectionDataset, collate
 
-__all__ = ["evaluate_coco", "run_detector", "METRIC_NAMES"]
+__all__ = ["evaluate_coco", "evaluate_detector", "run_detector", "METRIC_NAMES"]
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +95,41 @@ def evaluate_coco(
         # COCOeval's -1 (an area range without ground truth) stays -1
         metrics.update({f"{iou_type}_{k}": float(v) * 100 if v >= 0 else -1.0 for k, v in zip(METRIC_NAMES, ev.stats)})
     return metrics
+
+
+def evaluate_detector(
+    checkpoint: str | os.PathLike,
+    data: str | None = None,
+    *,
+    split: str = "val",
+    limit: int | None = None,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """COCO metrics of a trained detector on the data and at the size its run was trained on.
+
+    Args:
+        checkpoint: A detection run folder, or one of its checkpoints.
+        data: ``demo`` or a COCO folder (default: the data the run was trained on).
+        split: The split to score.
+        limit: The first ``limit`` images only (``None``: all).
+        batch_size: Images per forward pass.
+
+    Returns:
+        :func:`evaluate_coco`'s metrics plus ``data``, ``split`` and ``image_size`` (the run's).
+
+    Raises:
+        InputError: A ``limit`` or ``batch_size`` under 1, a missing split.
+        CheckpointError: Not a detection checkpoint or run folder (see :func:`~rexnet.detection.load_detector`).
+    """
+    from .._config import check_range
+    from .checkpoint import load_detector
+    from .data import load_detection_data
+
+    check_range("--limit", limit, 1, none_means="all images")
+    check_range("--batch-size", batch_size, 1)
+    model, meta = load_detector(checkpoint)
+    cfg = meta["config"]
+    data = data or cfg["data"]
+    ds = load_detection_data(data, split, image_size=cfg["image_size"], masks=cfg["masks"], limit=limit)
+    metrics = evaluate_coco(model, ds, batch_size=batch_size)
+    return dict(metrics, data=data, split=split, image_size=cfg["image_size"])
