@@ -52,7 +52,14 @@ class TrainConfig(Config):
     # what to train
     model: str = field(default="rexnet_100", metadata={"help": "registered model name"})
     data: str = field(default="digits", metadata={"help": data_help()})
-    image_size: int = field(default=32, metadata={"help": "crop size", "min": MIN_IMAGE_SIZE, "max": 1 << 14})
+    image_size: int = field(
+        default=32,
+        metadata={
+            "help": "crop size (with pretrained weights: theirs unless set)",
+            "min": MIN_IMAGE_SIZE,
+            "max": 1 << 14,
+        },
+    )
     # preprocessing: None is the pretrained weights' pretrained_cfg, else the model's registry entry; a fresh run
     # records the value it chose in config.json (rexnet.train.finetune_defaults)
     interpolation: Interpolation | None = field(

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, UnknownModelError
-from ..weights import is_training_checkpoint, read_state_dict
-from ..weights.io import safe_torch_load
+from ..weights import is_training_checkpoint
+from ..weights.io import read_safetensors_metadata, safe_torch_load
 from ..zoo import get_model_info, is_pretrained_folder, read_pretrained_config, resolve_checkpoint
 from ..zoo.hub import WEIGHTS_NAME, hub_folder
 from .config import INTERPOLATIONS, MIN_IMAGE_SIZE
@@ -88,7 +88,7 @@ def pretrained_source(pretrained: str | os.PathLike) -> PretrainedSource:
     try:
         get_model_info(text)
     except UnknownModelError:
-        return PretrainedSource(text)  # the loader names the missing file
+        return PretrainedSource(text, origin=text)  # the loader then names the missing file
     return _from_name(text)
 
 
@@ -127,7 +127,7 @@ def _from_training(path: Path, origin: str) -> PretrainedSource:
 
 
 def _from_weights(path: Path) -> PretrainedSource:
-    meta = read_state_dict(path)[1] if path.suffix == ".safetensors" else {}
+    meta = read_safetensors_metadata(path) if path.suffix == ".safetensors" else {}
     arch = _registered(meta.get("model"))
     raw = meta.get("pretrained_cfg")
     cfg: Any = {}
