@@ -20,7 +20,19 @@ def test_paper_preset_matches_recipe():
     assert (a.randaug_n, a.randaug_m, a.randaug_mstd, a.reprob, a.hflip) == (2, 9.0, 0.5, 0.2, 0.5)
     assert a.scale == (0.08, 1.0) and c.amp == "auto"
     assert TrainConfig.preset("paper", batch_size=256).peak_lr() == 0.25  # linear scaling
-    assert set(PRESETS) == {"quick", "paper", "fashion", "fashion-short", "fashion-long"}
+    assert set(PRESETS) == {"quick", "finetune", "paper", "fashion", "fashion-short", "fashion-long"}
+
+
+def test_finetune_preset_is_a_short_fine_tuning_recipe_and_rexnet_finetune_defaults_to_it():
+    c = TrainConfig.preset("finetune")
+    assert (c.epochs, c.batch_size, c.peak_lr(), c.warmup_epochs, c.weight_decay) == (10, 64, 0.01, 1.0, 1e-5)
+    assert (c.label_smoothing, c.dropout, c.ema, c.image_size) == (0.1, 0.2, False, 224)
+    assert (c.aug.scale, c.aug.hflip, c.aug.randaug_n, c.aug.reprob) == ((0.08, 1.0), 0.5, 0, 0.0)
+    assert c.peak_lr() < TrainConfig.preset("paper", batch_size=64).peak_lr() / 4  # well below from-scratch
+    ft = config_from_args(build_parser().parse_args(["finetune", "--pretrained", "x.pt"]))
+    assert (ft.epochs, ft.peak_lr(), ft.pretrained) == (10, 0.01, "x.pt")
+    assert config_from_args(build_parser().parse_args(["finetune", "--preset", "quick"])).peak_lr() == 0.05
+    assert config_from_args(build_parser().parse_args(["train"])).peak_lr() == TrainConfig().peak_lr()  # quick
 
 
 def test_overrides_are_strict():

@@ -86,6 +86,8 @@ def test_finetune_then_predict_from_cli(tmp_path, capsys):
     common = [
         "-m",
         "rexnet_060",
+        "--image-size",  # the weights record rexnet_060's 224 px; this test trains at 32
+        "32",
         "--data",
         "shapes",
         "--train-limit",

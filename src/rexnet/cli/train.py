@@ -40,17 +40,18 @@ def add_resume_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
     )
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
+def _add_config_flags(p: argparse.ArgumentParser, preset: str = "quick") -> None:
     from ..train.config import PRESETS, TrainConfig
 
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="recipe preset (default: quick)")
+    p.set_defaults(default_preset=preset)
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help=f"recipe preset (default: {preset})")
     p.add_argument("--config", metavar="FILE", help="YAML/JSON file of config keys (may hold 'preset')")
     add_resume_flags(p, "continue the run in --out (default: newest run folder)")
-    g = p.add_argument_group("config fields (default: the quick preset's value; paper: the paper preset's)")
+    g = p.add_argument_group(f"config fields (default: the {preset} preset's value; paper: the paper preset's)")
     add_flags(
         g,
         TrainConfig,
-        defaults=TrainConfig.preset("quick"),
+        defaults=TrainConfig.preset(preset),
         alt_defaults=("paper", TrainConfig.preset("paper")),
         aliases=_ALIASES,
     )
@@ -58,29 +59,36 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
     """Build the :class:`TrainConfig` a parsed command line describes."""
+    return _config_and_keys(args, **forced)[0]
+
+
+def _config_and_keys(args: argparse.Namespace, **forced: Any) -> tuple[Any, set[str]]:
+    """The config, and the fields the user set (config file, flags): a fine-tune takes the rest from its weights."""
     from ..train.config import load_config_file, preset_config
     from ..train.run import resolve_out, resume_config
 
     flags = flag_overrides(args)
     file = load_config_file(args.config) if args.config else {}
-    preset = args.preset or file.pop("preset", None) or "quick"
+    preset = args.preset or file.pop("preset", None) or getattr(args, "default_preset", "quick")
     file.pop("preset", None)
     cfg = preset_config(preset).replace(**file).replace(**flags).replace(**forced)
     if args.resume:
         out = resolve_out(cfg, resume=True)
         cfg = resume_config(out).replace(**file).replace(**flags).replace(**forced).replace(out=str(out))
-    return cfg
+    return cfg, {*file, *flags, *forced}
 
 
 def _train(args: argparse.Namespace, **forced: Any) -> int:
     from ..train import train
 
-    cfg = config_from_args(args, **forced)
+    cfg, given = _config_and_keys(args, **forced)
     if args.allow_change and not args.resume:
         from ..errors import InputError
 
         raise InputError(f"--allow-change {args.allow_change} needs --resume")
-    res = train(cfg, resume=args.resume, allow_change=args.allow_change.split(","))
+    # a resumed run's config.json is the user's setting throughout; a fresh fine-tune follows its weights elsewhere
+    explicit = None if args.resume else given
+    res = train(cfg, resume=args.resume, allow_change=args.allow_change.split(","), explicit=explicit)
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -109,8 +117,8 @@ def _train(args: argparse.Namespace, **forced: Any) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    if not args.cfg_pretrained:
-        print("rexnet finetune: error: --pretrained PATH is required", file=sys.stderr)
+    if not args.cfg_pretrained and not args.resume:
+        print("rexnet finetune: error: --pretrained WEIGHTS is required", file=sys.stderr)
         return 2
     return _train(args)
 
@@ -205,11 +213,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "finetune",
-        help="train from --pretrained weights with a new head (--freeze-backbone)",
-        description="Same flags as 'train'; --pretrained PATH is required, the classifier is "
-        "replaced for --num-classes (default: the dataset's).",
+        help="train from --pretrained weights with a new head (--freeze-backbone); preset finetune",
+        description="Same flags as 'train', with the finetune preset (10 epochs at a fine-tuning LR) by default; "
+        "--pretrained is required (a weights file, a run folder, a model name, local-dir:DIR or hf-hub:ORG/NAME), "
+        "the classifier is replaced for --num-classes (default: the dataset's). The model, image size, "
+        "interpolation, crop and mean/std follow the weights' pretrained_cfg unless given (the log says which).",
     )
-    _add_config_flags(p)
+    _add_config_flags(p, preset="finetune")
     p.set_defaults(func=_finetune)
 
     p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ def build_datasets(
     strict: bool = False,
     train_limit: int | None = None,
     val_limit: int | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
 ) -> DatasetBundle:
     """Build the train/val datasets named by ``data``.
 
@@ -90,6 +91,8 @@ def build_datasets(
         val_fraction: Held-out share for folders without a ``val`` split.
         strict: Fail on the first unreadable image instead of skipping and reporting it.
         train_limit / val_limit: Keep only this many samples (a fixed random subset), for quick runs.
+        preprocessing: ``mean``, ``std``, ``crop_pct``, ``interpolation`` overriding ``model``'s (``None``
+            values are ignored): a fine-tune's, from its weights (in-memory sets are still shown whole).
 
     Returns:
         A :class:`DatasetBundle`. Datasets yield ``(float CHW tensor, int label)``; an image
@@ -104,6 +107,7 @@ def build_datasets(
         (1438, 359, 10)
     """
     norm = model_norm(model)
+    norm.update({k: v for k, v in (preprocessing or {}).items() if k in norm and v is not None})
     interp = norm["interpolation"]
     aug = augment or AugmentConfig()
     source, path = resolve_data(data)

@@ -14,9 +14,10 @@ Example:
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import PRESETS, ConfigError, TrainConfig, load_config_file
 from .evaluate import evaluate, predict
+from .finetune import finetune_defaults
 from .inference import evaluate_checkpoint, load_trained_model, predict_files
 from .loop import NonFiniteLossError, fit
-from .run import RunResult, resume_config, train
+from .run import RunResult, finetune, resume_config, train
 
 __all__ = [
     "PRESETS",
@@ -26,6 +27,8 @@ __all__ = [
     "TrainConfig",
     "evaluate",
     "evaluate_checkpoint",
+    "finetune",
+    "finetune_defaults",
     "fit",
     "load_checkpoint",
     "load_config_file",

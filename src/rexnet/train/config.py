@@ -1,4 +1,4 @@
-"""``TrainConfig``: every knob of a run, the ``paper`` and ``quick`` presets, and strict overrides.
+"""``TrainConfig``: every knob of a run, the presets (``quick``, ``finetune``, ``paper``, ...), and strict overrides.
 
 Overrides come from a YAML/JSON file and/or ``key=value`` pairs (the CLI generates one flag per
 field); an unknown key or a value of the wrong type is an error, as in nanoGPT's configurator.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,10 @@ __all__ = ["TrainConfig", "ConfigError", "PRESETS", "load_config_file"]
 
 #: Largest seed: what every generator (torch, numpy, Python) accepts.
 MAX_SEED = 2**32 - 1
+
+#: The resize filters a run may use (those torchvision applies to tensors and PIL images alike).
+Interpolation = Literal["bilinear", "bicubic", "nearest"]
+INTERPOLATIONS: tuple[str, ...] = typing.get_args(Interpolation)
 
 #: Smallest crop a run accepts (the networks downsample 32x; below this, pooling sees almost nothing).
 MIN_IMAGE_SIZE = 8
@@ -47,11 +52,55 @@ class TrainConfig(Config):
     # what to train
     model: str = field(default="rexnet_100", metadata={"help": "registered model name"})
     data: str = field(default="digits", metadata={"help": data_help()})
-    image_size: int = field(default=32, metadata={"help": "crop size", "min": MIN_IMAGE_SIZE, "max": 1 << 14})
+    image_size: int = field(
+        default=32,
+        metadata={
+            "help": "crop size (with pretrained weights: theirs unless set)",
+            "min": MIN_IMAGE_SIZE,
+            "max": 1 << 14,
+        },
+    )
+    # preprocessing: None is the pretrained weights' pretrained_cfg, else the model's registry entry; a fresh run
+    # records the value it chose in config.json (rexnet.train.finetune_defaults)
+    interpolation: Interpolation | None = field(
+        default=None, metadata={"help": "resize filter (None: the pretrained weights', else the model's)"}
+    )
+    crop_pct: float | None = field(
+        default=None,
+        metadata={
+            "help": "evaluation resize to image_size / crop_pct, then centre crop; in-memory sets are shown whole "
+            "(None: the pretrained weights', else the model's)",
+            "gt": 0,
+            "max": 1,
+        },
+    )
+    mean: tuple[float, float, float] | None = field(
+        default=None,
+        metadata={
+            "help": "normalisation mean per RGB channel (None: the pretrained weights', else the model's)",
+            "min": 0,
+            "max": 1,
+        },
+    )
+    std: tuple[float, float, float] | None = field(
+        default=None,
+        metadata={
+            "help": "normalisation std per RGB channel (None: the pretrained weights', else the model's)",
+            "gt": 0,
+            "max": 10,
+        },
+    )
     num_classes: int | None = field(
         default=None, metadata={"help": "classifier size (default: from the data)", "min": 1, "max": 1_000_000}
     )
-    pretrained: str | None = field(default=None, metadata={"help": "local checkpoint to start from (fine-tuning)"})
+    pretrained: str | None = field(
+        default=None,
+        metadata={
+            "help": "weights to start from (fine-tuning): a weights file, a run folder, a model name "
+            "(timm's hub weights), local-dir:DIR or hf-hub:ORG/NAME; the model, image size and "
+            "preprocessing then default to the weights'"
+        },
+    )
     freeze_backbone: bool = field(default=False, metadata={"help": "train only the new head"})
     train_limit: int | None = field(
         default=None, metadata={"help": "use a fixed subset of this many train images", "min": 1}
@@ -162,7 +211,7 @@ class TrainConfig(Config):
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TrainConfig:
-        """A named preset (``quick`` or ``paper``) with ``overrides``.
+        """A named preset (see :data:`PRESETS`) with ``overrides``.
 
         Example:
             >>> TrainConfig.preset("paper", batch_size=256).peak_lr()
@@ -177,11 +226,31 @@ class TrainConfig(Config):
 #: ``quick``: the embedded-digits demo that finishes in a few minutes on 2 CPU cores: channels-last,
 #: batched in-memory augmentation, all available cores (with passive OpenMP waiting, set by
 #: ``import rexnet``, so a busy machine does not make the threads spin; see benchmarks/RESULTS.md).
+#: ``finetune``: the short recipe for fine-tuning pretrained weights on your own images (``rexnet finetune``'s
+#: default; see the entry below).
 #: ``fashion``: the Fashion-MNIST recipe of the reproduction experiments (benchmarks/RESULTS.md):
 #: 32 px, 30 epochs, batch 128, horizontal flips, random erasing, EMA off; ``fashion-short``: its light-augmentation
 #: variant for the 8-10-epoch experiments that a CPU budget allows.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
+    # Fine-tuning pretrained weights on a small set of your own images, as timm users do it (timm's train.py with
+    # --pretrained and a tenth of the from-scratch LR): 10 epochs, SGD Nesterov at LR 0.01 for batch 64 (0.04 at
+    # 256: a sixth of the paper's from-scratch 0.25 at 256, the new head learns fast and the backbone keeps its
+    # features), one warm-up epoch, weight decay 1e-5 (the paper's), label smoothing 0.1, dropout 0.2, flips and
+    # timm's default random-resized crops (8-100 % of the area). Image size, interpolation, crop and mean/std come
+    # from the weights' pretrained_cfg (224 px for ImageNet weights); 224 where the weights record none.
+    "finetune": dict(
+        image_size=224,
+        epochs=10,
+        batch_size=64,
+        base_lr=0.04,
+        base_batch=256,
+        warmup_epochs=1.0,
+        weight_decay=1e-5,
+        label_smoothing=0.1,
+        dropout=0.2,
+        aug=dict(scale=(0.08, 1.0), ratio=(0.75, 1.333), hflip=0.5, randaug_n=0, reprob=0.0),
+    ),
     "fashion": dict(
         data="fashion-mnist",
         epochs=30,

@@ -25,12 +25,15 @@ from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .distributed import init_distributed
 from .evaluate import evaluate
+from .finetune import PREPROCESSING, finetune_defaults
 from .loaders import default_threads
 from .loop import fit
+from .weights_source import pretrained_source
 
 __all__ = [
     "RunResult",
     "train",
+    "finetune",
     "resume_config",
     "resume_changes",
     "augment_from_config",
@@ -71,6 +74,9 @@ def augment_from_config(cfg: TrainConfig) -> AugmentConfig:
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     """``create_model`` with the config's dropout, drop-path, pretrained weights (new head) and freezing.
 
+    The model's ``pretrained_cfg`` records the run's image size and preprocessing (as
+    :func:`rexnet.save_weights` and :func:`rexnet.save_pretrained` then write them).
+
     Raises:
         ResourceError: Training the model at ``cfg.image_size`` and ``cfg.batch_size`` would not fit
             in the memory available (checked on the plan, before the model is built).
@@ -79,12 +85,16 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     check_training_memory(get_model_info(cfg.model).plan(), cfg.image_size, num_classes, micro, what=cfg.model)
     model = create_model(
         cfg.model,
-        pretrained=cfg.pretrained,
+        pretrained=pretrained_source(cfg.pretrained).weights if cfg.pretrained else None,
         num_classes=num_classes,
         drop_head=cfg.pretrained is not None,
         drop_rate=cfg.dropout,
         drop_path_rate=cfg.drop_path,
     )
+    pcfg = model.pretrained_cfg
+    pcfg.update({k: getattr(cfg, k) for k in PREPROCESSING if getattr(cfg, k) is not None})
+    pcfg.update(test_crop_pct=pcfg["crop_pct"], pool_size=(max(1, cfg.image_size // 32),) * 2)
+    pcfg["input_size"] = pcfg["test_input_size"] = (pcfg["input_size"][0], cfg.image_size, cfg.image_size)
     width = dict(getattr(getattr(model, "plan", None), "params", ()) or ()).get("width_mult", 1.0)
     if cfg.drop_path == 0 and width >= 1.5 and cfg.pretrained is None:
         log.warning(
@@ -201,7 +211,12 @@ def _test_best(model: torch.nn.Module, bundle: Any, cfg: TrainConfig, out: Path)
 
 
 def train(
-    cfg: TrainConfig, *, resume: bool = False, model: torch.nn.Module | None = None, allow_change: Iterable[str] = ()
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    model: torch.nn.Module | None = None,
+    allow_change: Iterable[str] = (),
+    explicit: Iterable[str] | None = None,
 ) -> RunResult:
     """Train ``cfg.model`` on ``cfg.data`` and write the run folder (under torchrun: DDP).
 
@@ -216,6 +231,11 @@ def train(
         model: A model built by the caller (e.g. ``RexNet(plan, num_classes=10)`` for a plan
             no registered name describes) instead of ``cfg.model``; build it after
             ``torch.manual_seed(cfg.seed)`` for reproducible weights.
+        explicit: The config fields the user set. With ``cfg.pretrained``, a fresh run takes the others
+            of the model, image size, interpolation, crop_pct, mean and std from the weights'
+            ``pretrained_cfg`` and logs why (:func:`~rexnet.train.finetune.finetune_defaults`).
+            ``None``: every field with a value is the user's; only unset (``None``) preprocessing
+            fields follow the weights. :func:`finetune` passes its keyword arguments.
 
     Returns:
         A :class:`RunResult`.
@@ -229,6 +249,8 @@ def train(
         >>> res = train(TrainConfig(epochs=1, train_limit=64, out="/tmp/rexnet-doc"))  # doctest: +SKIP
     """
     info = init_distributed(cfg.device)
+    if not resume:  # a resumed run keeps the values its config.json records
+        cfg = finetune_defaults(cfg, explicit, announce=info.is_main)
     out = resolve_out(cfg, resume) if info.is_main else None
     if info.enabled:
         box = [out]
@@ -267,6 +289,9 @@ def _train(
     cfg: TrainConfig, run: Run, info: Any, resume: bool, allow_change: Iterable[str], model: torch.nn.Module | None
 ) -> RunResult:
     out: Path = run.folder  # type: ignore[assignment]
+    if resume and (out / "config.json").is_file():
+        saved = resume_config(out)  # unset preprocessing is what the run chose (None in a run from before them)
+        cfg = cfg.replace(**{k: getattr(saved, k) for k in PREPROCESSING if getattr(cfg, k) is None})
     run_info = _resume_record(cfg, out, allow_change) if resume and (out / "config.json").is_file() else {}
     torch.set_num_threads(cfg.threads or default_threads(cfg.image_size, cfg.batch_size))
     bundle = build_datasets(
@@ -277,6 +302,7 @@ def _train(
         strict=cfg.strict,
         train_limit=cfg.train_limit,
         val_limit=cfg.val_limit,
+        preprocessing={k: getattr(cfg, k) for k in PREPROCESSING},
     )
     num_classes = cfg.num_classes or bundle.num_classes
     if num_classes != bundle.num_classes:
@@ -309,3 +335,50 @@ def _train(
         res.update(_test_best(model, bundle, cfg, out))
         run.write_json("summary.json", res)
     return RunResult(Path(out), res["status"], res.get("val_top1", float("nan")), res["best_top1"], res, history)
+
+
+def finetune(
+    pretrained: str | os.PathLike,
+    data: str,
+    *,
+    preset: str = "finetune",
+    resume: bool = False,
+    allow_change: Iterable[str] = (),
+    **overrides: Any,
+) -> RunResult:
+    """Fine-tune ``pretrained`` weights on ``data`` with a new head: the Python twin of ``rexnet finetune``.
+
+    The model, image size, interpolation, crop and mean/std come from the weights' ``pretrained_cfg``
+    unless ``overrides`` set them (the ``preset``'s values do not count as set); the log says what was
+    chosen and why, and the run's ``config.json`` records it.
+
+    Args:
+        pretrained: A weights file, a run folder, a registered name (timm's hub weights),
+            ``local-dir:DIR`` or ``hf-hub:ORG/NAME`` (see :mod:`rexnet.train.weights_source`).
+        data: What to train on (``--data``: a folder of class folders, ``digits``, ...).
+        preset: The recipe (:data:`~rexnet.train.PRESETS`; ``finetune``: 10 epochs at a fine-tuning LR).
+        resume: Continue the run in ``overrides["out"]`` (default: the newest matching run folder) with
+            the config its ``config.json`` records, ``overrides`` applied (as ``rexnet finetune --resume``).
+        allow_change: With ``resume``: config fields changed on purpose (see :func:`train`).
+        **overrides: :class:`TrainConfig` fields (``epochs=3``, ``image_size=128``, ``out="runs/ft"``).
+
+    Returns:
+        A :class:`RunResult`.
+
+    Raises:
+        ConfigError: An unknown field or preset, or a bad value.
+        InputError: See :func:`train`.
+
+    Example:
+        >>> res = finetune("rexnet_100.safetensors", "photos/", epochs=3)  # doctest: +SKIP
+    """
+    from .config import preset_config
+
+    fields = {"pretrained": str(pretrained), "data": data, **overrides}
+    cfg = preset_config(preset).replace(**fields)
+    if not resume:
+        return train(cfg, allow_change=allow_change, explicit=fields)
+    # as the CLI: the run's own config.json, with what is given now on top
+    out = resolve_out(finetune_defaults(cfg, fields, announce=False), resume=True)
+    cfg = resume_config(out).replace(**fields).replace(out=str(out))
+    return train(cfg, resume=True, allow_change=allow_change)

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -247,26 +248,46 @@ def _misfit_hint(
     return None
 
 
+#: The ``pretrained_cfg`` fields a weights file records: the preprocessing the weights were made for
+#: (a fine-tune from the file starts from them: :mod:`rexnet.train.weights_source`).
+PREPROCESSING_FIELDS = ("input_size", "interpolation", "crop_pct", "mean", "std")
+
+
 def _write_safetensors(
-    sd: StateDict, plan: NetworkPlan, path: str | os.PathLike, name: str | None, overwrite: bool = False
+    sd: StateDict,
+    plan: NetworkPlan,
+    path: str | os.PathLike,
+    name: str | None,
+    overwrite: bool = False,
+    pretrained_cfg: dict[str, Any] | None = None,
 ) -> Path:
-    """Our layout as safetensors, with the plan (and the variant name) as metadata."""
+    """Our layout as safetensors, with the plan (and the variant name, the preprocessing) as metadata."""
     meta = {"format": "rexnet", "plan": json.dumps(plan.to_dict())}
     if name:
         meta["model"] = name
+    pcfg = {k: list(v) if isinstance(v, tuple) else v for k, v in (pretrained_cfg or {}).items()}
+    pcfg = {k: pcfg[k] for k in PREPROCESSING_FIELDS if pcfg.get(k) is not None}
+    if pcfg:
+        meta["pretrained_cfg"] = json.dumps(pcfg)
     return write_safetensors(sd, path, meta, overwrite=overwrite)
 
 
 def save_weights(
     model: nn.Module, path: str | os.PathLike, *, name: str | None = None, overwrite: bool = False
 ) -> Path:
-    """Save ``model`` in our layout as safetensors, with its plan and name as metadata.
+    """Save ``model`` in our layout as safetensors, with its plan, name and preprocessing as metadata.
 
     ``name`` defaults to the model's registered name (``model.model_name``, set by ``create_model``).
+    The preprocessing (``input_size``, ``interpolation``, ``crop_pct``, ``mean``, ``std`` of
+    ``model.pretrained_cfg``) goes into the metadata as ``pretrained_cfg``: a fine-tune from the file
+    takes its image size and normalisation from there.
     ``overwrite`` replaces an existing file this process did not write (see :mod:`rexnet._files`).
     """
     name = name or getattr(model, "model_name", None)
-    return _write_safetensors(model.state_dict(), model.plan, path, name, overwrite)
+    pcfg = getattr(model, "pretrained_cfg", None)
+    return _write_safetensors(
+        model.state_dict(), model.plan, path, name, overwrite, pcfg if isinstance(pcfg, dict) else None
+    )
 
 
 def convert_weights(

@@ -13,7 +13,14 @@ import torch
 from .._files import atomic_write, check_regular_file
 from ..errors import CheckpointError, InputError
 
-__all__ = ["read_state_dict", "safe_torch_load", "write_safetensors", "atomic_torch_save", "unwrap_state_dict"]
+__all__ = [
+    "read_state_dict",
+    "read_safetensors_metadata",
+    "safe_torch_load",
+    "write_safetensors",
+    "atomic_torch_save",
+    "unwrap_state_dict",
+]
 
 _CONTAINER_KEYS = ("state_dict", "model", "model_state", "state_dict_ema", "model_ema", "module")
 
@@ -66,6 +73,22 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         except Exception as e:  # safetensors raises its own error types for corrupt headers
             raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({e})") from e
     return unwrap_state_dict(safe_torch_load(path)), {}
+
+
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` file, without reading its tensors.
+
+    Raises:
+        CheckpointError: Missing, not a regular file, or not a valid safetensors file.
+    """
+    path = _regular(path)
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"cannot read {path}: not a valid safetensors file ({e})") from e
 
 
 def safe_torch_load(path: str | os.PathLike, *, mmap: bool = False) -> Any:
