@@ -41,6 +41,8 @@ DRIFT = 0.25
 RECHECK_SECONDS = 180.0
 #: Steps in the rolling median that is compared with the calibrated step time.
 WINDOW = 8
+#: A candidate whose timed step (warm-up step) is this many times slower than one already timed is dropped.
+REJECT, REJECT_WARMUP = 1.5, 3.0
 
 
 def thread_candidates(cores: int) -> list[int]:
@@ -157,12 +159,18 @@ class ThreadPlanner:
         self.threads, self._warm = threads, 1
 
     def _time_candidate(self, per_image: float) -> None:
+        t = self._queue[0]
+        timed = [statistics.median(v) for k, v in self._times.items() if k != t]
+        best = min(timed) if timed else None
         if self._warm:
             self._warm -= 1
-            return
-        t = self._queue[0]
+            # a warm-up step far slower than a candidate already timed settles it (under contention a
+            # two-thread step can take 4x longer: timing it fully would cost more than the calibration saves)
+            if best is None or per_image < REJECT_WARMUP * best:
+                return
         self._times.setdefault(t, []).append(per_image)
-        if len(self._times[t]) < self.timed_steps:
+        slower = best is not None and min(self._times[t]) > REJECT * best
+        if len(self._times[t]) < self.timed_steps and not slower:
             return
         self._queue.pop(0)
         if self._queue:

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .._device import autocast, resolve_device
-from .._env import WAIT_POLICY, available_cores
+from .._env import WAIT_POLICY, available_cores, dist_env
 from ..data.evaluation import summarize
 from ..errors import DivergedError, InputError
 from ..run import Progress, Run, StopFlag
@@ -76,7 +76,7 @@ class ClassifySteps:
         self.val_loader = eval_loader(shard(val_set, info), val_batch, cfg, self.device)
         self.sizes = {"train_size": n, "val_size": len(val_set)}  # type: ignore[arg-type]
         self.skipped: list[tuple[str, str]] = [(b.path, b.reason) for b in getattr(self.train_loader, "skipped", [])]
-        cores = max(1, available_cores() // info.local_world_size)
+        cores = max(1, available_cores() // dist_env().local_world_size)
         self.planner = planner_for(cfg, self.device, info.world_size, cores, WAIT_POLICY)
         # wall time by phase: the training step proper, waiting for batches, evaluation (time_report)
         self.times = {"step": 0.0, "data": 0.0, "eval": 0.0}
