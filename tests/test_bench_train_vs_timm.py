@@ -57,6 +57,7 @@ def test_folder_is_written_once(tmp_path):
         bench.make_folder(d, 31, 10, str(src))
 
 
+@pytest.mark.slow
 def test_tiny_run_of_the_rexnet_side(tmp_path, capsys):
     src = make_idx_folder(tmp_path / "idx", n_train=300, n_test=100)
     out = tmp_path / "results"

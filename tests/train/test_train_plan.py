@@ -34,7 +34,8 @@ class FakeMachine:
 
 
 def planner(machine: FakeMachine, **kw) -> ThreadPlanner:
-    return ThreadPlanner([1, 2], set_threads=machine.set_threads, clock=machine.clock, **kw)
+    # a machine of our own: the one-thread steps get a whole core (CPU time = wall time)
+    return ThreadPlanner([1, 2], set_threads=machine.set_threads, clock=machine.clock, cpu_clock=machine.clock, **kw)
 
 
 def test_thread_candidates():
@@ -183,3 +184,16 @@ def test_summary_reports_plan_and_time_split(tmp_path):
     assert 0 < res["step_share"] <= 1
     assert res["step_share"] == pytest.approx(split["step"] / res["total_seconds"], abs=0.01)
     assert split["eval"] > 0
+
+
+def test_a_contended_core_skips_more_threads():
+    m = FakeMachine({1: 0.3, 2: 0.2})
+    cpu = iter(range(10**6))
+    p = ThreadPlanner(
+        [1, 2], set_threads=m.set_threads, clock=m.clock, cpu_clock=lambda: 0.1 * next(cpu)
+    )  # every step gets 0.1 CPU seconds of its 0.3 s: another process holds the core
+    p.start_epoch()
+    m.run(p, 8)
+    assert 2 not in m.switches[1:] and p.threads == 1
+    cal = p.summary()["calibrations"][0]
+    assert cal["cpu_share"] == pytest.approx(1 / 3, abs=0.01) and list(cal["img_s"]) == ["1"]

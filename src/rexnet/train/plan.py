@@ -43,6 +43,10 @@ RECHECK_SECONDS = 180.0
 WINDOW = 8
 #: A candidate whose timed step (warm-up step) is this many times slower than one already timed is dropped.
 REJECT, REJECT_WARMUP = 1.5, 3.0
+#: One thread that gets less than this share of a core is contended: more threads are not timed (a step of
+#: two threads on an oversubscribed machine can take 5-20x longer than one; timing it would cost more than it
+#: could win). The periodic re-timing tries them again.
+CONTENDED = 0.7
 
 
 def thread_candidates(cores: int) -> list[int]:
@@ -63,6 +67,7 @@ class Calibration:
     img_s: dict[int, float] = field(default_factory=dict)
     threads: int = 0
     seconds: float = 0.0
+    cpu_share: float | None = None  # of a core, by the one-thread steps; below CONTENDED: more threads untimed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +76,7 @@ class Calibration:
             "img_s": {str(k): round(v, 1) for k, v in self.img_s.items()},
             "threads": self.threads,
             "seconds": round(self.seconds, 2),
+            "cpu_share": None if self.cpu_share is None else round(self.cpu_share, 2),
         }
 
 
@@ -104,11 +110,14 @@ class ThreadPlanner:
         wait_policy: str = "",
         set_threads: Callable[[int], None] = torch.set_num_threads,
         clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.candidates = sorted(set(candidates)) or [1]
         self.enabled = enabled and len(self.candidates) > 1
         self.timed_steps, self.recheck_seconds, self.drift = timed_steps, recheck_seconds, drift
-        self.wait_policy, self._set, self._clock = wait_policy, set_threads, clock
+        self.wait_policy, self._set, self._clock, self._cpu_clock = wait_policy, set_threads, clock, cpu_clock
+        self._cpu_last = 0.0
+        self._share: list[float] = []  # CPU seconds / busy wall seconds of the one-thread candidate's steps
         self.threads = torch.get_num_threads() if not self.enabled else self.candidates[-1]
         self.calibrations: list[Calibration] = []
         self._queue: list[int] = []  # candidates still to time in the current calibration
@@ -127,15 +136,19 @@ class ThreadPlanner:
         """A new epoch (after evaluation): the next step's time starts at its own batch, and is not used."""
         self._last = None
 
-    def step_done(self, images: int) -> None:
-        """One optimiser step of ``images`` images has finished; time it and perhaps change threads."""
-        now = self._clock()
+    def step_done(self, images: int, waited: float = 0.0) -> None:
+        """One optimiser step of ``images`` images has finished (``waited`` seconds of it waiting for batches
+        from loader workers); time it and perhaps change threads."""
+        now, cpu = self._clock(), self._cpu_clock()
         last, self._last = self._last, now
+        cpu_last, self._cpu_last = self._cpu_last, cpu
         self._steps += 1
         if not self.enabled or last is None or images <= 0:
             return
         per_image = (now - last) / images
         if self._queue:
+            if self.threads == 1 and not self._warm and now - last - waited > 0:
+                self._share.append((cpu - cpu_last) / (now - last - waited))
             self._time_candidate(per_image)
             return
         self._recent = (self._recent + [per_image])[-WINDOW:]
@@ -149,7 +162,7 @@ class ThreadPlanner:
         # the current plan last, so a calibration that changes nothing does not switch twice
         current = [self.threads] if self.threads in self.candidates else []
         self._queue = [t for t in self.candidates if t not in current] + current
-        self._times = {}
+        self._times, self._share = {}, []
         self.calibrations.append(Calibration(self._steps, reason))
         self._since = self._clock()
         self._begin(self._queue[0])
@@ -173,10 +186,14 @@ class ThreadPlanner:
         if len(self._times[t]) < self.timed_steps and not slower:
             return
         self._queue.pop(0)
+        cal = self.calibrations[-1]
+        if t == 1 and self._share:
+            cal.cpu_share = statistics.median(self._share)
+            if cal.cpu_share < CONTENDED:
+                self._queue = [k for k in self._queue if k == 1]
         if self._queue:
             self._begin(self._queue[0])
             return
-        cal = self.calibrations[-1]
         cal.img_s = {k: 1.0 / statistics.median(v) for k, v in sorted(self._times.items())}
         best = max(cal.img_s, key=lambda k: cal.img_s[k])
         cal.threads, cal.seconds = best, self._clock() - self._since
@@ -184,12 +201,14 @@ class ThreadPlanner:
             self._set(best)
             self.threads = best
         self._baseline, self._recent, self._since = 1.0 / cal.img_s[best], [], self._clock()
+        busy = f"; one thread got {cal.cpu_share:.0%} of a core" if cal.cpu_share is not None else ""
         log.info(
-            "execution plan (%s): %d thread(s), %.0f img/s (%s; OpenMP: %s)",
+            "execution plan (%s): %d thread(s), %.0f img/s (%s%s; OpenMP: %s)",
             cal.reason,
             best,
             cal.img_s[best],
             ", ".join(f"{k} thread(s) {v:.0f} img/s" for k, v in cal.img_s.items()),
+            busy,
             self.wait_policy or "as loaded",
         )
 

@@ -78,6 +78,8 @@ class ClassifySteps:
         self.skipped: list[tuple[str, str]] = [(b.path, b.reason) for b in getattr(self.train_loader, "skipped", [])]
         cores = max(1, available_cores() // dist_env().local_world_size)
         self.planner = planner_for(cfg, self.device, info.world_size, cores, WAIT_POLICY)
+        # waiting for loader workers is idle time, not a sign of another process on our core (ThreadPlanner)
+        self.idle_waits = getattr(self.train_loader, "num_workers", 0) > 0
         # wall time by phase: the training step proper, waiting for batches, evaluation (time_report)
         self.times = {"step": 0.0, "data": 0.0, "eval": 0.0}
         self.net: nn.Module = model  # the module that runs forward: DDP and/or compiled (see ``wrap``)
@@ -141,10 +143,11 @@ class ClassifySteps:
         desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
         bar = Progress(cfg.progress and self.info.is_main, self.sampler.steps, state.step, desc, cfg.log_every_steps)
         self.planner.start_epoch()
-        times, step_images, t_mark = self.times, 0, time.perf_counter()
+        times, step_images, step_wait, t_mark = self.times, 0, 0.0, time.perf_counter()
         for images, labels, bad in self.train_loader:
             t_got = time.perf_counter()
             times["data"] += t_got - t_mark
+            step_wait += t_got - t_mark
             self.skipped += [(b.path, b.reason) for b in bad]
             micro_i += 1
             sync_now = micro_i % cfg.accum_steps == 0
@@ -157,8 +160,8 @@ class ClassifySteps:
                 continue
             lr, interrupt = self._optimizer_step(state, step_loss, stop)
             times["step"] += time.perf_counter() - t_got
-            self.planner.step_done(step_images)
-            step_images = 0
+            self.planner.step_done(step_images, step_wait if self.idle_waits else 0.0)
+            step_images, step_wait = 0, 0.0
             seconds = sums["seconds"] + time.time() - t_start
             count = max(1, sums["count"])
             bar.update(
