@@ -15,7 +15,7 @@ from rexnet.data.batched import TensorBatchLoader
 from rexnet.data.memory import TensorEvalLoader, decode_folder, eval_tensors, folder_source
 from rexnet.errors import CorruptImageError
 from rexnet.train import TrainConfig
-from rexnet.train.loaders import eval_loader, loader_workers, train_loader
+from rexnet.train.loaders import eval_loader, in_memory, loader_workers, train_loader
 from rexnet.train.sampling import EpochSampler
 
 
@@ -100,10 +100,11 @@ def test_training_loaders_take_the_memory_path(tmp_path):
     from rexnet.data import build_datasets
 
     b = build_datasets(cfg.data, 16, augment=cfg.aug)
-    sampler = EpochSampler(len(b.train), 4, 0)
-    tl = train_loader(b.train, 4, cfg, torch.device("cpu"), sampler)
+    train, skipped = in_memory(b.train, cfg)
+    assert [s.path for s in skipped] == [str(bad)] and len(train) == len(b.train) - 1
+    sampler = EpochSampler(len(train), 4, 0)
+    tl = train_loader(train, 4, cfg, torch.device("cpu"), sampler)
     assert isinstance(tl, TensorBatchLoader)
-    assert [s.path for s in tl.skipped] == [str(bad)]
     images, labels, _ = next(iter(tl))
     assert images.shape == (4, 3, 16, 16) and images.dtype == torch.float32
     vl = eval_loader(b.val, 8, cfg, torch.device("cpu"))

@@ -24,7 +24,15 @@ from ..errors import InputError
 from .config import TrainConfig
 from .sampling import EpochSampler, SeededView
 
-__all__ = ["default_threads", "train_loader", "eval_loader", "eval_batch_size", "loader_workers", "SMALL_WORK_PIXELS"]
+__all__ = [
+    "default_threads",
+    "train_loader",
+    "eval_loader",
+    "eval_batch_size",
+    "loader_workers",
+    "in_memory",
+    "SMALL_WORK_PIXELS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,19 @@ def _loader(ds: Dataset, batch: int, workers: int, device: torch.device, sampler
     )  # own generator: the global RNG stays the model's
 
 
+def in_memory(ds: Dataset, cfg: TrainConfig) -> tuple[Dataset, list[Any]]:
+    """A training set that is an image folder small enough to decode into memory, decoded (with the batched
+    augmentation of ``cfg`` where it applies), and the files it could not read; else ``(ds, [])``.
+
+    Call it before sizing the sampler: unreadable files are left out, so the dataset may shrink.
+    """
+    cached = _cached(ds, cfg)
+    if cached is None:
+        return ds, []
+    cached.dataset.batch_transform = _batch_augment(cfg)
+    return cached.dataset, list(cached.skipped)
+
+
 def _cached(ds: Dataset, cfg: TrainConfig) -> Any:
     """``ds`` decoded into memory when it is an image folder that fits (:func:`rexnet.data.memory.decode_folder`)."""
     if cfg.aug_backend == "per-sample" or folder_source(ds) is None:
@@ -72,10 +93,6 @@ def _batch_augment(cfg: TrainConfig) -> BatchAugment | None:
 
 def train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device, sampler: EpochSampler) -> Any:
     """Batched in-memory augmentation where the data allows it (see ``cfg.aug_backend``), else a DataLoader."""
-    cached = _cached(ds, cfg)
-    if cached is not None:
-        ds = cached.dataset
-        ds.batch_transform = _batch_augment(cfg)
     src = tensor_source(ds) if cfg.aug_backend != "per-sample" else None
     augment = getattr(src[0], "batch_transform", None) if src is not None else None
     if augment is None:
@@ -85,12 +102,9 @@ def train_loader(ds: Dataset, batch: int, cfg: TrainConfig, device: torch.device
                 "mnist, cifar, or an image folder of one image size that fits in memory) and no RandAugment "
                 "(randaug_n=0); use aug_backend='auto'"
             )
-        loader: Any = _loader(SeededView(ds, cfg.seed), batch, loader_workers(cfg, ds), device, sampler)
-    else:
-        base, index = src  # type: ignore[misc]
-        loader = TensorBatchLoader(base.images[index], base.labels[index], sampler, batch, augment, cfg.seed)
-    loader.skipped = list(cached.skipped) if cached is not None else []  # reported once, by the caller
-    return loader
+        return _loader(SeededView(ds, cfg.seed), batch, loader_workers(cfg, ds), device, sampler)
+    base, index = src  # type: ignore[misc]
+    return TensorBatchLoader(base.images[index], base.labels[index], sampler, batch, augment, cfg.seed)
 
 
 _EVAL_CACHE_BYTES = 1 << 30  # cache evaluation tensors up to 1 GiB; larger sets stream per image

@@ -30,7 +30,7 @@ from .checkpoint import FORMAT, load_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import all_reduce_sum, average_buffers, init_distributed
 from .evaluate import eval_sums, shard
-from .loaders import default_threads, eval_batch_size, eval_loader, train_loader
+from .loaders import default_threads, eval_batch_size, eval_loader, in_memory, train_loader
 from .optim import ModelEma, build_optimizer, build_scheduler
 from .plan import planner_for
 from .sampling import EpochSampler, mix_seed
@@ -67,6 +67,9 @@ class ClassifySteps:
             )
         self.micro = cfg.batch_size // (info.world_size * cfg.accum_steps)
         torch.set_num_threads(cfg.threads or default_threads(cfg.image_size, self.micro))
+        # an image folder that fits is decoded into memory first: its unreadable files are left out of n
+        train_set, bad = in_memory(train_set, cfg)
+        self.skipped: list[tuple[str, str]] = [(b.path, b.reason) for b in bad]
         n = len(train_set)  # type: ignore[arg-type]
         self.sampler = EpochSampler(n, cfg.batch_size, cfg.seed, info.rank, info.world_size)
         if self.sampler.steps == 0:
@@ -75,7 +78,6 @@ class ClassifySteps:
         val_batch = eval_batch_size(self.micro, cfg.image_size)
         self.val_loader = eval_loader(shard(val_set, info), val_batch, cfg, self.device)
         self.sizes = {"train_size": n, "val_size": len(val_set)}  # type: ignore[arg-type]
-        self.skipped: list[tuple[str, str]] = [(b.path, b.reason) for b in getattr(self.train_loader, "skipped", [])]
         cores = max(1, available_cores() // dist_env().local_world_size)
         self.planner = planner_for(cfg, self.device, info.world_size, cores, WAIT_POLICY)
         # waiting for loader workers is idle time, not a sign of another process on our core (ThreadPlanner)
