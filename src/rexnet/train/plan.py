@@ -8,7 +8,9 @@ training"). No rule set before the run knows which case holds, so :class:`Thread
 * **Calibration.** The first optimiser steps of the run are timed under each candidate thread count
   (1, 2, 4, ... up to the cores this process may use): one untimed warm-up step, then a few timed ones,
   per candidate. They are real training steps, so the calibration costs only the difference between
-  the candidates, not the steps themselves. The fastest is kept and logged with its img/s.
+  the candidates, not the steps themselves. A candidate far slower than one already timed is dropped
+  early, and while one thread gets less than :data:`CONTENDED` of a core (CPU time over wall time of its
+  steps) more threads are not tried at all. The fastest is kept and logged with its img/s.
 * **Re-timing.** The step time (data wait included) is watched: when its median over the last steps
   drifts more than :data:`DRIFT` from the calibrated one (a process started or stopped beside us), or
   every :data:`RECHECK_SECONDS`, the candidates are timed again. Under contention that falls back to one
