@@ -1,9 +1,14 @@
 """Process settings made before torch is imported, and the one reader of the environment variables rexnet uses.
 
-OpenMP's wait policy is read once, when torch loads libgomp: idle threads then sleep instead of
-spinning. On a busy or small machine spinning threads make multi-threaded torch 5-20x slower; on an
-idle one passive waiting costs little (benchmarks/RESULTS.md, "Fast CPU training"). A value the
-user set wins.
+OpenMP's wait policy is read once, when torch loads libgomp. By default idle threads sleep
+(``PASSIVE``): on a busy or small machine spinning threads make multi-threaded torch 5-20x slower.
+A ``rexnet train``/``finetune`` command line with the measured execution plan (``--plan auto``, the
+default; not under torchrun) lets them spin briefly instead (``GOMP_SPINCOUNT``, about 0.2 ms, then
+sleep): two spinning threads are 1.3x faster than one on an idle 2-core machine, passive ones slower
+than one, and the plan's calibration drops to one thread, where no team waits, when another process
+wants the cores (:mod:`rexnet.train.plan`; benchmarks/RESULTS.md, "Fast CPU training"). A bounded spin,
+unlike ``ACTIVE``, lets a pool thread left over from a two-thread step go to sleep. A value the user
+set (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) wins.
 
 Every variable rexnet reads (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``,
 ``REXNET_*``) goes through :func:`env_int` or :func:`env_str`, so a bad value is a
@@ -13,16 +18,16 @@ Every variable rexnet reads (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``LOCAL_W
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 __all__ = [
     "DistEnv",
     "THREAD_BOUNDS",
+    "WAIT_POLICY",
     "available_cores",
     "cache_home",
     "dist_env",
@@ -134,3 +139,39 @@ def user_models_file() -> Path:
     if own:
         return Path(own).expanduser()
     return Path(env_str("XDG_CONFIG_HOME") or "~/.config").expanduser() / "rexnet" / "models.json"
+
+
+#: Spins of an idle OpenMP thread before it sleeps, for a training run with the measured plan: libgomp's
+#: ``GOMP_SPINCOUNT=20000`` matched ``ACTIVE`` on an idle 2-core EPYC (443 vs 442 img/s, 2 threads).
+TRAIN_SPINCOUNT = "20000"
+
+
+def _measured_plan_command(argv: list[str]) -> bool:
+    """Whether ``argv`` is ``rexnet [-v] train|finetune ...`` without ``--plan fixed``, in one process.
+
+    ``python -m rexnet`` shows ``-m`` as ``argv[0]`` while the package is imported; the console script, its name.
+    """
+    if not argv or os.path.basename(argv[0]) not in ("rexnet", "-m"):
+        return False
+    rest = [a for a in argv[1:] if a not in ("-v", "--verbose")]
+    if not rest or rest[0] not in ("train", "finetune"):
+        return False
+    fixed = "--plan=fixed" in rest or any(a == "--plan" and b == "fixed" for a, b in zip(rest, rest[1:]))
+    return not fixed and env_str("WORLD_SIZE", "1") == "1"
+
+
+def _set_wait_policy() -> str:
+    """Set OpenMP's wait policy for this process (before torch loads); what it is, in words."""
+    user = {k: v for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if (v := env_str(k))}
+    if user:
+        return "as set (" + ", ".join(f"{k}={v}" for k, v in user.items()) + ")"
+    if _measured_plan_command(sys.argv):
+        os.environ["GOMP_SPINCOUNT"] = TRAIN_SPINCOUNT
+        return f"spin briefly (GOMP_SPINCOUNT={TRAIN_SPINCOUNT})"
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return "passive"
+
+
+#: How idle OpenMP threads of this process wait (set once, before torch loaded): ``passive``,
+#: ``spin briefly (...)`` or ``as set (...)``.
+WAIT_POLICY = _set_wait_policy()

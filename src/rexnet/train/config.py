@@ -172,6 +172,13 @@ class TrainConfig(Config):
             **THREAD_BOUNDS,
         },
     )
+    plan: Literal["auto", "fixed"] = field(
+        default="auto",
+        metadata={
+            "help": "auto: time the first steps with 1..cores threads, keep the fastest, re-time on drift or "
+            "every few minutes (rexnet.train.plan); fixed: --threads or the size rule, no timing (reproducible)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "random seed", "min": 0, "max": MAX_SEED})
     deterministic: bool = field(default=True, metadata={"help": "deterministic kernels (bitwise resume on CPU)"})
     # output

@@ -156,6 +156,7 @@ def _finish(steps: ClassifySteps, run: Run, state: TrainState, status: str, seco
         device=str(steps.device),
         torch=torch.__version__,
         threads=torch.get_num_threads(),
+        **steps.time_report(seconds),
     )
     if info.is_main:
         run.write_json("summary.json", summary)

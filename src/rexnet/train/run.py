@@ -138,7 +138,18 @@ def resolve_out(cfg: TrainConfig, resume: bool) -> Path:
 
 #: Fields that change how a run executes, not what it computes: free to change on resume.
 RESUME_FREE = frozenset(
-    {"out", "progress", "log_every_steps", "tensorboard", "threads", "workers", "save_every_steps", "device", "compile"}
+    {
+        "out",
+        "progress",
+        "log_every_steps",
+        "tensorboard",
+        "threads",
+        "workers",
+        "save_every_steps",
+        "device",
+        "compile",
+        "plan",
+    }
 )
 # The checkpoint's weights are tied to these: no resume can change them.
 _RESUME_FIXED = ("model", "num_classes")

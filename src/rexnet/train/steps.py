@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .._device import autocast, resolve_device
+from .._env import WAIT_POLICY, available_cores, dist_env
 from ..data.evaluation import summarize
 from ..errors import DivergedError, InputError
 from ..run import Progress, Run, StopFlag
@@ -29,8 +30,9 @@ from .checkpoint import FORMAT, load_checkpoint, set_rng_state
 from .config import TrainConfig
 from .distributed import all_reduce_sum, average_buffers, init_distributed
 from .evaluate import eval_sums, shard
-from .loaders import default_threads, eval_loader, train_loader
+from .loaders import default_threads, eval_batch_size, eval_loader, in_memory, train_loader
 from .optim import ModelEma, build_optimizer, build_scheduler
+from .plan import planner_for
 from .sampling import EpochSampler, mix_seed
 from .state import TrainState, freeze_frozen_bn
 
@@ -65,14 +67,23 @@ class ClassifySteps:
             )
         self.micro = cfg.batch_size // (info.world_size * cfg.accum_steps)
         torch.set_num_threads(cfg.threads or default_threads(cfg.image_size, self.micro))
+        # an image folder that fits is decoded into memory first: its unreadable files are left out of n
+        train_set, bad = in_memory(train_set, cfg)
+        self.skipped: list[tuple[str, str]] = [(b.path, b.reason) for b in bad]
         n = len(train_set)  # type: ignore[arg-type]
         self.sampler = EpochSampler(n, cfg.batch_size, cfg.seed, info.rank, info.world_size)
         if self.sampler.steps == 0:
             raise InputError(f"the training set ({n} images) is smaller than one batch ({cfg.batch_size})")
         self.train_loader = train_loader(train_set, self.micro, cfg, self.device, self.sampler)
-        self.val_loader = eval_loader(shard(val_set, info), max(self.micro, 64), cfg, self.device)
+        val_batch = eval_batch_size(self.micro, cfg.image_size)
+        self.val_loader = eval_loader(shard(val_set, info), val_batch, cfg, self.device)
         self.sizes = {"train_size": n, "val_size": len(val_set)}  # type: ignore[arg-type]
-        self.skipped: list[tuple[str, str]] = []
+        cores = max(1, available_cores() // dist_env().local_world_size)
+        self.planner = planner_for(cfg, self.device, info.world_size, cores, WAIT_POLICY)
+        # waiting for loader workers is idle time, not a sign of another process on our core (ThreadPlanner)
+        self.idle_waits = getattr(self.train_loader, "num_workers", 0) > 0
+        # wall time by phase: the training step proper, waiting for batches, evaluation (time_report)
+        self.times = {"step": 0.0, "data": 0.0, "eval": 0.0}
         self.net: nn.Module = model  # the module that runs forward: DDP and/or compiled (see ``wrap``)
         self.ddp: nn.parallel.DistributedDataParallel | None = None
 
@@ -133,15 +144,26 @@ class ClassifySteps:
         step_loss = torch.zeros(2, dtype=torch.float64)  # loss sum, count (this rank, this step)
         desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
         bar = Progress(cfg.progress and self.info.is_main, self.sampler.steps, state.step, desc, cfg.log_every_steps)
+        self.planner.start_epoch()
+        times, step_images, step_wait, t_mark = self.times, 0, 0.0, time.perf_counter()
         for images, labels, bad in self.train_loader:
+            t_got = time.perf_counter()
+            times["data"] += t_got - t_mark
+            step_wait += t_got - t_mark
             self.skipped += [(b.path, b.reason) for b in bad]
             micro_i += 1
             sync_now = micro_i % cfg.accum_steps == 0
             if len(labels):
                 self._forward_backward(state, images, labels, sync_now, step_loss)
+                step_images += len(labels)
             if not sync_now:
+                times["step"] += time.perf_counter() - t_got
+                t_mark = time.perf_counter()
                 continue
             lr, interrupt = self._optimizer_step(state, step_loss, stop)
+            times["step"] += time.perf_counter() - t_got
+            self.planner.step_done(step_images, step_wait if self.idle_waits else 0.0)
+            step_images, step_wait = 0, 0.0
             seconds = sums["seconds"] + time.time() - t_start
             count = max(1, sums["count"])
             bar.update(
@@ -157,6 +179,7 @@ class ClassifySteps:
                 self.run.save_checkpoint(self.checkpoint(mid), where=f"in epoch {state.epoch + 1}")
                 if interrupt:
                     break
+            t_mark = time.perf_counter()
         bar.close()
         if state.step < self.sampler.steps:
             return None
@@ -244,6 +267,7 @@ class ClassifySteps:
     def validate(self, state: TrainState, train: dict[str, float]) -> dict[str, Any]:
         """Average BN statistics over ranks, evaluate the model (and the EMA); the epoch's metrics."""
         average_buffers(state.model, self.info)
+        t0 = time.perf_counter()
         val = summarize(self._eval_sums(state.model), self.class_names)
         metrics: dict[str, Any] = dict(
             epoch=state.epoch + 1,
@@ -259,20 +283,34 @@ class ClassifySteps:
         if state.ema is not None:
             ev = summarize(self._eval_sums(state.ema.module))
             metrics.update(val_loss_ema=ev["loss"], val_top1_ema=ev["top1"], val_top5_ema=ev["top5"])
+        self.times["eval"] += time.perf_counter() - t0
         self.skipped += [(s["path"], s["reason"]) for s in val["skipped"]]
         return metrics
 
     def _eval_sums(self, model: nn.Module) -> dict[str, Any]:
         cfg = self.cfg
-        return eval_sums(
-            model,
-            self.val_loader,
-            self.num_classes,
-            self.device,
-            amp=cfg.amp,
-            channels_last=cfg.channels_last,
-            info=self.info,
-        )  # type: ignore[arg-type]
+        with torch.inference_mode():  # no autograd state at all: cheaper than no_grad
+            return eval_sums(
+                model,
+                self.val_loader,
+                self.num_classes,
+                self.device,
+                amp=cfg.amp,
+                channels_last=cfg.channels_last,
+                info=self.info,
+            )  # type: ignore[arg-type]
+
+    def time_report(self, total_seconds: float) -> dict[str, Any]:
+        """The run's execution plan and where its wall time went, for ``summary.json``.
+
+        ``step_share``: the share of the wall time spent in training steps (forward, backward, optimiser);
+        the rest is waiting for batches (``data``), evaluation (``eval``) and everything else (``other``:
+        start-up, decoding a folder into memory, checkpoints).
+        """
+        t = {k: round(v, 2) for k, v in self.times.items()}
+        t["other"] = round(max(0.0, total_seconds - sum(self.times.values())), 2)
+        share = self.times["step"] / total_seconds if total_seconds > 0 else 0.0
+        return {"plan": self.planner.summary(), "step_share": round(share, 4), "time_split": t}
 
     def end_epoch(self, state: TrainState, metrics: dict[str, Any]) -> bool:
         """Close the epoch in ``state`` and log it; whether its val top-1 is the best so far."""
