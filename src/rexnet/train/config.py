@@ -34,6 +34,12 @@ INTERPOLATIONS: tuple[str, ...] = typing.get_args(Interpolation)
 MIN_IMAGE_SIZE = 8
 
 
+def _from_weights(help_: str, **bounds: float) -> Any:
+    """A preprocessing field whose ``None`` means: the pretrained weights' value, else the model's."""
+    help_ += " (None: the pretrained weights', else the model's)"
+    return field(default=None, metadata={"help": help_, **bounds})
+
+
 @dataclass
 class TrainConfig(Config):
     """A training run. Defaults are the ``quick`` preset (the embedded demo); see :data:`PRESETS`.
@@ -62,34 +68,12 @@ class TrainConfig(Config):
     )
     # preprocessing: None is the pretrained weights' pretrained_cfg, else the model's registry entry; a fresh run
     # records the value it chose in config.json (rexnet.train.finetune_defaults)
-    interpolation: Interpolation | None = field(
-        default=None, metadata={"help": "resize filter (None: the pretrained weights', else the model's)"}
+    interpolation: Interpolation | None = _from_weights("resize filter")
+    crop_pct: float | None = _from_weights(
+        "evaluation resize to image_size / crop_pct, then centre crop; in-memory sets are shown whole", gt=0, max=1
     )
-    crop_pct: float | None = field(
-        default=None,
-        metadata={
-            "help": "evaluation resize to image_size / crop_pct, then centre crop; in-memory sets are shown whole "
-            "(None: the pretrained weights', else the model's)",
-            "gt": 0,
-            "max": 1,
-        },
-    )
-    mean: tuple[float, float, float] | None = field(
-        default=None,
-        metadata={
-            "help": "normalisation mean per RGB channel (None: the pretrained weights', else the model's)",
-            "min": 0,
-            "max": 1,
-        },
-    )
-    std: tuple[float, float, float] | None = field(
-        default=None,
-        metadata={
-            "help": "normalisation std per RGB channel (None: the pretrained weights', else the model's)",
-            "gt": 0,
-            "max": 10,
-        },
-    )
+    mean: tuple[float, float, float] | None = _from_weights("normalisation mean per RGB channel", min=0, max=1)
+    std: tuple[float, float, float] | None = _from_weights("normalisation std per RGB channel", gt=0, max=10)
     num_classes: int | None = field(
         default=None, metadata={"help": "classifier size (default: from the data)", "min": 1, "max": 1_000_000}
     )
@@ -238,6 +222,9 @@ class TrainConfig(Config):
 #: ``fashion``: the Fashion-MNIST recipe of the reproduction experiments (benchmarks/RESULTS.md):
 #: 32 px, 30 epochs, batch 128, horizontal flips, random erasing, EMA off; ``fashion-short``: its light-augmentation
 #: variant for the 8-10-epoch experiments that a CPU budget allows.
+#: What the Fashion-MNIST recipes share (1 warm-up epoch is the base default).
+_FASHION: dict[str, Any] = dict(data="fashion-mnist", batch_size=128)
+
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     # Fine-tuning pretrained weights on a small set of your own images, as timm users do it (timm's train.py with
@@ -258,31 +245,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         dropout=0.2,
         aug=dict(scale=(0.08, 1.0), ratio=(0.75, 1.333), hflip=0.5, randaug_n=0, reprob=0.0),
     ),
-    "fashion": dict(
-        data="fashion-mnist",
-        epochs=30,
-        batch_size=128,
-        aug=dict(hflip=0.5, reprob=0.25, scale=(0.5, 1.0)),
-        warmup_epochs=2.0,
-    ),
+    "fashion": dict(_FASHION, epochs=30, aug=dict(hflip=0.5, reprob=0.25, scale=(0.5, 1.0)), warmup_epochs=2.0),
     # The short-schedule recipe of the CPU experiments: crops that keep the garment whole and no erasing. With
     # `fashion`'s augmentation, 4 epochs on 12,000 images reached 73.5 % validation (mobilenetv2_100); eval-size
     # images with flips reached 87.7 % after 2 epochs on 15,000 (rexnet_100, benchmarks/fmnist_short_train.py).
-    "fashion-short": dict(
-        data="fashion-mnist",
-        epochs=8,
-        batch_size=128,
-        aug=dict(hflip=0.5, scale=(0.85, 1.0), ratio=(0.9, 1.11)),
-        warmup_epochs=1.0,
-    ),
+    "fashion-short": dict(_FASHION, epochs=8, aug=dict(hflip=0.5, scale=(0.85, 1.0), ratio=(0.9, 1.11))),
     # The converged recipe for Fashion-MNIST (issue 27): 30 epochs on all 55,000 images with the paper's
     # regularisers that the batched in-memory path supports: random erasing, label smoothing, dropout and an EMA of
     # the weights (RandAugment needs per-image augmentation in loader workers, about 6x slower at 32 px, and is off).
     # Crops keep most of the garment (70-100 % of the area): at 28 px a 50 % crop loses whole sleeves and collars.
     "fashion-long": dict(
-        data="fashion-mnist",
+        _FASHION,
         epochs=30,
-        batch_size=128,
         aug=dict(hflip=0.5, scale=(0.7, 1.0), ratio=(0.85, 1.18), reprob=0.25),
         warmup_epochs=2.0,
         ema=True,
