@@ -274,7 +274,7 @@ def held_out_split(
 
 
 def list_image_files(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """The image files ``paths`` name, in order, each once: a file as given, a folder walked recursively
+    """The image files ``paths`` name, in order, each real file once: a file as given, a folder walked recursively
     (image suffixes only, sorted, links followed once), a glob (``*``, ``?``, ``[...]``, recursive ``**``)
     expanded to its image files and folders.
 
@@ -296,8 +296,9 @@ def list_image_files(paths: Sequence[str | os.PathLike]) -> list[str]:
         else:
             found = _glob_images(s)
         for f in found:
-            if f not in seen:
-                seen.add(f)
+            real = os.path.realpath(f)  # a file reached through a link (or a glob through a link loop) once
+            if real not in seen:
+                seen.add(real)
                 out.append(f)
     if not out:
         raise InputError(f"no image files in {', '.join(map(os.fspath, paths)) or 'the arguments'}")

@@ -202,7 +202,7 @@ def write_predictions(
     if suffix == ".csv":
         return write_csv(prediction_table(res), out, overwrite=overwrite, what=label)
     if suffix == ".jsonl":
-        text = "".join(dumps_json(r, indent=None) + "\n" for r in res)
+        text = "".join(dumps_json(r, indent=None) for r in res)  # one line each, newline-terminated
         return atomic_write(out, text, overwrite=overwrite, what=label)
     return write_json(list(res), out, overwrite=overwrite, what=label)
 
