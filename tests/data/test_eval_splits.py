@@ -29,9 +29,17 @@ def test_precision_and_recall_hand_checked():
     # rows = true class, columns = predicted
     conf = torch.tensor([[3, 1, 0], [0, 2, 2], [0, 0, 0]])
     res = summarize(dict(top1=5.0, top5=8.0, loss_sum=0.0, count=8, confusion=conf, skipped=[]), ["a", "b", "c"])
-    assert res["recall"] == {"a": 75.0, "b": 50.0, "c": None}  # c has no image
-    assert res["precision"] == {"a": 100.0, "b": pytest.approx(200 / 3), "c": 0.0}  # 2 predicted c, both wrong
-    assert res["support"] == {"a": 4, "b": 4, "c": 0} and res["per_class"] == res["recall"] and res["top5_k"] == 3
+    assert res["per_class_recall"] == {"a": 75.0, "b": 50.0, "c": None}  # c has no image
+    assert res["per_class_precision"] == {
+        "a": 100.0,
+        "b": pytest.approx(200 / 3),
+        "c": 0.0,
+    }  # 2 predicted c, both wrong
+    assert (
+        res["per_class_images"] == {"a": 4, "b": 4, "c": 0}
+        and res["per_class"] == res["per_class_recall"]
+        and res["top5_k"] == 3
+    )
     table = per_class_table(res).splitlines()
     assert table[0].split() == ["class", "images", "precision", "recall"]
     assert table[2].split() == ["a", "4", "100.00%", "75.00%"] and table[4].split() == ["c", "0", "0.00%", "-"]

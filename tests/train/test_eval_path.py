@@ -79,7 +79,7 @@ def test_eval_of_a_run_without_data_uses_its_own_held_out_images(run, capsys, tm
     assert res["class_names"] == list(CLASSES) and res["image_size"] == 32
     assert "top-5" not in text and "top-1" in text  # top-5 of 3 classes says nothing
     assert all(name in text for name in CLASSES) and "precision" in text and "recall" in text
-    assert set(res["precision"]) == set(CLASSES) and res["recall"] == res["per_class"]
+    assert set(res["per_class_precision"]) == set(CLASSES) and res["per_class_recall"] == res["per_class"]
     with Image.open(tmp_path / "r.png") as im:
         assert min(im.size) >= 600  # readable
 

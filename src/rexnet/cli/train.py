@@ -155,7 +155,7 @@ def _eval(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(
-        f"{res['model']} on {res['data']} {res['split']} ({res['count']} images, {res['image_size']} px): "
+        f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): "
         f"top-1 {res['top1']:.2f}%{topk_label(res)}  loss {res['loss']:.4f}"
     )
     if args.per_class or len(res["class_names"]) <= _PER_CLASS_ROWS:

@@ -120,9 +120,9 @@ def summarize(sums: dict[str, Any], class_names: Sequence[str] | None = None) ->
         loss=sums["loss_sum"] / n,
         count=sums["count"],
         per_class=recall,
-        precision={names[i]: share(i, predicted_n) for i in range(len(conf))},
-        recall=dict(recall),
-        support={names[i]: int(per_class_n[i]) for i in range(len(conf))},
+        per_class_precision={names[i]: share(i, predicted_n) for i in range(len(conf))},
+        per_class_recall=dict(recall),
+        per_class_images={names[i]: int(per_class_n[i]) for i in range(len(conf))},
         confusion=conf.tolist(),
         class_names=names,
         skipped=[{"path": p, "reason": r} for p, r in sums["skipped"]],
@@ -170,12 +170,13 @@ def evaluate(
         keep_top: Also return each image's ``keep_top`` best classes (capped at K) as ``predictions``.
 
     Returns:
-        ``{"top1", "top5", "top5_k", "loss", "count", "per_class": {name: % or None}, "precision",
-        "recall", "support", "confusion": [[int]] (rows = true class, columns = predicted),
-        "class_names", "skipped": [...]}``; ``per_class`` is the recall (the class's accuracy) and
-        ``top5`` is top-``top5_k`` = top-``min(5, K)``. With ``keep_top``, ``predictions``: one
-        ``{"path", "label", "prediction", "top": [{"class", "prob"}, ...]}`` per scored image, in
-        dataset order (``path`` is ``#i``, the index in the split, for data held in memory).
+        ``{"top1", "top5", "top5_k", "loss", "count", "per_class": {name: % or None},
+        "per_class_precision", "per_class_recall", "per_class_images", "confusion": [[int]] (rows =
+        true class, columns = predicted), "class_names", "skipped": [...]}``; ``per_class`` is the
+        recall (the class's accuracy) and ``top5`` is top-``top5_k`` = top-``min(5, K)``. With
+        ``keep_top``, ``predictions``: one ``{"path", "label", "prediction", "top": [{"class",
+        "prob"}, ...]}`` per scored image, in dataset order (``path`` is ``#i``, the index in the
+        split, for data held in memory).
 
     Example:
         >>> import torch

@@ -281,7 +281,7 @@ def list_image_files(paths: Sequence[str | os.PathLike]) -> list[str]:
     A name that is neither an existing path nor a glob is kept: the caller reports it per image.
 
     Raises:
-        InputError: A glob that matches nothing, or nothing to read at all.
+        InputError: A glob that matches nothing, or no file at all from the paths given.
     """
     out: list[str] = []
     seen: set[str] = set()
@@ -300,8 +300,8 @@ def list_image_files(paths: Sequence[str | os.PathLike]) -> list[str]:
             if real not in seen:
                 seen.add(real)
                 out.append(f)
-    if not out:
-        raise InputError(f"no image files in {', '.join(map(os.fspath, paths)) or 'the arguments'}")
+    if paths and not out:
+        raise InputError(f"no image files in {', '.join(map(os.fspath, paths))}")
     return out
 
 

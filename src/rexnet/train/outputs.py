@@ -230,8 +230,8 @@ def prediction_table(res: Sequence[dict[str, Any]]) -> list[list[Any]]:
 def per_class_table(res: dict[str, Any]) -> str:
     """The per-class report of an evaluation: images, precision and recall (``-``: undefined)."""
     names = res["class_names"]
-    prec, rec = res.get("precision") or {}, res.get("recall") or res["per_class"]
-    support = res.get("support") or dict.fromkeys(names)
+    prec, rec = res.get("per_class_precision") or {}, res.get("per_class_recall") or res["per_class"]
+    support = res.get("per_class_images") or dict.fromkeys(names)
     rows = [[n, support.get(n), _pct(prec.get(n)), _pct(rec.get(n))] for n in names]
     return format_table(["class", "images", "precision", "recall"], rows)
 
