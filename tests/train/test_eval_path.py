@@ -47,7 +47,8 @@ def run(tmp_path_factory):
     handler.emit = records.append  # type: ignore[method-assign]
     logger = logging.getLogger("rexnet")
     logger.addHandler(handler)
-    old_level, logger.level = logger.level, logging.INFO
+    old_level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not .level: it clears the loggers' cached levels
     try:
         cfg = tiny_cfg(data=str(data), epochs=1, train_limit=None, val_limit=None, batch_size=6, out=str(base / "run"))
         res = train(cfg)
