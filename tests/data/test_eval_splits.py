@@ -154,3 +154,14 @@ def test_predict_rows_with_an_error_get_an_error_column():
     assert table[0] == ["path", "prediction", "top1", "top1_prob", "top2", "top2_prob", "error"]
     assert table[1] == ["a.png", "x", "x", "0.750000", "y", "0.250000", None]
     assert table[2] == ["b.png", None, None, None, None, None, "OSError: cannot read"]
+
+
+def test_predict_images_takes_a_folder_for_every_runtime(tmp_path):
+    from rexnet.data import build_eval_transform
+    from rexnet.data.evaluation import predict_images
+
+    _images(tmp_path / "d" / "sub", 3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))  # a plain callable, as an exported runtime's
+    res = predict_images(model, [tmp_path / "d"], build_eval_transform(8, crop_pct=1.0), top_k=9)
+    assert [os.path.basename(r["image"]) for r in res] == ["0.png", "1.png", "2.png"]
+    assert all(len(r["top"]) == 4 for r in res)  # top-9 capped at the 4 classes

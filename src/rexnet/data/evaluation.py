@@ -20,7 +20,7 @@ from .._device import autocast, resolve_device
 from .._images import read_image
 from ..errors import InputError, ResourceError
 from .batched import CachedEvalLoader, tensor_source
-from .folder import collate_skipping, sample_paths
+from .folder import collate_skipping, list_image_files, sample_paths
 
 __all__ = ["evaluate", "count_predictions", "summarize", "predict", "predict_images", "topk_label"]
 
@@ -256,8 +256,9 @@ def predict_images(
     top_k: int = 5,
     class_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Top-k classes for each image file, read by the one decoder (:func:`rexnet._images.read_image`, the
-    folder loader's) and passed through ``transform``.
+    """Top-k classes for each image file (each image of a folder or glob: :func:`~rexnet.data.list_image_files`),
+    read by the one decoder (:func:`rexnet._images.read_image`, the folder loader's) and passed through
+    ``transform``.
 
     Returns:
         One ``{"image": path, "top": [{"class": name, "prob": p}, ...]}`` per file; an unreadable
@@ -267,7 +268,7 @@ def predict_images(
         ResourceError: An image over the pixel limit (refused before decoding, as every reader does).
     """
     out: list[dict[str, Any]] = []
-    for p in images:
+    for p in list_image_files(images):  # folders and globs too, for every caller (the deploy runtimes')
         try:
             x = transform(read_image(p))
         except ResourceError:

@@ -171,9 +171,14 @@ def _eval_data(data: str | None, spec: dict[str, Any], checkpoint: str | os.Path
         return data, same_data(data, spec["data"])
     if spec["data"] is None:
         raise InputError(
-            f"{checkpoint} records no training data (a {spec['origin']} file, not a run); pass --data: {data_help()}"
+            f"{checkpoint} records no training data ({_ORIGINS.get(spec['origin'], spec['origin'])}, not a run); "
+            f"pass --data: {data_help()}"
         )
     return spec["data"], True
+
+
+#: How an error names what a model came from (:func:`rexnet.data.training_data_spec`'s ``origin``).
+_ORIGINS = {"folder": "a model folder", "weights": "a weights file", "name": "a model name"}
 
 
 def _check_classes(bundle: Any, meta: Any) -> None:
