@@ -99,6 +99,13 @@ def test_splits_of_each_layout(tmp_path):
     b = build_datasets(str(nested), 16, train=False, model=None)
     assert b.layout == "split" and b.default_eval_split == "val"
     assert (len(b.split("val")), len(b.split("test")), len(b.split("all"))) == (4, 6, 18)
+    no_val = tmp_path / "no_val"  # train/ and test/ only: val is held out of train/, test/ is reported
+    for split, n in (("train", 5), ("test", 2)):
+        for c in ("a", "b"):
+            _images(no_val / split / c, n)
+    b = build_datasets(str(no_val), 16, model=None)
+    assert b.layout == "split" and b.class_names == ["a", "b"]  # not the classes "test" and "train"
+    assert (len(b.train), len(b.val), len(b.test), len(b.split("all"))) == (8, 2, 4, 14)
     memory = build_datasets("digits", 32, train=False)
     assert memory.layout == "memory" and len(memory.split("all")) == 1797  # every digit: train and val
 
