@@ -182,3 +182,17 @@ def test_training_log_and_summary_leave_out_top5_for_three_classes(run, capsys):
     assert summary["num_classes"] == 3
     assert main(["eval", "-c", str(out)]) == 0
     assert "top-5" not in capsys.readouterr().out
+
+
+def test_a_model_folder_records_preprocessing_and_labels_but_no_data(run, tmp_path, caplog):
+    out, data = run
+    model, _ = rexnet.load_model(out)
+    folder = rexnet.save_pretrained(model, tmp_path / "hf", label_names=list(CLASSES))
+    spec = training_data_spec(folder)
+    assert spec["origin"] == "folder" and spec["recorded"] and spec["class_names"] == list(CLASSES)
+    with caplog.at_level(logging.WARNING):
+        res = predict_files(folder, [data / "cherry"], top_k=1, image_size=32)
+    assert "records no preprocessing" not in caplog.text and all(r["top"][0]["class"] in CLASSES for r in res)
+    with pytest.raises(InputError, match=r"records no training data \(a model folder"):
+        evaluate_checkpoint(folder)
+    assert evaluate_checkpoint(folder, data=str(data), image_size=32)["split"] == "all"  # not known as its data
