@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._config import add_flags, flag_overrides
-from ..data.build import data_help
+from ..data.build import EVAL_SPLITS, data_help
 
 __all__ = ["add_parsers", "config_from_args"]
 
@@ -99,10 +99,13 @@ def _train(args: argparse.Namespace, **forced: Any) -> int:
     m = res.metrics
     print(f"run folder: {res.out_dir}")
     if m.get("epochs_completed"):
+        from ..data.evaluation import topk_label
+
+        top5 = topk_label(m, m.get("num_classes"), key="val_top5").replace("  ", ", ", 1)
         print(
             f"status: {res.status}; epochs {m['epochs_completed']}/{cfg.epochs}; "
-            f"val top-1 {res.val_top1:.2f}% (best {res.best_top1:.2f}% at epoch {m.get('best_epoch')}), "
-            f"top-5 {m.get('val_top5', float('nan')):.2f}%; {m.get('total_seconds', 0):.0f}s"
+            f"val top-1 {res.val_top1:.2f}% (best {res.best_top1:.2f}% at epoch {m.get('best_epoch')})"
+            f"{top5}; {m.get('total_seconds', 0):.0f}s"
         )
     else:
         print(f"status: {res.status}; no epoch completed yet")
@@ -134,8 +137,12 @@ def _eval(args: argparse.Namespace) -> int:
     if _is_exported(args):
         from .deploy import eval_exported
 
+        if args.data is None:  # exported files: the embedded digits, as before (their sidecar records no data)
+            args.data = "digits"
         return eval_exported(args)
+    from ..data.evaluation import topk_label
     from ..train import evaluate_checkpoint
+    from ..train.outputs import per_class_table
 
     res = evaluate_checkpoint(
         args.checkpoint,
@@ -149,25 +156,36 @@ def _eval(args: argparse.Namespace) -> int:
         ema=args.ema,
         out=args.out,
         confusion_png=args.confusion,
+        predictions=args.predictions,
+        top_k=args.top_k,
         strict=args.strict,
         split=args.split,
         overwrite=args.overwrite,
     )
     print(
-        f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): top-1 {res['top1']:.2f}%  "
-        f"top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}"
+        f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): "
+        f"top-1 {res['top1']:.2f}%{topk_label(res)}  loss {res['loss']:.4f}"
     )
-    from .deploy import print_per_class
-
-    print_per_class(res, args.per_class)
+    if args.per_class or len(res["class_names"]) <= _PER_CLASS_ROWS:
+        print(per_class_table(res))
     if res["skipped"]:
         print(f"skipped {len(res['skipped'])} unreadable image(s): " + ", ".join(s["path"] for s in res["skipped"]))
-    if args.out:
-        print(f"wrote {args.out} and {Path(args.confusion or Path(args.out).with_suffix('.png'))}")
+    written = [str(p) for p in (args.out, args.confusion, args.predictions) if p]
+    if args.out and not args.confusion:
+        written.insert(1, str(Path(args.out).with_suffix(".png")))
+    if written:
+        print("wrote " + ", ".join(written))
     return 0
 
 
+#: ``eval`` prints the per-class table unasked up to this many classes (``--per-class`` for more).
+_PER_CLASS_ROWS = 20
+
+
 def _predict(args: argparse.Namespace) -> int:
+    from ..data import list_image_files
+
+    args.images = list_image_files(args.images)  # folders and globs, for every runtime
     if _is_exported(args):
         from .deploy import predict_exported
 
@@ -222,19 +240,27 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_config_flags(p, preset="finetune")
     p.set_defaults(func=_finetune)
 
-    p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
+    p = sub.add_parser(
+        "eval",
+        help="top-1, per-class precision/recall and confusion matrix of a checkpoint",
+        description="Evaluate a run (folder or checkpoint) on the data it was trained on, with its image size, "
+        "preprocessing and class names, or on --data. -o writes the results JSON and the confusion matrix "
+        "next to it (.png); --predictions writes each image's path, label, prediction and top-k.",
+    )
     p.add_argument("-m", "--model", default=None, help="model name (default: the one the checkpoint records or fits)")
     p.add_argument("-c", "--checkpoint", required=True, help="a run folder, its checkpoints/best.pt, or a weights file")
     p.add_argument(
         "--data",
         default=None,
-        help=f"{data_help()} (default: an exported -c FILE's recorded training data; else digits)",
+        help=f"{data_help()} (default: the data the run or exported file was trained on; required for a bare "
+        "weights file)",
     )
     p.add_argument(
         "--split",
-        default="val",
-        choices=("val", "test"),
-        help="held-out validation split, or the official test split (fashion-mnist, mnist)",
+        default=None,
+        choices=EVAL_SPLITS,
+        help="val: the held-out split; test: the official test split (fashion-mnist, mnist, a folder's test/); "
+        "all: every image (default: val on the run's own data, all for a folder of class folders, else val)",
     )
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("-b", "--batch-size", type=int, default=128, help="batch size (default: 128)")
@@ -246,19 +272,35 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="print per-class accuracy")
     p.add_argument("-o", "--out", default=None, help="write results JSON here (+ confusion matrix .png next to it)")
     p.add_argument("--confusion", default=None, help="write the confusion-matrix image here")
-    _add_overwrite_flag(p, "an existing -o/--confusion file")
+    p.add_argument(
+        "--predictions",
+        metavar="FILE",
+        default=None,
+        help="write each image's path, label, prediction and top-k here (.csv, .jsonl, or .json)",
+    )
+    p.add_argument("-k", "--top-k", type=int, default=5, help="classes per image in --predictions (default: 5)")
+    _add_overwrite_flag(p, "an existing -o/--confusion/--predictions file")
     _add_runtime_flag(p)
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("predict", help="top-k classes for image files")
-    p.add_argument("images", nargs="+", help="image files")
+    p = sub.add_parser(
+        "predict",
+        help="top-k classes for image files, folders or globs",
+        description="Predict with the image size, preprocessing and class names the run was trained with.",
+    )
+    p.add_argument("images", nargs="+", help="image files, folders (searched recursively for images) or globs")
     p.add_argument("-m", "--model", default=None, help="model name (default: the one the checkpoint records or fits)")
     p.add_argument("-c", "--checkpoint", required=True, help="a run folder, its checkpoints/best.pt, or a weights file")
-    p.add_argument("-k", "--top-k", type=int, default=5, help="classes per image (default: 5)")
+    p.add_argument("-k", "--top-k", type=int, default=5, help="classes per image (default: 5, at most the class count)")
     p.add_argument("--image-size", type=int, default=None, help="crop size (default: the training size)")
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("-o", "--out", default=None, help="also write the results as JSON here")
+    p.add_argument(
+        "-o",
+        "--out",
+        default=None,
+        help="also write the results here: .csv (one row per image), .jsonl (JSON lines), else one JSON list",
+    )
     _add_overwrite_flag(p, "an existing -o file")
     _add_runtime_flag(p)
     p.set_defaults(func=_predict)

@@ -7,13 +7,25 @@ Example:
     (10, ['0', '1', '2'])
 """
 
-from .build import DATASETS, EMBEDDED_DATASETS, DatasetBundle, DatasetSource, build_datasets, data_help, resolve_data
-from .folder import CorruptImageError, SafeImageFolder, SkippedImage, collate_skipping
+from .build import (
+    DATASETS,
+    EMBEDDED_DATASETS,
+    EVAL_SPLITS,
+    DatasetBundle,
+    DatasetSource,
+    build_datasets,
+    data_help,
+    data_preprocessing,
+    resolve_data,
+)
+from .folder import CorruptImageError, SafeImageFolder, SkippedImage, collate_skipping, list_image_files
+from .provenance import training_data_spec
 from .transforms import AugmentConfig, build_eval_transform, build_train_transform
 
 __all__ = [
     "DATASETS",
     "EMBEDDED_DATASETS",
+    "EVAL_SPLITS",
     "AugmentConfig",
     "CorruptImageError",
     "DatasetBundle",
@@ -21,6 +33,9 @@ __all__ = [
     "SafeImageFolder",
     "SkippedImage",
     "build_datasets",
+    "data_preprocessing",
+    "list_image_files",
+    "training_data_spec",
     "data_help",
     "resolve_data",
     "build_eval_transform",

@@ -15,14 +15,16 @@ from ..errors import InputError
 from .batched import BatchAugment
 from .cifar import is_cifar_folder, load_cifar
 from .embedded import SHAPE_CLASSES, TensorImageDataset, load_digits_split, make_shapes_split, stratified_split
-from .folder import SafeImageFolder, find_class_folders
+from .folder import folder_splits
 from .idx import load_idx_dataset
 from .transforms import AugmentConfig, build_eval_transform, build_train_transform, model_norm
 
 __all__ = [
     "DatasetBundle",
     "DatasetSource",
+    "EVAL_SPLITS",
     "build_datasets",
+    "data_preprocessing",
     "data_help",
     "resolve_data",
     "DATASETS",
@@ -41,8 +43,12 @@ class DatasetBundle:
         class_names: Name of each class index.
         name: What was loaded (``digits``, ``imagefolder:/path``, ...).
         info: Split sizes.
-        test: The official test split where the data has one (Fashion-MNIST, MNIST); report it,
-            never choose anything with it.
+        test: The official test split where the data has one (Fashion-MNIST, MNIST, an image folder's
+            ``DIR/test``); report it, never choose anything with it.
+        layout: ``memory`` (a dataset held in memory), ``split`` (an image folder with ``train`` and
+            ``val``/``test`` sub-folders) or ``classes`` (an image folder of class folders, no split).
+        preprocessing: The evaluation transform's ``mean``, ``std``, ``crop_pct`` and ``interpolation``.
+        every: Builds the ``all`` split on demand (see :meth:`split`).
     """
 
     train: Dataset | None
@@ -52,6 +58,44 @@ class DatasetBundle:
     name: str
     info: dict[str, Any] = field(default_factory=dict)
     test: Dataset | None = None
+    layout: str = "memory"
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    every: Callable[[], Dataset] | None = field(default=None, repr=False)
+
+    @property
+    def default_eval_split(self) -> str:
+        """``all`` for a folder of class folders (it has no held-out split of its own), else ``val``."""
+        return "all" if self.layout == "classes" else "val"
+
+    def split(self, name: str) -> Dataset:
+        """The ``val``, ``test`` or ``all`` dataset (evaluation transform).
+
+        ``all`` is every image the data holds: a class-per-folder folder whole, or the ``train``,
+        ``val`` and ``test`` splits together.
+
+        Raises:
+            InputError: An unknown split, or a ``test`` split the data does not have.
+        """
+        if name == "val":
+            if not len(self.val):  # type: ignore[arg-type]
+                raise InputError(f"{self.name}: too few images for a held-out validation split; use split 'all'")
+            return self.val
+        if name == "test":
+            if self.test is None:
+                raise InputError(
+                    f"{self.name} has no test split (fashion-mnist, mnist and image folders with a test/ "
+                    "sub-folder have one); use split 'val' or 'all'"
+                )
+            return self.test
+        if name == "all":
+            if self.every is None:
+                raise InputError(f"{self.name}: split 'all' is not available here")
+            return self.every()
+        raise InputError(f"unknown split {name!r}; expected one of: {', '.join(EVAL_SPLITS)}")
+
+
+#: The splits :meth:`DatasetBundle.split` (and ``rexnet eval --split``) know.
+EVAL_SPLITS = ("val", "test", "all")
 
 
 def _limit(ds: Dataset, n: int | None) -> Dataset:
@@ -82,8 +126,9 @@ def build_datasets(
         data: A name of :data:`DATASETS` (``digits``, the default, is embedded), ``NAME:DIR`` for one
             found in a folder, or a bare folder (CIFAR python folder or image folder). Fashion-MNIST and
             MNIST are grayscale, replicated to 3 channels, with the official test split in ``bundle.test``;
-            an image folder is ``DIR/train`` + ``DIR/val`` (ImageNet layout) or ``DIR/<class>/...`` split
-            ``val_fraction`` per class (fixed seed).
+            an image folder is ``DIR/train`` + ``DIR/val`` (ImageNet layout; ``DIR/test`` is the test
+            split; with ``train`` and ``test`` only, val is carved from train) or ``DIR/<class>/...``
+            split ``val_fraction`` per class (fixed seed).
         image_size: Crop size fed to the model.
         train: Also build the training split (``False`` for evaluation only).
         model: Registered name whose mean/std/crop_pct/interpolation the transforms use.
@@ -91,8 +136,8 @@ def build_datasets(
         val_fraction: Held-out share for folders without a ``val`` split.
         strict: Fail on the first unreadable image instead of skipping and reporting it.
         train_limit / val_limit: Keep only this many samples (a fixed random subset), for quick runs.
-        preprocessing: ``mean``, ``std``, ``crop_pct``, ``interpolation`` overriding ``model``'s (``None``
-            values are ignored): a fine-tune's, from its weights (in-memory sets are still shown whole).
+        preprocessing: ``mean``/``std``/``crop_pct``/``interpolation`` to use instead of ``model``'s
+            (see :func:`data_preprocessing`), e.g. what a run was trained with.
 
     Returns:
         A :class:`DatasetBundle`. Datasets yield ``(float CHW tensor, int label)``; an image
@@ -106,17 +151,12 @@ def build_datasets(
         >>> len(b.train), len(b.val), b.num_classes
         (1438, 359, 10)
     """
-    norm = model_norm(model)
-    norm.update({k: v for k, v in (preprocessing or {}).items() if k in norm and v is not None})
+    norm = data_preprocessing(data, model, preprocessing)
     interp = norm["interpolation"]
     aug = augment or AugmentConfig()
     source, path = resolve_data(data)
     memory = DATASETS[source].load(path) if DATASETS[source].load is not None else None
-    # in-memory sets are shown whole at evaluation (no centre crop): their objects fill the frame
-    crop_pct = 1.0 if memory is not None and memory.full_frame else norm["crop_pct"]
-    eval_tf = build_eval_transform(
-        image_size, crop_pct=crop_pct, mean=norm["mean"], std=norm["std"], interpolation=interp
-    )
+    eval_tf = build_eval_transform(image_size, **norm)
     train_tf = build_train_transform(image_size, aug, mean=norm["mean"], std=norm["std"], interpolation=interp)
     test_ds: Dataset | None = None
     if memory is not None:
@@ -130,23 +170,14 @@ def build_datasets(
         val_ds = TensorImageDataset(x[va], y[va], classes, eval_tf)
         if memory.test is not None:
             test_ds = TensorImageDataset(*memory.test, classes, eval_tf)
-        data = memory.name
+        parts = [(x, y)] + ([memory.test] if memory.test is not None else [])
+        every = _concat_memory(parts, classes, eval_tf)
+        data, layout = memory.name, "memory"
     else:
         root = Path(path or "")
-        val_dir = next((root / n for n in ("val", "validation") if (root / n).is_dir()), None)
-        if (root / "train").is_dir() and val_dir is not None:
-            classes = find_class_folders(root / "train")
-            train_ds = SafeImageFolder(root / "train", train_tf, classes, strict) if train else None
-            val_ds = SafeImageFolder(val_dir, eval_tf, classes, strict)
-        else:
-            classes = find_class_folders(root)
-            full_val = SafeImageFolder(root, eval_tf, classes, strict)
-            targets = torch.tensor(full_val.targets)
-            tr, va = stratified_split(targets, val_fraction)
-            if not va:
-                raise InputError(f"{root}: too few images for a {val_fraction:.0%} validation split")
-            val_ds = Subset(full_val, va)
-            train_ds = Subset(SafeImageFolder(root, train_tf, classes, strict), tr) if train else None
+        classes, train_ds, val_ds, test_ds, every, layout = folder_splits(
+            root, train_tf, eval_tf, train=train, strict=strict, val_fraction=val_fraction
+        )
         data = f"folder:{root}"
     train_ds = _limit(train_ds, train_limit) if train_ds is not None else None
     val_ds = _limit(val_ds, val_limit)
@@ -155,7 +186,46 @@ def build_datasets(
         val_size=len(val_ds),
         test_size=len(test_ds) if test_ds is not None else 0,
     )
-    return DatasetBundle(train_ds, val_ds, len(classes), list(classes), data, info, test_ds)
+    return DatasetBundle(train_ds, val_ds, len(classes), list(classes), data, info, test_ds, layout, norm, every)
+
+
+def data_preprocessing(
+    data: str, model: str | None = "rexnet_100", overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The evaluation preprocessing :func:`build_datasets` uses for ``data``: ``mean``, ``std``, ``crop_pct``,
+    ``interpolation`` (the keywords of :func:`~rexnet.data.build_eval_transform`), without loading the data.
+
+    ``model``'s registry entry gives the values (ImageNet's for ``None``), ``overrides`` (e.g. what a run
+    recorded; ``None`` values ignored) win over them, and a dataset whose objects fill the frame
+    (Fashion-MNIST, MNIST) is always shown whole (``crop_pct`` 1.0).
+
+    Example:
+        >>> data_preprocessing("fashion-mnist", "rexnet_100")["crop_pct"]
+        1.0
+    """
+    norm = model_norm(model)
+    extra = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(extra) - set(norm)
+    if unknown:
+        raise InputError(f"unknown preprocessing key(s) {', '.join(sorted(unknown))}; expected: {', '.join(norm)}")
+    norm.update(extra)
+    src = DATASETS.get(data.partition(":")[0])
+    if src is not None and src.full_frame:  # their objects fill the frame: never centre-cropped
+        norm["crop_pct"] = 1.0
+    return {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in norm.items()}
+
+
+def _concat_memory(
+    parts: list[tuple[torch.Tensor, torch.Tensor]], classes: list[str], tf: Callable[[Any], Any]
+) -> Callable[[], Dataset]:
+    """Every image of an in-memory dataset (train, val and test) with the evaluation transform, built on demand."""
+
+    def every() -> Dataset:
+        if len(parts) == 1:
+            return TensorImageDataset(*parts[0], classes, tf)
+        return TensorImageDataset(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), classes, tf)
+
+    return every
 
 
 @dataclass
@@ -169,7 +239,6 @@ class _InMemory:
     val_index: list[int]
     classes: list[str]
     test: tuple[torch.Tensor, torch.Tensor] | None = None
-    full_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,11 +250,13 @@ class DatasetSource:
         load: ``folder or None -> in-memory dataset``; ``None`` for an image folder, read from disk per image.
         folder: ``"none"`` (embedded), ``"optional"`` (``NAME`` finds it, ``NAME:DIR`` points at it) or
             ``"required"`` (only ``NAME:DIR``).
+        full_frame: Its objects fill the frame: evaluated whole, without a centre crop.
     """
 
     description: str
     load: Callable[[str | None], _InMemory] | None
     folder: str = "none"
+    full_frame: bool = False
 
 
 def _digits(_: str | None) -> _InMemory:
@@ -210,7 +281,6 @@ def _idx(name: str) -> Callable[[str | None], _InMemory]:
             va,
             d.classes,
             (d.test_images[:, None], d.test_labels),
-            full_frame=True,
         )
 
     return load
@@ -241,11 +311,13 @@ DATASETS: dict[str, DatasetSource] = {
         "5,000 val / 10,000 test), or fashion-mnist:DIR",
         _idx("fashion-mnist"),
         "optional",
+        full_frame=True,
     ),
     "mnist": DatasetSource(
         "MNIST: mnist:DIR, a folder of the four IDX files (without DIR: /usr/share/datasets/mnist)",
         _idx("mnist"),
         "optional",
+        full_frame=True,
     ),
     "cifar10": DatasetSource(
         "cifar10:DIR, the CIFAR-10 python folder (test split = held-out split)", _cifar, "required"

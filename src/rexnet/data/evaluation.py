@@ -1,5 +1,9 @@
-"""Scoring a classifier on a dataset (top-1/top-5, loss, per-class accuracy, confusion matrix) and
-top-k prediction for image files: one loop shared by training, evaluation and the deploy runtimes."""
+"""Scoring a classifier on a dataset (top-1/top-5, loss, per-class precision and recall, confusion matrix,
+optionally each image's top-k) and top-k prediction for image files: one loop shared by training,
+evaluation and the deploy runtimes.
+
+Top-5 is top-``min(5, K)``: with ``K <= 5`` classes it is 100% by construction, so results carry
+``top5_k`` and printed reports leave top-5 out (see :func:`topk_label`)."""
 
 from __future__ import annotations
 
@@ -16,9 +20,9 @@ from .._device import autocast, resolve_device
 from .._images import read_image
 from ..errors import InputError, ResourceError
 from .batched import CachedEvalLoader, tensor_source
-from .folder import collate_skipping
+from .folder import collate_skipping, list_image_files, sample_paths
 
-__all__ = ["evaluate", "count_predictions", "summarize", "predict", "predict_images"]
+__all__ = ["evaluate", "count_predictions", "summarize", "predict", "predict_images", "topk_label"]
 
 #: A model or any callable taking an NCHW float batch and returning logits ``(N, K)``.
 Classifier = Callable[[torch.Tensor], torch.Tensor]
@@ -34,12 +38,17 @@ def count_predictions(
     amp: str = "none",
     channels_last: bool = False,
     progress: bool = False,
+    keep_top: int = 0,
 ) -> dict[str, Any]:
     """Sums over ``loader`` (batches of ``(images, labels, skipped)``) in this process.
 
+    Args:
+        keep_top: Also keep each image's label and its ``keep_top`` best classes and probabilities
+            (capped at K), in loader order, as ``kept`` (``labels``, ``index``, ``prob`` tensors).
+
     Returns:
         ``loss_sum``, ``top1``/``top5`` correct counts, ``count``, ``confusion`` (K x K, rows =
-        true class) and ``skipped`` (list of ``(path, reason)``).
+        true class), ``skipped`` (list of ``(path, reason)``) and, with ``keep_top``, ``kept``.
     """
     if isinstance(model, nn.Module):
         model.eval()
@@ -47,6 +56,7 @@ def count_predictions(
     sums = torch.zeros(4, dtype=torch.float64)  # loss, top1, top5, count
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     skipped: list[tuple[str, str]] = []
+    kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     if progress:
         from tqdm import tqdm
 
@@ -70,7 +80,10 @@ def count_predictions(
         confusion += torch.bincount(labels.cpu() * num_classes + top[:, 0].cpu(), minlength=num_classes**2).view(
             num_classes, num_classes
         )
-    return dict(
+        if keep_top:
+            p, idx = logits.softmax(dim=1).topk(min(keep_top, num_classes), dim=1)
+            kept.append((labels.cpu(), idx.cpu(), p.cpu()))
+    out = dict(
         loss_sum=float(sums[0]),
         top1=float(sums[1]),
         top5=float(sums[2]),
@@ -78,28 +91,50 @@ def count_predictions(
         confusion=confusion,
         skipped=skipped,
     )
+    if keep_top:
+        out["kept"] = {
+            k: torch.cat([b[i] for b in kept]) if kept else torch.empty(0)
+            for i, k in enumerate(("labels", "index", "prob"))
+        }
+    return out
 
 
 def summarize(sums: dict[str, Any], class_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Percentages and per-class accuracy from :func:`count_predictions`' counts."""
+    """Percentages, per-class accuracy (= recall) and precision from :func:`count_predictions`' counts.
+
+    A class no image belongs to has recall ``None``; a class nothing was predicted as has precision ``None``.
+    """
     n = max(1, sums["count"])
     conf = sums["confusion"]
-    per_class_n = conf.sum(1)
+    per_class_n, predicted_n = conf.sum(1), conf.sum(0)
     names = list(class_names) if class_names else [str(i) for i in range(len(conf))]
-    per_class = {
-        names[i]: (100.0 * float(conf[i, i]) / int(per_class_n[i]) if per_class_n[i] else None)
-        for i in range(len(conf))
-    }
+
+    def share(i: int, total: Any) -> float | None:
+        return 100.0 * float(conf[i, i]) / int(total[i]) if total[i] else None
+
+    recall = {names[i]: share(i, per_class_n) for i in range(len(conf))}
     return dict(
         top1=100.0 * sums["top1"] / n,
         top5=100.0 * sums["top5"] / n,
+        top5_k=min(5, len(conf)),
         loss=sums["loss_sum"] / n,
         count=sums["count"],
-        per_class=per_class,
+        per_class=recall,
+        per_class_precision={names[i]: share(i, predicted_n) for i in range(len(conf))},
+        per_class_recall=dict(recall),
+        per_class_images={names[i]: int(per_class_n[i]) for i in range(len(conf))},
         confusion=conf.tolist(),
         class_names=names,
         skipped=[{"path": p, "reason": r} for p, r in sums["skipped"]],
     )
+
+
+def topk_label(res: dict[str, Any], num_classes: int | None = None, key: str = "top5") -> str:
+    """``"  top-5 12.34%"`` for a printed report, or ``""`` when top-5 says nothing: 5 classes or fewer
+    (``num_classes``, default: the size of ``res``'s confusion matrix), or no value."""
+    k = num_classes if num_classes is not None else len(res.get("confusion") or ()) or None
+    v = res.get(key)
+    return f"  top-5 {v:.2f}%" if (k is None or k > 5) and isinstance(v, (int, float)) else ""
 
 
 def evaluate(
@@ -114,8 +149,9 @@ def evaluate(
     amp: str = "none",
     channels_last: bool = False,
     progress: bool = False,
+    keep_top: int = 0,
 ) -> dict[str, Any]:
-    """Top-1/top-5 accuracy (in %), mean cross-entropy, per-class accuracy and confusion matrix.
+    """Top-1/top-5 accuracy (in %), mean cross-entropy, per-class precision/recall and confusion matrix.
 
     Ties in the logits are broken by ``torch.topk`` (lowest index first on CPU).
 
@@ -131,10 +167,16 @@ def evaluate(
         amp: ``none``, ``bf16``, ``fp16`` or ``auto``.
         channels_last: Feed channels_last tensors.
         progress: Show a progress bar.
+        keep_top: Also return each image's ``keep_top`` best classes (capped at K) as ``predictions``.
 
     Returns:
-        ``{"top1", "top5", "loss", "count", "per_class": {name: % or None}, "confusion":
-        [[int]] (rows = true class, columns = predicted), "class_names", "skipped": [...]}``.
+        ``{"top1", "top5", "top5_k", "loss", "count", "per_class": {name: % or None},
+        "per_class_precision", "per_class_recall", "per_class_images", "confusion": [[int]] (rows =
+        true class, columns = predicted), "class_names", "skipped": [...]}``; ``per_class`` is the
+        recall (the class's accuracy) and ``top5`` is top-``top5_k`` = top-``min(5, K)``. With
+        ``keep_top``, ``predictions``: one ``{"path", "label", "prediction", "top": [{"class",
+        "prob"}, ...]}`` per scored image, in dataset order (``path`` is ``#i``, the index in the
+        split, for data held in memory).
 
     Example:
         >>> import torch
@@ -159,8 +201,31 @@ def evaluate(
         loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skipping
         )
-    sums = count_predictions(model, loader, int(k), dev, amp=amp, channels_last=channels_last, progress=progress)
-    return summarize(sums, class_names)
+    sums = count_predictions(
+        model, loader, int(k), dev, amp=amp, channels_last=channels_last, progress=progress, keep_top=keep_top
+    )
+    res = summarize(sums, class_names)
+    if keep_top:
+        res["predictions"] = _prediction_rows(sums, dataset, res["class_names"])
+    return res
+
+
+def _prediction_rows(sums: dict[str, Any], dataset: Dataset, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Each scored image's path, label and top-k, matching :func:`count_predictions`' kept rows to the
+    dataset's samples (an unreadable image is missing from both, reported under ``skipped``)."""
+    kept = sums["kept"]
+    paths = sample_paths(dataset)
+    if paths is None:
+        paths = [f"#{i}" for i in range(len(dataset))]  # type: ignore[arg-type]
+    skipped = {p for p, _ in sums["skipped"]}
+    scored = [p for p in paths if p not in skipped]
+    if len(scored) != len(kept["labels"]):  # the loader and the dataset disagree: no row may be mislabelled
+        raise RuntimeError(f"internal error: {len(kept['labels'])} predictions for {len(scored)} images")
+    rows = []
+    for path, y, idx, prob in zip(scored, kept["labels"].tolist(), kept["index"].tolist(), kept["prob"].tolist()):
+        top = [{"class": names[j], "prob": q} for j, q in zip(idx, prob)]
+        rows.append({"path": path, "label": names[y], "prediction": top[0]["class"], "top": top})
+    return rows
 
 
 @torch.no_grad()
@@ -191,8 +256,9 @@ def predict_images(
     top_k: int = 5,
     class_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Top-k classes for each image file, read by the one decoder (:func:`rexnet._images.read_image`, the
-    folder loader's) and passed through ``transform``.
+    """Top-k classes for each image file (each image of a folder or glob: :func:`~rexnet.data.list_image_files`),
+    read by the one decoder (:func:`rexnet._images.read_image`, the folder loader's) and passed through
+    ``transform``.
 
     Returns:
         One ``{"image": path, "top": [{"class": name, "prob": p}, ...]}`` per file; an unreadable
@@ -202,7 +268,7 @@ def predict_images(
         ResourceError: An image over the pixel limit (refused before decoding, as every reader does).
     """
     out: list[dict[str, Any]] = []
-    for p in images:
+    for p in list_image_files(images):  # folders and globs too, for every caller (the deploy runtimes')
         try:
             x = transform(read_image(p))
         except ResourceError:

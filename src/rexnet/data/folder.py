@@ -16,16 +16,27 @@ from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
-from torch.utils.data import default_collate
+from torch.utils.data import ConcatDataset, Dataset, Subset, default_collate
 from torchvision.datasets import DatasetFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from .._images import read_image
 from ..errors import CorruptImageError, InputError, ResourceError
+from .embedded import stratified_split
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CorruptImageError", "SkippedImage", "SafeImageFolder", "collate_skipping", "find_class_folders"]
+__all__ = [
+    "CorruptImageError",
+    "SkippedImage",
+    "SafeImageFolder",
+    "collate_skipping",
+    "find_class_folders",
+    "folder_splits",
+    "held_out_split",
+    "list_image_files",
+    "sample_paths",
+]
 
 
 class SkippedImage(NamedTuple):
@@ -225,3 +236,114 @@ def collate_skipping(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list
         return torch.empty(0), torch.empty(0, dtype=torch.int64), skipped
     images, labels = default_collate(good)
     return images, labels, skipped
+
+
+def folder_splits(
+    root: Path, train_tf: Any, eval_tf: Any, *, train: bool, strict: bool, val_fraction: float
+) -> tuple[list[str], Dataset | None, Dataset, Dataset | None, Callable[[], Dataset], str]:
+    """An image folder's ``(classes, train, val, test, every, layout)`` for :func:`rexnet.data.build_datasets`.
+
+    ``DIR/train`` with ``DIR/val`` (or ``validation``) and/or ``DIR/test`` is the ``split`` layout (without
+    ``val``, ``val_fraction`` of train is held out per class); anything else is ``classes``:
+    ``DIR/<class>/...``, ``val_fraction`` held out per class for training, scored whole by ``all``.
+    """
+    val_dir = next((root / n for n in ("val", "validation") if (root / n).is_dir()), None)
+    test_dir = root / "test" if (root / "test").is_dir() else None
+    if (root / "train").is_dir() and (val_dir is not None or test_dir is not None):
+        classes = find_class_folders(root / "train")
+        test_ds = SafeImageFolder(test_dir, eval_tf, classes, strict) if test_dir is not None else None
+        splits = [d for d in (root / "train", val_dir, test_dir) if d is not None]
+
+        def every() -> Dataset:
+            return ConcatDataset([SafeImageFolder(d, eval_tf, classes, strict) for d in splits])
+
+        if val_dir is not None:
+            train_ds = SafeImageFolder(root / "train", train_tf, classes, strict) if train else None
+            return classes, train_ds, SafeImageFolder(val_dir, eval_tf, classes, strict), test_ds, every, "split"
+        base, held = held_out_split(root / "train", classes, eval_tf, train_tf, train, strict, val_fraction)
+        return classes, base, held, test_ds, every, "split"
+    classes = find_class_folders(root)
+    train_ds, val_ds = held_out_split(root, classes, eval_tf, train_tf, train, strict, val_fraction)
+    full = val_ds.dataset  # type: ignore[attr-defined]
+    return classes, train_ds, val_ds, None, lambda: full, "classes"
+
+
+def held_out_split(
+    root: Path, classes: list[str], eval_tf: Any, train_tf: Any, train: bool, strict: bool, val_fraction: float
+) -> tuple[Dataset | None, Subset]:
+    """``(train, val)`` of a class-per-folder ``root``: ``val_fraction`` of each class held out (fixed seed).
+
+    ``train`` is ``None`` unless asked for. Too few images for a held-out split is an error only when
+    training (evaluation can still score the folder whole).
+    """
+    full = SafeImageFolder(root, eval_tf, classes, strict)
+    tr, va = stratified_split(torch.tensor(full.targets), val_fraction)
+    if not va and train:
+        raise InputError(f"{root}: too few images for a {val_fraction:.0%} validation split")
+    train_ds = Subset(SafeImageFolder(root, train_tf, classes, strict), tr) if train else None
+    return train_ds, Subset(full, va)
+
+
+def list_image_files(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """The image files ``paths`` name, in order, each real file once: a file as given, a folder walked recursively
+    (image suffixes only, sorted, links followed once), a glob (``*``, ``?``, ``[...]``, recursive ``**``)
+    expanded to its image files and folders.
+
+    A name that is neither an existing path nor a glob is kept: the caller reports it per image.
+
+    Raises:
+        InputError: A glob that matches nothing, or no file at all from the paths given.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for p in paths:
+        s = os.fspath(p)
+        if os.path.isdir(s):
+            found = _walk_images(s, {os.path.realpath(s)})
+            if not found:
+                log.warning("%s holds no image files (%s, ...)", s, ", ".join(IMG_EXTENSIONS[:4]))
+        elif os.path.lexists(s) or not any(c in s for c in "*?["):
+            found = [s]
+        else:
+            found = _glob_images(s)
+        for f in found:
+            real = os.path.realpath(f)  # a file reached through a link (or a glob through a link loop) once
+            if real not in seen:
+                seen.add(real)
+                out.append(f)
+    if paths and not out:
+        raise InputError(f"no image files in {', '.join(map(os.fspath, paths))}")
+    return out
+
+
+def _glob_images(pattern: str) -> list[str]:
+    import glob
+
+    matches = sorted(glob.glob(pattern, recursive=True))
+    if not matches:
+        raise InputError(f"no file matches {pattern!r}")
+    found: list[str] = []
+    for m in matches:
+        if os.path.isdir(m):
+            found += _walk_images(m, {os.path.realpath(m)})
+        elif has_file_allowed_extension(m, IMG_EXTENSIONS):
+            found.append(m)
+    if not found:
+        raise InputError(
+            f"{pattern!r} matches {len(matches)} path(s) but no image file ({', '.join(IMG_EXTENSIONS[:4])}, ...)"
+        )
+    return found
+
+
+def sample_paths(dataset: Dataset) -> list[str] | None:
+    """The file of each sample of an image-folder dataset (through ``Subset`` and ``ConcatDataset``), in
+    order; ``None`` for data held in memory."""
+    if isinstance(dataset, DatasetFolder):
+        return [p for p, _ in dataset.samples]
+    if isinstance(dataset, Subset):
+        inner = sample_paths(dataset.dataset)
+        return None if inner is None else [inner[i] for i in dataset.indices]
+    if isinstance(dataset, ConcatDataset):
+        parts = [sample_paths(d) for d in dataset.datasets]
+        return None if any(p is None for p in parts) else [x for p in parts for x in p]  # type: ignore[union-attr]
+    return None

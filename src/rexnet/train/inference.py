@@ -12,8 +12,9 @@ from torch import nn
 from .._device import resolve_device
 from .._files import check_output
 from .._memory import check_model_inference
-from ..data import build_datasets, build_eval_transform
+from ..data import EVAL_SPLITS, build_datasets, build_eval_transform, data_help, list_image_files
 from ..data.evaluation import evaluate, predict_images
+from ..data.provenance import PREPROCESSING_KEYS, preprocessing_for, same_data, training_data_spec, warn_assumed
 from ..errors import CheckpointError, InputError
 from ..run import nonfinite_tensors
 from ..zoo import load_model
@@ -66,7 +67,7 @@ def _load(checkpoint: str | os.PathLike, model: str | None, **kwargs: Any) -> tu
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike,
     model: str | None = None,
-    data: str = "digits",
+    data: str | None = None,
     *,
     image_size: int | None = None,
     batch_size: int = 128,
@@ -76,52 +77,70 @@ def evaluate_checkpoint(
     ema: bool = False,
     out: str | os.PathLike | None = None,
     confusion_png: str | os.PathLike | None = None,
+    predictions: str | os.PathLike | None = None,
+    top_k: int = 5,
     strict: bool = False,
-    split: str = "val",
+    split: str | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on the validation split of ``data`` (see :func:`rexnet.data.build_datasets`).
+    """Evaluate a checkpoint on the data it was trained on, or on ``data`` (see :func:`rexnet.data.build_datasets`).
 
     Args:
-        split: ``val`` (the held-out split) or ``test`` (the official test split of
-            Fashion-MNIST / MNIST).
+        data: A dataset name or folder; default: the run's own data, with the image size, preprocessing
+            (:func:`rexnet.data.training_data_spec`) and class names it was trained with. A weights file
+            records no data: pass it.
+        split: ``val`` (the held-out split), ``test`` (Fashion-MNIST / MNIST's official test split, a
+            folder's ``test/``) or ``all`` (every image). Default: ``val`` on the run's own data (the
+            images it did not train on), ``all`` for a folder of class folders with no split, else ``val``.
         out: Also write the result as JSON here (and the confusion matrix next to it as ``.png``).
         confusion_png: Write the confusion-matrix image here.
-        overwrite: Replace output files this run did not write (both paths are checked before
+        predictions: Write each image's path, label, prediction and top-k here (``.csv``, ``.jsonl`` or
+            JSON, by suffix); the returned dict then holds them as ``predictions``.
+        top_k: Classes per image in ``predictions`` (capped at the class count).
+        overwrite: Replace output files this run did not write (all paths are checked before
             any work; see :mod:`rexnet._files`).
 
     Returns:
-        :func:`~rexnet.train.evaluate`'s dict plus ``model``, ``checkpoint``, ``data``, ``image_size``.
+        :func:`~rexnet.train.evaluate`'s dict (top-1, top-5 = top-``min(5, K)`` with ``top5_k``,
+        per-class ``precision``/``recall``, confusion matrix) plus ``model``, ``checkpoint``, ``data``,
+        ``split``, ``image_size`` and ``preprocessing``.
 
     Raises:
         OutputExistsError: An output file exists, this run did not write it, and ``overwrite`` is false.
-        InputError: An output path that is a folder or lies under a file, or a bad argument.
+        InputError: No ``data`` for a model that records none, an output path that is a folder or lies
+            under a file, or a bad argument.
     """
-    _check_positive(batch_size=batch_size)
+    _check_positive(batch_size=batch_size, top_k=top_k)
     if workers < 0:
         raise InputError(f"workers must be >= 0, got {workers}")
     _check_image_size(image_size)
     dev = resolve_device(device)
-    if split not in ("val", "test"):
-        raise InputError(f"unknown split {split!r}; expected one of: val, test")
-    eval_output_paths(out, confusion_png, overwrite=overwrite)  # a path in the way fails now, not after the work
+    if split is not None and split not in EVAL_SPLITS:
+        raise InputError(f"unknown split {split!r}; expected one of: {', '.join(EVAL_SPLITS)}")
+    # a path in the way fails now, not after the work
+    eval_output_paths(out, confusion_png, overwrite=overwrite, predictions=predictions)
     net, meta = _load(checkpoint, model, ema=ema)
-    size = image_size or meta.image_size
+    spec = training_data_spec(meta)
+    given = data is not None
+    data, own = _eval_data(data, spec, checkpoint)
+    warn_assumed(spec, str(checkpoint), image_size)
+    size = image_size or spec["image_size"]
     check_model_inference(net, size, batch_size, what=meta.name)
-    bundle = build_datasets(data, size, train=False, model=_registered(meta.name), strict=strict)
-    dataset = bundle.val if split == "val" else bundle.test
-    if dataset is None:
-        raise InputError(f"{bundle.name} has no test split (only fashion-mnist and mnist do); use split='val'")
-    if bundle.num_classes != meta.num_classes:
-        raise InputError(f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}")
-    trained = meta.class_names if meta.source == "training" else None
-    if trained and list(trained) != list(bundle.class_names):
-        log.warning(
-            "the checkpoint's classes (%s) differ from %s's (%s): per-class results use the data's names",
-            ", ".join(map(str, trained[:5])),
-            bundle.name,
-            ", ".join(bundle.class_names[:5]),
+    prep = preprocessing_for(meta, data)
+    try:
+        bundle = build_datasets(
+            data, size, train=False, model=_registered(meta.name), strict=strict, preprocessing=prep
         )
+    except InputError as e:
+        if given:
+            raise
+        raise InputError(
+            f"{checkpoint} was trained on {data!r}, which cannot be loaded here ({e}); pass --data"
+        ) from None
+    split = split or ("val" if own else bundle.default_eval_split)
+    dataset = bundle.split(split)
+    log.info("evaluating %s on %s, split %s (%d images, %d px)", meta.name, bundle.name, split, len(dataset), size)
+    _check_classes(bundle, meta)
     res = evaluate(
         net,
         dataset,
@@ -131,10 +150,51 @@ def evaluate_checkpoint(
         device=dev,
         workers=workers,
         amp=amp,
+        keep_top=top_k if predictions is not None else 0,
     )
-    res = dict(model=meta.name, checkpoint=str(checkpoint), data=bundle.name, split=split, image_size=size, **res)
-    write_eval_outputs(res, out, confusion_png, overwrite=overwrite)
+    res = dict(
+        model=meta.name,
+        checkpoint=str(checkpoint),
+        data=bundle.name,
+        split=split,
+        image_size=size,
+        preprocessing=prep,
+        **res,
+    )
+    write_eval_outputs(res, out, confusion_png, overwrite=overwrite, predictions=predictions)
     return res
+
+
+def _eval_data(data: str | None, spec: dict[str, Any], checkpoint: str | os.PathLike) -> tuple[str, bool]:
+    """``(data to evaluate on, whether it is what the model was trained on)``."""
+    if data is not None:
+        return data, same_data(data, spec["data"])
+    if spec["data"] is None:
+        raise InputError(
+            f"{checkpoint} records no training data ({_ORIGINS.get(spec['origin'], spec['origin'])}, not a run); "
+            f"pass --data: {data_help()}"
+        )
+    return spec["data"], True
+
+
+#: How an error names what a model came from (:func:`rexnet.data.training_data_spec`'s ``origin``).
+_ORIGINS = {"folder": "a model folder", "weights": "a weights file", "name": "a model name"}
+
+
+def _check_classes(bundle: Any, meta: Any) -> None:
+    if bundle.num_classes != meta.num_classes:
+        raise InputError(
+            f"{bundle.name} has {bundle.num_classes} classes but the model has {meta.num_classes}; "
+            "pass the --data it was trained on"
+        )
+    trained = meta.class_names if meta.source == "training" else None
+    if trained and list(trained) != list(bundle.class_names):
+        log.warning(
+            "the checkpoint's classes (%s) differ from %s's (%s): per-class results use the data's names",
+            ", ".join(map(str, trained[:5])),
+            bundle.name,
+            ", ".join(bundle.class_names[:5]),
+        )
 
 
 def predict_files(
@@ -148,10 +208,15 @@ def predict_files(
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> list[dict[str, Any]]:
-    """Top-k ``(class, probability)`` for each image file.
+    """Top-k ``(class, probability)`` for each image file, preprocessed as the model was trained.
 
     Args:
-        out: Also write the results as JSON here (atomically; checked before any work).
+        images: Files, folders (walked recursively, image suffixes only) and globs
+            (:func:`rexnet.data.list_image_files`).
+        top_k: Classes per image (capped at the class count).
+        image_size: Crop size (default: the one the run trained at, else the model's).
+        out: Also write the results here, atomically (checked before any work): ``.csv`` (one row per
+            image), ``.jsonl`` (one JSON object per line) or anything else as one JSON list.
         overwrite: Replace ``out`` if this run did not write it.
 
     Returns:
@@ -160,16 +225,20 @@ def predict_files(
 
     Raises:
         OutputExistsError: ``out`` exists, this run did not write it, and ``overwrite`` is false.
+        InputError: A glob that matches nothing, or no image at all.
     """
     _check_positive(top_k=top_k)
     _check_image_size(image_size)
     if out is not None:
         check_output(out, overwrite=overwrite, what="predictions file (-o)")
+    files = list_image_files(images)
     net, meta = _load(checkpoint, model, ema=ema)
-    size = image_size or meta.image_size
+    spec = training_data_spec(meta)
+    warn_assumed(spec, str(checkpoint), image_size)
+    size = image_size or spec["image_size"]
     check_model_inference(net, size, 1, what=meta.name)
-    tf = build_eval_transform(size, **meta.preprocessing)
-    res = predict_images(net, images, tf, top_k=top_k, class_names=meta.class_names)
+    tf = build_eval_transform(size, **{k: spec[k] for k in PREPROCESSING_KEYS})
+    res = predict_images(net, files, tf, top_k=top_k, class_names=spec["class_names"])
     if out is not None:
         write_predictions(res, out, overwrite=overwrite)
     return res

@@ -152,6 +152,7 @@ def _finish(steps: ClassifySteps, run: Run, state: TrainState, status: str, seco
         skipped_images=[{"path": p, "reason": r} for p, r in skipped],
         model=getattr(state.model, "model_name", steps.cfg.model),
         data=steps.cfg.data,
+        num_classes=steps.num_classes,
         world_size=info.world_size,
         device=str(steps.device),
         torch=torch.__version__,
@@ -161,7 +162,7 @@ def _finish(steps: ClassifySteps, run: Run, state: TrainState, status: str, seco
     if info.is_main:
         run.write_json("summary.json", summary)
         if state.history:
-            run.plot("curves.png", lambda path: plot_curves(state.history, path))
+            run.plot("curves.png", lambda path: plot_curves(state.history, path, num_classes=steps.num_classes))
         if skipped:
             log.warning(
                 "skipped %d unreadable image(s):\n  %s", len(skipped), "\n  ".join(f"{p} ({r})" for p, r in skipped)

@@ -1,4 +1,5 @@
-"""The classification outputs: ``curves.png``, the confusion-matrix plot, and the files of ``eval -o``/``predict -o``.
+"""The classification outputs: ``curves.png``, the confusion-matrix plot, the per-class table, and the files of
+``eval -o``/``--predictions`` and ``predict -o`` (``.csv``, ``.jsonl`` or JSON, by suffix).
 
 Every file goes through :mod:`rexnet._files` (atomic, and an existing file this run did not write is
 refused unless ``overwrite``); figures are drawn into memory and written with
@@ -15,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._files import FIGURE_FORMATS, check_output, write_figure, write_json
+from .._files import FIGURE_FORMATS, atomic_write, check_output, dumps_json, write_csv, write_figure, write_json
+from .._table import format_table
 from ..errors import InputError
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "eval_output_paths",
     "write_eval_outputs",
     "write_predictions",
+    "prediction_table",
+    "per_class_table",
     "METRIC_KEYS",
     "FIGURE_FORMATS",
 ]
@@ -35,8 +39,14 @@ log = logging.getLogger(__name__)
 METRIC_KEYS = ("epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5", "images_per_sec", "seconds")
 
 
-def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, overwrite: bool = False) -> None:
-    """Loss and accuracy against epoch."""
+def plot_curves(
+    history: Sequence[dict[str, Any]],
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    num_classes: int | None = None,
+) -> None:
+    """Loss and accuracy against epoch; top-5 only with more than 5 classes (``num_classes``; else it is 100%)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,7 +59,8 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, o
     a.set(xlabel="epoch", ylabel="loss", title="loss")
     a.legend()
     b.plot(ep, [m["val_top1"] for m in history], "o-", label="val top-1")
-    b.plot(ep, [m["val_top5"] for m in history], "o-", label="val top-5")
+    if num_classes is None or num_classes > 5:
+        b.plot(ep, [m["val_top5"] for m in history], "o-", label="val top-5")
     if "val_top1_ema" in history[0]:
         b.plot(ep, [m["val_top1_ema"] for m in history], "o--", label="val top-1 (EMA)")
     b.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
@@ -75,41 +86,53 @@ def plot_confusion(
     *,
     overwrite: bool = False,
 ) -> None:
-    """Confusion-matrix image (rows = true class, columns = predicted), written under the output policy."""
+    """Confusion-matrix image (rows = true class, columns = predicted), written under the output policy.
+
+    Cells are coloured by the share of their row (so a small class reads as clearly as a large one) and
+    show the count; up to 30 classes are labelled. At least 600 px a side.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    m = np.asarray(confusion)
+    m = np.asarray(confusion, dtype=np.int64)
     k = len(m)
-    size = min(20, 2 + 0.45 * k)
+    rows = m.sum(1, keepdims=True)
+    share = np.divide(m, rows, out=np.zeros(m.shape, dtype=float), where=rows > 0)
+    size = min(20.0, max(6.0, 2 + 0.45 * k))
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(m, cmap="Blues")
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     if k <= 30:
-        ax.set_xticks(range(k), list(class_names), rotation=90)
-        ax.set_yticks(range(k), list(class_names))
+        names = [str(n) if len(str(n)) <= 18 else str(n)[:17] + "…" for n in class_names]
+        font = 12 if k <= 10 else 9 if k <= 20 else 7
+        ax.set_xticks(range(k), names, rotation=45 if k > 5 else 0, ha="right" if k > 5 else "center", fontsize=font)
+        ax.set_yticks(range(k), names, fontsize=font)
         for i in range(k):
             for j in range(k):
-                if m[i, j]:
+                if m[i, j] or k <= 10:
+                    dark = share[i, j] > 0.5
                     ax.text(
-                        j,
-                        i,
-                        str(m[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if m[i, j] > m.max() / 2 else "black",
+                        j, i, str(m[i, j]), ha="center", va="center", fontsize=font, color="white" if dark else "black"
                     )
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    acc = 100.0 * np.trace(m) / max(1, m.sum())
+    ax.set_xlabel("predicted", fontsize=12)
+    ax.set_ylabel("true", fontsize=12)
+    ax.set_title(f"confusion matrix ({int(m.sum())} images, top-1 {acc:.1f}%)", fontsize=13)
     _write_and_close(fig, path, overwrite, "confusion-matrix image")
 
 
 def eval_output_paths(
-    out: str | os.PathLike | None, confusion_png: str | os.PathLike | None = None, *, overwrite: bool = False
+    out: str | os.PathLike | None,
+    confusion_png: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
+    predictions: str | os.PathLike | None = None,
 ) -> tuple[Path | None, Path | None]:
-    """The JSON and figure paths of ``eval -o OUT [--confusion PNG]``, checked before any work.
+    """The JSON and figure paths of ``eval -o OUT [--confusion PNG]``, checked before any work (and the
+    ``--predictions`` file, when given).
 
     The figure defaults to ``OUT`` with the suffix ``.png``.
 
@@ -133,6 +156,13 @@ def eval_output_paths(
         check_output(json_path, overwrite=overwrite, what="results file (-o)")
     if png is not None:
         check_output(png, overwrite=overwrite, what="confusion-matrix image")
+    if predictions is not None:
+        given = [p for p in (json_path, png) if p is not None]
+        if any(os.path.abspath(predictions) == os.path.abspath(p) for p in given):
+            raise InputError(
+                f"--predictions {predictions} is also another output of this evaluation; name another file"
+            )
+        check_output(predictions, overwrite=overwrite, what="predictions file (--predictions)")
     return json_path, png
 
 
@@ -142,16 +172,69 @@ def write_eval_outputs(
     confusion_png: str | os.PathLike | None = None,
     *,
     overwrite: bool = False,
+    predictions: str | os.PathLike | None = None,
 ) -> tuple[Path | None, Path | None]:
-    """Write an evaluation's results JSON (strict: NaN as null) and its confusion-matrix figure; their paths."""
-    json_path, png = eval_output_paths(out, confusion_png, overwrite=overwrite)
+    """Write an evaluation's results JSON (strict: NaN as null, without the per-image rows), its
+    confusion-matrix figure and (``predictions``) its per-image rows; the JSON and figure paths."""
+    json_path, png = eval_output_paths(out, confusion_png, overwrite=overwrite, predictions=predictions)
     if json_path is not None:
-        write_json(res, json_path, overwrite=overwrite, what="results file (-o)")
+        summary = {k: v for k, v in res.items() if k != "predictions"}
+        write_json(summary, json_path, overwrite=overwrite, what="results file (-o)")
     if png is not None:
         plot_confusion(res["confusion"], res["class_names"], png, overwrite=overwrite)
+    if predictions is not None:
+        write_predictions(res.get("predictions") or [], predictions, overwrite=overwrite, what="--predictions")
     return json_path, png
 
 
-def write_predictions(res: Sequence[dict[str, Any]], out: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``predict -o``'s results as strict JSON, atomically, under the output policy."""
-    return write_json(list(res), out, overwrite=overwrite, what="predictions file (-o)")
+def write_predictions(
+    res: Sequence[dict[str, Any]], out: str | os.PathLike, *, overwrite: bool = False, what: str = "-o"
+) -> Path:
+    """Write per-image predictions, atomically, under the output policy, in the format of ``out``'s suffix.
+
+    ``.csv``: the :func:`prediction_table` (one row per image); ``.jsonl``: one JSON object per image;
+    anything else: one strict JSON list (``predict -o``'s format before CSV and JSON lines existed).
+    Rows are ``predict``'s (``{"image", "top"}`` or ``{"image", "error"}``) or ``eval``'s
+    (``{"path", "label", "prediction", "top"}``).
+    """
+    suffix = Path(out).suffix.lower()
+    label = f"predictions file ({what})"
+    if suffix == ".csv":
+        return write_csv(prediction_table(res), out, overwrite=overwrite, what=label)
+    if suffix == ".jsonl":
+        text = "".join(dumps_json(r, indent=None) for r in res)  # one line each, newline-terminated
+        return atomic_write(out, text, overwrite=overwrite, what=label)
+    return write_json(list(res), out, overwrite=overwrite, what=label)
+
+
+def prediction_table(res: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Per-image predictions as CSV rows, the header first: ``path``, ``label`` (evaluation only),
+    ``prediction``, then ``top1``, ``top1_prob``, ... up to the k kept (at most the class count), and
+    ``error`` when an image could not be read."""
+    k = max((len(r.get("top") or ()) for r in res), default=0)
+    labelled = any("label" in r for r in res)
+    errors = any("error" in r for r in res)
+    header = ["path", *(["label"] if labelled else []), "prediction"]
+    header += [c for i in range(1, k + 1) for c in (f"top{i}", f"top{i}_prob")] + (["error"] if errors else [])
+    rows: list[list[Any]] = [header]
+    for r in res:
+        top = list(r.get("top") or ())
+        row = [r.get("path", r.get("image")), *([r.get("label")] if labelled else [])]
+        row.append(top[0]["class"] if top else None)
+        for i in range(k):
+            row += [top[i]["class"], f"{top[i]['prob']:.6f}"] if i < len(top) else [None, None]
+        rows.append(row + ([r.get("error")] if errors else []))
+    return rows
+
+
+def per_class_table(res: dict[str, Any]) -> str:
+    """The per-class report of an evaluation: images, precision and recall (``-``: undefined)."""
+    names = res["class_names"]
+    prec, rec = res.get("per_class_precision") or {}, res.get("per_class_recall") or res["per_class"]
+    support = res.get("per_class_images") or dict.fromkeys(names)
+    rows = [[n, support.get(n), _pct(prec.get(n)), _pct(rec.get(n))] for n in names]
+    return format_table(["class", "images", "precision", "recall"], rows)
+
+
+def _pct(v: float | None) -> str | None:
+    return None if v is None else f"{v:.2f}%"

@@ -321,11 +321,14 @@ class ClassifySteps:
             state.best = {"top1": metrics["val_top1"], "epoch": state.epoch}
         if self.info.is_main:
             m = metrics
+            top5 = f"  top5 {m['val_top5']:.2f}" if self.num_classes > 5 else ""  # top-5 of <= 5 classes is 100%
             log.info(
-                "epoch %d/%d  train_loss %.4f  val_loss %.4f  top1 %.2f  top5 %.2f  %.0f img/s  %.1fs",
+                "epoch %d/%d  train_loss %.4f  val_loss %.4f  top1 %.2f%s  %.0f img/s  %.1fs",
                 state.epoch,
                 self.cfg.epochs,
-                *(m[k] for k in ("train_loss", "val_loss", "val_top1", "val_top5", "images_per_sec", "seconds")),
+                *(m[k] for k in ("train_loss", "val_loss", "val_top1")),
+                top5,
+                *(m[k] for k in ("images_per_sec", "seconds")),
             )
         return is_best
 
