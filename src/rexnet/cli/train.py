@@ -137,9 +137,7 @@ def _eval(args: argparse.Namespace) -> int:
     if _is_exported(args):
         from .deploy import eval_exported
 
-        if args.data is None:  # exported files: the embedded digits, as before (their sidecar records no data)
-            args.data = "digits"
-        return eval_exported(args)
+        return eval_exported(args)  # without --data: the data the file records
     from ..data.evaluation import topk_label
     from ..train import evaluate_checkpoint
     from ..train.outputs import per_class_table
@@ -147,7 +145,7 @@ def _eval(args: argparse.Namespace) -> int:
     res = evaluate_checkpoint(
         args.checkpoint,
         args.model,
-        args.data or "digits",
+        args.data,
         image_size=args.image_size,
         batch_size=args.batch_size,
         workers=args.workers,

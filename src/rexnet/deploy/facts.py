@@ -95,23 +95,17 @@ def trained_facts(meta: Any, image_size: int | None = None) -> dict[str, Any]:
         A dict of :data:`FACT_FIELDS` (less ``precision``); ``data`` is ``None`` when nothing records
         it (a registered name, a weights file).
     """
-    cfg = meta.config if isinstance(meta.config, dict) else {}
-    facts: dict[str, Any] = dict(
-        model=meta.name,
-        data=portable_data(cfg.get("data")),
-        num_classes=meta.num_classes,
-        class_names=list(meta.class_names) if meta.class_names is not None else None,
-        image_size=int(image_size or meta.image_size),
-        **{k: list(v) if isinstance(v, tuple) else v for k, v in meta.preprocessing.items()},
+    from ..data import training_data_spec  # the one reading of what a run records
+
+    spec = training_data_spec(meta)
+    return dict(
+        model=spec["model"],
+        data=portable_data(spec["data"]),
+        num_classes=spec["num_classes"],
+        class_names=spec["class_names"],
+        image_size=int(image_size or spec["image_size"]),
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in spec.items() if k in _PREPROCESSING},
     )
-    for key in _PREPROCESSING:  # a run that records its own preprocessing (fine-tuning from weights) wins
-        if cfg.get(key) is not None:
-            try:
-                SIDECAR_FIELDS[key]("config", key, cfg[key])
-            except ExportError:
-                continue
-            facts[key] = list(cfg[key]) if isinstance(cfg[key], (list, tuple)) else cfg[key]
-    return facts
 
 
 def bench_defaults(checkpoint: str | os.PathLike) -> dict[str, Any]:
