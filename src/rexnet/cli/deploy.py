@@ -194,6 +194,7 @@ class _SwitchOrFile(argparse.Action):
 
 def eval_exported(args: argparse.Namespace) -> int:
     """``rexnet eval -c FILE [--runtime R]``: evaluate an exported model (called from cli/train.py)."""
+    from ..data.evaluation import topk_label
     from ..deploy.runtime import evaluate_exported
     from ..train.outputs import eval_output_paths, write_eval_outputs
 
@@ -205,12 +206,12 @@ def eval_exported(args: argparse.Namespace) -> int:
         runtime=getattr(args, "runtime", None),
         image_size=args.image_size,
         batch_size=args.batch_size,
-        split=getattr(args, "split", None) or "val",
+        split=getattr(args, "split", None),
         strict=args.strict,
     )
     print(
         f"{res['model'] or args.checkpoint} ({res['runtime']}, {res['precision']}) on {res['data']} {res['split']} "
-        f"({res['count']} images): top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%  loss {res['loss']:.4f}"
+        f"({res['count']} images): top-1 {res['top1']:.2f}%{topk_label(res)}  loss {res['loss']:.4f}"
     )
     print_per_class(res, args.per_class)
     json_path, png = write_eval_outputs(res, args.out, args.confusion, overwrite=overwrite)

@@ -270,19 +270,12 @@ def _default_meta() -> dict[str, Any]:
 
 
 def split_of(bundle: Any, split: str) -> Any:
-    """The ``val`` or ``test`` dataset of a :func:`rexnet.data.build_datasets` bundle.
+    """The ``val``, ``test`` or ``all`` dataset of a :func:`rexnet.data.build_datasets` bundle.
 
     Raises:
-        InputError: An unknown split, or a dataset without a test split.
+        InputError: An unknown split, or one the data does not have.
     """
-    if split == "val":
-        return bundle.val
-    if split == "test":
-        test = getattr(bundle, "test", None)
-        if test is None:
-            raise InputError(f"{bundle.name} has no test split; use split 'val'")
-        return test
-    raise InputError(f"unknown split {split!r}; expected one of: val, test")
+    return bundle.split(split)
 
 
 def evaluate_exported(
@@ -292,7 +285,7 @@ def evaluate_exported(
     runtime: str | None = None,
     image_size: int | None = None,
     batch_size: int = 128,
-    split: str = "val",
+    split: str | None = None,
     strict: bool = False,
     threads: int | None = None,
 ) -> dict[str, Any]:
@@ -305,7 +298,8 @@ def evaluate_exported(
         runtime: A name of :data:`RUNTIMES` (default: by suffix).
         image_size: Crop size (default: the exported model's).
         batch_size: Images per call.
-        split: ``val`` or ``test`` (datasets with an official test split, e.g. Fashion-MNIST).
+        split: ``val``, ``test`` (data with a test split) or ``all`` (default: ``val`` of the data the file
+            records; on other data, ``all`` for a folder of class folders with no split, else ``val``).
 
     Returns:
         :func:`rexnet.data.evaluation.evaluate`'s dict plus ``model``, ``checkpoint`` (the file), ``runtime``,
@@ -321,11 +315,15 @@ def evaluate_exported(
 
     data, recorded = eval_data(path, data, meta)
     try:
-        bundle = build_datasets(data, size, train=False, model=_registered(meta["model"]), strict=strict)
+        prep = {k: meta.get(k) for k in ("mean", "std", "crop_pct", "interpolation")}  # as the file records
+        bundle = build_datasets(
+            data, size, train=False, model=_registered(meta["model"]), strict=strict, preprocessing=prep
+        )
     except InputError as e:
         if not recorded:
             raise
         raise type(e)(f"{e} (the training data {path} records; pass --data to evaluate on other data)") from None
+    split = split or ("val" if recorded else bundle.default_eval_split)  # never score the images it trained on
     ds = split_of(bundle, split)
     if bundle.num_classes != meta["num_classes"]:
         raise InputError(
