@@ -75,6 +75,10 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_kind(fmt: Any) -> str:
+    return f"folder or its *{fmt.files[-1]}" if fmt.suffix == "/" else f"*{fmt.suffix}"
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
@@ -93,8 +97,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "-o",
         "--out",
         required=True,
-        help="output "
-        + ", ".join(f"{n}: {'folder' if f.suffix == '/' else '*' + f.suffix}" for n, f in EXPORT_FORMATS.items()),
+        help="output " + ", ".join(f"{n}: {_out_kind(f)}" for n, f in EXPORT_FORMATS.items()),
     )
     precisions = list(dict.fromkeys(x for f in EXPORT_FORMATS.values() for x in f.precisions))
     p.add_argument(

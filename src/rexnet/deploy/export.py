@@ -232,6 +232,14 @@ def _check_request(format: str, opset: int, image_size: int | None, precision: s
     return fmt, precision
 
 
+def _folder_and_stem(fmt: ExportFormat, out: Path) -> tuple[Path, str | None]:
+    """A folder format's ``--out`` as (folder, file stem): ``DIR/model.xml`` names its main file, ``DIR`` takes
+    the model's name (``None``); a single-file format's ``out`` unchanged."""
+    if fmt.suffix == "/" and out.suffix.lower() == fmt.files[-1] and not out.is_dir():
+        return out.parent, out.stem
+    return out, None
+
+
 def _check_out(fmt: ExportFormat, format: str, out: Path) -> None:
     """Refuse an ``--out`` of the wrong kind before anything is loaded: a folder where a file goes, a file
     where a folder goes, or a file suffix the format does not write (its sidecar could land on it)."""
@@ -309,7 +317,8 @@ def export_model(
 
     Args:
         name: Registered model name, or a training run folder / checkpoint / weights file.
-        out: Output file; for ``openvino`` an output folder (``NAME.xml`` + ``.bin`` + ``.json``).
+        out: Output file; for ``openvino`` an output folder (``NAME.xml`` + ``.bin`` + ``.json``), or the
+            ``.xml`` file itself (``DIR/model.xml``: ``.bin`` and ``.json`` beside it).
         format: A name of :data:`EXPORT_FORMATS`: ``onnx``, ``openvino``, ``torchscript`` (scripted)
             or ``torchscript-trace``.
         checkpoint: With a model name: training run, checkpoint or weights file; random weights when ``None``.
@@ -345,16 +354,17 @@ def export_model(
     fmt, precision = _check_request(format, opset, image_size, precision)
     if isinstance(calib_images, bool) or not isinstance(calib_images, int) or calib_images < 1:
         raise InputError(f"--calib-images must be an int >= 1, got {calib_images!r}")
-    out = Path(out)
+    out, stem = _folder_and_stem(fmt, Path(out))
     _check_out(fmt, format, out)
     model, meta = _load_finite(name, checkpoint)
+    stem = stem or meta.name
     size = image_size or meta.image_size
     facts = trained_facts(meta, size)
     if meta.num_classes == 1000:
         facts["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
     if precision == "int8" and not calib_data:
         calib_data = _run_calib_data(facts, checkpoint or name)
-    _check_targets(fmt.targets(out, meta.name), overwrite)
+    _check_targets(fmt.targets(out, stem), overwrite)
     check_model_inference(model, size, 16, what=meta.name)  # tracing and the verification batches
     calib: list[torch.Tensor] = []
     if calib_data:
@@ -363,7 +373,7 @@ def export_model(
         calib = calibration_batches(calib_data, size, meta.name, calib_images)
     try:
         props = to_props({**facts, "precision": precision})
-        path = fmt.write(ExportJob(model, out, meta.name, size, opset, precision, calib, overwrite, props))
+        path = fmt.write(ExportJob(model, out, stem, size, opset, precision, calib, overwrite, props))
     except OSError as e:  # a full disk mid-write: name the target, not the library's temp file
         if e.errno not in _USER_OS_ERRORS:
             raise

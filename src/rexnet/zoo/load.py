@@ -8,6 +8,7 @@ benchmark, the rank profiler, the CLI) calls :func:`load_model`; it reads each f
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,7 +212,39 @@ def _from_training(path: Path, name: str | None, num_classes: int | None, ema: b
     else:
         model = create_model(arch, num_classes=k)
     load_weights(model, sd, layout="ours", candidates=registry_plans(), label=str(path))
+    model.pretrained_cfg = _trained_cfg(getattr(model, "pretrained_cfg", None) or {}, cfg, path)
     return model.eval(), _meta(model, arch, "training", path, class_names, image_size, cfg)
+
+
+def _trained_cfg(base: dict[str, Any], cfg: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``base`` (the architecture's ``pretrained_cfg``) with the size and preprocessing the run trained with, so
+    that a model loaded from a run and shared (``save_pretrained``) says what it expects."""
+    out = dict(base)
+    size = cfg.get("image_size")
+    if size is not None:
+        out["input_size"] = out["test_input_size"] = [3, size, size]
+    for key in ("mean", "std"):
+        v = cfg.get(key)
+        if v is None:
+            continue
+        if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(_finite(x) for x in v)):
+            raise CheckpointError(f"{path}: config field {key!r} is {v!r}, expected 3 numbers")
+        out[key] = [float(x) for x in v]
+    crop = cfg.get("crop_pct")
+    if crop is not None:
+        if not (_finite(crop) and 0 < crop <= 1):
+            raise CheckpointError(f"{path}: config field 'crop_pct' is {crop!r}, expected a number in (0, 1]")
+        out["crop_pct"] = out["test_crop_pct"] = float(crop)
+    interp = cfg.get("interpolation")
+    if interp is not None:
+        if not isinstance(interp, str):
+            raise CheckpointError(f"{path}: config field 'interpolation' is {interp!r}, expected a name")
+        out["interpolation"] = interp
+    return out
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _from_folder(folder: Path, name: str | None, num_classes: int | None) -> tuple[nn.Module, ModelMeta]:
