@@ -1,7 +1,15 @@
 """Shared by every test: a seeded torch RNG, and models with non-trivial BN statistics."""
 
+import os
+
 import pytest
 import torch
+
+# Under pytest-xdist (make test: one worker per core) each worker gets its share of the cores: torch's default
+# of every core per process would oversubscribe the machine and slow every worker down.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 
 @pytest.fixture(autouse=True)

@@ -112,10 +112,10 @@ def check_memory(
     image_size: int,
     num_classes: int,
     batch_size: int,
-    *,
-    training: bool,
     limit: float | None = None,
     what: str = "network",
+    *,
+    training: bool,
 ) -> MemoryEstimate:
     """Refuse to train (or run) ``plan`` on ``batch_size`` images when it would not fit in memory.
 

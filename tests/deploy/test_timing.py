@@ -19,14 +19,15 @@ def test_latency_is_exported_lazily_from_rexnet() -> None:
     assert rexnet.latency is timing.latency and "latency" in rexnet.__all__
 
 
+@pytest.mark.serial  # a second test process on the other core would be load the spread does not promise to cover
 def test_a_known_plan_measured_twice_agrees_within_its_spread() -> None:
     a = rexnet.latency(TINY, "onnxruntime", "fp32", repeats=60, cache=False, **SMALL)
     b = rexnet.latency(TINY, "onnxruntime", "fp32", repeats=60, cache=False, **SMALL)
     for lat in (a, b):
-        assert lat.n == 60 and not lat.cached
+        assert lat.n >= 60 and not lat.cached  # more calls when 60 take under min_seconds
         assert 0 < lat.min_ms <= lat.q25_ms <= lat.median_ms <= lat.q75_ms <= lat.max_ms
         assert lat.iqr_ms >= 0 and lat.mad_ms >= 0
-    # the reported spread (inter-quartile range) of each run covers the other's
+    # the reported spreads (quartiles widened to the rounds' medians, over two sessions) overlap
     assert a.agrees(b), (a.to_dict(), b.to_dict())
 
 
@@ -74,7 +75,7 @@ def test_openvino_int8_goes_through_nncf(tmp_path) -> None:
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     lat = timing.latency(TINY, "openvino", "int8", repeats=3, warmup=1, cache=tmp_path, calib_images=8, **SMALL)
-    assert lat.n == 3 and lat.key["precision"] == "int8" and lat.key["versions"]["openvino"]
+    assert lat.n >= 3 and lat.key["precision"] == "int8" and lat.key["versions"]["openvino"]
 
 
 @pytest.mark.parametrize(

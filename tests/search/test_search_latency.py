@@ -48,7 +48,9 @@ def stub_timer(monkeypatch):
         calls.append(dict(what=plan_or_model, runtime=runtime, precision=precision, size=image_size, batch=batch))
         ms = MS_PER_MMAC * _macs(plan_or_model, image_size, num_classes) / 1e6 * batch
         key = dict(cpu=CPU, runtime=runtime, precision=precision, image_size=image_size, batch=batch)
-        return timing.Latency(ms, 0.98 * ms, 1.02 * ms, 0.01 * ms, 0.95 * ms, 1.1 * ms, repeats, key)
+        return timing.Latency(
+            ms, 0.98 * ms, 1.02 * ms, 0.01 * ms, 0.95 * ms, 1.1 * ms, 0.98 * ms, 1.02 * ms, repeats, key
+        )
 
     monkeypatch.setattr(timing, "latency", fake)
     return calls
@@ -74,7 +76,9 @@ def lat_run(tmp_path_factory):
         calls.append(dict(what=plan_or_model, runtime=runtime, precision=precision, size=image_size, cache=cache))
         ms = MS_PER_MMAC * _macs(plan_or_model, image_size, num_classes) / 1e6
         key = dict(cpu=CPU, runtime=runtime)
-        return timing.Latency(ms, 0.98 * ms, 1.02 * ms, 0.01 * ms, 0.95 * ms, 1.1 * ms, repeats, key)
+        return timing.Latency(
+            ms, 0.98 * ms, 1.02 * ms, 0.01 * ms, 0.95 * ms, 1.1 * ms, 0.98 * ms, 1.02 * ms, repeats, key
+        )
 
     mp.setattr(timing, "latency", fake)
     out = tmp_path_factory.mktemp("search-latency")

@@ -24,6 +24,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import math
 import os
 import statistics
 import tempfile
@@ -62,6 +63,8 @@ LATENCY_PRECISIONS = ("fp32", "int8")
 _VERSIONED = ("torch", "onnx", "onnxruntime", "openvino", "nncf")
 
 Runner = Callable[[torch.Tensor], Any]
+#: The most calls one measurement times, however fast the model.
+MAX_REPEATS = 100_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Latency:
         q25_ms / q75_ms: The quartiles; :attr:`iqr_ms` is their distance (the reported spread).
         mad_ms: Median absolute deviation from the median.
         min_ms / max_ms: The fastest and slowest call.
+        low_ms / high_ms: The reported spread: the quartiles widened to the lowest and highest median of the
+            rounds the calls were timed in, so that a drift between rounds (clock, load) counts too.
         n: Timed calls.
         key: What was measured and where (fingerprint, runtime, precision, size, batch, threads, CPU,
             versions).
@@ -85,6 +90,8 @@ class Latency:
     mad_ms: float
     min_ms: float
     max_ms: float
+    low_ms: float
+    high_ms: float
     n: int
     key: dict[str, Any]
     cached: bool = False
@@ -95,22 +102,23 @@ class Latency:
         return self.q75_ms - self.q25_ms
 
     def agrees(self, other: Latency) -> bool:
-        """Whether the two measurements' inter-quartile ranges overlap (agreement within the reported spread)."""
-        return self.q25_ms <= other.q75_ms and other.q25_ms <= self.q75_ms
+        """Whether the two measurements' spreads (``low_ms``..``high_ms``) overlap."""
+        return self.low_ms <= other.high_ms and other.low_ms <= self.high_ms
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "iqr_ms": self.iqr_ms}
 
     @classmethod
-    def from_samples(cls, seconds: list[float], key: dict[str, Any]) -> Latency:
-        """Summarise per-call times in seconds."""
-        ms = sorted(s * 1e3 for s in seconds)
+    def from_rounds(cls, rounds: list[list[float]], key: dict[str, Any]) -> Latency:
+        """Summarise per-call times in seconds, timed in one or more rounds."""
+        ms = sorted(v * 1e3 for r in rounds for v in r)
         if not ms:
             raise InputError("no timed call: repeats must be >= 1")
         med = statistics.median(ms)
         q = statistics.quantiles(ms, n=4, method="inclusive") if len(ms) > 1 else [ms[0]] * 3
         mad = statistics.median(abs(v - med) for v in ms)
-        return cls(med, q[0], q[2], mad, ms[0], ms[-1], len(ms), key)
+        medians = [statistics.median(r) * 1e3 for r in rounds if r]
+        return cls(med, q[0], q[2], mad, ms[0], ms[-1], min(q[0], *medians), max(q[2], *medians), len(ms), key)
 
 
 def _versions() -> dict[str, str | None]:
@@ -260,16 +268,36 @@ def build_runner(
     return build(model, _precision(precision), image_size, threads, tmp, calib_images)
 
 
-def time_runner(runner: Runner, x: torch.Tensor, *, warmup: int, repeats: int) -> list[float]:
-    """Seconds per call of ``runner(x)``: ``warmup`` untimed calls, then ``repeats`` timed ones."""
+def time_runner(
+    runner: Runner | list[Runner],
+    x: torch.Tensor,
+    *,
+    warmup: int,
+    repeats: int,
+    rounds: int = 1,
+    min_seconds: float = 0.0,
+) -> list[list[float]]:
+    """Seconds per call of ``runner(x)``: ``warmup`` untimed calls, then ``repeats`` timed ones in ``rounds``
+    rounds of (nearly) equal size. Several runners (sessions of one model) take the rounds in turn. More calls
+    than ``repeats`` are timed when they would take less than ``min_seconds`` (at most :data:`MAX_REPEATS`)."""
+    runners = runner if isinstance(runner, list) else [runner]
     with torch.inference_mode():
-        for _ in range(warmup):
-            runner(x)
-        out = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            runner(x)
-            out.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for r in runners:
+            for _ in range(warmup):
+                r(x)
+        per_call = (time.perf_counter() - t0) / max(1, warmup * len(runners))
+        if min_seconds > 0 and per_call > 0:  # fast models: enough calls to span min_seconds, like timeit
+            repeats = min(max(repeats, math.ceil(min_seconds / per_call)), MAX_REPEATS)
+        sizes = [repeats // rounds + (i < repeats % rounds) for i in range(min(rounds, repeats))]
+        out: list[list[float]] = []
+        for i, size in enumerate(sizes):
+            r, times = runners[i % len(runners)], []
+            for _ in range(size):
+                t0 = time.perf_counter()
+                r(x)
+                times.append(time.perf_counter() - t0)
+            out.append(times)
     return out
 
 
@@ -282,6 +310,9 @@ def latency(
     threads: int | None = None,
     repeats: int = 50,
     *,
+    rounds: int = 6,
+    sessions: int = 2,
+    min_seconds: float = 0.5,
     warmup: int = 10,
     num_classes: int = 1000,
     cache: str | os.PathLike | bool | None = None,
@@ -298,6 +329,12 @@ def latency(
         batch: Images per call.
         threads: Runtime threads (``None``: torch's thread count; the key records the number).
         repeats: Timed calls after the warm-up.
+        rounds: The timed calls are split into this many rounds; the spread of their medians widens the
+            reported spread (``low_ms``..``high_ms``).
+        sessions: Runtime sessions built from the one exported model, taking the rounds in turn: two
+            sessions of one file differ by a few % (memory placement), and the spread should say so.
+        min_seconds: Time at least this long (more calls than ``repeats`` for a fast model), so that the rounds
+            span the machine's slower drifts, not a few milliseconds of them.
         warmup: Untimed calls first.
         num_classes: Classifier outputs of a network built from a plan or name.
         cache: Cache folder; ``None`` the default (``cache_home()/latency``), ``False`` or ``"off"``
@@ -338,17 +375,22 @@ def latency(
     model = _model(plan_or_model, num_classes)
     x = torch.randn(batch, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory(prefix="rexnet_latency_") as tmp:
-        runner = build_runner(model, runtime, key["precision"], image_size, threads, Path(tmp), calib_images)
-        result = Latency.from_samples(time_runner(runner, x, warmup=warmup, repeats=repeats), key)
+        runners = []
+        for i in range(max(1, sessions)):
+            (folder_i := Path(tmp) / str(i)).mkdir()
+            runners.append(build_runner(model, runtime, key["precision"], image_size, threads, folder_i, calib_images))
+        times = time_runner(runners, x, warmup=warmup, repeats=repeats, rounds=rounds, min_seconds=min_seconds)
+        result = Latency.from_rounds(times, key)
     _log.info(
-        "latency %s %s %s %dpx b%d: %.3f ms (IQR %.3f)",
+        "latency %s %s %s %dpx b%d: %.3f ms (spread %.3f-%.3f)",
         key["fingerprint"],
         runtime,
         key["precision"],
         image_size,
         batch,
         result.median_ms,
-        result.iqr_ms,
+        result.low_ms,
+        result.high_ms,
     )
     if path is not None:
         # a cache entry: replacing a stale or concurrent one is what a cache does
