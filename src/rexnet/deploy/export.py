@@ -357,14 +357,13 @@ def export_model(
     out, stem = _folder_and_stem(fmt, Path(out))
     _check_out(fmt, format, out)
     model, meta = _load_finite(name, checkpoint)
-    stem = stem or meta.name
     size = image_size or meta.image_size
     facts = trained_facts(meta, size)
     if meta.num_classes == 1000:
         facts["class_names"] = None  # torchvision's ImageNet names are looked up again at load time
     if precision == "int8" and not calib_data:
         calib_data = _run_calib_data(facts, checkpoint or name)
-    _check_targets(fmt.targets(out, stem), overwrite)
+    _check_targets(fmt.targets(out, stem := stem or meta.name), overwrite)
     check_model_inference(model, size, 16, what=meta.name)  # tracing and the verification batches
     calib: list[torch.Tensor] = []
     if calib_data:

@@ -14,7 +14,7 @@ the CPU model and the library versions. A stale entry cannot match a new library
 Example:
     >>> import rexnet
     >>> lat = rexnet.latency("rexnet_100", runtime="openvino", precision="int8")  # doctest: +SKIP
-    >>> f"{lat.median_ms:.2f} ms (IQR {lat.iqr_ms:.2f})"  # doctest: +SKIP
+    >>> f"{lat.median_ms:.2f} ms ({lat.low_ms:.2f}-{lat.high_ms:.2f})"  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -349,8 +349,8 @@ def latency(
 
     Example:
         >>> from rexnet.plan import rexnet_plan
-        >>> lat = latency(rexnet_plan(0.5), "onnxruntime", image_size=32, repeats=5, cache=False)
-        >>> lat.n, lat.min_ms <= lat.median_ms <= lat.max_ms
+        >>> lat = latency(rexnet_plan(0.5), "onnxruntime", image_size=32, repeats=5, min_seconds=0, cache=False)
+        >>> lat.n, lat.min_ms <= lat.low_ms <= lat.median_ms <= lat.high_ms <= lat.max_ms
         (5, True)
     """
     for name, value, low in (("image_size", image_size, 8), ("batch", batch, 1), ("repeats", repeats, 1)):
