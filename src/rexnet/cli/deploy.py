@@ -12,22 +12,11 @@ from ..data import data_help
 from ..deploy import EXPORT_FORMATS, ONNX_OPSET, TINY, BenchConfig, export_model, run_bench
 from ..deploy.bench import passive_omp_env
 from ..deploy.bench_report import summary_table
+from .shell import call_with_args
 
 
 def _export(args: argparse.Namespace) -> int:
-    res = export_model(
-        args.name,
-        args.out,
-        args.format,
-        checkpoint=args.checkpoint,
-        image_size=args.image_size,
-        opset=args.opset,
-        verify=not args.no_verify,
-        precision=args.precision,
-        calib_data=args.calib_data,
-        calib_images=args.calib_images,
-        overwrite=args.overwrite,
-    )
+    res = call_with_args(export_model, args, verify=not args.no_verify)
     extra = f", opset {res.opset}" if res.opset else ""
     agree = (
         ""
@@ -203,15 +192,7 @@ def eval_exported(args: argparse.Namespace) -> int:
 
     overwrite = getattr(args, "overwrite", False)
     eval_output_paths(args.out, args.confusion, overwrite=overwrite)  # a path in the way fails before the work
-    res = evaluate_exported(
-        args.checkpoint,
-        args.data,
-        runtime=getattr(args, "runtime", None),
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        split=getattr(args, "split", None),
-        strict=args.strict,
-    )
+    res = call_with_args(evaluate_exported, args, path=args.checkpoint)
     print(
         f"{res['model'] or args.checkpoint} ({res['runtime']}, {res['precision']}) on {res['data']} {res['split']} "
         f"({res['count']} images): top-1 {res['top1']:.2f}%{topk_label(res)}  loss {res['loss']:.4f}"
@@ -239,13 +220,7 @@ def predict_exported(args: argparse.Namespace) -> int:
     out, overwrite = getattr(args, "out", None), getattr(args, "overwrite", False)
     if out:
         check_output(out, overwrite=overwrite, what="predictions file (-o)")
-    res = run(
-        args.checkpoint,
-        args.images,
-        runtime=getattr(args, "runtime", None),
-        top_k=args.top_k,
-        image_size=args.image_size,
-    )
+    res = call_with_args(run, args, path=args.checkpoint)
     if out:
         write_predictions(res, out, overwrite=overwrite)
     return print_predictions(res, as_json=args.json, out=out)

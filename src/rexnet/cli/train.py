@@ -14,6 +14,7 @@ from typing import Any
 
 from .._config import add_flags, flag_overrides
 from ..data.build import EVAL_SPLITS, data_help
+from .shell import call_with_args
 
 __all__ = ["add_parsers", "config_from_args"]
 
@@ -142,24 +143,7 @@ def _eval(args: argparse.Namespace) -> int:
     from ..train import evaluate_checkpoint
     from ..train.outputs import per_class_table
 
-    res = evaluate_checkpoint(
-        args.checkpoint,
-        args.model,
-        args.data,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        device=args.device,
-        amp=args.amp,
-        ema=args.ema,
-        out=args.out,
-        confusion_png=args.confusion,
-        predictions=args.predictions,
-        top_k=args.top_k,
-        strict=args.strict,
-        split=args.split,
-        overwrite=args.overwrite,
-    )
+    res = call_with_args(evaluate_checkpoint, args, confusion_png=args.confusion)
     print(
         f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): "
         f"top-1 {res['top1']:.2f}%{topk_label(res)}  loss {res['loss']:.4f}"
@@ -190,16 +174,7 @@ def _predict(args: argparse.Namespace) -> int:
         return predict_exported(args)
     from ..train import predict_files
 
-    res = predict_files(
-        args.checkpoint,
-        args.images,
-        args.model,
-        top_k=args.top_k,
-        image_size=args.image_size,
-        ema=args.ema,
-        out=args.out,
-        overwrite=args.overwrite,
-    )
+    res = call_with_args(predict_files, args)
     from .deploy import print_predictions
 
     return print_predictions(res, as_json=args.json, out=args.out)

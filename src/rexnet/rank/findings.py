@@ -49,6 +49,7 @@ class _View:
         self.convs = [b for b in self.blocks if b.startswith("conv")]
         self.simple = [a for a in SIMPLE if a in self.acts]
         self.complicated = [a for a in COMPLICATED if a in self.acts]
+        self.compares_activations = bool(self.convs and self.simple and self.complicated)
 
     def get(self, b: str, a: str, r: float) -> float:
         return self.v[(b, a, r)]
@@ -98,10 +99,9 @@ def _o2b(w: _View) -> Finding:
         "at the smallest ratio in each plain conv: holds if every complicated one beats every simple one, "
         "partly if only their means are ordered"
     )
-    convs, simple, comp = w.convs, w.simple, w.complicated
-    if not convs or not simple or not comp:
+    if not w.compares_activations:
         return Finding("O2b", st, crit, UNTESTED, "needs a plain conv block and simple and complicated activations")
-    r = w.ratios[0]
+    convs, simple, comp, r = w.convs, w.simple, w.complicated, w.ratios[0]
     strict, means, parts = True, True, []
     for b in convs:
         s_max = max(w.get(b, a, r) for a in simple)
@@ -173,10 +173,9 @@ def _g3(w: _View) -> Finding:
         "advantage of complicated over ReLU-like activations at the smallest ratio is larger in the plain "
         "convs than in ib_dw (whose activations sit around the depthwise conv)"
     )
-    convs, simple, comp = w.convs, w.simple, w.complicated
-    if not convs or "ib_dw" not in w.blocks or not simple or not comp:
+    if not w.compares_activations or "ib_dw" not in w.blocks:
         return Finding("G3", st, crit, UNTESTED, "needs a plain conv, ib_dw, simple and complicated activations")
-    r = w.ratios[0]
+    convs, simple, comp, r = w.convs, w.simple, w.complicated, w.ratios[0]
     adv = {b: w.mean(b, comp, [r]) - w.mean(b, simple, [r]) for b in convs + ["ib_dw"]}
     conv_adv = _mean(adv[b] for b in convs)
     return Finding(
