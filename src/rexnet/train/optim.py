@@ -105,9 +105,16 @@ class ModelEma(nn.Module):
         self.decay = decay
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int | None = None) -> None:
+        """Fold ``model`` into the average; ``step`` (optimiser steps done, from 0) warms the decay up.
+
+        With ``step``, the decay is ``min(decay, (1 + step) / (10 + step))`` (timm's EMA warm-up): a fixed
+        0.9995 would keep half of the random initial weights for 1,400 steps, and the average would score
+        at chance for the first epochs of a short run.
+        """
+        decay = self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
         for e, m in zip(self.module.state_dict().values(), model.state_dict().values()):
             if e.is_floating_point():
-                e.mul_(self.decay).add_(m.detach(), alpha=1 - self.decay)
+                e.mul_(decay).add_(m.detach(), alpha=1 - decay)
             else:
                 e.copy_(m)

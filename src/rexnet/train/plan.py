@@ -12,7 +12,9 @@ training"). No rule set before the run knows which case holds, so :class:`Thread
   early, and while one thread gets less than :data:`CONTENDED` of a core (CPU time over wall time of its
   steps) more threads are not tried at all. The fastest is kept and logged with its img/s.
 * **Re-timing.** The step time (data wait included) is watched: when its median over the last steps
-  drifts more than :data:`DRIFT` from the calibrated one (a process started or stopped beside us), or
+  drifts more than :data:`DRIFT` from the chosen plan's own steady state (the median of its first
+  :data:`WINDOW` steps after a calibration, not the calibration's few steps, which are too noisy to
+  compare with: a process started or stopped beside us), or
   every :data:`RECHECK_SECONDS`, the candidates are timed again. Under contention that falls back to one
   thread, where no OpenMP team waits on a busy core.
 
@@ -126,7 +128,7 @@ class ThreadPlanner:
         self._times: dict[int, list[float]] = {}  # seconds per image of the timed steps, per candidate
         self._warm = 0  # warm-up steps left for the candidate being timed
         self._recent: list[float] = []
-        self._baseline = 0.0
+        self._baseline: float | None = None
         self._last: float | None = None
         self._since = clock()
         self._steps = 0
@@ -154,7 +156,11 @@ class ThreadPlanner:
             self._time_candidate(per_image)
             return
         self._recent = (self._recent + [per_image])[-WINDOW:]
-        if len(self._recent) == WINDOW and abs(statistics.median(self._recent) / self._baseline - 1) > self.drift:
+        if len(self._recent) < WINDOW:
+            pass
+        elif self._baseline is None:  # the chosen plan's steady state, not the calibration's few noisy steps
+            self._baseline = statistics.median(self._recent)
+        elif abs(statistics.median(self._recent) / self._baseline - 1) > self.drift:
             self._calibrate("drift")
         elif now - self._since > self.recheck_seconds:
             self._calibrate("timer")
@@ -202,7 +208,7 @@ class ThreadPlanner:
         if best != self.threads:
             self._set(best)
             self.threads = best
-        self._baseline, self._recent, self._since = 1.0 / cal.img_s[best], [], self._clock()
+        self._baseline, self._recent, self._since = None, [], self._clock()
         busy = f"; one thread got {cal.cpu_share:.0%} of a core" if cal.cpu_share is not None else ""
         log.info(
             "execution plan (%s): %d thread(s), %.0f img/s (%s%s; OpenMP: %s)",

@@ -231,8 +231,8 @@ class ClassifySteps:
         scaler.update()
         opt.zero_grad(set_to_none=True)
         state.scheduler.step()
-        if state.ema is not None:
-            state.ema.update(state.model)
+        if state.ema is not None:  # the schedule counts optimiser steps, and resumes with them
+            state.ema.update(state.model, step=state.scheduler.last_epoch - 1)
         state.step += 1
         state.partial["loss"] += float(flags[0])  # type: ignore[index]
         state.partial["count"] += float(flags[1])  # type: ignore[index]
