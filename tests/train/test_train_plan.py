@@ -82,6 +82,20 @@ def test_drift_re_times_and_falls_back_to_one_thread():
     assert reasons == ["start", "drift"]
 
 
+def test_on_one_thread_only_a_speed_up_re_times():
+    m = FakeMachine({1: 0.3, 2: 0.9})  # busy: one thread wins
+    p = planner(m, recheck_seconds=1e9)
+    p.start_epoch()
+    m.run(p, 20)
+    assert p.threads == 1
+    m.cost = {1: 0.45, 2: 1.5}  # more contention: timing two threads again could only lose
+    m.run(p, 20)
+    assert [c["reason"] for c in p.summary()["calibrations"]] == ["start"]
+    m.cost = {1: 0.3, 2: 0.2}  # the competitors left: one thread speeds up, and two are timed again
+    m.run(p, 20)
+    assert [c["reason"] for c in p.summary()["calibrations"]] == ["start", "drift"] and p.threads == 2
+
+
 def test_timer_re_times_when_nothing_drifts():
     m = FakeMachine({1: 0.3, 2: 0.9})
     p = planner(m, recheck_seconds=10.0)

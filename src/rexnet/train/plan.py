@@ -14,7 +14,8 @@ training"). No rule set before the run knows which case holds, so :class:`Thread
 * **Re-timing.** The step time (data wait included) is watched: when its median over the last steps
   drifts more than :data:`DRIFT` from the chosen plan's own steady state (the median of its first
   :data:`WINDOW` steps after a calibration, not the calibration's few steps, which are too noisy to
-  compare with: a process started or stopped beside us), or
+  compare with: a process started or stopped beside us; on one thread only a speed-up counts, since a
+  slow-down there is more contention, where more threads only lose), or
   every :data:`RECHECK_SECONDS`, the candidates are timed again. Under contention that falls back to one
   thread, where no OpenMP team waits on a busy core.
 
@@ -160,10 +161,22 @@ class ThreadPlanner:
             pass
         elif self._baseline is None:  # the chosen plan's steady state, not the calibration's few noisy steps
             self._baseline = statistics.median(self._recent)
-        elif abs(statistics.median(self._recent) / self._baseline - 1) > self.drift:
+        elif self._drifted(ratio := statistics.median(self._recent) / self._baseline):
             self._calibrate("drift")
+        elif ratio > 1 + self.drift:  # one thread, slower: the new steady state, against which a speed-up shows
+            self._baseline = statistics.median(self._recent)
         elif now - self._since > self.recheck_seconds:
             self._calibrate("timer")
+
+    def _drifted(self, ratio: float) -> bool:
+        """Whether the step time, ``ratio`` times its steady state, calls for a re-timing.
+
+        On one thread only a speed-up does (a competitor left: more threads may win again); a slow-down there
+        means more contention, where more threads only lose, and timing them again would cost steps for nothing.
+        """
+        if self.threads == 1:
+            return ratio < 1 - self.drift
+        return abs(ratio - 1) > self.drift
 
     # ---- calibration -------------------------------------------------------------------------------
     def _calibrate(self, reason: str) -> None:
