@@ -204,11 +204,17 @@ def eval_exported(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``eval`` prints the per-class table unasked up to this many classes (``--per-class`` for more).
+PER_CLASS_ROWS = 20
+
+
 def print_per_class(res: dict[str, Any], show: bool) -> None:
-    """With ``--per-class``, each class's top-1 (``-`` for a class with no image)."""
-    if show:
-        for name, a in res["per_class"].items():
-            print(f"  {name:>20}: {'-' if a is None else f'{a:.2f}%'}")
+    """Each class's images, precision and recall: unasked up to :data:`PER_CLASS_ROWS` classes, else with
+    ``--per-class`` (``show``)."""
+    from ..train.outputs import per_class_table
+
+    if show or len(res["class_names"]) <= PER_CLASS_ROWS:
+        print(per_class_table(res))
 
 
 def predict_exported(args: argparse.Namespace) -> int:

@@ -141,15 +141,14 @@ def _eval(args: argparse.Namespace) -> int:
         return eval_exported(args)  # without --data: the data the file records
     from ..data.evaluation import topk_label
     from ..train import evaluate_checkpoint
-    from ..train.outputs import per_class_table
+    from .deploy import print_per_class
 
     res = call_with_args(evaluate_checkpoint, args, confusion_png=args.confusion)
     print(
         f"{res['model']} on {res['data']} {res['split']} ({res['count']} images): "
         f"top-1 {res['top1']:.2f}%{topk_label(res)}  loss {res['loss']:.4f}"
     )
-    if args.per_class or len(res["class_names"]) <= _PER_CLASS_ROWS:
-        print(per_class_table(res))
+    print_per_class(res, args.per_class)
     if res["skipped"]:
         print(f"skipped {len(res['skipped'])} unreadable image(s): " + ", ".join(s["path"] for s in res["skipped"]))
     written = [str(p) for p in (args.out, args.confusion, args.predictions) if p]
@@ -158,10 +157,6 @@ def _eval(args: argparse.Namespace) -> int:
     if written:
         print("wrote " + ", ".join(written))
     return 0
-
-
-#: ``eval`` prints the per-class table unasked up to this many classes (``--per-class`` for more).
-_PER_CLASS_ROWS = 20
 
 
 def _predict(args: argparse.Namespace) -> int:
