@@ -96,28 +96,6 @@ def test_on_one_thread_only_a_speed_up_re_times():
     assert [c["reason"] for c in p.summary()["calibrations"]] == ["start", "drift"] and p.threads == 2
 
 
-def test_cores_other_processes_keep_busy_are_not_timed():
-    m = FakeMachine({1: 0.3, 2: 0.2})
-    others = {"cores": 0.0}
-    state = {"busy": 0.0, "last": 0.0, "own": 0.0}
-
-    def machine_busy() -> float:  # our steps use one core per thread; the others add theirs
-        dt, state["last"] = m.now - state["last"], m.now
-        state["own"] += dt * m.threads
-        state["busy"] += dt * (m.threads + others["cores"])
-        return state["busy"]
-
-    p = planner(m, recheck_seconds=5.0, machine_busy=machine_busy, process_clock=lambda: state["own"])
-    p.start_epoch()
-    m.run(p, 20)
-    assert p.threads == 2  # a quiet machine: two threads timed and kept
-    others["cores"], m.cost = 1.0, {1: 0.3, 2: 1.2}  # a busy loop takes the other core
-    m.run(p, 60)
-    cals = p.summary()["calibrations"]
-    assert p.threads == 1 and cals[-1]["others_busy"] == pytest.approx(1.0, abs=0.05)
-    assert set(cals[-1]["img_s"]) == {"1"}  # two threads were not timed again while the other core was taken
-
-
 def test_timer_re_times_when_nothing_drifts():
     m = FakeMachine({1: 0.3, 2: 0.9})
     p = planner(m, recheck_seconds=10.0)

@@ -28,7 +28,6 @@ bit for bit uses ``plan="fixed"``.
 from __future__ import annotations
 
 import logging
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -39,15 +38,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "ThreadPlanner",
-    "Calibration",
-    "planner_for",
-    "thread_candidates",
-    "machine_busy_seconds",
-    "DRIFT",
-    "RECHECK_SECONDS",
-]
+__all__ = ["ThreadPlanner", "Calibration", "planner_for", "thread_candidates", "DRIFT", "RECHECK_SECONDS"]
 
 #: Relative change of the median step time that triggers a re-timing.
 DRIFT = 0.25
@@ -82,7 +73,6 @@ class Calibration:
     threads: int = 0
     seconds: float = 0.0
     cpu_share: float | None = None  # of a core, by the one-thread steps; below CONTENDED: more threads untimed
-    others_busy: float | None = None  # cores other processes kept busy over the last steps (from /proc/stat)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,7 +82,6 @@ class Calibration:
             "threads": self.threads,
             "seconds": round(self.seconds, 2),
             "cpu_share": None if self.cpu_share is None else round(self.cpu_share, 2),
-            "others_busy": None if self.others_busy is None else round(self.others_busy, 2),
         }
 
 
@@ -108,10 +97,6 @@ class ThreadPlanner:
         wait_policy: How idle OpenMP threads wait in this process (for the log).
         set_threads: Applies a thread count (``torch.set_num_threads``; tests pass their own).
         clock: Seconds (``time.perf_counter``; tests pass their own).
-        machine_busy: Busy core-seconds of the whole machine so far (:func:`machine_busy_seconds`; ``None``:
-            unknown, every candidate is timed). With it, candidates that need cores other processes keep busy
-            are not timed: one thread's own CPU share cannot show a competitor on another core.
-        process_clock: CPU seconds of this process, all threads (``time.process_time``).
 
     Example:
         >>> p = ThreadPlanner([1, 2], enabled=False)
@@ -131,16 +116,12 @@ class ThreadPlanner:
         set_threads: Callable[[int], None] = torch.set_num_threads,
         clock: Callable[[], float] = time.perf_counter,
         cpu_clock: Callable[[], float] = time.thread_time,
-        machine_busy: Callable[[], float | None] | None = None,
-        process_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.candidates = sorted(set(candidates)) or [1]
         self.enabled = enabled and len(self.candidates) > 1
         self.timed_steps, self.recheck_seconds, self.drift = timed_steps, recheck_seconds, drift
         self.wait_policy, self._set, self._clock, self._cpu_clock = wait_policy, set_threads, clock, cpu_clock
         self._cpu_last = 0.0
-        self._machine, self._process_clock = machine_busy, process_clock
-        self._load: list[tuple[float, float, float]] = []  # (wall, our CPU, machine busy) at the last steps
         self._share: list[float] = []  # CPU seconds / busy wall seconds of the one-thread candidate's steps
         self.threads = torch.get_num_threads() if not self.enabled else self.candidates[-1]
         self.calibrations: list[Calibration] = []
@@ -164,9 +145,6 @@ class ThreadPlanner:
         """One optimiser step of ``images`` images has finished (``waited`` seconds of it waiting for batches
         from loader workers); time it and perhaps change threads."""
         now, cpu = self._clock(), self._cpu_clock()
-        busy = self._machine() if self._machine is not None else None
-        if busy is not None:
-            self._load = (self._load + [(now, self._process_clock(), busy)])[-(WINDOW + 1) :]
         last, self._last = self._last, now
         cpu_last, self._cpu_last = self._cpu_last, cpu
         self._steps += 1
@@ -190,13 +168,6 @@ class ThreadPlanner:
         elif now - self._since > self.recheck_seconds:
             self._calibrate("timer")
 
-    def _others_busy(self) -> float | None:
-        """Cores that other processes kept busy over the last steps: the machine's busy cores less ours."""
-        if len(self._load) < 2 or self._load[-1][0] <= self._load[0][0]:
-            return None
-        (t0, own0, busy0), (t1, own1, busy1) = self._load[0], self._load[-1]
-        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))
-
     def _drifted(self, ratio: float) -> bool:
         """Whether the step time, ``ratio`` times its steady state, calls for a re-timing.
 
@@ -212,12 +183,8 @@ class ThreadPlanner:
         # the current plan last, so a calibration that changes nothing does not switch twice
         current = [self.threads] if self.threads in self.candidates else []
         self._queue = [t for t in self.candidates if t not in current] + current
-        others = self._others_busy()
-        if others is not None:  # cores other processes keep busy are not ours to time: threads there only lose
-            free = max(1, round(self.candidates[-1] - others))
-            self._queue = [t for t in self._queue if t <= free] or [1]
         self._times, self._share = {}, []
-        self.calibrations.append(Calibration(self._steps, reason, others_busy=others))
+        self.calibrations.append(Calibration(self._steps, reason))
         self._since = self._clock()
         self._begin(self._queue[0])
 
@@ -256,8 +223,6 @@ class ThreadPlanner:
             self.threads = best
         self._baseline, self._recent, self._since = None, [], self._clock()
         busy = f"; one thread got {cal.cpu_share:.0%} of a core" if cal.cpu_share is not None else ""
-        if cal.others_busy is not None:
-            busy += f"; other processes kept {cal.others_busy:.1f} core(s) busy"
         log.info(
             "execution plan (%s): %d thread(s), %.0f img/s (%s%s; OpenMP: %s)",
             cal.reason,
@@ -287,19 +252,4 @@ def planner_for(cfg: Any, device: torch.device, world_size: int, cores: int, wai
     """The planner of a run: measuring with ``cfg.plan == "auto"`` and no ``cfg.threads`` on a CPU, in one
     process, with more than one core; else fixed at the thread count already set."""
     enabled = cfg.plan == "auto" and cfg.threads is None and device.type == "cpu" and world_size == 1 and cores > 1
-    return ThreadPlanner(
-        thread_candidates(cores), enabled=enabled, wait_policy=wait_policy, machine_busy=machine_busy_seconds
-    )
-
-
-def machine_busy_seconds() -> float | None:
-    """Busy core-seconds of the whole machine since boot, from ``/proc/stat`` (``None`` where there is none).
-
-    Busy is everything but idle and I/O wait; the counters are in clock ticks (``SC_CLK_TCK``).
-    """
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
+    return ThreadPlanner(thread_candidates(cores), enabled=enabled, wait_policy=wait_policy)
