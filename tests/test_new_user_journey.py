@@ -27,6 +27,7 @@ from rexnet.cli import main
 
 from .zoo.test_hub import _cache_folder
 
+# The steps hand their files on in order: under pytest-xdist they run in one worker (make test: --dist loadfile).
 CLASSES = ("circle", "square", "triangle")
 SIZE = 32  # the user's choice for the fine-tune (the weights' own is 224 px)
 
